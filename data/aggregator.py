@@ -1,0 +1,416 @@
+"""Aggregator workers: read every source's stream in a consumer group, validate, place on the
+map and fold each event into time-bucketed counters in Redis, exactly once.
+
+Each batch is committed by one Lua script that checks the events' idempotency keys, adds the
+counters, writes the dead letters and acknowledges the entries together: a worker killed at
+any instant leaves either all of a batch or none of it, and the entries of a dead worker are
+claimed by another (``XAUTOCLAIM``) once idle for ``claim_idle_ms``.
+
+Run one with ``python -m data.aggregator``; start as many as the load needs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import random
+import signal
+import socket
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import redis
+
+from data import schema
+from data.fold import OUTSIDE, Dimension, Folded, Placement, fold
+from data.keys import SOURCES, Keys
+from data.schema import Decoded, Rejected
+
+log = logging.getLogger("citydeck.aggregator")
+
+COMMIT_SCRIPT = (Path(__file__).parent / "commit.lua").read_text()
+HOUR_S = 3600
+
+
+class CityMap:
+    """The community labels, their districts and a placer: what a worker needs of the city."""
+
+    def __init__(self, community_ids: Sequence[str], district_of_community: Sequence[str], placer):
+        self.community_labels = [*map(str, community_ids), OUTSIDE]
+        districts = sorted(set(map(str, district_of_community)))
+        self.district_labels = [*districts, OUTSIDE]
+        index = {d: i for i, d in enumerate(districts)}
+        self.district_code = np.array([index[str(d)] for d in district_of_community] + [len(districts)])
+        self.placer = placer
+
+    @classmethod
+    def of(cls, city, h3_resolution: int) -> CityMap:
+        from geo.placement import Placer
+
+        return cls(
+            city.communities["community_id"], city.communities["district_id"], Placer(city, h3_resolution=h3_resolution)
+        )
+
+    def locate(self, lon: np.ndarray, lat: np.ndarray) -> Placement:
+        """Place events by their coordinates."""
+        idx = np.asarray(self.placer.place(lon, lat), dtype=np.int64)
+        idx[idx < 0] = len(self.community_labels) - 1
+        h3 = np.asarray(self.placer.h3_cells(lon, lat), dtype=np.uint64)
+        return self._placement(idx, h3)
+
+    def nowhere(self, n: int) -> Placement:
+        """The placement of events that carry no coordinates."""
+        return self._placement(np.full(n, len(self.community_labels) - 1), np.zeros(n, dtype=np.uint64))
+
+    def _placement(self, idx: np.ndarray, h3: np.ndarray) -> Placement:
+        from data.fold import cells
+
+        community = Dimension(idx, len(self.community_labels), self.community_labels.__getitem__)
+        district = Dimension(self.district_code[idx], len(self.district_labels), self.district_labels.__getitem__)
+        return Placement(community, district, cells(h3))
+
+
+@dataclass
+class BatchResult:
+    """What a batch did: events counted, entries dead-lettered by reason, redeliveries skipped."""
+
+    counted: int = 0
+    dead: dict[str, int] = field(default_factory=dict)
+    redelivered: int = 0
+
+
+class Aggregator:
+    """One aggregator worker; the Redis client is passed in, and so is the city."""
+
+    def __init__(
+        self,
+        client: redis.Redis,
+        settings,
+        city: CityMap,
+        *,
+        name: str | None = None,
+        sources: Sequence[str] = SOURCES,
+        clock: Callable[[], float] = time.time,
+    ):
+        self.client = client
+        self.settings = settings
+        self.keys = Keys(settings.key_prefix)
+        self.city = city
+        self.sources = tuple(sources)
+        self.name = name or f"{socket.gethostname()}-{os.getpid()}-{random.getrandbits(24):06x}"
+        self.clock = clock
+        self.group = settings.consumer_group
+        self.commit = client.register_script(COMMIT_SCRIPT)
+        self.watermark_ms: dict[str, int] = {}
+        self.processed = 0
+        self.stopping = False
+        self._last_claim = 0.0
+        self._last_beat = 0.0
+
+    # ------------------------------------------------------------------ lifecycle
+
+    def ensure_groups(self) -> None:
+        """Create each stream's consumer group if it is missing (BUSYGROUP is fine)."""
+        for source in self.sources:
+            try:
+                self.client.xgroup_create(self.keys.stream(source), self.group, id="0", mkstream=True)
+            except redis.ResponseError as e:
+                if "BUSYGROUP" not in str(e):
+                    raise
+            newest = self.client.hget(self.keys.meta(source), "newest_ms")
+            self.watermark_ms[source] = max(self.watermark_ms.get(source, 0), int(newest or 0))
+
+    def stop(self, *_args) -> None:
+        """Ask the worker to finish its current batch and return."""
+        self.stopping = True
+
+    def run(self, max_idle_s: float | None = None) -> int:
+        """Work until stopped (or idle for ``max_idle_s``); survive Redis restarts. Returns entries handled."""
+        backoff = 0.1
+        idle_since = time.monotonic()
+        groups_ready = False
+        while not self.stopping:
+            try:
+                if not groups_ready:
+                    self.ensure_groups()
+                    groups_ready = True
+                handled = self.step()
+                backoff = 0.1
+                if handled:
+                    idle_since = time.monotonic()
+                elif max_idle_s is not None and time.monotonic() - idle_since > max_idle_s:
+                    break
+            except (redis.ConnectionError, redis.TimeoutError, OSError) as e:
+                log.warning("redis unreachable (%s); retrying in %.1fs", e, backoff)
+                groups_ready = False
+                time.sleep(backoff)
+                backoff = min(backoff * 2, 5.0) * random.uniform(0.8, 1.2)
+            except redis.ResponseError as e:
+                if "NOGROUP" not in str(e):
+                    raise
+                log.warning("consumer group missing (Redis lost its data?); recreating")
+                groups_ready = False
+        log.info("worker %s stopping after %d entries", self.name, self.processed)
+        return self.processed
+
+    def step(self) -> int:
+        """Claim stale entries when due, read one batch from every stream, commit it."""
+        handled = 0
+        now = time.monotonic()
+        if now - self._last_claim > max(self.settings.claim_idle_ms / 2000, 0.5):
+            self._last_claim = now
+            handled += self.claim_stale()
+        if now - self._last_beat > 2:
+            self._last_beat = now
+            self.heartbeat()
+        streams = {self.keys.stream(s): ">" for s in self.sources}
+        reply = self.client.xreadgroup(
+            self.group, self.name, streams, count=self.settings.batch_size, block=self.settings.block_ms
+        )
+        for stream, entries in reply or []:
+            self.process(self._source_of(stream), entries)
+            handled += len(entries)
+        self.processed += handled
+        return handled
+
+    def claim_stale(self) -> int:
+        """Take over entries that another worker read and never acknowledged."""
+        handled = 0
+        for source in self.sources:
+            start = "0-0"
+            while True:
+                reply = self.client.xautoclaim(
+                    self.keys.stream(source),
+                    self.group,
+                    self.name,
+                    self.settings.claim_idle_ms,
+                    start_id=start,
+                    count=self.settings.batch_size,
+                )
+                start, entries = reply[0], reply[1]
+                if entries:
+                    log.info("claimed %d stale %s entries", len(entries), source)
+                    self.process(source, entries)
+                    handled += len(entries)
+                if start in (b"0-0", "0-0") or not entries:
+                    break
+        return handled
+
+    def heartbeat(self) -> None:
+        """Say this worker is alive, for the health view."""
+        beat = {"pid": os.getpid(), "at_ms": int(self.clock() * 1000), "processed": self.processed}
+        self.client.hset(self.keys.workers(), self.name, json.dumps(beat))
+
+    def _source_of(self, stream) -> str:
+        stream = stream.decode() if isinstance(stream, bytes) else stream
+        for s in self.sources:
+            if self.keys.stream(s) == stream:
+                return s
+        raise ValueError(f"not a stream of this worker: {stream}")
+
+    # ------------------------------------------------------------------ one batch
+
+    def process(self, source: str, entries: Sequence[tuple[bytes, dict | None]]) -> BatchResult:
+        """Validate, place, fold and commit one batch of one source's entries."""
+        skip: dict[bytes, str | None] = {}  # entry id -> dead-letter reason, or None to only acknowledge
+        while True:
+            doc, keys, result, entry_of = self._prepare(source, entries, skip)
+            outcome = self.commit(keys=keys, args=[json.dumps(doc, separators=(",", ":"))])
+            if not outcome:
+                return result
+            # Counted before: the same entry redelivered (acknowledge only), or a true repeat.
+            for idem, previous in json.loads(outcome):
+                entry_id = entry_of[idem]
+                skip[entry_id] = None if previous.encode() == entry_id else "duplicate"
+
+    def _prepare(
+        self, source: str, entries: Sequence[tuple[bytes, dict | None]], skip: dict[bytes, str | None]
+    ) -> tuple[dict, list[str], BatchResult, dict[str, bytes]]:
+        s = self.settings
+        now_ms = int(self.clock() * 1000)
+        result = BatchResult()
+        ids = [e[0] for e in entries]
+        fields = [e[1] or {} for e in entries]
+        live = [i for i, entry_id in enumerate(ids) if entry_id not in skip and entries[i][1] is not None]
+        decoded, rejected = schema.decode_batch(
+            source,
+            [fields[i] for i in live],
+            now_ms=now_ms,
+            future_tolerance_ms=s.future_tolerance_seconds * 1000,
+            max_text_length=s.max_text_length,
+        )
+        rejected = [Rejected(live[r.row], r.reason) for r in rejected]
+        for d in decoded:
+            d.rows = np.asarray(live, dtype=np.int64)[d.rows]
+        rejected += [Rejected(i, reason) for i, entry_id in enumerate(ids) if (reason := skip.get(entry_id))]
+        decoded, late, idems = self._drop_late_and_repeated(source, decoded, ids)
+        rejected += late
+
+        folded = Folded()
+        for d in decoded:
+            if "lon" in d.columns:
+                where = self.city.locate(d.columns["lon"], d.columns["lat"])
+            else:
+                where = self.city.nowhere(len(d))
+            fold(d, where, s.bucket_seconds, folded)
+        result.counted = folded.events
+        result.redelivered = sum(1 for v in skip.values() if v is None)
+
+        keys = [
+            self.keys.stream(source),
+            self.keys.dead_letters(source),
+            self.keys.dead_counts(source),
+            self.keys.meta(source),
+        ]
+        index: dict[str, int] = {}
+
+        def key_index(name: str) -> int:
+            if name not in index:
+                keys.append(name)
+                index[name] = len(keys)
+            return index[name]
+
+        retention_s = int(s.retention_hours * HOUR_S)
+        seen_groups: dict[int, list[str]] = {}
+        for hour, idem, entry_id in idems:
+            seen_groups.setdefault(hour, []).extend((idem, entry_id))
+        seen = [
+            [key_index(self.keys.seen(source, hour)), hour + HOUR_S + retention_s, pairs]
+            for hour, pairs in seen_groups.items()
+        ]
+        incr = []
+        for (facet, start), counters in folded.counters.items():
+            hour = start - start % HOUR_S
+            flat = [x for kv in counters.items() for x in kv]
+            incr.append(
+                [
+                    [
+                        key_index(self.keys.bucket(source, facet, "m", start)),
+                        key_index(self.keys.bucket(source, facet, "h", hour)),
+                    ],
+                    [start + s.bucket_seconds + retention_s, hour + HOUR_S + retention_s],
+                    flat,
+                ]
+            )
+        latest = [
+            [
+                key_index(self.keys.latest(source, facet)),
+                key_index(self.keys.latest_time(source, facet)),
+                [x for entity, (t, state) in states.items() for x in (entity, t, state)],
+            ]
+            for facet, states in folded.latest.items()
+        ]
+        dead = []
+        for r in rejected:
+            kind = r.kind
+            result.dead[kind] = result.dead.get(kind, 0) + 1
+            original = [
+                x.decode(errors="backslashreplace") if isinstance(x, bytes) else str(x)
+                for kv in fields[r.row].items()
+                for x in kv
+            ]
+            dead.append(
+                [
+                    kind,
+                    [
+                        "dead_reason",
+                        r.reason,
+                        "dead_entry_id",
+                        ids[r.row].decode(),
+                        "dead_at_ms",
+                        str(now_ms),
+                        *original,
+                    ],
+                ]
+            )
+        doc = {
+            "seen": seen,
+            "incr": incr,
+            "latest": latest,
+            "dead": dead,
+            "ack": [i.decode() for i in ids],
+            "group": self.group,
+            "newest_ms": folded.newest_ms,
+            "now_ms": now_ms,
+            "events": folded.events,
+            "dead_maxlen": s.dead_letter_maxlen,
+        }
+        return doc, keys, result, {idem: entry_id.encode() for _, idem, entry_id in idems}
+
+    def _drop_late_and_repeated(
+        self, source: str, decoded: list[Decoded], ids: list[bytes]
+    ) -> tuple[list[Decoded], list[Rejected], list[tuple[int, str, str]]]:
+        """Set aside events too late to fold and repeats within the batch; list idempotency keys."""
+        lateness_ms = self.settings.lateness_seconds * 1000
+        watermark = self.watermark_ms.get(source, 0)
+        rejected: list[Rejected] = []
+        idems: list[tuple[int, str, str]] = []
+        first_of: dict[str, int] = {}
+        kept = []
+        for d in decoded:
+            ts = d.columns["ts"]
+            keep = ts >= watermark - lateness_ms
+            src = d.columns["src"]
+            seq = d.columns["seq"]
+            hours = (ts // (HOUR_S * 1000)) * HOUR_S
+            for j, row in enumerate(d.rows.tolist()):
+                if not keep[j]:
+                    rejected.append(Rejected(row, f"late:{(watermark - int(ts[j])) // 1000}s behind"))
+                    continue
+                idem = f"{src[j].decode(errors='backslashreplace')}:{seq[j]}"
+                if idem in first_of:
+                    keep[j] = False
+                    rejected.append(Rejected(row, "duplicate"))
+                    continue
+                first_of[idem] = row
+                entry_id = ids[row].decode()
+                idems.append((int(hours[j]), idem, entry_id))
+            if len(ts):
+                watermark = max(watermark, int(ts[keep].max()) if keep.any() else watermark)
+            if not keep.all():
+                rows = np.flatnonzero(keep)
+                d = Decoded(d.type, d.rows[rows], {k: _take(v, rows) for k, v in d.columns.items()})
+            if len(d):
+                kept.append(d)
+        self.watermark_ms[source] = watermark
+        return kept, rejected, idems
+
+
+def _take(column, rows: np.ndarray):
+    return column[rows] if isinstance(column, np.ndarray) else [column[i] for i in rows]
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run one aggregator worker until SIGINT or SIGTERM."""
+    from data.connection import connect
+    from geo.configured import city_for
+    from settings import Settings
+
+    parser = argparse.ArgumentParser(prog="python -m data.aggregator", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--sources", nargs="*", choices=SOURCES, default=list(SOURCES), help="streams to consume")
+    parser.add_argument("--name", help="consumer name (default: host-pid-random)")
+    parser.add_argument("--max-idle", type=float, default=None, help="exit after this many idle seconds")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    settings = Settings.from_env()
+    client, embedded = connect(settings)
+    city = CityMap.of(city_for(settings), settings.h3_resolution)
+    worker = Aggregator(client, settings, city, name=args.name, sources=args.sources)
+    signal.signal(signal.SIGINT, worker.stop)
+    signal.signal(signal.SIGTERM, worker.stop)
+    log.info("worker %s consuming %s", worker.name, ", ".join(args.sources))
+    try:
+        worker.run(max_idle_s=args.max_idle)
+    finally:
+        if embedded is not None:
+            embedded.stop()
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

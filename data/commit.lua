@@ -1,0 +1,85 @@
+-- Apply one batch of a source atomically: refuse it if any event was counted before,
+-- else mark its events seen, add its counters, keep newest states, write dead letters,
+-- advance the source's meta and acknowledge every entry of the batch.
+--
+-- KEYS[1] stream, KEYS[2] dead-letter stream, KEYS[3] dead-letter counts, KEYS[4] meta,
+-- further keys are referenced by index from the batch document in ARGV[1]:
+--   seen    = {{key, expire_at, {idem, entry_id, ...}}, ...}
+--   incr    = {{{key, ...}, {expire_at, ...}, {field, n, ...}}, ...}
+--   latest  = {{state_key, time_key, {entity, ts, state, ...}}, ...}
+--   dead    = {{reason_kind, {field, value, ...}}, ...}
+--   ack     = {entry_id, ...}
+--   group, newest_ms, now_ms, events, dead_maxlen
+-- Returns '' on success, or a JSON list of {idem, entry_id already recorded} conflicts,
+-- in which case nothing was written.
+
+local doc = cjson.decode(ARGV[1])
+local CHUNK = 500
+
+local function chunked(command, key, list, step)
+  for i = 1, #list, CHUNK * step do
+    local last = math.min(i + CHUNK * step - 1, #list)
+    redis.call(command, key, unpack(list, i, last))
+  end
+end
+
+local conflicts = {}
+for _, s in ipairs(doc.seen) do
+  local key, pairs_ = KEYS[s[1]], s[3]
+  for i = 1, #pairs_, 2 * CHUNK do
+    local ids = {}
+    for j = i, math.min(i + 2 * CHUNK - 1, #pairs_), 2 do ids[#ids + 1] = pairs_[j] end
+    local prev = redis.call('HMGET', key, unpack(ids))
+    for j = 1, #ids do
+      if prev[j] then conflicts[#conflicts + 1] = {ids[j], prev[j]} end
+    end
+  end
+end
+if #conflicts > 0 then return cjson.encode(conflicts) end
+
+for _, s in ipairs(doc.seen) do
+  chunked('HSET', KEYS[s[1]], s[3], 2)
+  redis.call('EXPIREAT', KEYS[s[1]], s[2])
+end
+
+for _, g in ipairs(doc.incr) do
+  local fields = g[3]
+  for k, ki in ipairs(g[1]) do
+    local key = KEYS[ki]
+    for j = 1, #fields, 2 do
+      redis.call('HINCRBY', key, fields[j], fields[j + 1])
+    end
+    redis.call('EXPIREAT', key, g[2][k])
+  end
+end
+
+for _, l in ipairs(doc.latest) do
+  local states, times, rows = KEYS[l[1]], KEYS[l[2]], l[3]
+  for j = 1, #rows, 3 do
+    local prev = redis.call('HGET', times, rows[j])
+    if (not prev) or tonumber(prev) < rows[j + 1] then
+      redis.call('HSET', times, rows[j], string.format('%d', rows[j + 1]))
+      redis.call('HSET', states, rows[j], rows[j + 2])
+    end
+  end
+end
+
+for _, d in ipairs(doc.dead) do
+  redis.call('XADD', KEYS[2], 'MAXLEN', '~', doc.dead_maxlen, '*', unpack(d[2]))
+  redis.call('HINCRBY', KEYS[3], d[1], 1)
+end
+
+local meta = KEYS[4]
+if doc.events > 0 then
+  redis.call('HINCRBY', meta, 'events', doc.events)
+  local newest = tonumber(redis.call('HGET', meta, 'newest_ms') or '0')
+  if doc.newest_ms > newest then
+    redis.call('HSET', meta, 'newest_ms', string.format('%d', doc.newest_ms))
+  end
+end
+redis.call('HSET', meta, 'ingested_ms', string.format('%d', doc.now_ms))
+
+for i = 1, #doc.ack, CHUNK do
+  redis.call('XACK', KEYS[1], doc.group, unpack(doc.ack, i, math.min(i + CHUNK - 1, #doc.ack)))
+end
+return ''

@@ -1,0 +1,253 @@
+"""How valid events become counters: the facets each event type is folded into, per time bucket.
+
+A facet is one named counter family, e.g. ``people.community``: people counted by foot-traffic
+sensors, per community. Its hash fields are dimension values joined by ``|`` and its values
+integer sums. Folding is pure and vectorised: a batch of decoded events becomes, per facet and
+per bucket, the sums to add; the worker applies them to Redis in one atomic script.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from data.schema import Decoded
+
+OUTSIDE = "outside"  # the community key of an event placed outside the city
+MISSING = "-"  # the key of an absent optional dimension
+
+# Processing-time histogram bins (seconds, upper edges): fine near the one-second promise,
+# coarse out to the days a clerk may take.
+PROCESSING_BINS_S: tuple[float, ...] = (
+    0.5, 1, 2, 5, 10, 30, 60, 300, 900, 3600, 4 * 3600, 86_400, 3 * 86_400, 7 * 86_400, float("inf"),
+)  # fmt: skip
+
+
+@dataclass(frozen=True)
+class Dimension:
+    """Integer codes of one dimension of a batch, and the label of each code."""
+
+    codes: np.ndarray
+    size: int
+    label: Callable[[int], str]
+
+    def cross(self, other: Dimension) -> Dimension:
+        """Return the combined dimension, labelled ``a|b``."""
+        size = self.size * other.size
+        left, right = self.label, other.label
+        k = other.size
+        return Dimension(self.codes * k + other.codes, size, lambda c: f"{left(c // k)}|{right(c % k)}")
+
+    def take(self, rows: np.ndarray) -> Dimension:
+        return Dimension(self.codes[rows], self.size, self.label)
+
+
+def labelled(values: Sequence[str]) -> Dimension:
+    """Return a dimension from a column of strings (or bytes)."""
+    arr = np.asarray(values, dtype=object)
+    uniques, codes = np.unique(arr, return_inverse=True)
+    labels = [u.decode() if isinstance(u, bytes) else str(u) for u in uniques]
+    return Dimension(codes.astype(np.int64), len(labels), labels.__getitem__)
+
+
+def enumerated(codes: np.ndarray, choices: Sequence[str]) -> Dimension:
+    """Return a dimension from enum codes (-1, absent, labelled MISSING)."""
+    labels = list(choices) + [MISSING]
+    c = codes.astype(np.int64)
+    c[c < 0] = len(choices)
+    return Dimension(c, len(labels), labels.__getitem__)
+
+
+def cells(h3: np.ndarray) -> Dimension:
+    """Return a dimension from H3 cell ids (0, outside, labelled OUTSIDE)."""
+    uniques, codes = np.unique(h3, return_inverse=True)
+    labels = [format(int(u), "x") if u else OUTSIDE for u in uniques]
+    return Dimension(codes.astype(np.int64), len(labels), labels.__getitem__)
+
+
+@dataclass
+class Folded:
+    """The counters a batch adds, and the newest state it brings for each entity."""
+
+    # (facet, bucket start in epoch s) -> {field: increment}
+    counters: dict[tuple[str, int], dict[str, int]] = field(default_factory=dict)
+    # facet -> {entity: (event time ms, state string)}
+    latest: dict[str, dict[str, tuple[int, str]]] = field(default_factory=dict)
+    events: int = 0
+    newest_ms: int = 0
+
+    def add(self, facet: str, buckets: np.ndarray, dim: Dimension, weights: np.ndarray | None = None) -> None:
+        """Add counts (or sums of weights) per bucket and dimension value."""
+        if len(buckets) == 0:
+            return
+        bucket_ids, bucket_codes = np.unique(buckets, return_inverse=True)
+        combined = bucket_codes.astype(np.int64) * dim.size + dim.codes
+        keys, inverse = np.unique(combined, return_inverse=True)
+        sums = np.bincount(inverse, weights=weights, minlength=len(keys))
+        for key, total in zip(keys.tolist(), sums.tolist()):
+            total = int(round(total))
+            if total == 0:
+                continue
+            slot = self.counters.setdefault((facet, int(bucket_ids[key // dim.size])), {})
+            label = dim.label(key % dim.size)
+            slot[label] = slot.get(label, 0) + total
+
+    def keep_latest(self, facet: str, entities: Dimension, ts: np.ndarray, states: Callable[[int], str]) -> None:
+        """Keep, per entity, the newest event's state (``states(row)`` renders it)."""
+        order = np.lexsort((ts, entities.codes))
+        last = np.ones(len(order), dtype=bool)
+        last[:-1] = entities.codes[order][1:] != entities.codes[order][:-1]
+        slot = self.latest.setdefault(facet, {})
+        for row in order[last].tolist():
+            name = entities.label(int(entities.codes[row]))
+            t = int(ts[row])
+            if name not in slot or slot[name][0] < t:
+                slot[name] = (t, states(row))
+
+
+@dataclass(frozen=True)
+class Placement:
+    """Where a batch's events are: community (and above) and H3 cell per row."""
+
+    community: Dimension
+    district: Dimension
+    h3: Dimension
+
+
+def processing_bins(seconds: np.ndarray) -> Dimension:
+    """Return the processing-time histogram bin of each duration."""
+    edges = np.asarray(PROCESSING_BINS_S)
+    codes = np.searchsorted(edges, seconds, side="left").astype(np.int64)
+    labels = [f"le{edge:g}" for edge in PROCESSING_BINS_S]
+    return Dimension(np.minimum(codes, len(labels) - 1), len(labels), labels.__getitem__)
+
+
+def fold(decoded: Decoded, where: Placement, bucket_s: int, into: Folded) -> None:
+    """Fold one event type's valid events into counters (by event time) and latest states."""
+    c = decoded.columns
+    ts = c["ts"]
+    buckets = (ts // (bucket_s * 1000)) * bucket_s
+    into.events += len(decoded)
+    into.newest_ms = max(into.newest_ms, int(ts.max()))
+    name = decoded.type.name
+    into.add("events.type", buckets, Dimension(np.zeros(len(ts), dtype=np.int64), 1, lambda _: name))
+    folder = _FOLDERS.get(name)
+    if folder is not None:
+        folder(decoded, where, buckets, into)
+
+
+def _fields(decoded: Decoded, name: str) -> Sequence:
+    return decoded.type.fields[[f.name for f in decoded.type.fields].index(name)].choices
+
+
+def _cases_report(d: Decoded, w: Placement, b: np.ndarray, out: Folded) -> None:
+    status = enumerated(d.columns["status"], _fields(d, "status"))
+    out.add("cases.status", b, status)
+    out.add("cases.community_status", b, w.community.cross(status))
+
+
+def _case_visit(d: Decoded, w: Placement, b: np.ndarray, out: Folded) -> None:
+    out.add("visits.community", b, w.community)
+    out.add("visits.h3", b, w.h3)
+    out.add("visits.venue", b, labelled(d.columns["venue_id"]))
+
+
+def _checkin(d: Decoded, w: Placement, b: np.ndarray, out: Folded) -> None:
+    out.add("checkins.community", b, w.community)
+    out.add("checkins.h3", b, w.h3)
+    out.add("checkins.venue", b, labelled(d.columns["venue_id"]))
+
+
+def _declaration(d: Decoded, w: Placement, b: np.ndarray, out: Folded) -> None:
+    code = enumerated(d.columns["health_code"], _fields(d, "health_code"))
+    out.add("declarations.code", b, code)
+    out.add("declarations.community_code", b, w.community.cross(code))
+    out.add("declarations.symptom", b, enumerated(d.columns["symptom"], _fields(d, "symptom")))
+
+
+def _reading(d: Decoded, w: Placement, b: np.ndarray, out: Folded) -> None:
+    c = d.columns
+    people = c["people"].astype(np.float64)
+    fever = np.where(c["fever"] > 0, c["fever"], 0).astype(np.float64)
+    sensor = labelled(c["sensor_id"])
+    out.add("people.community", b, w.community, people)
+    out.add("people.h3", b, w.h3, people)
+    out.add("people.sensor", b, sensor, people)
+    out.add("readings.sensor", b, sensor)
+    if fever.any():
+        out.add("fever.community", b, w.community, fever)
+        out.add("fever.sensor", b, sensor, fever)
+    kinds = _fields(d, "place_kind")
+    sensor_kinds = _fields(d, "sensor_kind")
+    cols = [c[k] for k in ("ts", "people", "fever", "occupancy", "capacity", "interval_s", "lon", "lat")]
+    place, place_kind, sensor_kind = c["place_id"], c["place_kind"], c["sensor_kind"]
+    community = w.community
+
+    def state(row: int) -> str:
+        t, p, f, occ, cap, interval, lon, lat = (x[row] for x in cols)
+        return (
+            f"{t}|{p}|{max(f, 0)}|{occ}|{cap}|{interval}|{lon:.6f}|{lat:.6f}|{place[row].decode()}|"
+            f"{kinds[place_kind[row]]}|{sensor_kinds[sensor_kind[row]]}|{community.label(int(community.codes[row]))}"
+        )
+
+    out.keep_latest("sensor", sensor, c["ts"], state)
+
+
+SENSOR_STATE_FIELDS = (
+    "ts", "people", "fever", "occupancy", "capacity", "interval_s", "lon", "lat",
+    "place_id", "place_kind", "sensor_kind", "community_id",
+)  # fmt: skip
+
+
+def _application(d: Decoded, w: Placement, b: np.ndarray, out: Folded) -> None:
+    c = d.columns
+    channel = enumerated(c["channel"], _fields(d, "channel"))
+    decision = enumerated(c["decision"], _fields(d, "decision"))
+    automatic = Dimension(np.maximum(c["automatic"], 0).astype(np.int64), 2, ("manual", "auto").__getitem__)
+    service = labelled(c["service_code"])
+    out.add("applications.community", b, w.community)
+    out.add("applications.district_channel", b, w.district.cross(channel))
+    out.add("applications.service", b, service)
+    out.add("applications.decision_mode", b, decision.cross(automatic))
+    out.add("applications.processing", b, automatic.cross(processing_bins(c["processing_s"])))
+    out.add("applications.processing_ms", b, automatic, c["processing_s"] * 1000.0)
+
+
+def _appointment(d: Decoded, w: Placement, b: np.ndarray, out: Folded) -> None:
+    c = d.columns
+    center = labelled(c["center_id"])
+    action = enumerated(c["action"], _fields(d, "action"))
+    out.add("appointments.center_action", b, center.cross(action))
+    served = np.flatnonzero((c["wait_s"] >= 0) & np.isfinite(c["wait_s"]))
+    if len(served):
+        out.add("appointments.wait_ms", b[served], center.take(served), c["wait_s"][served] * 1000.0)
+        out.add("appointments.waited", b[served], center.take(served))
+
+
+def _complaint(d: Decoded, w: Placement, b: np.ndarray, out: Folded) -> None:
+    category = enumerated(d.columns["category"], _fields(d, "category"))
+    out.add("complaints.community", b, w.community)
+    out.add("complaints.h3", b, w.h3)
+    out.add("complaints.channel", b, enumerated(d.columns["channel"], _fields(d, "channel")))
+    out.add("complaints.community_category", b, w.community.cross(category))
+
+
+def _complaint_update(d: Decoded, w: Placement, b: np.ndarray, out: Folded) -> None:
+    action = enumerated(d.columns["action"], _fields(d, "action"))
+    level = enumerated(d.columns["level"], _fields(d, "level"))
+    out.add("updates.action_level", b, action.cross(level))
+
+
+_FOLDERS: dict[str, Callable[[Decoded, Placement, np.ndarray, Folded], None]] = {
+    "case_report": _cases_report,
+    "case_visit": _case_visit,
+    "checkin": _checkin,
+    "declaration": _declaration,
+    "reading": _reading,
+    "application": _application,
+    "appointment": _appointment,
+    "complaint": _complaint,
+    "complaint_update": _complaint_update,
+}

@@ -1,0 +1,70 @@
+"""Every Redis key and stream name citydeck uses, in one place.
+
+All keys of one source share a hash tag (``{prefix:source}``), so the aggregate update,
+the duplicate check and the acknowledgement of an entry touch a single Redis Cluster slot
+and can run in one script.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+SOURCES: tuple[str, ...] = ("cases", "foot", "services", "complaints")
+SOURCE_TITLES: dict[str, str] = {
+    "cases": "case tracing",
+    "foot": "foot-traffic sensors",
+    "services": "e-government services",
+    "complaints": "citizen complaints",
+}
+
+
+@dataclass(frozen=True)
+class Keys:
+    """Names of every key, under one configurable prefix."""
+
+    prefix: str = "citydeck"
+
+    def _tag(self, source: str) -> str:
+        if source not in SOURCES:
+            raise ValueError(f"unknown source {source!r}; expected one of {', '.join(SOURCES)}")
+        return f"{{{self.prefix}:{source}}}"
+
+    def stream(self, source: str) -> str:
+        """The event stream of a source."""
+        return f"{self._tag(source)}:events"
+
+    def dead_letters(self, source: str) -> str:
+        """The dead-letter stream: rejected entries with their reason."""
+        return f"{self._tag(source)}:dead"
+
+    def dead_counts(self, source: str) -> str:
+        """Hash of reason -> number of entries rejected for it."""
+        return f"{self._tag(source)}:dead:counts"
+
+    def meta(self, source: str) -> str:
+        """Hash of per-source facts: newest event time, last ingest time, totals."""
+        return f"{self._tag(source)}:meta"
+
+    def seen(self, source: str, hour: int) -> str:
+        """Hash of idempotency key -> stream entry id, for events whose time falls in that hour."""
+        return f"{self._tag(source)}:seen:{hour}"
+
+    def bucket(self, source: str, facet: str, width: str, start: int) -> str:
+        """Hash of facet key -> counter for one time bucket ('m' fine or 'h' hourly, start in epoch s)."""
+        return f"{self._tag(source)}:agg:{facet}:{width}:{start}"
+
+    def latest(self, source: str, facet: str) -> str:
+        """Hash of entity -> its newest state (for example sensor -> last reading)."""
+        return f"{self._tag(source)}:latest:{facet}"
+
+    def latest_time(self, source: str, facet: str) -> str:
+        """Hash of entity -> event time (ms) of the state held in `latest`."""
+        return f"{self._tag(source)}:latest:{facet}:ts"
+
+    def workers(self) -> str:
+        """Hash of aggregator worker name -> heartbeat, for the health view."""
+        return f"{self.prefix}:workers"
+
+    def embedded_owner(self) -> str:
+        """Key the embedded server's owner writes, so joiners can tell who started it."""
+        return f"{self.prefix}:embedded:owner"

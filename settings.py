@@ -1,0 +1,157 @@
+"""The one settings object: every knob of citydeck, read from the environment in one place.
+
+Each setting has a name, a default, a unit and a line of help; `README.md` documents them
+all and a test fails when one is missing there.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+PROJECT_ROOT = Path(__file__).resolve().parent
+
+
+def _setting(env: str, default, unit: str, help: str):
+    return field(default=default, metadata={"env": env, "unit": unit, "help": help})
+
+
+class SettingsError(ValueError):
+    """A setting in the environment has a value that cannot be used."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    """What a citydeck process needs to know about its deployment."""
+
+    redis_url: str | None = _setting(
+        "REDIS_URL",
+        None,
+        "URL",
+        "Redis to use (redis:// or rediss:// with password); empty starts an embedded redis-server.",
+    )
+    state_dir: Path = _setting(
+        "CITYDECK_STATE_DIR",
+        PROJECT_ROOT / ".state",
+        "path",
+        "Folder for the embedded Redis data (append-only file) and caches.",
+    )
+    key_prefix: str = _setting(
+        "CITYDECK_KEY_PREFIX", "citydeck", "text", "Prefix of every Redis key, so several cities can share one Redis."
+    )
+    stream_maxlen: int = _setting(
+        "CITYDECK_STREAM_MAXLEN",
+        1_000_000,
+        "entries",
+        "Approximate cap of each event stream (MAXLEN ~); size it for the longest worker outage to survive.",
+    )
+    dead_letter_maxlen: int = _setting(
+        "CITYDECK_DEAD_LETTER_MAXLEN", 100_000, "entries", "Approximate cap of each dead-letter stream."
+    )
+    bucket_seconds: int = _setting(
+        "CITYDECK_BUCKET_SECONDS", 60, "s", "Width of the fine aggregate buckets (coarse buckets are one hour)."
+    )
+    retention_hours: float = _setting(
+        "CITYDECK_RETENTION_HOURS", 48.0, "h", "How long aggregates and duplicate-detection keys are kept."
+    )
+    lateness_seconds: int = _setting(
+        "CITYDECK_LATENESS_SECONDS",
+        900,
+        "s",
+        "An event older than this (event time behind the newest seen) is counted as late, not folded in.",
+    )
+    future_tolerance_seconds: int = _setting(
+        "CITYDECK_FUTURE_TOLERANCE_SECONDS",
+        300,
+        "s",
+        "An event time further ahead of the worker's clock than this is rejected as from the future.",
+    )
+    max_text_length: int = _setting(
+        "CITYDECK_MAX_TEXT_LENGTH", 2000, "characters", "Longest free text accepted in an event."
+    )
+    h3_resolution: int = _setting(
+        "CITYDECK_H3_RESOLUTION", 8, "H3 resolution", "Resolution of the H3 cells used for heat and hotspot layers."
+    )
+    city: str = _setting(
+        "CITYDECK_CITY", "demo", "text or path", "'demo' for the generated demo city, or a GeoJSON/GeoPackage file."
+    )
+    city_levels: str = _setting(
+        "CITYDECK_CITY_LEVELS",
+        "",
+        "mapping",
+        "For a city file: which properties name each level, e.g. 'district=TOWNNAME,community=VILLAGENAM:VILLAGEID'"
+        " (level=name_property[:id_property]; neighbourhood optional).",
+    )
+    city_crs: str = _setting(
+        "CITYDECK_CITY_CRS", "wgs84", "wgs84 | gcj02", "Datum of a city file's coordinates; gcj02 is converted on load."
+    )
+    city_seed: int = _setting("CITYDECK_CITY_SEED", 7, "integer", "Seed of the generated demo city.")
+    consumer_group: str = _setting(
+        "CITYDECK_CONSUMER_GROUP", "aggregators", "text", "Consumer group the aggregator workers share."
+    )
+    batch_size: int = _setting(
+        "CITYDECK_BATCH_SIZE", 1000, "entries", "Entries an aggregator worker reads and commits at a time."
+    )
+    block_ms: int = _setting(
+        "CITYDECK_BLOCK_MS", 1000, "ms", "How long an idle aggregator worker waits for new entries per read."
+    )
+    claim_idle_ms: int = _setting(
+        "CITYDECK_CLAIM_IDLE_MS",
+        30_000,
+        "ms",
+        "Pending entries idle this long (their worker presumably died) are claimed by another worker.",
+    )
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None, **overrides) -> Settings:
+        """Build settings from the environment (or a given mapping), then apply overrides."""
+        environ = os.environ if environ is None else environ
+        values = {}
+        for f in dataclasses.fields(cls):
+            raw = environ.get(f.metadata["env"])
+            if raw is None or raw == "":
+                continue
+            values[f.name] = _parse(f, raw)
+        values.update(overrides)
+        return cls(**values)
+
+    @classmethod
+    def documented(cls) -> list[dict[str, str]]:
+        """Return name, default, unit and help of every setting, for docs and checks."""
+        rows = []
+        for f in dataclasses.fields(cls):
+            default = f.default
+            if isinstance(default, Path):
+                default = default.relative_to(PROJECT_ROOT) if default.is_relative_to(PROJECT_ROOT) else default
+            rows.append(
+                {
+                    "env": f.metadata["env"],
+                    "default": "" if default is None else str(default),
+                    "unit": f.metadata["unit"],
+                    "help": f.metadata["help"],
+                }
+            )
+        return rows
+
+
+def _parse(f: dataclasses.Field, raw: str):
+    kind = f.type if isinstance(f.type, str) else getattr(f.type, "__name__", str(f.type))
+    try:
+        if kind.startswith("int"):
+            return int(raw)
+        if kind.startswith("float"):
+            return float(raw)
+        if kind.startswith("bool"):
+            if raw.lower() in ("1", "true", "yes", "on"):
+                return True
+            if raw.lower() in ("0", "false", "no", "off"):
+                return False
+            raise ValueError(raw)
+        if kind.startswith("Path"):
+            return Path(raw)
+        return raw
+    except ValueError:
+        raise SettingsError(f"{f.metadata['env']}={raw!r} is not a valid {kind} ({f.metadata['help']})") from None

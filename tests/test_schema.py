@@ -1,0 +1,106 @@
+"""The schema: every event type round-trips, and every kind of bad entry is named, not raised."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+
+from data import schema
+from tests.events import raw_event
+
+NOW = 1_800_000_000_000
+
+
+def as_entry(fields: dict[str, str]) -> dict[bytes, bytes]:
+    return {k.encode(): v.encode() for k, v in fields.items()}
+
+
+@pytest.mark.parametrize("event_type", [t.name for t in schema.EVENT_TYPES])
+def test_every_event_type_round_trips_through_encode_and_decode(event_type):
+    t = schema.event_type(event_type)
+    decoded = schema.decode(t.source, as_entry(raw_event(event_type, seq=5, ts=NOW - 1000)), now_ms=NOW)
+    assert decoded["type"] == event_type
+    assert decoded["seq"] == 5 and decoded["ts"] == NOW - 1000 and decoded["src"] == "test"
+    for f in t.fields:
+        assert f.name in decoded
+
+
+def test_fields_are_flat_readable_strings():
+    fields = raw_event("reading", seq=1, ts=NOW)
+    assert all(isinstance(v, str) for v in fields.values())
+    assert fields["lon"] == "114.057900" and fields["people"] == "120" and fields["v"] == str(schema.SCHEMA_VERSION)
+
+
+def test_encode_refuses_a_missing_required_field_and_an_unknown_one():
+    with pytest.raises(schema.SchemaError, match="missing_field:sensor_kind"):
+        schema.encode("reading", src="s", seq=1, ts=NOW, sensor_id="S")
+    with pytest.raises(schema.SchemaError, match="unknown field"):
+        raw_event("checkin", seq=1, ts=NOW, colour="blue")
+
+
+def _reject(source: str, entry: dict[bytes, bytes], max_text_length: int = 2000) -> str:
+    decoded, rejected = schema.decode_batch(
+        source, [entry], now_ms=NOW, future_tolerance_ms=300_000, max_text_length=max_text_length
+    )
+    assert not decoded and len(rejected) == 1
+    return rejected[0].reason
+
+
+def _with(type_name: str, **changes) -> dict[bytes, bytes]:
+    entry = as_entry(raw_event(type_name, seq=1, ts=NOW))
+    for k, v in changes.items():
+        if v is None:
+            entry.pop(k.encode())
+        else:
+            entry[k.encode()] = v.encode()
+    return entry
+
+
+@pytest.mark.parametrize(
+    ("source", "entry", "reason"),
+    [
+        ("foot", _with("reading", people=None), "missing_field:people"),
+        ("foot", _with("reading", sensor_id=""), "missing_field:sensor_id"),
+        ("foot", _with("reading", people="many"), "bad_type:people"),
+        ("foot", _with("reading", people="-3"), "out_of_range:people"),
+        ("foot", _with("reading", lat="nan"), "bad_coordinates"),
+        ("foot", _with("reading", lon="200"), "bad_coordinates"),
+        ("foot", _with("reading", lon=None), "bad_coordinates"),
+        ("foot", _with("reading", sensor_kind="radar"), "unknown_enum:sensor_kind"),
+        ("foot", _with("reading", v="99"), "unknown_version:reading"),
+        ("foot", _with("reading", type="teleport"), "unknown_type:teleport"),
+        ("foot", _with("reading", ts=str(NOW + 3_600_000)), "future_time"),
+        ("services", _with("application", automatic="maybe"), "bad_type:automatic"),
+        ("services", _with("application", processing_s="inf"), "bad_type:processing_s"),
+        ("complaints", _with("complaint", text="x" * 50), "text_too_long:text"),
+    ],
+)
+def test_each_kind_of_bad_entry_is_rejected_with_its_reason(source, entry, reason):
+    assert _reject(source, entry, max_text_length=40) == reason
+
+
+def test_a_bad_entry_does_not_spoil_the_good_ones_in_its_batch():
+    good = as_entry(raw_event("reading", seq=1, ts=NOW))
+    bad = _with("reading", people="lots")
+    decoded, rejected = schema.decode_batch(
+        "foot", [good, bad, good], now_ms=NOW, future_tolerance_ms=0, max_text_length=10
+    )
+    assert [r.row for r in rejected] == [1]
+    assert decoded[0].rows.tolist() == [0, 2]
+    assert decoded[0].columns["people"].tolist() == [120, 120]
+
+
+def test_absent_optional_fields_decode_as_missing_values():
+    entry = as_entry(schema.encode("reading", src="s", seq=1, ts=NOW, sensor_id="S", sensor_kind="counter",
+                                   place_id="P", place_kind="mall", interval_s=60, people=4, lon=114.0, lat=22.5))  # fmt: skip
+    decoded = schema.decode("foot", entry, now_ms=NOW)
+    assert decoded["fever"] == -1 and decoded["capacity"] == -1
+    decl = schema.decode("cases", _with("declaration", temperature_c=None), now_ms=NOW)
+    assert math.isnan(decl["temperature_c"])
+
+
+def test_every_field_has_a_unit_and_help():
+    for t in schema.EVENT_TYPES:
+        for f in schema.ENVELOPE + t.fields:
+            assert f.unit and f.help, f"{t.name}.{f.name} is undocumented"

@@ -20,14 +20,16 @@ import signal
 import socket
 import time
 from collections.abc import Callable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+import orjson
 import redis
 
 from data import schema
-from data.fold import OUTSIDE, Dimension, Folded, Placement, fold
+from data.fold import OUTSIDE, Folded, Placement, areas, cells, fold
 from data.keys import SOURCES, Keys
 from data.schema import Decoded, Rejected
 
@@ -46,6 +48,8 @@ class CityMap:
         self.district_labels = [*districts, OUTSIDE]
         index = {d: i for i, d in enumerate(districts)}
         self.district_code = np.array([index[str(d)] for d in district_of_community] + [len(districts)])
+        self._community_array = np.array(self.community_labels, dtype=object)
+        self._district_array = np.array(self.district_labels, dtype=object)
         self.placer = placer
 
     @classmethod
@@ -68,10 +72,8 @@ class CityMap:
         return self._placement(np.full(n, len(self.community_labels) - 1), np.zeros(n, dtype=np.uint64))
 
     def _placement(self, idx: np.ndarray, h3: np.ndarray) -> Placement:
-        from data.fold import cells
-
-        community = Dimension(idx, len(self.community_labels), self.community_labels.__getitem__)
-        district = Dimension(self.district_code[idx], len(self.district_labels), self.district_labels.__getitem__)
+        community = areas(idx, self._community_array)
+        district = areas(self.district_code[idx], self._district_array)
         return Placement(community, district, cells(h3))
 
 
@@ -82,6 +84,17 @@ class BatchResult:
     counted: int = 0
     dead: dict[str, int] = field(default_factory=dict)
     redelivered: int = 0
+
+
+@dataclass
+class Prepared:
+    """A batch made ready to commit: the script's document and keys, and what it will do."""
+
+    doc: dict
+    keys: list[str]
+    result: BatchResult
+    entry_of: dict[str, bytes]  # idempotency key -> stream entry id
+    expiring: list[str]  # keys whose expiry this commit sets
 
 
 class Aggregator:
@@ -111,6 +124,10 @@ class Aggregator:
         self.stopping = False
         self._last_claim = 0.0
         self._last_beat = 0.0
+        self._recovering = True
+        self._expiring: set[str] = set()
+        self._inflight: Future | None = None
+        self._committer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="commit")
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -147,6 +164,8 @@ class Aggregator:
                     break
             except (redis.ConnectionError, redis.TimeoutError, OSError) as e:
                 log.warning("redis unreachable (%s); retrying in %.1fs", e, backoff)
+                self._inflight = None
+                self._recovering = True
                 groups_ready = False
                 time.sleep(backoff)
                 backoff = min(backoff * 2, 5.0) * random.uniform(0.8, 1.2)
@@ -154,12 +173,19 @@ class Aggregator:
                 if "NOGROUP" not in str(e):
                     raise
                 log.warning("consumer group missing (Redis lost its data?); recreating")
+                self._inflight = None
+                self._recovering = True
                 groups_ready = False
+        self.close()
         log.info("worker %s stopping after %d entries", self.name, self.processed)
         return self.processed
 
-    def step(self) -> int:
-        """Claim stale entries when due, read one batch from every stream, commit it."""
+    def step(self, block_ms: int | None = -1) -> int:
+        """Claim stale entries when due, read one batch from every stream and hand it to the committer.
+
+        The commit of one batch runs in Redis while this thread decodes the next, so the two
+        cores work at once; at most one commit is in flight, and commits keep their order.
+        """
         handled = 0
         now = time.monotonic()
         if now - self._last_claim > max(self.settings.claim_idle_ms / 2000, 0.5):
@@ -168,15 +194,45 @@ class Aggregator:
         if now - self._last_beat > 2:
             self._last_beat = now
             self.heartbeat()
-        streams = {self.keys.stream(s): ">" for s in self.sources}
-        reply = self.client.xreadgroup(
-            self.group, self.name, streams, count=self.settings.batch_size, block=self.settings.block_ms
-        )
-        for stream, entries in reply or []:
-            self.process(self._source_of(stream), entries)
-            handled += len(entries)
+        if self._recovering:
+            # After a start or a lost connection, first finish what this consumer read but never committed.
+            history = self._read("0", None)
+            for source, entries in history:
+                self.process(source, entries)
+                handled += len(entries)
+            if not history:
+                self._recovering = False
+        if not self._recovering:
+            for source, entries in self._read(">", self.settings.block_ms if block_ms == -1 else block_ms):
+                self.submit(source, entries)
+                handled += len(entries)
+            if not handled:
+                self.flush()
         self.processed += handled
         return handled
+
+    def _read(self, start: str, block: int | None) -> list[tuple[str, list]]:
+        streams = {self.keys.stream(s): start for s in self.sources}
+        reply = self.client.xreadgroup(self.group, self.name, streams, count=self.settings.batch_size, block=block)
+        return [(self._source_of(stream), entries) for stream, entries in reply or [] if entries]
+
+    def submit(self, source: str, entries: Sequence[tuple[bytes, dict | None]]) -> None:
+        """Prepare a batch here, then commit it in the background once the previous commit is done."""
+        prepared = self._prepare(source, entries, {})
+        self.flush()
+        self._inflight = self._committer.submit(self._commit, source, entries, prepared)
+
+    def flush(self) -> BatchResult | None:
+        """Wait for the commit in flight, if any, raising its error."""
+        inflight, self._inflight = self._inflight, None
+        return inflight.result() if inflight is not None else None
+
+    def close(self) -> None:
+        """Finish the commit in flight and release the committer thread."""
+        try:
+            self.flush()
+        finally:
+            self._committer.shutdown(wait=True)
 
     def claim_stale(self) -> int:
         """Take over entries that another worker read and never acknowledged."""
@@ -216,21 +272,28 @@ class Aggregator:
     # ------------------------------------------------------------------ one batch
 
     def process(self, source: str, entries: Sequence[tuple[bytes, dict | None]]) -> BatchResult:
-        """Validate, place, fold and commit one batch of one source's entries."""
+        """Validate, place, fold and commit one batch of one source's entries, now."""
+        self.flush()
+        return self._commit(source, entries, self._prepare(source, entries, {}))
+
+    def _commit(self, source: str, entries: Sequence[tuple[bytes, dict | None]], prepared: Prepared) -> BatchResult:
         skip: dict[bytes, str | None] = {}  # entry id -> dead-letter reason, or None to only acknowledge
         while True:
-            doc, keys, result, entry_of = self._prepare(source, entries, skip)
-            outcome = self.commit(keys=keys, args=[json.dumps(doc, separators=(",", ":"))])
+            outcome = self.commit(keys=prepared.keys, args=[orjson.dumps(prepared.doc)])
             if not outcome:
-                return result
+                self._expiring.update(prepared.expiring)
+                if len(self._expiring) > 200_000:
+                    self._expiring.clear()
+                return prepared.result
             # Counted before: the same entry redelivered (acknowledge only), or a true repeat.
             for idem, previous in json.loads(outcome):
-                entry_id = entry_of[idem]
+                entry_id = prepared.entry_of[idem]
                 skip[entry_id] = None if previous.encode() == entry_id else "duplicate"
+            prepared = self._prepare(source, entries, skip)
 
     def _prepare(
         self, source: str, entries: Sequence[tuple[bytes, dict | None]], skip: dict[bytes, str | None]
-    ) -> tuple[dict, list[str], BatchResult, dict[str, bytes]]:
+    ) -> Prepared:
         s = self.settings
         now_ms = int(self.clock() * 1000)
         result = BatchResult()
@@ -284,19 +347,17 @@ class Aggregator:
             for hour, pairs in seen_groups.items()
         ]
         incr = []
+        expiring: list[str] = []
         for (facet, start), counters in folded.counters.items():
             hour = start - start % HOUR_S
-            flat = [x for kv in counters.items() for x in kv]
-            incr.append(
-                [
-                    [
-                        key_index(self.keys.bucket(source, facet, "m", start)),
-                        key_index(self.keys.bucket(source, facet, "h", hour)),
-                    ],
-                    [start + s.bucket_seconds + retention_s, hour + HOUR_S + retention_s],
-                    flat,
-                ]
-            )
+            fine, coarse = self.keys.bucket(source, facet, "m", start), self.keys.bucket(source, facet, "h", hour)
+            # A key's expiry is set once per worker, not with every batch.
+            expire_at = [
+                0 if fine in self._expiring else start + s.bucket_seconds + retention_s,
+                0 if coarse in self._expiring else hour + HOUR_S + retention_s,
+            ]
+            expiring += (fine, coarse)
+            incr.append([[key_index(fine), key_index(coarse)], expire_at, [x for kv in counters.items() for x in kv]])
         latest = [
             [
                 key_index(self.keys.latest(source, facet)),
@@ -340,7 +401,8 @@ class Aggregator:
             "events": folded.events,
             "dead_maxlen": s.dead_letter_maxlen,
         }
-        return doc, keys, result, {idem: entry_id.encode() for _, idem, entry_id in idems}
+        entry_of = {idem: entry_id.encode() for _, idem, entry_id in idems}
+        return Prepared(doc, keys, result, entry_of, expiring)
 
     def _drop_late_and_repeated(
         self, source: str, decoded: list[Decoded], ids: list[bytes]
@@ -350,30 +412,35 @@ class Aggregator:
         watermark = self.watermark_ms.get(source, 0)
         rejected: list[Rejected] = []
         idems: list[tuple[int, str, str]] = []
-        first_of: dict[str, int] = {}
+        in_batch: set[str] = set()
         kept = []
         for d in decoded:
             ts = d.columns["ts"]
             keep = ts >= watermark - lateness_ms
-            src = d.columns["src"]
-            seq = d.columns["seq"]
-            hours = (ts // (HOUR_S * 1000)) * HOUR_S
-            for j, row in enumerate(d.rows.tolist()):
-                if not keep[j]:
-                    rejected.append(Rejected(row, f"late:{(watermark - int(ts[j])) // 1000}s behind"))
-                    continue
-                idem = f"{src[j].decode(errors='backslashreplace')}:{seq[j]}"
-                if idem in first_of:
-                    keep[j] = False
-                    rejected.append(Rejected(row, "duplicate"))
-                    continue
-                first_of[idem] = row
-                entry_id = ids[row].decode()
-                idems.append((int(hours[j]), idem, entry_id))
-            if len(ts):
-                watermark = max(watermark, int(ts[keep].max()) if keep.any() else watermark)
-            if not keep.all():
-                rows = np.flatnonzero(keep)
+            for j in np.flatnonzero(~keep).tolist():
+                behind = (watermark - int(ts[j])) // 1000
+                rejected.append(Rejected(int(d.rows[j]), f"late:{behind}s behind"))
+            keys = [
+                f"{s.decode(errors='backslashreplace')}:{q}"
+                for s, q in zip(d.columns["src"], d.columns["seq"].tolist())
+            ]
+            if len(set(keys)) == len(keys) and in_batch.isdisjoint(keys):
+                in_batch.update(keys)
+            else:
+                for j, key in enumerate(keys):
+                    if not keep[j]:
+                        continue
+                    if key in in_batch:
+                        keep[j] = False
+                        rejected.append(Rejected(int(d.rows[j]), "duplicate"))
+                    else:
+                        in_batch.add(key)
+            rows = np.flatnonzero(keep)
+            if len(rows):
+                watermark = max(watermark, int(ts[rows].max()))
+            hours = ((ts[rows] // (HOUR_S * 1000)) * HOUR_S).tolist()
+            idems.extend(zip(hours, [keys[j] for j in rows.tolist()], [ids[r].decode() for r in d.rows[rows].tolist()]))
+            if len(rows) < len(keep):
                 d = Decoded(d.type, d.rows[rows], {k: _take(v, rows) for k, v in d.columns.items()})
             if len(d):
                 kept.append(d)

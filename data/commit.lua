@@ -5,7 +5,7 @@
 -- KEYS[1] stream, KEYS[2] dead-letter stream, KEYS[3] dead-letter counts, KEYS[4] meta,
 -- further keys are referenced by index from the batch document in ARGV[1]:
 --   seen    = {{key, expire_at, {idem, entry_id, ...}}, ...}
---   incr    = {{{key, ...}, {expire_at, ...}, {field, n, ...}}, ...}
+--   incr    = {{{key, ...}, {expire_at or 0 when already set, ...}, {field, n, ...}}, ...}
 --   latest  = {{state_key, time_key, {entity, ts, state, ...}}, ...}
 --   dead    = {{reason_kind, {field, value, ...}}, ...}
 --   ack     = {entry_id, ...}
@@ -42,24 +42,50 @@ for _, s in ipairs(doc.seen) do
   redis.call('EXPIREAT', KEYS[s[1]], s[2])
 end
 
+-- Counters: one HMGET and one HSET per key and chunk, not a call per field, because a call
+-- from a script costs far more than a field within one.
 for _, g in ipairs(doc.incr) do
   local fields = g[3]
-  for k, ki in ipairs(g[1]) do
-    local key = KEYS[ki]
-    for j = 1, #fields, 2 do
-      redis.call('HINCRBY', key, fields[j], fields[j + 1])
+  for c = 1, #fields, 2 * CHUNK do
+    local last = math.min(c + 2 * CHUNK - 1, #fields)
+    local names = {}
+    for j = c, last, 2 do names[#names + 1] = fields[j] end
+    for k, ki in ipairs(g[1]) do
+      local key = KEYS[ki]
+      local old = redis.call('HMGET', key, unpack(names))
+      local out = {}
+      for j = 1, #names do
+        out[2 * j - 1] = names[j]
+        out[2 * j] = (tonumber(old[j]) or 0) + fields[c + 2 * j - 1]
+      end
+      redis.call('HSET', key, unpack(out))
     end
-    redis.call('EXPIREAT', key, g[2][k])
+  end
+  for k, ki in ipairs(g[1]) do
+    if g[2][k] > 0 then redis.call('EXPIREAT', KEYS[ki], g[2][k]) end
   end
 end
 
 for _, l in ipairs(doc.latest) do
   local states, times, rows = KEYS[l[1]], KEYS[l[2]], l[3]
-  for j = 1, #rows, 3 do
-    local prev = redis.call('HGET', times, rows[j])
-    if (not prev) or tonumber(prev) < rows[j + 1] then
-      redis.call('HSET', times, rows[j], string.format('%d', rows[j + 1]))
-      redis.call('HSET', states, rows[j], rows[j + 2])
+  for c = 1, #rows, 3 * CHUNK do
+    local last = math.min(c + 3 * CHUNK - 1, #rows)
+    local names = {}
+    for j = c, last, 3 do names[#names + 1] = rows[j] end
+    local prev = redis.call('HMGET', times, unpack(names))
+    local newer_times, newer_states = {}, {}
+    for j = 1, #names do
+      local r = c + 3 * (j - 1)
+      if (not prev[j]) or tonumber(prev[j]) < rows[r + 1] then
+        newer_times[#newer_times + 1] = names[j]
+        newer_times[#newer_times + 1] = string.format('%d', rows[r + 1])
+        newer_states[#newer_states + 1] = names[j]
+        newer_states[#newer_states + 1] = rows[r + 2]
+      end
+    end
+    if #newer_times > 0 then
+      redis.call('HSET', times, unpack(newer_times))
+      redis.call('HSET', states, unpack(newer_states))
     end
   end
 end

@@ -27,21 +27,41 @@ PROCESSING_BINS_S: tuple[float, ...] = (
 
 @dataclass(frozen=True)
 class Dimension:
-    """Integer codes of one dimension of a batch, and the label of each code."""
+    """Integer codes of one dimension of a batch, and how to label codes (vectorised)."""
 
     codes: np.ndarray
     size: int
-    label: Callable[[int], str]
+    labels: np.ndarray | None = None  # object array: code -> label, for a simple dimension
+    parts: tuple[Dimension, Dimension] | None = None  # for a crossed dimension
+
+    def label(self, code: int) -> str:
+        return self.labels_of(np.array([code]))[0]
+
+    def labels_of(self, codes: np.ndarray) -> list[str]:
+        """Return the labels of many codes at once."""
+        if self.parts is None:
+            return self.labels[codes].tolist()
+        left, right = self.parts
+        k = right.size
+        return [f"{a}|{b}" for a, b in zip(left.labels_of(codes // k), right.labels_of(codes % k))]
 
     def cross(self, other: Dimension) -> Dimension:
         """Return the combined dimension, labelled ``a|b``."""
-        size = self.size * other.size
-        left, right = self.label, other.label
-        k = other.size
-        return Dimension(self.codes * k + other.codes, size, lambda c: f"{left(c // k)}|{right(c % k)}")
+        return Dimension(self.codes * other.size + other.codes, self.size * other.size, parts=(self, other))
 
     def take(self, rows: np.ndarray) -> Dimension:
-        return Dimension(self.codes[rows], self.size, self.label)
+        return Dimension(self.codes[rows], self.size, self.labels, self.parts)
+
+
+def _labels(values: Sequence[str]) -> np.ndarray:
+    out = np.empty(len(values), dtype=object)
+    out[:] = list(values)
+    return out
+
+
+def constant(label: str, n: int) -> Dimension:
+    """Return a dimension with one value for every row."""
+    return Dimension(np.zeros(n, dtype=np.int64), 1, _labels([label]))
 
 
 def labelled(values: Sequence[str]) -> Dimension:
@@ -49,22 +69,26 @@ def labelled(values: Sequence[str]) -> Dimension:
     arr = np.asarray(values, dtype=object)
     uniques, codes = np.unique(arr, return_inverse=True)
     labels = [u.decode() if isinstance(u, bytes) else str(u) for u in uniques]
-    return Dimension(codes.astype(np.int64), len(labels), labels.__getitem__)
+    return Dimension(codes.astype(np.int64), len(labels), _labels(labels))
 
 
 def enumerated(codes: np.ndarray, choices: Sequence[str]) -> Dimension:
     """Return a dimension from enum codes (-1, absent, labelled MISSING)."""
-    labels = list(choices) + [MISSING]
     c = codes.astype(np.int64)
     c[c < 0] = len(choices)
-    return Dimension(c, len(labels), labels.__getitem__)
+    return Dimension(c, len(choices) + 1, _labels([*choices, MISSING]))
+
+
+def areas(codes: np.ndarray, labels: np.ndarray) -> Dimension:
+    """Return a dimension of area codes into a fixed label array."""
+    return Dimension(codes, len(labels), labels)
 
 
 def cells(h3: np.ndarray) -> Dimension:
     """Return a dimension from H3 cell ids (0, outside, labelled OUTSIDE)."""
     uniques, codes = np.unique(h3, return_inverse=True)
-    labels = [format(int(u), "x") if u else OUTSIDE for u in uniques]
-    return Dimension(codes.astype(np.int64), len(labels), labels.__getitem__)
+    labels = [format(int(u), "x") if u else OUTSIDE for u in uniques.tolist()]
+    return Dimension(codes.astype(np.int64), len(labels), _labels(labels))
 
 
 @dataclass
@@ -82,26 +106,38 @@ class Folded:
         """Add counts (or sums of weights) per bucket and dimension value."""
         if len(buckets) == 0:
             return
-        bucket_ids, bucket_codes = np.unique(buckets, return_inverse=True)
-        combined = bucket_codes.astype(np.int64) * dim.size + dim.codes
+        if buckets[0] == buckets[-1] and (buckets == buckets[0]).all():
+            bucket_ids, combined = buckets[:1], dim.codes
+        else:
+            bucket_ids, bucket_codes = np.unique(buckets, return_inverse=True)
+            combined = bucket_codes.astype(np.int64) * dim.size + dim.codes
         keys, inverse = np.unique(combined, return_inverse=True)
-        sums = np.bincount(inverse, weights=weights, minlength=len(keys))
-        for key, total in zip(keys.tolist(), sums.tolist()):
-            total = int(round(total))
-            if total == 0:
-                continue
-            slot = self.counters.setdefault((facet, int(bucket_ids[key // dim.size])), {})
-            label = dim.label(key % dim.size)
-            slot[label] = slot.get(label, 0) + total
+        sums = np.rint(np.bincount(inverse, weights=weights, minlength=len(keys))).astype(np.int64)
+        nonzero = sums != 0
+        keys, sums = keys[nonzero], sums[nonzero]
+        labels = dim.labels_of(keys % dim.size)
+        which = keys // dim.size
+        for b in np.unique(which).tolist():
+            rows = np.flatnonzero(which == b) if len(bucket_ids) > 1 else slice(None)
+            part = dict(
+                zip(labels[rows] if isinstance(rows, slice) else [labels[i] for i in rows], sums[rows].tolist())
+            )
+            slot = self.counters.get((facet, int(bucket_ids[b])))
+            if slot is None:
+                self.counters[(facet, int(bucket_ids[b]))] = part
+            else:
+                for k, v in part.items():
+                    slot[k] = slot.get(k, 0) + v
 
     def keep_latest(self, facet: str, entities: Dimension, ts: np.ndarray, states: Callable[[int], str]) -> None:
         """Keep, per entity, the newest event's state (``states(row)`` renders it)."""
         order = np.lexsort((ts, entities.codes))
         last = np.ones(len(order), dtype=bool)
         last[:-1] = entities.codes[order][1:] != entities.codes[order][:-1]
+        rows = order[last]
+        names = entities.labels_of(entities.codes[rows])
         slot = self.latest.setdefault(facet, {})
-        for row in order[last].tolist():
-            name = entities.label(int(entities.codes[row]))
+        for name, row in zip(names, rows.tolist()):
             t = int(ts[row])
             if name not in slot or slot[name][0] < t:
                 slot[name] = (t, states(row))
@@ -121,7 +157,7 @@ def processing_bins(seconds: np.ndarray) -> Dimension:
     edges = np.asarray(PROCESSING_BINS_S)
     codes = np.searchsorted(edges, seconds, side="left").astype(np.int64)
     labels = [f"le{edge:g}" for edge in PROCESSING_BINS_S]
-    return Dimension(np.minimum(codes, len(labels) - 1), len(labels), labels.__getitem__)
+    return Dimension(np.minimum(codes, len(labels) - 1), len(labels), _labels(labels))
 
 
 def fold(decoded: Decoded, where: Placement, bucket_s: int, into: Folded) -> None:
@@ -131,9 +167,8 @@ def fold(decoded: Decoded, where: Placement, bucket_s: int, into: Folded) -> Non
     buckets = (ts // (bucket_s * 1000)) * bucket_s
     into.events += len(decoded)
     into.newest_ms = max(into.newest_ms, int(ts.max()))
-    name = decoded.type.name
-    into.add("events.type", buckets, Dimension(np.zeros(len(ts), dtype=np.int64), 1, lambda _: name))
-    folder = _FOLDERS.get(name)
+    into.add("events.type", buckets, constant(decoded.type.name, len(ts)))
+    folder = _FOLDERS.get(decoded.type.name)
     if folder is not None:
         folder(decoded, where, buckets, into)
 
@@ -183,13 +218,13 @@ def _reading(d: Decoded, w: Placement, b: np.ndarray, out: Folded) -> None:
     sensor_kinds = _fields(d, "sensor_kind")
     cols = [c[k] for k in ("ts", "people", "fever", "occupancy", "capacity", "interval_s", "lon", "lat")]
     place, place_kind, sensor_kind = c["place_id"], c["place_kind"], c["sensor_kind"]
-    community = w.community
+    community = w.community.labels_of(w.community.codes)
 
     def state(row: int) -> str:
         t, p, f, occ, cap, interval, lon, lat = (x[row] for x in cols)
         return (
             f"{t}|{p}|{max(f, 0)}|{occ}|{cap}|{interval}|{lon:.6f}|{lat:.6f}|{place[row].decode()}|"
-            f"{kinds[place_kind[row]]}|{sensor_kinds[sensor_kind[row]]}|{community.label(int(community.codes[row]))}"
+            f"{kinds[place_kind[row]]}|{sensor_kinds[sensor_kind[row]]}|{community[row]}"
         )
 
     out.keep_latest("sensor", sensor, c["ts"], state)
@@ -205,7 +240,7 @@ def _application(d: Decoded, w: Placement, b: np.ndarray, out: Folded) -> None:
     c = d.columns
     channel = enumerated(c["channel"], _fields(d, "channel"))
     decision = enumerated(c["decision"], _fields(d, "decision"))
-    automatic = Dimension(np.maximum(c["automatic"], 0).astype(np.int64), 2, ("manual", "auto").__getitem__)
+    automatic = Dimension(np.maximum(c["automatic"], 0).astype(np.int64), 2, _labels(["manual", "auto"]))
     service = labelled(c["service_code"])
     out.add("applications.community", b, w.community)
     out.add("applications.district_channel", b, w.district.cross(channel))

@@ -1,0 +1,189 @@
+"""Ingest benchmark: the full aggregator against the raw ceiling of a Python consumer.
+
+Both read the very same entries from the same Redis, each in its own consumer group: first a
+bare ``XREADGROUP`` + ``XACK`` loop (the most any Python consumer can do), then the aggregator
+(decode, validate, place, fold, one atomic commit per batch). It prints events per second for
+both and their ratio; the target is a ratio of at least 0.5.
+
+    python -m bench.ingest [--events N] [--batch N]     (uses REDIS_URL when set)
+"""
+
+from __future__ import annotations
+
+import argparse
+import tempfile
+import time
+import uuid
+
+import numpy as np
+
+from data.aggregator import Aggregator, CityMap
+from data.connection import EmbeddedRedis, client_from_url
+from data.keys import SOURCES, Keys
+from data.schema import encode
+from geo.demo import demo_city
+from settings import Settings
+
+# Share of each event type in the mix, roughly as the simulators produce them at scale 1.
+MIX = {
+    "checkin": 0.40,
+    "declaration": 0.15,
+    "reading": 0.15,
+    "application": 0.12,
+    "appointment": 0.05,
+    "complaint": 0.06,
+    "complaint_update": 0.04,
+    "case_visit": 0.02,
+    "case_report": 0.01,
+}
+
+
+def city_events(city, n: int, seed: int, now_ms: int):
+    """Yield (source, fields) for n events of the mix, at the demo city's places, within the last hour."""
+    rng = np.random.default_rng(seed)
+    places = city.places
+    venues = places[places.kind == "venue"].reset_index(drop=True)
+    sensors = places[places.kind.isin(["metro_station", "mall", "park"])].reset_index(drop=True)
+    centers = places[places.kind == "service_center"].reset_index(drop=True)
+    types = list(MIX)
+    kinds = rng.choice(len(types), size=n, p=np.array(list(MIX.values())) / sum(MIX.values()))
+    ts = now_ms - np.sort(rng.integers(0, 3_600_000, size=n))[::-1]
+    lon0, lat0, lon1, lat1 = city.bounds
+    for seq in range(n):
+        t = types[kinds[seq]]
+        at = int(ts[seq])
+        common = {"src": "bench", "seq": seq, "ts": at}
+        if t in ("checkin", "case_visit"):
+            v = venues.iloc[int(rng.integers(len(venues)))]
+            extra = {"venue_id": v.place_id, "lon": v.lon, "lat": v.lat}
+            if t == "checkin":
+                yield "cases", encode(t, **common, person_id=f"p{rng.integers(1e7)}", stay_s=1800, **extra)
+            else:
+                yield "cases", encode(t, **common, case_id="c1", arrive_ts=at - 3_600_000, leave_ts=at, **extra)
+        elif t == "case_report":
+            yield "cases", encode(t, **common, case_id=f"c{seq}", status="confirmed", lon=lon0 + 0.3, lat=lat0 + 0.2)
+        elif t == "declaration":
+            lon, lat = rng.uniform(lon0, lon1), rng.uniform(lat0, lat1)
+            yield (
+                "cases",
+                encode(t, **common, person_id=f"p{seq}", health_code="green", symptom="none", lon=lon, lat=lat),
+            )
+        elif t == "reading":
+            s = sensors.iloc[int(rng.integers(len(sensors)))]
+            yield "foot", encode(
+                t, **common, sensor_id=f"S-{s.place_id}", sensor_kind="infrared", place_id=s.place_id,
+                place_kind=s.kind, interval_s=60, people=int(rng.integers(0, 500)), fever=int(rng.integers(0, 2)),
+                occupancy=int(rng.integers(0, 2000)), capacity=int(s.capacity), lon=s.lon, lat=s.lat,
+            )  # fmt: skip
+        elif t == "application":
+            lon, lat = rng.uniform(lon0, lon1), rng.uniform(lat0, lat1)
+            yield "services", encode(
+                t, **common, application_id=f"a{seq}", service_code=f"svc{rng.integers(60)}",
+                channel=["app", "web", "kiosk", "counter"][rng.integers(4)], decision="approved",
+                automatic=bool(rng.integers(2)), processing_s=float(rng.exponential(3600)), lon=lon, lat=lat,
+            )  # fmt: skip
+        elif t == "appointment":
+            c = centers.iloc[int(rng.integers(len(centers)))]
+            yield "services", encode(
+                t, **common, appointment_id=f"ap{seq}", center_id=c.place_id, service_code="id_card",
+                action="served", slot_ts=at, wait_s=float(rng.exponential(600)), lon=c.lon, lat=c.lat,
+            )  # fmt: skip
+        elif t == "complaint":
+            lon, lat = rng.uniform(lon0, lon1), rng.uniform(lat0, lat1)
+            yield "complaints", encode(
+                t, **common, complaint_id=f"k{seq}", channel="hotline", category="noise",
+                text="loud construction noise at night on the street", lon=lon, lat=lat,
+            )  # fmt: skip
+        else:
+            yield "complaints", encode(t, **common, complaint_id=f"k{seq}", action="escalated", level="district")
+
+
+def fill(client, keys: Keys, city, n: int, seed: int) -> None:
+    """Write n events of the mix to the four streams, pipelined."""
+    pipe = client.pipeline(transaction=False)
+    for i, (source, fields) in enumerate(city_events(city, n, seed, int(time.time() * 1000))):
+        pipe.xadd(keys.stream(source), fields)
+        if i % 2000 == 1999:
+            pipe.execute()
+    pipe.execute()
+
+
+def raw_ceiling(client, keys: Keys, batch: int) -> tuple[int, float]:
+    """Consume every entry with a bare XREADGROUP + XACK loop; return (entries, seconds)."""
+    streams = {keys.stream(s): ">" for s in SOURCES}
+    for stream in streams:
+        client.xgroup_create(stream, "raw", id="0")
+    done = 0
+    start = time.perf_counter()
+    while True:
+        reply = client.xreadgroup("raw", "raw-1", streams, count=batch)
+        if not reply:
+            break
+        for stream, entries in reply:
+            client.xack(stream, "raw", *[e[0] for e in entries])
+            done += len(entries)
+    return done, time.perf_counter() - start
+
+
+def aggregator_run(client, settings: Settings, city_map: CityMap) -> tuple[int, float]:
+    """Consume every entry with one aggregator worker; return (entries, seconds)."""
+    worker = Aggregator(client, settings, city_map, name="bench")
+    worker.ensure_groups()
+    done = 0
+    start = time.perf_counter()
+    while handled := worker.step(block_ms=None):
+        done += handled
+    worker.close()
+    return done, time.perf_counter() - start
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--events", type=int, default=200_000)
+    parser.add_argument("--batch", type=int, default=1000)
+    parser.add_argument("--seed", type=int, default=1)
+    args = parser.parse_args()
+
+    env = Settings.from_env()
+    server = None
+    if env.redis_url:
+        url = env.redis_url
+    else:
+        server = EmbeddedRedis(tempfile.mkdtemp(prefix="citydeck-bench-"))
+        server.start()
+        url = server.url
+    try:
+        settings = Settings.from_env(
+            {}, redis_url=url, key_prefix=f"bench-{uuid.uuid4().hex[:8]}", batch_size=args.batch
+        )
+        client = client_from_url(url)
+        keys = Keys(settings.key_prefix)
+        city = demo_city(settings.city_seed)
+        city_map = CityMap.of(city, settings.h3_resolution)
+        t = time.perf_counter()
+        fill(client, keys, city, args.events, args.seed)
+        print(f"wrote {args.events:,} events of {len(MIX)} types in {time.perf_counter() - t:.1f}s to {url}")
+
+        raw_n, raw_s = raw_ceiling(client, keys, args.batch)
+        agg_n, agg_s = aggregator_run(client, settings, city_map)
+        assert raw_n == agg_n == args.events, (raw_n, agg_n)
+        ceiling, aggregated = raw_n / raw_s, agg_n / agg_s
+        counted = sum(int(client.hget(keys.meta(s), "events") or 0) for s in SOURCES)
+        print(f"{'consumer':<34}{'events':>10}{'seconds':>10}{'events/s':>12}")
+        print(f"{'raw XREADGROUP + XACK (ceiling)':<34}{raw_n:>10,}{raw_s:>10.2f}{ceiling:>12,.0f}")
+        print(f"{'aggregator (validate+place+fold)':<34}{agg_n:>10,}{agg_s:>10.2f}{aggregated:>12,.0f}")
+        print(f"events counted by the aggregator: {counted:,} (the rest dead-lettered)")
+        for s in SOURCES:
+            for key in client.scan_iter(match=f"{{{settings.key_prefix}:{s}}}*", count=5000):
+                client.unlink(key)
+        print(
+            f"RESULT ceiling_eps={ceiling:.0f} aggregator_eps={aggregated:.0f} ratio={aggregated / ceiling:.3f} "
+            f"events={args.events} batch={args.batch}"
+        )
+    finally:
+        if server is not None:
+            server.stop()
+
+
+if __name__ == "__main__":
+    main()

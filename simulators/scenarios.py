@@ -1,0 +1,73 @@
+"""The scenarios a simulation can play: a normal week, an outbreak, a storm, a holiday crowd.
+
+Every scenario's timeline is anchored at the start of the simulated run, so a run with
+``--duration D --speed S`` plays the same story wherever it sits on the calendar.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+HOUR_MS = 3_600_000
+DAY_MS = 24 * HOUR_MS
+
+
+@dataclass(frozen=True)
+class Scenario:
+    """What happens to the city during a run, beyond its daily and weekly rhythm."""
+
+    name: str
+    help: str
+    outbreak: bool = False
+    storm: bool = False
+    holiday_days: int = 0
+
+    def storm_intensity(self, ts_ms: int, start_ms: int) -> float:
+        """Return the storm's strength (0 calm, 1 peak) at an event time."""
+        if not self.storm:
+            return 0.0
+        hours = (ts_ms - start_ms - STORM_ONSET_MS) / HOUR_MS
+        if hours < 0 or hours > STORM_HOURS:
+            return 0.0
+        # Rain builds over the first hour, peaks, and the aftermath (fallen trees, flooding) trails off.
+        rise = min(1.0, hours / 1.0)
+        fall = min(1.0, (STORM_HOURS - hours) / 4.0)
+        return min(rise, fall)
+
+
+# The storm arrives soon after the run starts so that even a short run shows it.
+STORM_ONSET_MS = 10 * 60_000
+STORM_HOURS = 10.0
+
+SCENARIOS: dict[str, Scenario] = {
+    s.name: s
+    for s in (
+        Scenario("normal", "an ordinary week: daily and weekly rhythms, a few complaint clusters"),
+        Scenario(
+            "outbreak",
+            "an index case at a restaurant about an hour into the run; contacts fall ill days later "
+            "(play it with --speed 3600 and a few days of --backfill or --duration)",
+            outbreak=True,
+        ),
+        Scenario(
+            "storm",
+            "a rainstorm from 10 minutes into the run for 10 hours: flooding, fallen trees, blocked drains, "
+            "power cuts and dark streetlights; parks empty, counters quieter",
+            storm=True,
+        ),
+        Scenario(
+            "holiday",
+            "a three-day public holiday from the first day of the run: crowded malls and parks, "
+            "weekend metro, service centers closed",
+            holiday_days=3,
+        ),
+    )
+}
+
+
+def scenario_named(name: str) -> Scenario:
+    """Return the scenario with that name, or raise ValueError listing the known ones."""
+    try:
+        return SCENARIOS[name]
+    except KeyError:
+        raise ValueError(f"unknown scenario {name!r}; expected one of {', '.join(SCENARIOS)}") from None

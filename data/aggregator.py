@@ -20,7 +20,6 @@ import signal
 import socket
 import time
 from collections.abc import Callable, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -37,6 +36,7 @@ log = logging.getLogger("citydeck.aggregator")
 
 COMMIT_SCRIPT = (Path(__file__).parent / "commit.lua").read_text()
 HOUR_S = 3600
+ROLL_UP_EVERY_S = 20  # how often a worker looks for closed hours to roll up
 
 
 class CityMap:
@@ -124,10 +124,13 @@ class Aggregator:
         self.stopping = False
         self._last_claim = 0.0
         self._last_beat = 0.0
+        self._last_roll_up = 0.0
         self._recovering = True
         self._expiring: set[str] = set()
-        self._inflight: Future | None = None
-        self._committer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="commit")
+        # Commits sent on the commit connection whose replies are not read yet.
+        self._inflight: list[tuple[str, Sequence, Prepared]] = []
+        self._connection = None
+        self._ready: list[tuple[str, Sequence, Prepared]] = []
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -139,6 +142,7 @@ class Aggregator:
             except redis.ResponseError as e:
                 if "BUSYGROUP" not in str(e):
                     raise
+            self.client.script_load(COMMIT_SCRIPT)
             newest = self.client.hget(self.keys.meta(source), "newest_ms")
             self.watermark_ms[source] = max(self.watermark_ms.get(source, 0), int(newest or 0))
 
@@ -164,7 +168,7 @@ class Aggregator:
                     break
             except (redis.ConnectionError, redis.TimeoutError, OSError) as e:
                 log.warning("redis unreachable (%s); retrying in %.1fs", e, backoff)
-                self._inflight = None
+                self._drop_connection()
                 self._recovering = True
                 groups_ready = False
                 time.sleep(backoff)
@@ -173,7 +177,7 @@ class Aggregator:
                 if "NOGROUP" not in str(e):
                     raise
                 log.warning("consumer group missing (Redis lost its data?); recreating")
-                self._inflight = None
+                self._drop_connection()
                 self._recovering = True
                 groups_ready = False
         self.close()
@@ -181,10 +185,10 @@ class Aggregator:
         return self.processed
 
     def step(self, block_ms: int | None = -1) -> int:
-        """Claim stale entries when due, read one batch from every stream and hand it to the committer.
+        """Claim stale entries and roll up closed hours when due, then read one batch from every
+        stream, start the commit of the batch read before it, and prepare the new one meanwhile.
 
-        The commit of one batch runs in Redis while this thread decodes the next, so the two
-        cores work at once; at most one commit is in flight, and commits keep their order.
+        At most one commit is in flight and commits keep their order; ``flush`` ends the run.
         """
         handled = 0
         now = time.monotonic()
@@ -194,6 +198,9 @@ class Aggregator:
         if now - self._last_beat > 2:
             self._last_beat = now
             self.heartbeat()
+        if now - self._last_roll_up > ROLL_UP_EVERY_S:
+            self._last_roll_up = now
+            self.roll_up()
         if self._recovering:
             # After a start or a lost connection, first finish what this consumer read but never committed.
             history = self._read("0", None)
@@ -203,10 +210,13 @@ class Aggregator:
             if not history:
                 self._recovering = False
         if not self._recovering:
-            for source, entries in self._read(">", self.settings.block_ms if block_ms == -1 else block_ms):
-                self.submit(source, entries)
-                handled += len(entries)
-            if not handled:
+            # With a batch prepared and waiting, read the next one at once rather than block.
+            block = self.settings.block_ms if block_ms == -1 else block_ms
+            batches = self._read(">", None if self._ready else block)
+            self._commit_ready()
+            self._ready = [(source, entries, self._prepare(source, entries, {})) for source, entries in batches]
+            handled += sum(len(entries) for _, entries in batches)
+            if not batches:
                 self.flush()
         self.processed += handled
         return handled
@@ -216,23 +226,64 @@ class Aggregator:
         reply = self.client.xreadgroup(self.group, self.name, streams, count=self.settings.batch_size, block=block)
         return [(self._source_of(stream), entries) for stream, entries in reply or [] if entries]
 
-    def submit(self, source: str, entries: Sequence[tuple[bytes, dict | None]]) -> None:
-        """Prepare a batch here, then commit it in the background once the previous commit is done."""
-        prepared = self._prepare(source, entries, {})
-        self.flush()
-        self._inflight = self._committer.submit(self._commit, source, entries, prepared)
+    def _commit_ready(self) -> None:
+        """Send the prepared batches' commits, once the replies of the commits before them are in.
 
-    def flush(self) -> BatchResult | None:
-        """Wait for the commit in flight, if any, raising its error."""
-        inflight, self._inflight = self._inflight, None
-        return inflight.result() if inflight is not None else None
+        The next batch is read before this is called and decoded while Redis runs these commits,
+        so the worker's core and Redis's work at once.
+        """
+        ready, self._ready = self._ready, []
+        if ready:
+            self._receive_all()
+            for batch in ready:
+                self._send(batch[2])
+            self._inflight = ready
+
+    def flush(self) -> None:
+        """Commit everything read so far and wait for it."""
+        self._commit_ready()
+        self._receive_all()
 
     def close(self) -> None:
-        """Finish the commit in flight and release the committer thread."""
+        """Finish the commits in flight and give back the commit connection."""
         try:
             self.flush()
         finally:
-            self._committer.shutdown(wait=True)
+            if self._connection is not None:
+                self.client.connection_pool.release(self._connection)
+                self._connection = None
+
+    def _drop_connection(self) -> None:
+        """Forget commits in flight after a lost connection: their entries stay pending and are redone."""
+        self._inflight, self._ready = [], []
+        if self._connection is not None:
+            self._connection.disconnect()
+
+    def _send(self, prepared: Prepared) -> None:
+        if self._connection is None:
+            self._connection = self.client.connection_pool.get_connection()
+        self._connection.send_command(
+            "EVALSHA", self.commit.sha, len(prepared.keys), *prepared.keys, orjson.dumps(prepared.doc)
+        )
+
+    def _receive(self) -> bytes:
+        try:
+            return self._connection.read_response()
+        except redis.exceptions.NoScriptError:
+            self.client.script_load(COMMIT_SCRIPT)
+            raise
+
+    def _receive_all(self) -> None:
+        inflight, self._inflight = self._inflight, []
+        for i, (source, entries, prepared) in enumerate(inflight):
+            try:
+                outcome = self._receive()
+            except redis.exceptions.NoScriptError:
+                # Redis restarted and lost its scripts: redo this and every later commit, in order.
+                for later in inflight[i:]:
+                    self._commit(*later)
+                return
+            self._settle(source, entries, prepared, outcome)
 
     def claim_stale(self) -> int:
         """Take over entries that another worker read and never acknowledged."""
@@ -257,6 +308,47 @@ class Aggregator:
                     break
         return handled
 
+    def roll_up(self) -> int:
+        """Sum the fine buckets of every closed hour into hourly buckets; return the hours rolled.
+
+        An hour is closed once the source's newest event is more than the allowed lateness past
+        its end: the commit script refuses anything older, so its fine buckets can no longer
+        change. Rolling up is idempotent (the hourly bucket is rewritten, not added to), so two
+        workers doing it at once do no harm.
+        """
+        s = self.settings
+        retention_s = int(s.retention_hours * HOUR_S)
+        rolled = 0
+        for source in self.sources:
+            newest_ms = int(self.client.hget(self.keys.meta(source), "newest_ms") or 0)
+            closed_until = (newest_ms - s.lateness_seconds * 1000) // 1000 - HOUR_S
+            for raw in self.client.zrangebyscore(self.keys.open_hours(source), "-inf", closed_until):
+                hour = int(raw)
+                facets = sorted(f.decode() for f in self.client.smembers(self.keys.hour_facets(source, hour)))
+                starts = range(hour, hour + HOUR_S, s.bucket_seconds)
+                read = self.client.pipeline(transaction=False)
+                for facet in facets:
+                    for start in starts:
+                        read.hgetall(self.keys.bucket(source, facet, "m", start))
+                replies = iter(read.execute())
+                write = self.client.pipeline(transaction=True)
+                for facet in facets:
+                    total: dict[bytes, int] = {}
+                    for _ in starts:
+                        for k, v in next(replies).items():
+                            total[k] = total.get(k, 0) + int(v)
+                    key = self.keys.bucket(source, facet, "h", hour)
+                    write.delete(key)
+                    if total:
+                        write.hset(key, mapping=total)
+                        write.expireat(key, hour + HOUR_S + retention_s)
+                write.zadd(self.keys.rolled_hours(source), {str(hour): hour})
+                write.zrem(self.keys.open_hours(source), raw)
+                write.zremrangebyscore(self.keys.rolled_hours(source), "-inf", int(self.clock()) - retention_s - HOUR_S)
+                write.execute()
+                rolled += 1
+        return rolled
+
     def heartbeat(self) -> None:
         """Say this worker is alive, for the health view."""
         beat = {"pid": os.getpid(), "at_ms": int(self.clock() * 1000), "processed": self.processed}
@@ -277,19 +369,32 @@ class Aggregator:
         return self._commit(source, entries, self._prepare(source, entries, {}))
 
     def _commit(self, source: str, entries: Sequence[tuple[bytes, dict | None]], prepared: Prepared) -> BatchResult:
+        """Commit one prepared batch and wait for it."""
+        self._send(prepared)
+        return self._settle(source, entries, prepared, self._receive())
+
+    def _settle(
+        self, source: str, entries: Sequence[tuple[bytes, dict | None]], prepared: Prepared, outcome: bytes
+    ) -> BatchResult:
+        """Finish a commit from its reply: done, or refused and redone without what it refused for."""
         skip: dict[bytes, str | None] = {}  # entry id -> dead-letter reason, or None to only acknowledge
         while True:
-            outcome = self.commit(keys=prepared.keys, args=[orjson.dumps(prepared.doc)])
             if not outcome:
                 self._expiring.update(prepared.expiring)
                 if len(self._expiring) > 200_000:
                     self._expiring.clear()
                 return prepared.result
+            refusal = json.loads(outcome)
+            if "watermark" in refusal:
+                # Another worker has moved the source on: what is now too late must not be folded.
+                self.watermark_ms[source] = max(self.watermark_ms.get(source, 0), int(refusal["watermark"]))
             # Counted before: the same entry redelivered (acknowledge only), or a true repeat.
-            for idem, previous in json.loads(outcome):
+            for idem, previous in refusal.get("conflicts", []):
                 entry_id = prepared.entry_of[idem]
                 skip[entry_id] = None if previous.encode() == entry_id else "duplicate"
             prepared = self._prepare(source, entries, skip)
+            self._send(prepared)
+            outcome = self._receive()
 
     def _prepare(
         self, source: str, entries: Sequence[tuple[bytes, dict | None]], skip: dict[bytes, str | None]
@@ -329,6 +434,7 @@ class Aggregator:
             self.keys.dead_letters(source),
             self.keys.dead_counts(source),
             self.keys.meta(source),
+            self.keys.open_hours(source),
         ]
         index: dict[str, int] = {}
 
@@ -348,16 +454,19 @@ class Aggregator:
         ]
         incr = []
         expiring: list[str] = []
+        facets_by_hour: dict[int, set[str]] = {}
         for (facet, start), counters in folded.counters.items():
             hour = start - start % HOUR_S
-            fine, coarse = self.keys.bucket(source, facet, "m", start), self.keys.bucket(source, facet, "h", hour)
+            fine = self.keys.bucket(source, facet, "m", start)
             # A key's expiry is set once per worker, not with every batch.
-            expire_at = [
-                0 if fine in self._expiring else start + s.bucket_seconds + retention_s,
-                0 if coarse in self._expiring else hour + HOUR_S + retention_s,
-            ]
-            expiring += (fine, coarse)
-            incr.append([[key_index(fine), key_index(coarse)], expire_at, [x for kv in counters.items() for x in kv]])
+            expire_at = 0 if fine in self._expiring else start + s.bucket_seconds + retention_s
+            expiring.append(fine)
+            incr.append([[key_index(fine)], [expire_at], [x for kv in counters.items() for x in kv]])
+            facets_by_hour.setdefault(hour, set()).add(facet)
+        hours = [
+            [key_index(self.keys.hour_facets(source, hour)), hour, hour + HOUR_S + retention_s, sorted(facets)]
+            for hour, facets in facets_by_hour.items()
+        ]
         latest = [
             [
                 key_index(self.keys.latest(source, facet)),
@@ -392,11 +501,14 @@ class Aggregator:
         doc = {
             "seen": seen,
             "incr": incr,
+            "hours": hours,
             "latest": latest,
             "dead": dead,
             "ack": [i.decode() for i in ids],
             "group": self.group,
+            "oldest_ms": folded.oldest_ms,
             "newest_ms": folded.newest_ms,
+            "lateness_ms": s.lateness_seconds * 1000,
             "now_ms": now_ms,
             "events": folded.events,
             "dead_maxlen": s.dead_letter_maxlen,

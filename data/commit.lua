@@ -3,15 +3,17 @@
 -- advance the source's meta and acknowledge every entry of the batch.
 --
 -- KEYS[1] stream, KEYS[2] dead-letter stream, KEYS[3] dead-letter counts, KEYS[4] meta,
--- further keys are referenced by index from the batch document in ARGV[1]:
+-- KEYS[5] open hours; further keys are referenced by index from the batch document in ARGV[1]:
 --   seen    = {{key, expire_at, {idem, entry_id, ...}}, ...}
 --   incr    = {{{key, ...}, {expire_at or 0 when already set, ...}, {field, n, ...}}, ...}
+--   hours   = {{facets_key, hour, expire_at, {facet, ...}}, ...}
 --   latest  = {{state_key, time_key, {entity, ts, state, ...}}, ...}
 --   dead    = {{reason_kind, {field, value, ...}}, ...}
 --   ack     = {entry_id, ...}
---   group, newest_ms, now_ms, events, dead_maxlen
--- Returns '' on success, or a JSON list of {idem, entry_id already recorded} conflicts,
--- in which case nothing was written.
+--   group, oldest_ms, newest_ms, lateness_ms, now_ms, events, dead_maxlen
+-- Returns '' on success. Nothing is written when it returns JSON instead: {conflicts =
+-- {{idem, entry_id already recorded}, ...}}, or {watermark = newest_ms} when the batch holds
+-- an event later than the allowed lateness (its hour may already be rolled up).
 
 local doc = cjson.decode(ARGV[1])
 local CHUNK = 500
@@ -21,6 +23,12 @@ local function chunked(command, key, list, step)
     local last = math.min(i + CHUNK * step - 1, #list)
     redis.call(command, key, unpack(list, i, last))
   end
+end
+
+local meta = KEYS[4]
+local newest = tonumber(redis.call('HGET', meta, 'newest_ms') or '0')
+if doc.events > 0 and doc.oldest_ms < newest - doc.lateness_ms then
+  return cjson.encode({watermark = newest})
 end
 
 local conflicts = {}
@@ -35,7 +43,7 @@ for _, s in ipairs(doc.seen) do
     end
   end
 end
-if #conflicts > 0 then return cjson.encode(conflicts) end
+if #conflicts > 0 then return cjson.encode({conflicts = conflicts}) end
 
 for _, s in ipairs(doc.seen) do
   chunked('HSET', KEYS[s[1]], s[3], 2)
@@ -64,6 +72,12 @@ for _, g in ipairs(doc.incr) do
   for k, ki in ipairs(g[1]) do
     if g[2][k] > 0 then redis.call('EXPIREAT', KEYS[ki], g[2][k]) end
   end
+end
+
+for _, h in ipairs(doc.hours) do
+  redis.call('SADD', KEYS[h[1]], unpack(h[4]))
+  redis.call('EXPIREAT', KEYS[h[1]], h[3])
+  redis.call('ZADD', KEYS[5], h[2], h[2])
 end
 
 for _, l in ipairs(doc.latest) do
@@ -95,10 +109,8 @@ for _, d in ipairs(doc.dead) do
   redis.call('HINCRBY', KEYS[3], d[1], 1)
 end
 
-local meta = KEYS[4]
 if doc.events > 0 then
   redis.call('HINCRBY', meta, 'events', doc.events)
-  local newest = tonumber(redis.call('HGET', meta, 'newest_ms') or '0')
   if doc.newest_ms > newest then
     redis.call('HSET', meta, 'newest_ms', string.format('%d', doc.newest_ms))
   end

@@ -101,6 +101,7 @@ class Folded:
     latest: dict[str, dict[str, tuple[int, str]]] = field(default_factory=dict)
     events: int = 0
     newest_ms: int = 0
+    oldest_ms: int = 0
 
     def add(self, facet: str, buckets: np.ndarray, dim: Dimension, weights: np.ndarray | None = None) -> None:
         """Add counts (or sums of weights) per bucket and dimension value."""
@@ -167,6 +168,7 @@ def fold(decoded: Decoded, where: Placement, bucket_s: int, into: Folded) -> Non
     buckets = (ts // (bucket_s * 1000)) * bucket_s
     into.events += len(decoded)
     into.newest_ms = max(into.newest_ms, int(ts.max()))
+    into.oldest_ms = min(into.oldest_ms or int(ts.min()), int(ts.min()))
     into.add("events.type", buckets, constant(decoded.type.name, len(ts)))
     folder = _FOLDERS.get(decoded.type.name)
     if folder is not None:

@@ -50,8 +50,20 @@ class Keys:
         return f"{self._tag(source)}:seen:{hour}"
 
     def bucket(self, source: str, facet: str, width: str, start: int) -> str:
-        """Hash of facet key -> counter for one time bucket ('m' fine or 'h' hourly, start in epoch s)."""
+        """Hash of facet key -> counter for one time bucket ('m' fine, or 'h' hourly once rolled up)."""
         return f"{self._tag(source)}:agg:{facet}:{width}:{start}"
+
+    def open_hours(self, source: str) -> str:
+        """Sorted set of hours (epoch s) holding fine buckets not yet rolled up into an hourly one."""
+        return f"{self._tag(source)}:hours:open"
+
+    def rolled_hours(self, source: str) -> str:
+        """Sorted set of hours (epoch s) whose hourly buckets are complete."""
+        return f"{self._tag(source)}:hours:rolled"
+
+    def hour_facets(self, source: str, hour: int) -> str:
+        """Set of the facets that have fine buckets in that hour."""
+        return f"{self._tag(source)}:hours:{hour}:facets"
 
     def latest(self, source: str, facet: str) -> str:
         """Hash of entity -> its newest state (for example sensor -> last reading)."""

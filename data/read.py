@@ -1,13 +1,14 @@
 """The read API: what a dashboard asks of the aggregates, answered from time buckets.
 
-A window is covered by whole hourly buckets where it can be and fine buckets at its edges,
-so a read costs O(keys × buckets in the window) — never O(events) — whatever the volume.
+A window is covered by whole hourly buckets where the hour is rolled up and fine buckets
+elsewhere, so a read costs O(keys × buckets in the window) — never O(events) — whatever
+the volume.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Collection, Iterable, Mapping
 from dataclasses import dataclass
 
 import redis
@@ -33,14 +34,15 @@ class Window:
         return cls(end - int(seconds), end)
 
 
-def cover(window: Window, bucket_s: int) -> list[tuple[str, int]]:
-    """Return the (width, start) buckets that cover a window: hours inside, fine buckets at the edges."""
+def cover(window: Window, bucket_s: int, rolled: Collection[int] = ()) -> list[tuple[str, int]]:
+    """Return the (width, start) buckets that cover a window: the rolled-up hours inside it, fine
+    buckets elsewhere."""
     start = window.start - window.start % bucket_s
     end = window.end
     out: list[tuple[str, int]] = []
     t = start
     while t < end:
-        if t % HOUR_S == 0 and t + HOUR_S <= end + bucket_s - 1:
+        if t % HOUR_S == 0 and t in rolled and t + HOUR_S <= end + bucket_s - 1:
             out.append(("h", t))
             t += HOUR_S
         else:
@@ -67,7 +69,10 @@ class CityReader:
     def counts_many(self, source: str, facets: Iterable[str], window: Window) -> dict[str, dict[str, int]]:
         """Sum several facets of a source over one window, in one round trip."""
         facets = list(facets)
-        buckets = cover(window, self.settings.bucket_seconds)
+        rolled = {
+            int(h) for h in self.client.zrangebyscore(self.keys.rolled_hours(source), window.start - HOUR_S, window.end)
+        }
+        buckets = cover(window, self.settings.bucket_seconds, rolled)
         pipe = self.client.pipeline(transaction=False)
         for facet in facets:
             for width, start in buckets:

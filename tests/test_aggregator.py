@@ -173,9 +173,10 @@ def test_consumer_lag_counts_entries_no_worker_has_read(client, settings, worker
     assert CityReader(client, settings).stream_lengths()["cases"] == 9
 
 
-def test_window_cover_uses_whole_hours_inside_and_fine_buckets_at_the_edges():
+def test_window_cover_uses_rolled_up_hours_inside_and_fine_buckets_elsewhere():
     w = Window(7200 - 120, 3 * 3600 + 180)
-    buckets = cover(w, 60)
+    assert all(width == "m" for width, _ in cover(w, 60))
+    buckets = cover(w, 60, rolled={7200, 10800})
     assert buckets[:2] == [("m", 7080), ("m", 7140)]
     assert ("h", 7200) in buckets and ("m", 10800) in buckets and buckets[-1] == ("m", 10920)
     spans = sorted((s, s + (3600 if width == "h" else 60)) for width, s in buckets)
@@ -188,3 +189,29 @@ def test_processing_times_fall_into_histogram_bins():
 
     dim = fold.processing_bins(np.array([0.2, 0.9, 1.0, 3.0, 10 * 86_400.0]))
     assert [dim.label(c) for c in dim.codes] == ["le0.5", "le1", "le1", "le5", "leinf"]
+
+
+def test_a_closed_hour_is_rolled_up_and_reads_the_same_as_its_fine_buckets(client, settings, worker):
+    hour = (int(time.time()) // 3600 - 3) * 3600
+    start_ms = hour * 1000
+    events = [raw_event("complaint", seq=i, ts=start_ms + i * 97_000) for i in range(40)]  # over ~65 minutes
+    write(client, settings, "complaints", events)
+    drain(worker)
+    reader = CityReader(client, settings)
+    window = Window(hour - 600, hour + 2 * 3600)
+    before = reader.counts("complaints", "complaints.channel", window)
+    assert worker.roll_up() == 0  # the newest event is barely past the hour: it may still get late events
+
+    write(client, settings, "complaints", [raw_event("complaint", seq=99, ts=int(time.time() * 1000))])
+    drain(worker)
+    assert worker.roll_up() == 2  # the two hours the old events fell in
+    keys = Keys(settings.key_prefix)
+    assert client.hgetall(keys.bucket("complaints", "complaints.channel", "h", hour)) == {b"hotline": b"38"}
+    assert reader.counts("complaints", "complaints.channel", window) == before == {"hotline": 40}
+
+    # A straggler for the rolled-up hour is refused as late instead of silently missing from it.
+    write(client, settings, "complaints", [raw_event("complaint", seq=100, ts=start_ms + 5)])
+    worker.watermark_ms.clear()  # as a freshly started worker that has not seen the newest event
+    drain(worker)
+    assert reader.dead_letter_counts()["complaints"] == {"late": 1}
+    assert reader.counts("complaints", "complaints.channel", window) == {"hotline": 40}

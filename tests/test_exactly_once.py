@@ -54,7 +54,8 @@ def snapshot(client, keys: Keys) -> dict[str, dict]:
     out = {}
     for source in SOURCES:
         tag = keys.stream(source).removesuffix(":events")
-        for key in client.scan_iter(match=f"{tag}:agg:*", count=1000):
+        # Fine buckets are the truth; hourly ones are rolled up from them when an hour closes.
+        for key in client.scan_iter(match=f"{tag}:agg:*:m:*", count=1000):
             out[key.decode().replace(tag, source)] = client.hgetall(key)
         for key in client.scan_iter(match=f"{tag}:latest:*", count=1000):
             out[key.decode().replace(tag, source)] = client.hgetall(key)

@@ -52,7 +52,10 @@ class Settings:
         "CITYDECK_DEAD_LETTER_MAXLEN", 100_000, "entries", "Approximate cap of each dead-letter stream."
     )
     bucket_seconds: int = _setting(
-        "CITYDECK_BUCKET_SECONDS", 60, "s", "Width of the fine aggregate buckets (coarse buckets are one hour)."
+        "CITYDECK_BUCKET_SECONDS",
+        60,
+        "s",
+        "Width of the fine aggregate buckets; closed hours are rolled up into hourly ones.",
     )
     retention_hours: float = _setting(
         "CITYDECK_RETENTION_HOURS", 48.0, "h", "How long aggregates and duplicate-detection keys are kept."
@@ -86,7 +89,10 @@ class Settings:
         " (level=name_property[:id_property]; neighbourhood optional).",
     )
     city_crs: str = _setting(
-        "CITYDECK_CITY_CRS", "wgs84", "wgs84 | gcj02", "Datum of a city file's coordinates; gcj02 is converted on load."
+        "CITYDECK_CITY_CRS",
+        "wgs84",
+        "wgs84 or gcj02",
+        "Datum of a city file's coordinates; gcj02 is converted on load.",
     )
     city_seed: int = _setting("CITYDECK_CITY_SEED", 7, "integer", "Seed of the generated demo city.")
     consumer_group: str = _setting(
@@ -155,3 +161,16 @@ def _parse(f: dataclasses.Field, raw: str):
         return raw
     except ValueError:
         raise SettingsError(f"{f.metadata['env']}={raw!r} is not a valid {kind} ({f.metadata['help']})") from None
+
+
+def markdown_table() -> str:
+    """Return the settings as the Markdown table the README carries."""
+    lines = ["| variable | default | unit | what it does |", "|---|---|---|---|"]
+    for row in Settings.documented():
+        default = f"`{row['default']}`" if row["default"] else "(none)"
+        lines.append(f"| `{row['env']}` | {default} | {row['unit']} | {row['help']} |")
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    print(markdown_table())

@@ -175,12 +175,12 @@ def fold(decoded: Decoded, where: Placement, bucket_s: int, into: Folded) -> Non
         folder(decoded, where, buckets, into)
 
 
-def _fields(decoded: Decoded, name: str) -> Sequence:
+def _choices(decoded: Decoded, name: str) -> tuple[str, ...]:
     return decoded.type.fields[[f.name for f in decoded.type.fields].index(name)].choices
 
 
 def _cases_report(d: Decoded, w: Placement, b: np.ndarray, out: Folded) -> None:
-    status = enumerated(d.columns["status"], _fields(d, "status"))
+    status = enumerated(d.columns["status"], _choices(d, "status"))
     out.add("cases.status", b, status)
     out.add("cases.community_status", b, w.community.cross(status))
 
@@ -198,10 +198,10 @@ def _checkin(d: Decoded, w: Placement, b: np.ndarray, out: Folded) -> None:
 
 
 def _declaration(d: Decoded, w: Placement, b: np.ndarray, out: Folded) -> None:
-    code = enumerated(d.columns["health_code"], _fields(d, "health_code"))
+    code = enumerated(d.columns["health_code"], _choices(d, "health_code"))
     out.add("declarations.code", b, code)
     out.add("declarations.community_code", b, w.community.cross(code))
-    out.add("declarations.symptom", b, enumerated(d.columns["symptom"], _fields(d, "symptom")))
+    out.add("declarations.symptom", b, enumerated(d.columns["symptom"], _choices(d, "symptom")))
 
 
 def _reading(d: Decoded, w: Placement, b: np.ndarray, out: Folded) -> None:
@@ -216,8 +216,8 @@ def _reading(d: Decoded, w: Placement, b: np.ndarray, out: Folded) -> None:
     if fever.any():
         out.add("fever.community", b, w.community, fever)
         out.add("fever.sensor", b, sensor, fever)
-    kinds = _fields(d, "place_kind")
-    sensor_kinds = _fields(d, "sensor_kind")
+    kinds = _choices(d, "place_kind")
+    sensor_kinds = _choices(d, "sensor_kind")
     cols = [c[k] for k in ("ts", "people", "fever", "occupancy", "capacity", "interval_s", "lon", "lat")]
     place, place_kind, sensor_kind = c["place_id"], c["place_kind"], c["sensor_kind"]
     community = w.community.labels_of(w.community.codes)
@@ -240,22 +240,25 @@ SENSOR_STATE_FIELDS = (
 
 def _application(d: Decoded, w: Placement, b: np.ndarray, out: Folded) -> None:
     c = d.columns
-    channel = enumerated(c["channel"], _fields(d, "channel"))
-    decision = enumerated(c["decision"], _fields(d, "decision"))
+    channel = enumerated(c["channel"], _choices(d, "channel"))
+    decision = enumerated(c["decision"], _choices(d, "decision"))
     automatic = Dimension(np.maximum(c["automatic"], 0).astype(np.int64), 2, _labels(["manual", "auto"]))
     service = labelled(c["service_code"])
     out.add("applications.community", b, w.community)
     out.add("applications.district_channel", b, w.district.cross(channel))
     out.add("applications.service", b, service)
     out.add("applications.decision_mode", b, decision.cross(automatic))
-    out.add("applications.processing", b, automatic.cross(processing_bins(c["processing_s"])))
-    out.add("applications.processing_ms", b, automatic, c["processing_s"] * 1000.0)
+    # Only decisions time the process: a filing still pending says nothing about how long it takes.
+    decided = np.flatnonzero(c["decision"] != _choices(d, "decision").index("pending"))
+    bins = processing_bins(c["processing_s"][decided])
+    out.add("applications.processing", b[decided], automatic.take(decided).cross(bins))
+    out.add("applications.processing_ms", b[decided], automatic.take(decided), c["processing_s"][decided] * 1000.0)
 
 
 def _appointment(d: Decoded, w: Placement, b: np.ndarray, out: Folded) -> None:
     c = d.columns
     center = labelled(c["center_id"])
-    action = enumerated(c["action"], _fields(d, "action"))
+    action = enumerated(c["action"], _choices(d, "action"))
     out.add("appointments.center_action", b, center.cross(action))
     served = np.flatnonzero((c["wait_s"] >= 0) & np.isfinite(c["wait_s"]))
     if len(served):
@@ -264,16 +267,16 @@ def _appointment(d: Decoded, w: Placement, b: np.ndarray, out: Folded) -> None:
 
 
 def _complaint(d: Decoded, w: Placement, b: np.ndarray, out: Folded) -> None:
-    category = enumerated(d.columns["category"], _fields(d, "category"))
+    category = enumerated(d.columns["category"], _choices(d, "category"))
     out.add("complaints.community", b, w.community)
     out.add("complaints.h3", b, w.h3)
-    out.add("complaints.channel", b, enumerated(d.columns["channel"], _fields(d, "channel")))
+    out.add("complaints.channel", b, enumerated(d.columns["channel"], _choices(d, "channel")))
     out.add("complaints.community_category", b, w.community.cross(category))
 
 
 def _complaint_update(d: Decoded, w: Placement, b: np.ndarray, out: Folded) -> None:
-    action = enumerated(d.columns["action"], _fields(d, "action"))
-    level = enumerated(d.columns["level"], _fields(d, "level"))
+    action = enumerated(d.columns["action"], _choices(d, "action"))
+    level = enumerated(d.columns["level"], _choices(d, "level"))
     out.add("updates.action_level", b, action.cross(level))
 
 

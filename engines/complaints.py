@@ -1,0 +1,543 @@
+"""Complaint triage and routing: each complaint's category and priority with the reason, repeated reports
+merged into incidents, and each complaint's way up community → neighbourhood → district → department.
+
+The taxonomy (keywords in English and Chinese, base priorities, danger terms) and the routing rules
+(competent level, departments, deadlines) are data files in ``engines/rules``, loaded through
+``load_taxonomy`` and ``load_routing``.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import math
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from scipy.sparse import coo_matrix
+from scipy.sparse.csgraph import connected_components
+from scipy.spatial import cKDTree
+
+from data.schema import COMPLAINT_CATEGORIES, ROUTING_LEVELS
+
+RULES_DIR = Path(__file__).resolve().parent / "rules"
+TAXONOMY_PATH = RULES_DIR / "taxonomy.json"
+ROUTING_PATH = RULES_DIR / "routing.json"
+EARTH_RADIUS_M = 6_371_008.8
+HOUR_MS = 3_600_000
+
+
+@dataclass(frozen=True)
+class TriageParams:
+    """Parameters of complaint triage and duplicate merging (name, default, unit)."""
+
+    duplicate_distance_m: float = 50.0  # m: reports of one category closer than this may be one incident
+    duplicate_window_s: float = 6 * 3600.0  # s: ...and no further apart in time than this
+    cluster_reports: int = 3  # reports: an incident with at least this many is raised one priority level
+
+
+# ---------------------------------------------------------------------------- taxonomy
+
+
+@dataclass(frozen=True)
+class Category:
+    """A complaint category of the taxonomy, its base priority and how its words are recognised."""
+
+    name: str
+    label: str
+    priority: int
+    pattern: re.Pattern
+
+
+@dataclass(frozen=True)
+class DangerRule:
+    """Words that make a complaint more urgent: set a priority (``priority``) or raise it (``raise_by``)."""
+
+    categories: frozenset[str]  # empty: applies to every category
+    pattern: re.Pattern
+    priority: int | None
+    raise_by: int
+    reason: str
+
+
+@dataclass(frozen=True)
+class Taxonomy:
+    """Categories (most specific first) and danger rules, as read from a taxonomy file."""
+
+    categories: tuple[Category, ...]
+    danger: tuple[DangerRule, ...]
+
+    def category(self, name: str) -> Category:
+        """Return the category with that name."""
+        return next(c for c in self.categories if c.name == name)
+
+
+def _pattern(english: Iterable[str], chinese: Iterable[str]) -> re.Pattern:
+    # English words match whole (with a plural ending); Chinese has no spaces, so it matches anywhere.
+    words = sorted({w.lower() for w in english}, key=len, reverse=True)
+    han = sorted(set(chinese), key=len, reverse=True)
+    parts = [rf"(?<!\w){re.escape(w)}(?:s|es)?(?!\w)" for w in words] + [re.escape(w) for w in han]
+    return re.compile("|".join(parts) if parts else r"(?!)", re.IGNORECASE)
+
+
+@functools.lru_cache(maxsize=8)
+def load_taxonomy(path: Path | str = TAXONOMY_PATH) -> Taxonomy:
+    """Read a taxonomy file (cached per path); its categories must be exactly the schema's."""
+    raw = json.loads(Path(path).read_text(encoding="utf-8"))
+    names = set(raw["categories"])
+    if names != set(COMPLAINT_CATEGORIES):
+        raise ValueError(
+            f"{path}: categories must be the schema's; missing {sorted(set(COMPLAINT_CATEGORIES) - names)}, "
+            f"unknown {sorted(names - set(COMPLAINT_CATEGORIES))}"
+        )
+    categories = tuple(
+        Category(name, spec["label"], int(spec["priority"]), _pattern(spec.get("en", ()), spec.get("zh", ())))
+        for name, spec in raw["categories"].items()
+    )
+    danger = tuple(
+        DangerRule(
+            frozenset(rule.get("categories", ())),
+            _pattern(rule.get("en", ()), rule.get("zh", ())),
+            int(rule["priority"]) if "priority" in rule else None,
+            int(rule.get("raise", 0)),
+            rule["reason"],
+        )
+        for rule in raw["danger"]
+    )
+    return Taxonomy(categories, danger)
+
+
+# ---------------------------------------------------------------------------- triage
+
+
+@dataclass(frozen=True)
+class Triage:
+    """The triage of one complaint: category, priority 1 (most urgent) to 4, and why."""
+
+    category: str
+    priority: int
+    reason: str
+    keywords: tuple[str, ...]
+
+
+def triage_text(text: str, intake_category: str | None = None, taxonomy: Taxonomy | None = None) -> Triage:
+    """Triage one complaint's words; the intake category is used only when no keyword matches."""
+    taxonomy = taxonomy or load_taxonomy()
+    text = text or ""
+    best: tuple[int, Category, tuple[str, ...]] | None = None
+    for category in taxonomy.categories:
+        hits = tuple(dict.fromkeys(m.group(0).lower() for m in category.pattern.finditer(text)))
+        # Ties go to the earlier, more specific category.
+        if hits and (best is None or len(hits) > best[0]):
+            best = (len(hits), category, hits)
+    if best is not None:
+        category, keywords, source = best[1], best[2], None
+    elif intake_category in COMPLAINT_CATEGORIES:
+        category, keywords, source = taxonomy.category(intake_category), (), "category chosen at intake"
+    else:
+        category, keywords, source = taxonomy.category("other"), (), "no keyword recognised"
+
+    priority, why = category.priority, f"{category.label} — usual priority" + (f" ({source})" if source else "")
+    raised: list[str] = []
+    for rule in taxonomy.danger:
+        if rule.categories and category.name not in rule.categories:
+            continue
+        found = rule.pattern.search(text)
+        if found is None:
+            continue
+        if rule.priority is not None and rule.priority < priority:
+            priority, why = rule.priority, f"{rule.reason} (“{found.group(0)}”)"
+        elif rule.raise_by and not raised:
+            raised.append(f"{rule.reason} (“{found.group(0)}”)")
+    if raised:
+        new = max(1, priority - 1)
+        if new < priority:
+            why += f"; raised from P{priority}: {raised[0]}"
+            priority = new
+    return Triage(category.name, priority, f"P{priority}: {why}", keywords)
+
+
+def triage(complaints: pd.DataFrame, taxonomy: Taxonomy | None = None) -> pd.DataFrame:
+    """Triage complaints: ``complaint_id``, ``text`` and optionally the intake ``category``.
+
+    Returns the input's columns with ``category`` (triaged), ``intake_category`` (the given one or
+    None), ``priority`` (1–4), ``priority_label`` (``P1``...), ``reason`` and ``keywords`` (matched words).
+    """
+    taxonomy = taxonomy or load_taxonomy()
+    intake = complaints["category"] if "category" in complaints else pd.Series(None, index=complaints.index)
+    results = [
+        triage_text(text, None if pd.isna(given) else given, taxonomy)
+        for text, given in zip(complaints["text"].fillna("").astype(str), intake, strict=True)
+    ]
+    out = complaints.copy()
+    out["intake_category"] = intake.where(intake.notna(), None).to_numpy()
+    out["category"] = [r.category for r in results]
+    out["priority"] = np.asarray([r.priority for r in results], dtype=np.int64)
+    out["priority_label"] = "P" + out["priority"].astype(str)
+    out["reason"] = [r.reason for r in results]
+    out["keywords"] = [", ".join(r.keywords) for r in results]
+    return out
+
+
+# ---------------------------------------------------------------------------- incidents
+
+
+def _metres(lon: np.ndarray, lat: np.ndarray) -> np.ndarray:
+    # An equirectangular plane about the reports' mean latitude: within a city (< 100 km) distances
+    # of tens of metres are off by well under 1 %, which a duplicate threshold does not notice.
+    lat0 = math.radians(float(np.nanmean(lat))) if len(lat) else 0.0
+    return np.column_stack((np.radians(lon) * EARTH_RADIUS_M * math.cos(lat0), np.radians(lat) * EARTH_RADIUS_M))
+
+
+def merge_incidents(triaged: pd.DataFrame, params: TriageParams = TriageParams()) -> pd.DataFrame:
+    """Merge repeated reports of one problem into incidents and raise the priority of clusters.
+
+    ``triaged`` has ``complaint_id``, ``ts`` (ms), ``lon``, ``lat``, ``category``, ``priority`` and
+    ``reason`` (from ``triage``). Two reports are of one incident when they share a category and lie
+    within ``duplicate_distance_m`` and ``duplicate_window_s`` of each other; incidents are the
+    connected groups of such pairs (so a chain of close reports along a road is one incident).
+    Adds ``incident_id`` (the first report's complaint id), ``reports`` (in the incident),
+    ``incident_priority`` and ``incident_reason``.
+    """
+    out = triaged.reset_index(drop=True).copy()
+    n = len(out)
+    if n == 0:
+        return out.assign(incident_id=[], reports=[], incident_priority=[], incident_reason=[])
+    lon = out["lon"].to_numpy(np.float64)
+    lat = out["lat"].to_numpy(np.float64)
+    ts = out["ts"].to_numpy(np.int64)
+    category = pd.factorize(out["category"])[0]
+    placed = np.isfinite(lon) & np.isfinite(lat)
+    where = np.flatnonzero(placed)
+    pairs = cKDTree(_metres(lon[where], lat[where])).query_pairs(params.duplicate_distance_m, output_type="ndarray")
+    a, b = where[pairs[:, 0]], where[pairs[:, 1]]
+    same = (category[a] == category[b]) & (np.abs(ts[a] - ts[b]) <= params.duplicate_window_s * 1000)
+    a, b = a[same], b[same]
+    graph = coo_matrix((np.ones(len(a), dtype=np.int8), (a, b)), shape=(n, n))
+    _, group = connected_components(graph, directed=False)
+
+    order = np.lexsort((out["complaint_id"].astype(str).to_numpy(), ts))
+    first = pd.Series(order, index=group[order]).groupby(level=0).first()
+    out["incident_id"] = out["complaint_id"].to_numpy()[first.loc[group].to_numpy()]
+    out["reports"] = np.bincount(group)[group]
+
+    priority = out["priority"].to_numpy(np.int64)
+    frame = pd.DataFrame({"group": group, "priority": priority, "row": np.arange(n)})
+    # The incident takes its most urgent report's priority and reason.
+    top = frame.sort_values(["priority", "row"]).groupby("group")["row"].first()
+    top_row = top.loc[group].to_numpy()
+    base = priority[top_row]
+    reason = out["reason"].to_numpy(dtype=object)[top_row]
+    spans = pd.Series(ts).groupby(group).agg(["min", "max"])
+    span_h = ((spans["max"] - spans["min"]) / HOUR_MS).loc[group].to_numpy()
+    clustered = out["reports"].to_numpy() >= params.cluster_reports
+    raised = np.where(clustered, np.maximum(base - 1, 1), base)
+    out["incident_priority"] = raised
+    notes = [
+        _cluster_note(r, int(b), int(p), int(k), h, params) if c else r
+        for r, b, p, k, h, c in zip(reason, base, raised, out["reports"], span_h, clustered)
+    ]
+    out["incident_reason"] = [_retitle(note, int(p)) for note, p in zip(notes, raised)]
+    return out
+
+
+def _cluster_note(reason: str, base: int, raised: int, reports: int, span_h: float, params: TriageParams) -> str:
+    cluster = f"{reports} reports within {params.duplicate_distance_m:g} m in {span_h:.1f} h"
+    if raised < base:
+        return f"{reason}; raised from P{base}: cluster of {cluster}"
+    return f"{reason}; cluster of {cluster}"
+
+
+def _retitle(reason: str, priority: int) -> str:
+    return f"P{priority}:" + reason.split(":", 1)[1] if reason.startswith("P") else reason
+
+
+def incident_table(merged: pd.DataFrame) -> pd.DataFrame:
+    """Return one row per incident from ``merge_incidents``.
+
+    Columns: ``incident_id``, ``category``, ``priority``, ``reason``, ``reports``, ``first_ms``,
+    ``last_ms``, ``lon``, ``lat`` (mean of the reports) and ``complaint_ids`` (tuple).
+    """
+    grouped = merged.groupby("incident_id", sort=False)
+    out = grouped.agg(
+        category=("category", "first"),
+        priority=("incident_priority", "first"),
+        reason=("incident_reason", "first"),
+        reports=("reports", "first"),
+        first_ms=("ts", "min"),
+        last_ms=("ts", "max"),
+        lon=("lon", "mean"),
+        lat=("lat", "mean"),
+        complaint_ids=("complaint_id", tuple),
+    )
+    return out.reset_index().sort_values(["priority", "reports", "first_ms"], ascending=[True, False, True])
+
+
+# ---------------------------------------------------------------------------- routing
+
+
+@dataclass(frozen=True)
+class RoutingRules:
+    """Levels, deadlines (ms by level and priority), departments and per-category competence."""
+
+    levels: tuple[str, ...]
+    deadlines_ms: Mapping[str, Mapping[int, int]]
+    departments: Mapping[str, str]
+    competent: Mapping[str, str]
+    owners: Mapping[str, tuple[str, ...]]
+
+    def deadline_ms(self, level: str, priority: int) -> int:
+        """Return how long a level has to act on a complaint of this priority (ms)."""
+        return self.deadlines_ms[level][int(priority)]
+
+
+@functools.lru_cache(maxsize=8)
+def load_routing(path: Path | str = ROUTING_PATH) -> RoutingRules:
+    """Read a routing-rules file (cached per path); levels must be the schema's, in order."""
+    raw = json.loads(Path(path).read_text(encoding="utf-8"))
+    if tuple(raw["levels"]) != ROUTING_LEVELS:
+        raise ValueError(f"{path}: levels must be {ROUTING_LEVELS}, got {raw['levels']}")
+    missing = set(COMPLAINT_CATEGORIES) - set(raw["categories"])
+    if missing:
+        raise ValueError(f"{path}: no routing rule for categories {sorted(missing)}")
+    unknown = {d for spec in raw["categories"].values() for d in spec["departments"]} - set(raw["departments"])
+    if unknown:
+        raise ValueError(f"{path}: unknown departments {sorted(unknown)}")
+    return RoutingRules(
+        levels=ROUTING_LEVELS,
+        deadlines_ms={
+            level: {int(p): int(float(h) * HOUR_MS) for p, h in by_priority.items()}
+            for level, by_priority in raw["deadlines_h"].items()
+        },
+        departments=dict(raw["departments"]),
+        competent={c: spec["competent"] for c, spec in raw["categories"].items()},
+        owners={c: tuple(spec["departments"]) for c, spec in raw["categories"].items()},
+    )
+
+
+@dataclass
+class Stay:
+    """A complaint's stay at one level (and department): when it came, why, when it left."""
+
+    level: str
+    department: str | None
+    entered_ms: int
+    deadline_ms: int
+    how: str  # assigned, escalated, deadline, remit, bounced, reassigned
+    left_ms: int | None = None
+
+
+@dataclass
+class Route:
+    """One complaint's way through the hierarchy: its stays, status and bounces."""
+
+    complaint_id: str
+    category: str
+    priority: int
+    opened_ms: int
+    stays: list[Stay] = field(default_factory=list)
+    status: str = "open"  # open, resolved, closed
+    bounces: int = 0
+    tried: list[str] = field(default_factory=list)  # departments that have held it
+    _return_to: int | None = None  # rank it was sent down from, awaiting its return
+
+    @property
+    def stay(self) -> Stay:
+        """Return the current stay."""
+        return self.stays[-1]
+
+    @property
+    def escalations(self) -> int:
+        """Return how many times it went up a level."""
+        return sum(s.how in ("escalated", "deadline", "remit") for s in self.stays[1:])
+
+
+class Router:
+    """The routing state machine: open complaints, apply their updates, and escalate on ``tick``.
+
+    States are (level, department, status). A complaint opens at the lowest level competent for its
+    category; it goes up one level when its deadline there passes (``tick``) or the level declares it
+    beyond its remit; updates from the field (``complaint_update`` events) move it as they say. A
+    department that declares a complaint beyond its remit sends it back to the district, which passes
+    it to the category's next department. Being sent down and coming back up counts as a bounce.
+    """
+
+    def __init__(self, rules: RoutingRules | None = None):
+        self.rules = rules or load_routing()
+        self.routes: dict[str, Route] = {}
+        self._rank = {level: i for i, level in enumerate(self.rules.levels)}
+
+    def open(self, complaint_id: str, category: str, priority: int, ts: int) -> Route:
+        """Assign a new complaint to the lowest competent level (idempotent per complaint id)."""
+        if complaint_id in self.routes:
+            return self.routes[complaint_id]
+        route = Route(complaint_id, category, int(priority), int(ts))
+        level = self.rules.competent.get(category, self.rules.levels[0])
+        self._enter(route, level, int(ts), "assigned")
+        self.routes[complaint_id] = route
+        return route
+
+    def open_all(self, triaged: pd.DataFrame) -> None:
+        """Open every complaint of a triaged frame (``complaint_id``, ``category``, ``priority``, ``ts``)."""
+        columns = (triaged[c].to_numpy() for c in ("complaint_id", "category", "priority", "ts"))
+        for complaint_id, category, priority, ts in zip(*columns, strict=True):
+            self.open(str(complaint_id), str(category), int(priority), int(ts))
+
+    def _department_for(self, route: Route) -> str:
+        owners = self.rules.owners.get(route.category, ())
+        fresh = [d for d in owners if d not in route.tried]
+        return fresh[0] if fresh else (owners[-1] if owners else next(iter(self.rules.departments)))
+
+    def _enter(self, route: Route, level: str, ts: int, how: str, department: str | None = None) -> Stay:
+        if level == "department" and department is None:
+            department = self._department_for(route)
+        if route.stays:
+            rank_now, rank_new = self._rank[route.stay.level], self._rank[level]
+            route.stay.left_ms = ts
+            if rank_new < rank_now:
+                route._return_to = rank_now if route._return_to is None else route._return_to
+            elif route._return_to is not None and rank_new >= route._return_to:
+                route.bounces += 1
+                route._return_to = None
+        if department is not None and department not in route.tried:
+            route.tried.append(department)
+        stay = Stay(level, department, ts, ts + self.rules.deadline_ms(level, route.priority), how)
+        route.stays.append(stay)
+        return stay
+
+    def escalate(self, complaint_id: str, ts: int, how: str = "escalated") -> Stay | None:
+        """Send a complaint one level up (a department sends it back to the district); None if closed."""
+        route = self.routes[complaint_id]
+        if route.status == "closed":
+            return None
+        rank = self._rank[route.stay.level]
+        if rank + 1 < len(self.rules.levels):
+            return self._enter(route, self.rules.levels[rank + 1], ts, how)
+        return self._enter(route, self.rules.levels[rank - 1], ts, "bounced")
+
+    def declare_beyond_remit(self, complaint_id: str, ts: int) -> Stay | None:
+        """Record that the level holding a complaint says it is not theirs: it goes up (or back)."""
+        return self.escalate(complaint_id, int(ts), "remit")
+
+    def apply(self, update: Mapping) -> bool:
+        """Apply one complaint_update-like mapping (complaint_id, ts, action, level, department); False if unknown."""
+        route = self.routes.get(str(update["complaint_id"]))
+        if route is None:
+            return False
+        ts, action, level = int(update["ts"]), update["action"], update.get("level")
+        department = update.get("department")
+        department = (
+            None if department is None or (isinstance(department, float) and math.isnan(department)) else department
+        )
+        if action == "assigned" and len(route.stays) == 1 and level in self._rank:
+            # The intake desk's own first assignment replaces the engine's suggestion; it is no move.
+            route.stays[0] = Stay(
+                level, department, route.opened_ms, route.opened_ms + self.rules.deadline_ms(level, route.priority),
+                "assigned",
+            )  # fmt: skip
+        elif action in ("assigned", "escalated", "bounced") and level in self._rank:
+            if (level, department) != (route.stay.level, route.stay.department):
+                self._enter(route, level, ts, action, department)
+        elif action == "resolved":
+            route.status = "resolved"
+        elif action == "reopened":
+            route.status = "open"
+            route.stay.deadline_ms = ts + self.rules.deadline_ms(route.stay.level, route.priority)
+        elif action == "closed":
+            route.status = "closed"
+            route.stay.left_ms = ts
+        return True
+
+    def apply_all(self, updates: pd.DataFrame) -> int:
+        """Apply updates in event-time order; return how many referred to known complaints."""
+        known = 0
+        for row in updates.sort_values("ts", kind="stable").to_dict("records"):
+            known += self.apply(row)
+        return known
+
+    def tick(self, now_ms: int) -> pd.DataFrame:
+        """Escalate every open complaint whose deadline has passed, at the moment it passed.
+
+        Returns the escalations made, as complaint_update-like rows: ``complaint_id``, ``ts``,
+        ``action`` (escalated), ``level``, ``department``, ``note``.
+        """
+        made = []
+        top = self.rules.levels[-1]
+        for route in self.routes.values():
+            while route.status == "open" and route.stay.level != top and route.stay.deadline_ms <= now_ms:
+                was = route.stay.level
+                stay = self._enter(route, self.rules.levels[self._rank[was] + 1], route.stay.deadline_ms, "deadline")
+                made.append(
+                    {
+                        "complaint_id": route.complaint_id,
+                        "ts": stay.entered_ms,
+                        "action": "escalated",
+                        "level": stay.level,
+                        "department": stay.department,
+                        "note": f"Deadline at {was} passed; escalated to {self._holder(stay)}",
+                    }
+                )
+        return pd.DataFrame(made, columns=["complaint_id", "ts", "action", "level", "department", "note"])
+
+    def _holder(self, stay: Stay) -> str:
+        return self.rules.departments.get(stay.department, stay.department) if stay.department else stay.level
+
+    def table(self, now_ms: int) -> pd.DataFrame:
+        """Return one row per complaint: where it is, since when, its deadline and its history.
+
+        Columns: ``complaint_id``, ``category``, ``priority``, ``status``, ``level``, ``department``,
+        ``holder`` (department name or level), ``entered_ms``, ``deadline_ms``, ``overdue`` (open and past
+        its deadline), ``overdue_s``, ``waited_s`` (since opened), ``escalations``, ``bounces``,
+        ``bounced`` and ``path`` (levels held, e.g. ``community → neighbourhood``).
+        """
+        rows = []
+        for r in self.routes.values():
+            s = r.stay
+            late = r.status == "open" and s.deadline_ms < now_ms
+            rows.append(
+                {
+                    "complaint_id": r.complaint_id,
+                    "category": r.category,
+                    "priority": r.priority,
+                    "status": r.status,
+                    "level": s.level,
+                    "department": s.department,
+                    "holder": self._holder(s),
+                    "entered_ms": s.entered_ms,
+                    "deadline_ms": s.deadline_ms,
+                    "overdue": late,
+                    "overdue_s": (now_ms - s.deadline_ms) / 1000 if late else 0.0,
+                    "waited_s": (now_ms - r.opened_ms) / 1000,
+                    "escalations": r.escalations,
+                    "bounces": r.bounces,
+                    "bounced": r.bounces > 0,
+                    "path": " → ".join(x.department or x.level for x in r.stays),
+                }
+            )
+        return pd.DataFrame(rows)
+
+    def stays(self, now_ms: int) -> pd.DataFrame:
+        """Return every stay of every complaint: ``complaint_id``, ``step``, ``level``, ``department``,
+        ``how``, ``entered_ms``, ``left_ms`` (NaN while there), ``held_s`` (until left or now), ``overdue``."""
+        rows = []
+        for r in self.routes.values():
+            for step, s in enumerate(r.stays):
+                end = s.left_ms if s.left_ms is not None else now_ms
+                rows.append(
+                    {
+                        "complaint_id": r.complaint_id,
+                        "step": step,
+                        "level": s.level,
+                        "department": s.department,
+                        "how": s.how,
+                        "entered_ms": s.entered_ms,
+                        "left_ms": s.left_ms,
+                        "held_s": (end - s.entered_ms) / 1000,
+                        "overdue": end > s.deadline_ms,
+                    }
+                )
+        return pd.DataFrame(rows)

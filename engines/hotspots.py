@@ -1,0 +1,136 @@
+"""Complaint hotspots: places where complaints cluster beyond chance, by the Getis-Ord Gi* statistic.
+
+Gi* compares the complaints in a cell and its neighbours with the city-wide mean. We use binary
+weights (a cell and its H3 ring, or a community and the communities sharing an edge or corner with
+it, Queen contiguity) and ``esda.G_Local`` with ``star=True``, which puts the focal area in its own
+neighbourhood. The z-score is the analytic one; the p-value comes from conditional permutations
+(each area's neighbours redrawn from the rest of the map), so it holds whatever the skew of the
+counts; it is one-sided in the direction the area deviates (esda's folded, "directed" pseudo p). A hotspot is an area with a positive z and a pseudo p-value under ``alpha``. With thousands
+of areas, about ``alpha``/2 of them pass by chance in pure noise: read a lone hot cell with care,
+a compact group of them is the signal.
+"""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass
+
+import h3
+import numpy as np
+import pandas as pd
+import scipy.sparse as sp
+import shapely
+from esda import G_Local
+from libpysal.weights import WSP, W
+
+from geo.city import City
+
+
+@dataclass(frozen=True)
+class HotspotParams:
+    """Parameters of hotspot detection (name, default, unit)."""
+
+    resolution: int = 8  # H3 resolution: res 8 cells are about 0.74 km² (edge ≈ 0.53 km)
+    ring: int = 1  # cells: neighbours are the cells within this grid distance (1 = the six touching)
+    permutations: int = 999  # draws: conditional permutations for the pseudo p-value (p ≥ 1/1000)
+    alpha: float = 0.05  # probability: pseudo p-value under which a positive z is a hotspot
+    seed: int = 12345  # random seed of the permutations, so a refresh shows the same answer
+
+
+def city_cells(city: City, resolution: int = 8) -> list[str]:
+    """Return every H3 cell (hex id) whose centre lies in the city, sorted."""
+    outline = shapely.union_all(city.districts.geometry.to_numpy())
+    polygons = getattr(outline, "geoms", [outline])
+    cells: set[str] = set()
+    for polygon in polygons:
+        cells.update(h3.geo_to_cells(polygon.__geo_interface__, resolution))
+    return sorted(cells)
+
+
+def cell_counts(lon: np.ndarray, lat: np.ndarray, resolution: int = 8) -> pd.Series:
+    """Count points per H3 cell (hex id); points without coordinates are left out."""
+    lon = np.asarray(lon, dtype=np.float64)
+    lat = np.asarray(lat, dtype=np.float64)
+    ok = np.isfinite(lon) & np.isfinite(lat)
+    # h3 has no vectorised lookup; mapping over plain floats is its fastest loop.
+    cells = list(map(h3.latlng_to_cell, lat[ok].tolist(), lon[ok].tolist(), [resolution] * int(ok.sum())))
+    return pd.Series(cells, dtype=object).value_counts().rename("count").rename_axis("cell")
+
+
+def ring_weights(cells: list[str], ring: int = 1) -> W:
+    """Return binary weights linking each cell to the cells within ``ring`` steps that are in the list."""
+    position = {cell: i for i, cell in enumerate(cells)}
+    rows: list[int] = []
+    cols: list[int] = []
+    for i, cell in enumerate(cells):
+        for other in h3.grid_disk(cell, ring):
+            j = position.get(other)
+            if j is not None and j != i:
+                rows.append(i)
+                cols.append(j)
+    n = len(cells)
+    adjacency = sp.csr_matrix((np.ones(len(rows)), (rows, cols)), shape=(n, n))
+    return WSP(adjacency, id_order=list(range(n))).to_W(silence_warnings=True)
+
+
+def community_weights(city: City) -> W:
+    """Return Queen-contiguity weights between the city's communities, in ``city.communities`` order."""
+    from libpysal.weights import Queen
+
+    with warnings.catch_warnings():
+        # Islands (a community touching no other) are legitimate; they simply get no neighbours.
+        warnings.simplefilter("ignore")
+        return Queen.from_dataframe(city.communities.reset_index(drop=True), use_index=False, silence_warnings=True)
+
+
+def getis_ord(counts: np.ndarray, weights: W, params: HotspotParams = HotspotParams()) -> pd.DataFrame:
+    """Return Gi* per area, in the weights' order: ``count``, ``gi_z``, ``p_sim``, ``hotspot``, ``coldspot``."""
+    y = np.asarray(counts, dtype=np.float64)
+    columns = ["count", "gi_z", "p_sim", "hotspot", "coldspot"]
+    if len(y) == 0 or y.sum() == 0 or np.all(y == y[0]):
+        return pd.DataFrame({"count": y, "gi_z": 0.0, "p_sim": 1.0, "hotspot": False, "coldspot": False})[columns]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        # esda warns that its default alternative will change; we rely on today's folded (directed) p.
+        warnings.filterwarnings("ignore", message="The alternative hypothesis", category=DeprecationWarning)
+        g = G_Local(
+            y,
+            weights,
+            transform="B",
+            permutations=params.permutations,
+            star=True,
+            keep_simulations=False,
+            n_jobs=1,
+            seed=params.seed,
+        )
+    z = np.nan_to_num(np.asarray(g.Zs, dtype=np.float64))
+    p = np.asarray(g.p_sim, dtype=np.float64) if params.permutations else np.asarray(g.p_norm, dtype=np.float64)
+    significant = p < params.alpha
+    return pd.DataFrame(
+        {"count": y, "gi_z": z, "p_sim": p, "hotspot": significant & (z > 0), "coldspot": significant & (z < 0)}
+    )[columns]
+
+
+def cell_hotspots(counts: pd.Series, cells: list[str], params: HotspotParams = HotspotParams()) -> pd.DataFrame:
+    """Return Gi* hotspots over H3 cells: one row per cell of ``cells`` (zero where ``counts`` has none).
+
+    ``counts`` is indexed by hex cell id (e.g. from ``cell_counts`` or the aggregator's ``complaints.h3``).
+    Columns: ``cell``, ``count``, ``gi_z``, ``p_sim``, ``hotspot``, ``coldspot``.
+    """
+    y = counts.reindex(cells, fill_value=0).to_numpy(np.float64)
+    result = getis_ord(y, ring_weights(cells, params.ring), params)
+    result.insert(0, "cell", cells)
+    return result
+
+
+def community_hotspots(counts: pd.Series, city: City, params: HotspotParams = HotspotParams()) -> pd.DataFrame:
+    """Return Gi* hotspots over communities (Queen contiguity), one row per community of the city.
+
+    ``counts`` is indexed by ``community_id``. Columns: ``community_id``, ``count``, ``gi_z``, ``p_sim``,
+    ``hotspot``, ``coldspot``.
+    """
+    ids = city.communities["community_id"].astype(str).tolist()
+    y = counts.rename(index=str).reindex(ids, fill_value=0).to_numpy(np.float64)
+    result = getis_ord(y, community_weights(city), params)
+    result.insert(0, "community_id", ids)
+    return result

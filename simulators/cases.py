@@ -267,7 +267,8 @@ class CaseTracing(SourceModel):
             arrivals[int(diner)] = (arrive, stay)
             self.checkin(int(diner), plan.venue, arrive, stay)
 
-        onset = t0 + 2 * DAY_MS + int(rng.uniform(0, 12) * HOUR_MS)
+        # Falls ill a day or so after the dinner, so the dinner lies in the usual 2-day infectious window.
+        onset = t0 + DAY_MS + int(rng.uniform(0, 18) * HOUR_MS)
         suspected = onset + int(rng.uniform(4, 10) * HOUR_MS)
         confirmed = suspected + int(rng.uniform(8, 16) * HOUR_MS)
         self.report(index, "suspected", suspected, onset)

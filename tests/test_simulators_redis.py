@@ -88,20 +88,27 @@ def test_producer_survives_a_redis_restart_without_a_gap(tmp_path, city_world):
         backoff_cap_s=0.5,
     )
     sent_some = threading.Event()
+    crashed = threading.Event()
 
     def feed() -> None:
         for i, event in enumerate(events):
             producer.add(event)
             if i == len(events) // 3:
+                producer.flush()
                 sent_some.set()
+                # Redis dies here, between batches; everything after must wait for it and get through.
+                crashed.wait(30)
             if i % 100 == 0:
-                time.sleep(0.01)  # a live source trickles; leave room for the crash to land mid-run
+                time.sleep(0.01)  # a live source trickles
         producer.flush()
 
     feeder = threading.Thread(target=feed)
     feeder.start()
     assert sent_some.wait(30)
+    # appendfsync everysec: what Redis acknowledged more than a second ago is on disk and survives SIGKILL.
+    time.sleep(1.5)
     server.kill()
+    crashed.set()
     time.sleep(0.5)
     server.start()
     feeder.join(60)

@@ -99,7 +99,10 @@ class Settings:
         "CITYDECK_CONSUMER_GROUP", "aggregators", "text", "Consumer group the aggregator workers share."
     )
     batch_size: int = _setting(
-        "CITYDECK_BATCH_SIZE", 1000, "entries", "Entries an aggregator worker reads and commits at a time."
+        "CITYDECK_BATCH_SIZE",
+        2000,
+        "entries",
+        "Most entries per stream an aggregator worker reads and commits at a time.",
     )
     block_ms: int = _setting(
         "CITYDECK_BLOCK_MS", 1000, "ms", "How long an idle aggregator worker waits for new entries per read."
@@ -109,6 +112,68 @@ class Settings:
         30_000,
         "ms",
         "Pending entries idle this long (their worker presumably died) are claimed by another worker.",
+    )
+    refresh_ms: int = _setting(
+        "CITYDECK_REFRESH_MS",
+        2000,
+        "ms",
+        "How often every dashboard view refreshes (one cached snapshot per view per tick).",
+    )
+    map_style: str = _setting(
+        "CITYDECK_MAP_STYLE",
+        "",
+        "name or URL",
+        "MapLibre tile style for sites with a network (e.g. 'carto-darkmatter' or a style URL); empty draws the"
+        " city from its own boundaries on a plain background, with no tiles.",
+    )
+    geojson_simplify_m: float = _setting(
+        "CITYDECK_GEOJSON_SIMPLIFY_M",
+        25.0,
+        "m",
+        "Tolerance of the boundary simplification for GeoJSON sent to browsers.",
+    )
+    privacy_min_count: int = _setting(
+        "CITYDECK_PRIVACY_MIN_COUNT",
+        3,
+        "count",
+        "Health counts below this per area are shown as '<N' on shared screens (small-cell rule).",
+    )
+    stale_after_s: float = _setting(
+        "CITYDECK_STALE_AFTER_S", 30.0, "s", "A source with no event ingested for this long is reported as stale."
+    )
+    wall_views: str = _setting(
+        "CITYDECK_WALL_VIEWS",
+        "overview,cases,foot-traffic,services,complaints",
+        "list",
+        "The wall's playlist: views it rotates through (comma-separated; the URL's ?views= overrides it).",
+    )
+    wall_dwell_s: float = _setting(
+        "CITYDECK_WALL_DWELL_S", 20.0, "s", "How long the wall shows each view (the URL's ?dwell= overrides it)."
+    )
+    alarm_crowding_ratio: float = _setting(
+        "CITYDECK_ALARM_CROWDING_RATIO",
+        1.0,
+        "ratio",
+        "A place whose occupancy over capacity reaches this raises an alarm.",
+    )
+    alarm_cluster_cases: int = _setting(
+        "CITYDECK_ALARM_CLUSTER_CASES",
+        3,
+        "cases",
+        "Confirmed cases in one community within 24 h that raise a case-cluster alarm.",
+    )
+    alarm_urgent_complaints: int = _setting(
+        "CITYDECK_ALARM_URGENT_COMPLAINTS",
+        5,
+        "complaints",
+        "Urgent-category complaints (manhole, public safety, water, drainage) in one community within 1 h that raise"
+        " a complaint-surge alarm.",
+    )
+    alarm_wait_target_s: float = _setting(
+        "CITYDECK_ALARM_WAIT_TARGET_S",
+        900.0,
+        "s",
+        "A service center whose mean wait in the last hour exceeds this raises an alarm.",
     )
 
     @classmethod

@@ -21,6 +21,7 @@ import socket
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from itertools import chain
 from pathlib import Path
 
 import numpy as np
@@ -93,7 +94,7 @@ class Prepared:
     doc: dict
     keys: list[str]
     result: BatchResult
-    entry_of: dict[str, bytes]  # idempotency key -> stream entry id
+    idems: list[tuple[int, str, str]]  # (hour, idempotency key, stream entry id) of the events it counts
     expiring: list[str]  # keys whose expiry this commit sets
 
 
@@ -389,8 +390,9 @@ class Aggregator:
                 # Another worker has moved the source on: what is now too late must not be folded.
                 self.watermark_ms[source] = max(self.watermark_ms.get(source, 0), int(refusal["watermark"]))
             # Counted before: the same entry redelivered (acknowledge only), or a true repeat.
+            entry_of = {idem: entry_id.encode() for _, idem, entry_id in prepared.idems}
             for idem, previous in refusal.get("conflicts", []):
-                entry_id = prepared.entry_of[idem]
+                entry_id = entry_of[idem]
                 skip[entry_id] = None if previous.encode() == entry_id else "duplicate"
             prepared = self._prepare(source, entries, skip)
             self._send(prepared)
@@ -403,6 +405,7 @@ class Aggregator:
         now_ms = int(self.clock() * 1000)
         result = BatchResult()
         ids = [e[0] for e in entries]
+        id_texts = [i.decode() for i in ids]
         fields = [e[1] or {} for e in entries]
         live = [i for i, entry_id in enumerate(ids) if entry_id not in skip and entries[i][1] is not None]
         decoded, rejected = schema.decode_batch(
@@ -416,7 +419,7 @@ class Aggregator:
         for d in decoded:
             d.rows = np.asarray(live, dtype=np.int64)[d.rows]
         rejected += [Rejected(i, reason) for i, entry_id in enumerate(ids) if (reason := skip.get(entry_id))]
-        decoded, late, idems = self._drop_late_and_repeated(source, decoded, ids)
+        decoded, late, idems = self._drop_late_and_repeated(source, decoded, id_texts)
         rejected += late
 
         folded = Folded()
@@ -461,7 +464,7 @@ class Aggregator:
             # A key's expiry is set once per worker, not with every batch.
             expire_at = 0 if fine in self._expiring else start + s.bucket_seconds + retention_s
             expiring.append(fine)
-            incr.append([[key_index(fine)], [expire_at], [x for kv in counters.items() for x in kv]])
+            incr.append([[key_index(fine)], [expire_at], list(chain.from_iterable(counters.items()))])
             facets_by_hour.setdefault(hour, set()).add(facet)
         hours = [
             [key_index(self.keys.hour_facets(source, hour)), hour, hour + HOUR_S + retention_s, sorted(facets)]
@@ -504,7 +507,7 @@ class Aggregator:
             "hours": hours,
             "latest": latest,
             "dead": dead,
-            "ack": [i.decode() for i in ids],
+            "ack": id_texts,
             "group": self.group,
             "oldest_ms": folded.oldest_ms,
             "newest_ms": folded.newest_ms,
@@ -513,11 +516,10 @@ class Aggregator:
             "events": folded.events,
             "dead_maxlen": s.dead_letter_maxlen,
         }
-        entry_of = {idem: entry_id.encode() for _, idem, entry_id in idems}
-        return Prepared(doc, keys, result, entry_of, expiring)
+        return Prepared(doc, keys, result, idems, expiring)
 
     def _drop_late_and_repeated(
-        self, source: str, decoded: list[Decoded], ids: list[bytes]
+        self, source: str, decoded: list[Decoded], ids: list[str]
     ) -> tuple[list[Decoded], list[Rejected], list[tuple[int, str, str]]]:
         """Set aside events too late to fold and repeats within the batch; list idempotency keys."""
         lateness_ms = self.settings.lateness_seconds * 1000
@@ -532,10 +534,8 @@ class Aggregator:
             for j in np.flatnonzero(~keep).tolist():
                 behind = (watermark - int(ts[j])) // 1000
                 rejected.append(Rejected(int(d.rows[j]), f"late:{behind}s behind"))
-            keys = [
-                f"{s.decode(errors='backslashreplace')}:{q}"
-                for s, q in zip(d.columns["src"], d.columns["seq"].tolist())
-            ]
+            producers = {p: p.decode(errors="backslashreplace") for p in set(d.columns["src"])}
+            keys = [f"{producers[p]}:{q}" for p, q in zip(d.columns["src"], d.columns["seq"].tolist())]
             if len(set(keys)) == len(keys) and in_batch.isdisjoint(keys):
                 in_batch.update(keys)
             else:
@@ -551,7 +551,7 @@ class Aggregator:
             if len(rows):
                 watermark = max(watermark, int(ts[rows].max()))
             hours = ((ts[rows] // (HOUR_S * 1000)) * HOUR_S).tolist()
-            idems.extend(zip(hours, [keys[j] for j in rows.tolist()], [ids[r].decode() for r in d.rows[rows].tolist()]))
+            idems.extend(zip(hours, [keys[j] for j in rows.tolist()], [ids[r] for r in d.rows[rows].tolist()]))
             if len(rows) < len(keep):
                 d = Decoded(d.type, d.rows[rows], {k: _take(v, rows) for k, v in d.columns.items()})
             if len(d):

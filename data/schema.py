@@ -344,6 +344,10 @@ class Rejected:
         return self.reason.split(":", 1)[0]
 
 
+_CURRENT_VERSION = str(SCHEMA_VERSION).encode()
+_FIELDS_AFTER_TYPE = {t.name: ENVELOPE[2:] + t.fields for t in EVENT_TYPES}
+
+
 def decode_batch(
     source: str,
     entries: Sequence[Mapping[bytes, bytes]],
@@ -421,7 +425,12 @@ def _decode_group(
         bad[mask] = True
 
     columns: dict[str, object] = {}
-    for f in ENVELOPE + t.fields:
+    version = [e.get(b"v") for e in group]
+    if version.count(_CURRENT_VERSION) == n:
+        columns["v"] = np.full(n, SCHEMA_VERSION, dtype=np.int64)  # the usual case, without parsing
+    for f in _FIELDS_AFTER_TYPE[t.name] if "v" in columns else ENVELOPE + t.fields:
+        if f.name == "type":
+            continue  # the batch was grouped by it
         key = f.name.encode()
         raw = [e.get(key) for e in group]
         # An empty number or choice fails to parse and is found missing on the slow path.

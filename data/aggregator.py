@@ -30,6 +30,7 @@ import redis
 
 from data import schema
 from data.fold import OUTSIDE, Folded, Placement, areas, cells, fold
+from data.keepers import Keeper, StateChanges, versions_key
 from data.keys import SOURCES, Keys
 from data.schema import Decoded, Rejected
 
@@ -38,6 +39,7 @@ log = logging.getLogger("citydeck.aggregator")
 COMMIT_SCRIPT = (Path(__file__).parent / "commit.lua").read_text()
 HOUR_S = 3600
 ROLL_UP_EVERY_S = 20  # how often a worker looks for closed hours to roll up
+TICK_EVERY_S = 5  # how often keepers act on time passing
 
 
 class CityMap:
@@ -109,6 +111,7 @@ class Aggregator:
         *,
         name: str | None = None,
         sources: Sequence[str] = SOURCES,
+        keepers: Sequence[Keeper] | None = None,
         clock: Callable[[], float] = time.time,
     ):
         self.client = client
@@ -116,6 +119,9 @@ class Aggregator:
         self.keys = Keys(settings.key_prefix)
         self.city = city
         self.sources = tuple(sources)
+        self.keepers: dict[str, list[Keeper]] = {}
+        for keeper in standard_keepers(settings) if keepers is None else keepers:
+            self.keepers.setdefault(keeper.source, []).append(keeper)
         self.name = name or f"{socket.gethostname()}-{os.getpid()}-{random.getrandbits(24):06x}"
         self.clock = clock
         self.group = settings.consumer_group
@@ -126,6 +132,7 @@ class Aggregator:
         self._last_claim = 0.0
         self._last_beat = 0.0
         self._last_roll_up = 0.0
+        self._last_tick = 0.0
         self._recovering = True
         self._expiring: set[str] = set()
         # Commits sent on the commit connection whose replies are not read yet.
@@ -202,6 +209,9 @@ class Aggregator:
         if now - self._last_roll_up > ROLL_UP_EVERY_S:
             self._last_roll_up = now
             self.roll_up()
+        if now - self._last_tick > TICK_EVERY_S:
+            self._last_tick = now
+            self.tick_keepers()
         if self._recovering:
             # After a start or a lost connection, first finish what this consumer read but never committed.
             history = self._read("0", None)
@@ -350,6 +360,26 @@ class Aggregator:
                 rolled += 1
         return rolled
 
+    def tick_keepers(self) -> int:
+        """Let each keeper act on time passing (deadlines, quarantines); return the ticks committed."""
+        self.flush()
+        committed = 0
+        for source in self.sources:
+            for keeper in self.keepers.get(source, ()):
+                while True:
+                    prepared = self._prepare(source, [], {}, tick=keeper)
+                    if not (
+                        prepared.doc["put"] or prepared.doc["drop"] or prepared.doc["zadd"] or prepared.doc["incr"]
+                    ):
+                        break
+                    self._send(prepared)
+                    outcome = self._receive()
+                    if not outcome:
+                        committed += 1
+                        break
+                    log.info("%s tick raced another worker; redoing it", source)
+        return committed
+
     def heartbeat(self) -> None:
         """Say this worker is alive, for the health view."""
         beat = {"pid": os.getpid(), "at_ms": int(self.clock() * 1000), "processed": self.processed}
@@ -386,6 +416,8 @@ class Aggregator:
                     self._expiring.clear()
                 return prepared.result
             refusal = json.loads(outcome)
+            if "stale" in refusal:
+                log.info("%s batch raced another worker on %d entities; redoing it", source, refusal["stale"])
             if "watermark" in refusal:
                 # Another worker has moved the source on: what is now too late must not be folded.
                 self.watermark_ms[source] = max(self.watermark_ms.get(source, 0), int(refusal["watermark"]))
@@ -399,8 +431,13 @@ class Aggregator:
             outcome = self._receive()
 
     def _prepare(
-        self, source: str, entries: Sequence[tuple[bytes, dict | None]], skip: dict[bytes, str | None]
+        self,
+        source: str,
+        entries: Sequence[tuple[bytes, dict | None]],
+        skip: dict[bytes, str | None],
+        tick: Keeper | None = None,
     ) -> Prepared:
+        """Build the commit of a batch; with ``tick`` and no entries, the commit of a keeper's tick."""
         s = self.settings
         now_ms = int(self.clock() * 1000)
         result = BatchResult()
@@ -423,12 +460,20 @@ class Aggregator:
         rejected += late
 
         folded = Folded()
+        placed = []
         for d in decoded:
             if "lon" in d.columns:
                 where = self.city.locate(d.columns["lon"], d.columns["lat"])
             else:
                 where = self.city.nowhere(len(d))
             fold(d, where, s.bucket_seconds, folded)
+            placed.append((d, where))
+        changes = StateChanges()
+        if tick is not None:
+            tick.tick(self.client, self.keys, folded, changes, now_ms)
+        elif placed:
+            for keeper in self.keepers.get(source, ()):
+                keeper.keep(self.client, self.keys, placed, folded, changes, now_ms)
         result.counted = folded.events
         result.redelivered = sum(1 for v in skip.values() if v is None)
 
@@ -503,6 +548,7 @@ class Aggregator:
             )
         doc = {
             "seen": seen,
+            **self._state_sections(changes, key_index),
             "incr": incr,
             "hours": hours,
             "latest": latest,
@@ -517,6 +563,23 @@ class Aggregator:
             "dead_maxlen": s.dead_letter_maxlen,
         }
         return Prepared(doc, keys, result, idems, expiring)
+
+    @staticmethod
+    def _state_sections(changes: StateChanges, key_index: Callable[[str], int]) -> dict[str, list]:
+        """The commit document's sections for a keeper's changes."""
+        expire = changes.expire_at.get
+        return {
+            "expect": [
+                [key_index(versions_key(k)), list(chain.from_iterable(v.items()))] for k, v in changes.expect.items()
+            ],
+            "put": [[key_index(k), expire(k, 0), list(chain.from_iterable(v.items()))] for k, v in changes.put.items()],
+            "drop": [[key_index(k), v] for k, v in changes.drop.items()],
+            "zadd": [
+                [key_index(k), expire(k, 0), [x for score, member in v for x in (score, member)]]
+                for k, v in changes.zadd.items()
+            ],
+            "zrem": [[key_index(k), v] for k, v in changes.zrem.items()],
+        }
 
     def _drop_late_and_repeated(
         self, source: str, decoded: list[Decoded], ids: list[str]
@@ -558,6 +621,13 @@ class Aggregator:
                 kept.append(d)
         self.watermark_ms[source] = watermark
         return kept, rejected, idems
+
+
+def standard_keepers(settings) -> list[Keeper]:
+    """The keepers every worker runs: complaint routing, contact tracing."""
+    from data.keepers.complaints import ComplaintKeeper
+
+    return [ComplaintKeeper(settings)]
 
 
 def _take(column, rows: np.ndarray):

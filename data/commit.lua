@@ -9,11 +9,17 @@
 --   hours   = {{facets_key, hour, expire_at, {facet, ...}}, ...}
 --   latest  = {{state_key, time_key, {entity, ts, state, ...}}, ...}
 --   dead    = {{reason_kind, {field, value, ...}}, ...}
+--   expect  = {{versions_key, {entity, version, ...}}, ...}   (keepers' optimistic check)
+--   put     = {{key, expire_at, {field, value, ...}}, ...}
+--   drop    = {{key, {field, ...}}, ...}
+--   zadd    = {{key, expire_at, {score, member, ...}}, ...}
+--   zrem    = {{key, {member, ...}}, ...}
 --   ack     = {entry_id, ...}
 --   group, oldest_ms, newest_ms, lateness_ms, now_ms, events, dead_maxlen
 -- Returns '' on success. Nothing is written when it returns JSON instead: {conflicts =
--- {{idem, entry_id already recorded}, ...}}, or {watermark = newest_ms} when the batch holds
--- an event later than the allowed lateness (its hour may already be rolled up).
+-- {{idem, entry_id already recorded}, ...}}, {watermark = newest_ms} when the batch holds an
+-- event later than the allowed lateness (its hour may already be rolled up), or {stale = n}
+-- when another worker changed a keeper's entity since this batch read it.
 
 local doc = cjson.decode(ARGV[1])
 local CHUNK = 500
@@ -44,6 +50,34 @@ for _, s in ipairs(doc.seen) do
   end
 end
 if #conflicts > 0 then return cjson.encode({conflicts = conflicts}) end
+
+local stale = 0
+for _, e in ipairs(doc.expect) do
+  local names, wanted = {}, {}
+  for j = 1, #e[2], 2 do names[#names + 1] = e[2][j]; wanted[#wanted + 1] = e[2][j + 1] end
+  local now = redis.call('HMGET', KEYS[e[1]], unpack(names))
+  for j = 1, #names do
+    if (tonumber(now[j]) or 0) ~= wanted[j] then stale = stale + 1 end
+  end
+end
+if stale > 0 then return cjson.encode({stale = stale}) end
+for _, e in ipairs(doc.expect) do
+  for j = 1, #e[2], 2 do redis.call('HINCRBY', KEYS[e[1]], e[2][j], 1) end
+end
+for _, p in ipairs(doc.put) do
+  chunked('HSET', KEYS[p[1]], p[3], 2)
+  if p[2] > 0 then redis.call('EXPIREAT', KEYS[p[1]], p[2]) end
+end
+for _, d in ipairs(doc.drop) do
+  chunked('HDEL', KEYS[d[1]], d[2], 1)
+end
+for _, z in ipairs(doc.zadd) do
+  chunked('ZADD', KEYS[z[1]], z[3], 2)
+  if z[2] > 0 then redis.call('EXPIREAT', KEYS[z[1]], z[2]) end
+end
+for _, z in ipairs(doc.zrem) do
+  chunked('ZREM', KEYS[z[1]], z[2], 1)
+end
 
 for _, s in ipairs(doc.seen) do
   chunked('HSET', KEYS[s[1]], s[3], 2)
@@ -115,7 +149,9 @@ if doc.events > 0 then
     redis.call('HSET', meta, 'newest_ms', string.format('%d', doc.newest_ms))
   end
 end
-redis.call('HSET', meta, 'ingested_ms', string.format('%d', doc.now_ms))
+if #doc.ack > 0 then
+  redis.call('HSET', meta, 'ingested_ms', string.format('%d', doc.now_ms))
+end
 
 for i = 1, #doc.ack, CHUNK do
   redis.call('XACK', KEYS[1], doc.group, unpack(doc.ack, i, math.min(i + CHUNK - 1, #doc.ack)))

@@ -73,6 +73,10 @@ class Keys:
         """Hash of entity -> event time (ms) of the state held in `latest`."""
         return f"{self._tag(source)}:latest:{facet}:ts"
 
+    def state(self, source: str, name: str) -> str:
+        """A keeper's state: a hash of entity -> state, or a sorted set, named within its source."""
+        return f"{self._tag(source)}:state:{name}"
+
     def workers(self) -> str:
         """Hash of aggregator worker name -> heartbeat, for the health view."""
         return f"{self.prefix}:workers"

@@ -1,0 +1,235 @@
+"""The complaints keeper: triage every complaint as it arrives and route it up the hierarchy.
+
+Each open complaint's route (level, department, deadline, path) and triage (category,
+priority and its reason) live in one hash field; a sorted set of deadlines lets the worker's
+tick escalate exactly the complaints whose deadline passed. Closed complaints move to a
+second hash and are forgotten after the retention period.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import json
+from collections.abc import Sequence
+
+import numpy as np
+import redis
+
+from data.fold import Dimension, Folded, Placement, enumerated
+from data.keepers import StateChanges, read_states
+from data.keys import Keys
+from data.schema import COMPLAINT_CATEGORIES, Decoded
+from engines.complaints import Route, Router, Stay, triage_text
+
+OPEN, CLOSED, DEADLINES, CLOSED_AT = (
+    "complaints:open",
+    "complaints:closed",
+    "complaints:deadlines",
+    "complaints:closed_at",
+)
+WAITING = "complaints:waiting"  # updates that came before their complaint, kept until it arrives
+TEXT_KEPT = 280  # characters of a complaint's words kept with its route, for the table
+PRIORITIES = ("P1", "P2", "P3", "P4")
+TICK_LIMIT = 500  # complaints escalated per tick at most; the next tick takes the rest
+
+
+@functools.lru_cache(maxsize=20_000)
+def triaged(text: str, intake: str | None) -> tuple[str, int, str, str]:
+    """Triage words once: hotline scripts and app templates repeat, and triage reads every keyword list."""
+    t = triage_text(text, intake)
+    return t.category, t.priority, t.reason, ", ".join(t.keywords)
+
+
+def encode_route(route: Route, about: dict) -> str:
+    """Serialise a route and what triage said about the complaint."""
+    return json.dumps({"route": dataclasses.asdict(route), **about}, ensure_ascii=False, separators=(",", ":"))
+
+
+def decode_route(raw: bytes | str) -> tuple[Route, dict]:
+    """Rebuild a route (and the rest of the record) from its stored form."""
+    record = json.loads(raw)
+    r = record.pop("route")
+    route = Route(**{**r, "stays": [Stay(**s) for s in r["stays"]]})
+    return route, record
+
+
+class ComplaintKeeper:
+    """Keeps each complaint's triage and route; escalates on deadlines."""
+
+    source = "complaints"
+
+    def __init__(self, settings):
+        self.retention_s = int(settings.retention_hours * 3600)
+        self.bucket_s = settings.bucket_seconds
+
+    def keep(
+        self,
+        client: redis.Redis,
+        keys: Keys,
+        batch: Sequence[tuple[Decoded, Placement]],
+        folded: Folded,
+        changes: StateChanges,
+        now_ms: int,
+    ) -> None:
+        """Open routes for new complaints, move routes on updates."""
+        open_key = keys.state(self.source, OPEN)
+        for d, where in batch:
+            if d.type.name == "complaint":
+                self._open(client, keys, d, where, folded, changes)
+            elif d.type.name == "complaint_update":
+                self._update(client, keys, d, folded, changes, now_ms)
+        changes.expire_at.setdefault(open_key, 0)
+
+    def _open(
+        self, client: redis.Redis, keys: Keys, d: Decoded, where: Placement, folded: Folded, changes: StateChanges
+    ) -> None:
+        c = d.columns
+        ids = d.texts("complaint_id")
+        texts = c["text"]
+        intake = [COMPLAINT_CATEGORIES[i] if i >= 0 else None for i in c["category"].tolist()]
+        open_key, waiting_key = keys.state(self.source, OPEN), keys.state(self.source, WAITING)
+        states, versions = read_states(client, open_key, ids)
+        early, early_versions = read_states(client, waiting_key, ids)
+        router = Router()
+        communities = where.community.labels_of(where.community.codes)
+        districts = where.district.labels_of(where.district.codes)
+        priorities = np.zeros(len(d), dtype=np.int64)
+        for j, complaint_id in enumerate(ids):
+            category, priority, reason, keywords = triaged(texts[j] or "", intake[j])
+            priorities[j] = priority - 1
+            if states[j] is not None:
+                continue  # reported again under the same number: the route already exists
+            ts = int(c["ts"][j])
+            route = router.open(complaint_id, category, priority, ts)
+            if early[j] is not None:
+                for update in sorted(json.loads(early[j]), key=lambda u: u["ts"]):
+                    router.apply(update)
+                changes.delete(waiting_key, complaint_id, early_versions[j])
+            about = {
+                "reason": reason,
+                "keywords": keywords,
+                "text": (texts[j] or "")[:TEXT_KEPT],
+                "intake_category": intake[j],
+                "lon": round(float(c["lon"][j]), 6),
+                "lat": round(float(c["lat"][j]), 6),
+                "community_id": communities[j],
+                "district_id": districts[j],
+            }
+            self._store(keys, route, about, versions[j], changes)
+        buckets = (c["ts"] // (self.bucket_s * 1000)) * self.bucket_s
+        priority = Dimension(priorities, len(PRIORITIES), np.array(PRIORITIES, dtype=object))
+        folded.add("complaints.priority", buckets, priority)
+        folded.add("complaints.community_priority", buckets, where.community.cross(priority))
+
+    def _update(
+        self, client: redis.Redis, keys: Keys, d: Decoded, folded: Folded, changes: StateChanges, now_ms: int
+    ) -> None:
+        c = d.columns
+        ids = d.texts("complaint_id")
+        actions = d.type.fields[[f.name for f in d.type.fields].index("action")].choices
+        levels = d.type.fields[[f.name for f in d.type.fields].index("level")].choices
+        wanted = sorted(set(ids))
+        open_key = keys.state(self.source, OPEN)
+        states, versions = read_states(client, open_key, wanted)
+        router = Router()
+        records, version_of = {}, {}
+        for complaint_id, raw, version in zip(wanted, states, versions):
+            if raw is not None:
+                route, about = decode_route(raw)
+                router.routes[complaint_id] = route
+                records[complaint_id] = about
+                version_of[complaint_id] = version
+        departments = d.texts("department")
+        waiting: dict[str, list[dict]] = {}
+        for j in np.argsort(c["ts"], kind="stable").tolist():
+            update = {
+                "complaint_id": ids[j],
+                "ts": int(c["ts"][j]),
+                "action": actions[c["action"][j]],
+                "level": levels[c["level"][j]] if c["level"][j] >= 0 else None,
+                "department": departments[j],
+            }
+            if not router.apply(update):
+                waiting.setdefault(ids[j], []).append(update)
+        for complaint_id in records:
+            self._store(keys, router.routes[complaint_id], records[complaint_id], version_of[complaint_id], changes)
+        if waiting:
+            # An update for a complaint not seen yet (it may come later, or from another system): kept, not lost.
+            waiting_key = keys.state(self.source, WAITING)
+            before, versions = read_states(client, waiting_key, list(waiting))
+            for (complaint_id, updates), raw, version in zip(waiting.items(), before, versions):
+                kept = json.loads(raw) if raw is not None else []
+                changes.set(waiting_key, complaint_id, json.dumps(kept + updates, separators=(",", ":")), version)
+            changes.expire_at[waiting_key] = now_ms // 1000 + self.retention_s
+
+    def _store(self, keys: Keys, route: Route, about: dict, version: int, changes: StateChanges) -> None:
+        open_key, deadlines = keys.state(self.source, OPEN), keys.state(self.source, DEADLINES)
+        if route.status == "closed":
+            changes.delete(open_key, route.complaint_id, version)
+            changes.put.setdefault(keys.state(self.source, CLOSED), {})[route.complaint_id] = encode_route(route, about)
+            changes.remove(deadlines, route.complaint_id)
+            changes.add(
+                keys.state(self.source, CLOSED_AT), route.stay.left_ms or route.stay.entered_ms, route.complaint_id
+            )
+            return
+        changes.set(open_key, route.complaint_id, encode_route(route, about), version)
+        if route.status == "open" and route.stay.level != "department":
+            changes.add(deadlines, route.stay.deadline_ms, route.complaint_id)
+        else:
+            changes.remove(deadlines, route.complaint_id)
+
+    def tick(self, client: redis.Redis, keys: Keys, folded: Folded, changes: StateChanges, now_ms: int) -> None:
+        """Escalate complaints whose deadline passed; forget closed ones past the retention."""
+        deadlines = keys.state(self.source, DEADLINES)
+        due = [x.decode() for x in client.zrangebyscore(deadlines, "-inf", now_ms, start=0, num=TICK_LIMIT)]
+        if due:
+            open_key = keys.state(self.source, OPEN)
+            states, versions = read_states(client, open_key, due)
+            router = Router()
+            records, version_of = {}, {}
+            for complaint_id, raw, version in zip(due, states, versions):
+                if raw is None:
+                    changes.remove(deadlines, complaint_id)  # closed meanwhile
+                    continue
+                route, about = decode_route(raw)
+                router.routes[complaint_id] = route
+                records[complaint_id] = about
+                version_of[complaint_id] = version
+            made = router.tick(now_ms)
+            for complaint_id in records:
+                self._store(keys, router.routes[complaint_id], records[complaint_id], version_of[complaint_id], changes)
+            if len(made):
+                ts = made["ts"].to_numpy(dtype=np.int64)
+                buckets = (ts // (self.bucket_s * 1000)) * self.bucket_s
+                level = enumerated(
+                    np.array([list(router.rules.levels).index(v) for v in made["level"]], dtype=np.int64),
+                    router.rules.levels,
+                )
+                folded.add("escalations.level", buckets, level)
+        closed_at = keys.state(self.source, CLOSED_AT)
+        old = [
+            x.decode()
+            for x in client.zrangebyscore(closed_at, "-inf", now_ms - self.retention_s * 1000, start=0, num=TICK_LIMIT)
+        ]
+        if old:
+            changes.drop.setdefault(keys.state(self.source, CLOSED), []).extend(old)
+            for complaint_id in old:
+                changes.remove(closed_at, complaint_id)
+
+
+def complaint_table(client: redis.Redis, keys: Keys, now_ms: int, *, closed: bool = False) -> list[dict]:
+    """One row per complaint (open ones, or closed ones): triage, place, route and how long it waited."""
+    raw = client.hgetall(keys.state("complaints", CLOSED if closed else OPEN))
+    router = Router()
+    about = {}
+    for value in raw.values():
+        route, record = decode_route(value)
+        router.routes[route.complaint_id] = route
+        about[route.complaint_id] = record
+    if not router.routes:
+        return []
+    rows = router.table(now_ms).to_dict("records")
+    for row in rows:
+        row.update(about[row["complaint_id"]])
+    return rows

@@ -1,0 +1,113 @@
+"""Complaint triage and routing through the aggregator, against a real Redis."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from data.aggregator import Aggregator
+from data.keepers.complaints import DEADLINES, complaint_table
+from data.keys import Keys
+from data.read import CityReader, Window
+from tests.events import raw_event
+
+pytestmark = pytest.mark.redis
+HOUR_MS = 3_600_000
+
+
+def drain(worker: Aggregator) -> None:
+    while worker.step(block_ms=None):
+        pass
+
+
+@pytest.fixture
+def worker(client, settings, city_map):
+    w = Aggregator(client, settings, city_map, name="router")
+    w.ensure_groups()
+    return w
+
+
+def write(client, settings, events) -> None:
+    for e in events:
+        client.xadd(Keys(settings.key_prefix).stream("complaints"), e)
+
+
+def test_a_complaint_is_triaged_with_a_reason_and_routed_to_the_lowest_competent_level(client, settings, worker):
+    now = int(time.time() * 1000)
+    write(client, settings, [
+        raw_event("complaint", seq=1, ts=now, complaint_id="k-manhole", text="Manhole cover missing on the road, a cyclist nearly fell in", category="road"),
+        raw_event("complaint", seq=2, ts=now, complaint_id="k-noise", text="邻居装修噪音 every night after 11pm", category=None),
+    ])  # fmt: skip
+    drain(worker)
+    rows = {r["complaint_id"]: r for r in complaint_table(client, Keys(settings.key_prefix), now)}
+    manhole = rows["k-manhole"]
+    assert manhole["category"] == "manhole" and manhole["priority"] == 1
+    assert manhole["reason"].startswith("P1:") and manhole["status"] == "open" and not manhole["overdue"]
+    assert manhole["community_id"] != "outside" and manhole["text"].startswith("Manhole cover")
+    assert rows["k-noise"]["category"] == "noise"
+    reader = CityReader(client, settings)
+    assert reader.counts("complaints", "complaints.priority", Window.last(600))["P1"] == 1
+
+
+def test_a_complaint_escalates_when_its_deadline_passes_and_updates_move_it(client, settings, worker):
+    keys = Keys(settings.key_prefix)
+    opened = int(time.time() * 1000) - 10 * 24 * HOUR_MS  # every deadline since then has passed
+    text = "streetlight broken, the whole road is dark at night"
+    write(client, settings, [raw_event("complaint", seq=1, ts=opened, complaint_id="k-dark", text=text)])
+    drain(worker)
+    first = complaint_table(client, keys, int(time.time() * 1000))[0]
+    assert first["overdue"] and first["escalations"] == 0
+    assert client.zscore(keys.state("complaints", DEADLINES), "k-dark") == first["deadline_ms"]
+
+    assert worker.tick_keepers() == 1
+    now = int(time.time() * 1000)
+    row = complaint_table(client, keys, now)[0]
+    levels = ["community", "neighbourhood", "district", "department"]
+    climbed = len(levels) - 1 - levels.index(first["level"])
+    assert row["level"] == "department" and row["escalations"] == climbed > 0
+    assert row["path"].split(" → ")[0] == first["level"] and len(row["path"].split(" → ")) == climbed + 1
+    assert client.zscore(keys.state("complaints", DEADLINES), "k-dark") is None  # nowhere higher to go
+    escalated = CityReader(client, settings).counts(
+        "complaints", "escalations.level", Window(opened // 1000 - 60, now // 1000 + 60)
+    )
+    assert sum(escalated.values()) in (0, climbed)  # counted, in buckets that may be past their retention
+
+    write(client, settings, [
+        raw_event("complaint_update", seq=2, ts=now - 1000, complaint_id="k-dark", action="resolved", level="department"),
+        raw_event("complaint_update", seq=3, ts=now, complaint_id="k-dark", action="closed", level="department"),
+        raw_event("complaint_update", seq=4, ts=now, complaint_id="k-never-seen", action="closed", level="district"),
+    ])  # fmt: skip
+    drain(worker)
+    assert complaint_table(client, keys, now) == []
+    closed = complaint_table(client, keys, now, closed=True)
+    assert [r["status"] for r in closed] == ["closed"]
+    # The update for a complaint not seen yet waits for it, and applies when it comes.
+    write(client, settings, [raw_event("complaint", seq=5, ts=now + 1, complaint_id="k-never-seen", text="water leak")])
+    drain(worker)
+    assert sorted(r["complaint_id"] for r in complaint_table(client, keys, now, closed=True)) == [
+        "k-dark",
+        "k-never-seen",
+    ]
+
+
+def test_two_workers_never_clobber_one_complaint(client, settings, city_map):
+    keys = Keys(settings.key_prefix)
+    now = int(time.time() * 1000)
+    first, second = (Aggregator(client, settings, city_map, name=n) for n in ("one", "two"))
+    first.ensure_groups()
+    write(client, settings, [raw_event("complaint", seq=1, ts=now, complaint_id="k-1", text="garbage not collected")])
+    drain(first)
+    write(client, settings, [
+        raw_event("complaint_update", seq=2, ts=now + 1, complaint_id="k-1", action="escalated", level="district"),
+        raw_event("complaint_update", seq=3, ts=now + 2, complaint_id="k-1", action="resolved", level="district"),
+    ])  # fmt: skip
+    stream = keys.stream("complaints")
+    # Each worker reads one update, then both commit: the second must redo its batch on the fresh route.
+    a = client.xreadgroup(settings.consumer_group, "one", {stream: ">"}, count=1)[0][1]
+    b = client.xreadgroup(settings.consumer_group, "two", {stream: ">"}, count=1)[0][1]
+    prepared_b = second._prepare("complaints", b, {})
+    first.process("complaints", a)
+    second._commit("complaints", b, prepared_b)
+    row = complaint_table(client, keys, now)[0]
+    assert row["level"] == "district" and row["status"] == "resolved"

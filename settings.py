@@ -58,7 +58,16 @@ class Settings:
         "Width of the fine aggregate buckets; closed hours are rolled up into hourly ones.",
     )
     retention_hours: float = _setting(
-        "CITYDECK_RETENTION_HOURS", 48.0, "h", "How long aggregates and duplicate-detection keys are kept."
+        "CITYDECK_RETENTION_HOURS",
+        48.0,
+        "h",
+        "How long fine (per-minute) aggregates and duplicate-detection keys are kept.",
+    )
+    history_days: int = _setting(
+        "CITYDECK_HISTORY_DAYS",
+        28,
+        "days",
+        "How long hourly aggregates are kept: the history that 'now versus normal' and forecasts compare with.",
     )
     lateness_seconds: int = _setting(
         "CITYDECK_LATENESS_SECONDS",

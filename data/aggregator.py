@@ -329,6 +329,7 @@ class Aggregator:
         """
         s = self.settings
         retention_s = int(s.retention_hours * HOUR_S)
+        history_s = max(retention_s, s.history_days * 24 * HOUR_S)
         rolled = 0
         for source in self.sources:
             newest_ms = int(self.client.hget(self.keys.meta(source), "newest_ms") or 0)
@@ -352,10 +353,10 @@ class Aggregator:
                     write.delete(key)
                     if total:
                         write.hset(key, mapping=total)
-                        write.expireat(key, hour + HOUR_S + retention_s)
+                        write.expireat(key, hour + HOUR_S + history_s)
                 write.zadd(self.keys.rolled_hours(source), {str(hour): hour})
                 write.zrem(self.keys.open_hours(source), raw)
-                write.zremrangebyscore(self.keys.rolled_hours(source), "-inf", int(self.clock()) - retention_s - HOUR_S)
+                write.zremrangebyscore(self.keys.rolled_hours(source), "-inf", int(self.clock()) - history_s - HOUR_S)
                 write.execute()
                 rolled += 1
         return rolled
@@ -624,10 +625,11 @@ class Aggregator:
 
 
 def standard_keepers(settings) -> list[Keeper]:
-    """The keepers every worker runs: complaint routing, contact tracing."""
+    """The keepers every worker runs: complaint routing, crowding, contact tracing."""
     from data.keepers.complaints import ComplaintKeeper
+    from data.keepers.foot import FootKeeper
 
-    return [ComplaintKeeper(settings)]
+    return [ComplaintKeeper(settings), FootKeeper(settings)]
 
 
 def _take(column, rows: np.ndarray):

@@ -260,6 +260,12 @@ def _appointment(d: Decoded, w: Placement, b: np.ndarray, out: Folded) -> None:
     center = labelled(c["center_id"])
     action = enumerated(c["action"], _choices(d, "action"))
     out.add("appointments.center_action", b, center.cross(action))
+    # Bookings are counted by the hour of their slot too: that is the demand a center must meet.
+    slot_hours = (c["slot_ts"] // 3_600_000) * 3600
+    out.add("appointments.slot_center_action", slot_hours, center.cross(action))
+    walk_ins = np.flatnonzero(c["walk_in"] == 1)
+    if len(walk_ins):
+        out.add("appointments.walk_ins", b[walk_ins], center.take(walk_ins))
     served = np.flatnonzero((c["wait_s"] >= 0) & np.isfinite(c["wait_s"]))
     if len(served):
         out.add("appointments.wait_ms", b[served], center.take(served), c["wait_s"][served] * 1000.0)

@@ -69,23 +69,36 @@ class CityReader:
     def counts_many(self, source: str, facets: Iterable[str], window: Window) -> dict[str, dict[str, int]]:
         """Sum several facets of a source over one window, in one round trip."""
         facets = list(facets)
-        rolled = {
-            int(h) for h in self.client.zrangebyscore(self.keys.rolled_hours(source), window.start - HOUR_S, window.end)
-        }
-        buckets = cover(window, self.settings.bucket_seconds, rolled)
+        buckets = cover(window, self.settings.bucket_seconds, self._rolled(source, [window]))
+        return dict(zip(facets, self._sums(source, [(facet, buckets) for facet in facets])))
+
+    def counts_in_windows(self, source: str, facet: str, windows: list[Window]) -> list[dict[str, int]]:
+        """Sum one facet over each of several windows (e.g. the same hour on previous days), in one round trip."""
+        rolled = self._rolled(source, windows)
+        return self._sums(source, [(facet, cover(w, self.settings.bucket_seconds, rolled)) for w in windows])
+
+    def _rolled(self, source: str, windows: list[Window]) -> set[int]:
+        """The rolled-up hours among those the windows span."""
+        if not windows:
+            return set()
+        lo, hi = min(w.start for w in windows), max(w.end for w in windows)
+        return {int(h) for h in self.client.zrangebyscore(self.keys.rolled_hours(source), lo - HOUR_S, hi)}
+
+    def _sums(self, source: str, requests: list[tuple[str, list[tuple[str, int]]]]) -> list[dict[str, int]]:
+        """For each (facet, buckets), the sum of its buckets' fields; all read in one pipeline."""
         pipe = self.client.pipeline(transaction=False)
-        for facet in facets:
+        for facet, buckets in requests:
             for width, start in buckets:
                 pipe.hgetall(self.keys.bucket(source, facet, width, start))
         replies = iter(pipe.execute())
-        out: dict[str, dict[str, int]] = {}
-        for facet in facets:
+        out = []
+        for _, buckets in requests:
             total: dict[str, int] = {}
             for _ in buckets:
                 for k, v in next(replies).items():
                     key = k.decode()
                     total[key] = total.get(key, 0) + int(v)
-            out[facet] = total
+            out.append(total)
         return out
 
     def series(self, source: str, facet: str, window: Window, field: str | None = None) -> list[tuple[int, int]]:

@@ -1,0 +1,163 @@
+"""Read-side judgements: the domain engines applied to the aggregates a dashboard reads.
+
+Foot traffic now versus normal, crowding, fever and silent-sensor alerts, and the counters
+each service center needs. Every function reads a bounded number of buckets (the hour now
+and the same hour on the comparable days before), never raw events.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+
+import pandas as pd
+from scipy.stats import poisson
+
+from data.keepers.foot import over_capacity
+from data.read import HOUR_S, CityReader, Window
+from engines.foot import CrowdingRule, FeverRule, NormalBands, SilenceRule
+from engines.foot import now_versus_normal as judge_hours
+from engines.services import ServiceParams, counters_needed
+
+DAY_S = 86_400
+
+
+def now_versus_normal(
+    reader: CityReader,
+    now_s: float,
+    *,
+    facet: str = "people.sensor",
+    days: int = 28,
+    tz: str = "Asia/Shanghai",
+    bands: NormalBands | None = None,
+) -> pd.DataFrame:
+    """Judge the hour so far of each sensor (or area, with an area facet) against the same hour before.
+
+    The current hour is scaled up from the minutes seen so far; previous days come from the
+    hourly buckets (kept ``CITYDECK_HISTORY_DAYS``). Columns as ``engines.foot.now_versus_normal``
+    plus ``key``: ``people``, ``baseline``, ``history_days``, ``ratio``, ``z``, ``flag``.
+    """
+    hour = int(now_s) - int(now_s) % HOUR_S
+    elapsed = max(int(now_s) - hour, 60)
+    rows = []
+    now_counts = reader.counts("foot", facet, Window(hour, int(now_s) + 1))
+    for key, people in now_counts.items():
+        rows.append((key, hour * 1000, people * HOUR_S / elapsed, 1.0))
+    past = [Window(hour - d * DAY_S, hour - d * DAY_S + HOUR_S) for d in range(1, days + 1)]
+    for window, counts in zip(past, reader.counts_in_windows("foot", facet, past)):
+        rows.extend((key, window.start * 1000, people, 1.0) for key, people in counts.items())
+    hourly = pd.DataFrame(rows, columns=["key", "hour_ts", "people", "coverage"])
+    judged = judge_hours(hourly, hour * 1000, bands or NormalBands(), key="key", tz=tz, keys=list(now_counts))
+    return judged
+
+
+def crowding_alerts(reader: CityReader, now_s: float, rule: CrowdingRule | None = None) -> list[dict]:
+    """Places over capacity for longer than the grace period, longest first."""
+    rule = rule or CrowdingRule()
+    sensors = reader.sensors()
+    out = []
+    for sensor, stretch in over_capacity(reader.client, reader.keys).items():
+        over_s = now_s - stretch["since_ms"] / 1000
+        if over_s < rule.grace_s:
+            continue
+        latest = sensors.get(sensor, {})
+        out.append(
+            {
+                "sensor_id": sensor,
+                **stretch,
+                "over_s": over_s,
+                "occupancy": latest.get("occupancy"),
+                "capacity": latest.get("capacity"),
+                "lon": latest.get("lon"),
+                "lat": latest.get("lat"),
+            }
+        )
+    return sorted(out, key=lambda a: -a["over_s"])
+
+
+def fever_alerts(reader: CityReader, now_s: float, rule: FeverRule | None = None) -> list[dict]:
+    """Sensors whose fever count in the last window is improbably high for the people they counted.
+
+    Expected fevers are the sensor's rate per person over the baseline hours before the window
+    (with one prior pseudo-fever at ``prior_rate``), times the people counted now; the alert needs
+    a Poisson tail probability under ``alert_p`` and at least ``min_count`` fevers.
+    """
+    rule = rule or FeverRule()
+    now = int(now_s)
+    recent = Window(now - int(rule.window_min * 60), now + 1)
+    before = Window(recent.start - int(rule.baseline_h * HOUR_S), recent.start)
+    fever_now = reader.counts_many("foot", ["fever.sensor", "people.sensor"], recent)
+    fever_before = reader.counts_many("foot", ["fever.sensor", "people.sensor"], before)
+    out = []
+    for sensor, fevers in fever_now["fever.sensor"].items():
+        people = fever_now["people.sensor"].get(sensor, 0)
+        base_people = fever_before["people.sensor"].get(sensor, 0)
+        rate = (fever_before["fever.sensor"].get(sensor, 0) + 1) / (base_people + 1 / rule.prior_rate)
+        expected = rate * people
+        p = float(poisson.sf(fevers - 1, expected)) if expected > 0 else 0.0
+        if fevers >= rule.min_count and p < rule.alert_p:
+            out.append({"sensor_id": sensor, "fever": fevers, "people": people, "expected": expected, "p_value": p})
+    return sorted(out, key=lambda a: a["p_value"])
+
+
+def silent_sensors(reader: CityReader, rule: SilenceRule | None = None) -> list[dict]:
+    """Sensors that have not reported for the multiple of their cadence, quietest first."""
+    rule = rule or SilenceRule()
+    out = [
+        {"sensor_id": sensor, **state}
+        for sensor, state in reader.sensors().items()
+        if state["age_s"] > rule.cadence_multiple * max(state["interval_s"], 1)
+    ]
+    return sorted(out, key=lambda s: -s["age_s"])
+
+
+def counter_plan(
+    reader: CityReader,
+    centers: Iterable[str],
+    now_s: float,
+    *,
+    hours_ahead: int = 4,
+    open_counters: Mapping[str, int] | int = 4,
+    params: ServiceParams | None = None,
+    history_days: int = 28,
+) -> pd.DataFrame:
+    """Counters each service center needs per hour from now: booked visits that will show plus walk-ins.
+
+    Bookings come from the slot-hour counters (booked minus cancelled for the slot); the show-up
+    share from the last day's arrivals and no-shows; walk-ins from the same hour of the week in
+    the history. Columns of ``engines.services.counters_needed`` plus ``booked`` and ``walk_ins``.
+    """
+    params = params or ServiceParams()
+    centers = list(centers)
+    hour = int(now_s) - int(now_s) % HOUR_S
+    hours = [hour + h * HOUR_S for h in range(hours_ahead)]
+    slots = reader.counts_in_windows(
+        "services", "appointments.slot_center_action", [Window(h, h + HOUR_S) for h in hours]
+    )
+    day = reader.counts("services", "appointments.center_action", Window(int(now_s) - DAY_S, int(now_s) + 1))
+    weeks = max(history_days // 7, 1)
+    walk_history = reader.counts_in_windows(
+        "services",
+        "appointments.walk_ins",
+        [Window(h - w * 7 * DAY_S, h - w * 7 * DAY_S + HOUR_S) for h in hours for w in range(1, weeks + 1)],
+    )
+    rows = []
+    for i, h in enumerate(hours):
+        for center in centers:
+            booked = slots[i].get(f"{center}|booked", 0) - slots[i].get(f"{center}|cancelled", 0)
+            arrived, no_show = day.get(f"{center}|arrived", 0), day.get(f"{center}|no_show", 0)
+            show_up = arrived / (arrived + no_show) if arrived + no_show else 1.0
+            walk_ins = sum(walk_history[i * weeks + w].get(center, 0) for w in range(weeks)) / weeks
+            rows.append(
+                {
+                    "center_id": center,
+                    "hour_ms": h * 1000,
+                    "booked": max(booked, 0),
+                    "walk_ins": walk_ins,
+                    "arrivals_per_h": max(booked, 0) * show_up + walk_ins,
+                }
+            )
+    demand = pd.DataFrame(rows, columns=["center_id", "hour_ms", "booked", "walk_ins", "arrivals_per_h"])
+    if demand.empty:
+        return demand
+    # Events carry the wait before a counter, not the time at it: the engine's service time stands.
+    return counters_needed(demand, open_counters, params)

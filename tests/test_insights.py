@@ -1,0 +1,129 @@
+"""Read-side judgements through the real aggregator: now versus normal, crowding, fever, counters needed."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from data.aggregator import Aggregator
+from data.insights import counter_plan, crowding_alerts, fever_alerts, now_versus_normal, silent_sensors
+from data.keys import Keys
+from data.read import CityReader
+from tests.events import raw_event
+
+pytestmark = pytest.mark.redis
+DAY_MS, HOUR_MS, MINUTE_MS = 86_400_000, 3_600_000, 60_000
+
+
+@pytest.fixture
+def history(settings):
+    """Settings that keep fine buckets for weeks, so history can be written and rolled up in a test."""
+    return type(settings)(**{**settings.__dict__, "retention_hours": 24 * 30.0})
+
+
+def run(client, settings, city_map, source: str, events) -> Aggregator:
+    keys = Keys(settings.key_prefix)
+    pipe = client.pipeline(transaction=False)
+    for e in sorted(events, key=lambda e: int(e["ts"])):
+        pipe.xadd(keys.stream(source), e)
+    pipe.execute()
+    worker = Aggregator(client, settings, city_map, name="insight")
+    worker.ensure_groups()
+    while worker.step(block_ms=None):
+        pass
+    worker.roll_up()
+    return worker
+
+
+def test_a_sensor_is_judged_against_the_same_hour_on_comparable_days(client, history, city_map):
+    hour = (int(time.time() * 1000) // HOUR_MS - 2) * HOUR_MS
+    events = [
+        raw_event("reading", seq=2 * d + i, ts=hour - d * DAY_MS + 10 * MINUTE_MS, sensor_id=sensor, people=100 + d % 3)
+        for d in range(1, 22)
+        for i, sensor in enumerate(("S-calm", "S-busy"))
+    ]
+    events.append(raw_event("reading", seq=100, ts=hour + 10 * MINUTE_MS, sensor_id="S-calm", people=50))
+    events.append(raw_event("reading", seq=101, ts=hour + 10 * MINUTE_MS, sensor_id="S-busy", people=400))
+    events.append(raw_event("reading", seq=102, ts=hour + HOUR_MS + 30 * MINUTE_MS, sensor_id="S-late", people=1))
+    run(client, history, city_map, "foot", events)
+    judged = now_versus_normal(CityReader(client, history), (hour + 30 * MINUTE_MS) / 1000).set_index("key")
+    # Half an hour in, 50 people is a normal hour of about 100; 400 is eight times it.
+    assert judged.loc["S-calm", "flag"] == "normal" and judged.loc["S-calm", "history_days"] >= 3
+    assert judged.loc["S-busy", "flag"] == "unusual" and judged.loc["S-busy", "ratio"] > 5
+
+
+def test_a_sensor_with_no_past_says_so(client, settings, city_map):
+    now = int(time.time() * 1000)
+    run(client, settings, city_map, "foot", [raw_event("reading", seq=1, ts=now - MINUTE_MS, sensor_id="S-new")])
+    judged = now_versus_normal(CityReader(client, settings), now / 1000).set_index("key")
+    assert judged.loc["S-new", "flag"] == "no_history"
+
+
+def test_crowding_is_an_alert_only_after_the_grace_period_and_ends_when_it_eases(client, settings, city_map):
+    now = int(time.time() * 1000)
+    full = {"occupancy": 950, "capacity": 1000}
+    worker = run(client, settings, city_map, "foot", [
+        raw_event("reading", seq=1, ts=now - 20 * MINUTE_MS, sensor_id="S-long", **full),
+        raw_event("reading", seq=2, ts=now - MINUTE_MS, sensor_id="S-long", **full),
+        raw_event("reading", seq=3, ts=now - 2 * MINUTE_MS, sensor_id="S-brief", **full),
+        raw_event("reading", seq=4, ts=now - MINUTE_MS, sensor_id="S-fine", occupancy=300, capacity=1000),
+    ])  # fmt: skip
+    reader = CityReader(client, settings)
+    alerts = crowding_alerts(reader, now / 1000)
+    assert [a["sensor_id"] for a in alerts] == ["S-long"]
+    assert 19 * 60 < alerts[0]["over_s"] < 21 * 60 and alerts[0]["community_id"] != "outside"
+
+    client.xadd(
+        Keys(settings.key_prefix).stream("foot"),
+        raw_event("reading", seq=5, ts=now, sensor_id="S-long", occupancy=500, capacity=1000),
+    )
+    while worker.step(block_ms=None):
+        pass
+    assert crowding_alerts(reader, now / 1000) == []
+
+
+def test_a_rise_in_fever_readings_raises_an_alert_and_steady_ones_do_not(client, settings, city_map):
+    now = int(time.time() * 1000)
+    events = []
+    for i in range(24):  # a day of ordinary readings: many people, almost no fever
+        ts = now - (i + 2) * HOUR_MS
+        events += [
+            raw_event("reading", seq=2 * i, ts=ts, sensor_id=s, people=2000, fever=0) for s in ("S-hot", "S-calm")
+        ]
+    events.append(raw_event("reading", seq=100, ts=now - 10 * MINUTE_MS, sensor_id="S-hot", people=1000, fever=12))
+    events.append(raw_event("reading", seq=101, ts=now - 10 * MINUTE_MS, sensor_id="S-calm", people=1000, fever=1))
+    history = type(settings)(**{**settings.__dict__, "lateness_seconds": 3 * 86_400})
+    run(client, history, city_map, "foot", events)
+    alerts = fever_alerts(CityReader(client, settings), now / 1000)
+    assert [a["sensor_id"] for a in alerts] == ["S-hot"] and alerts[0]["p_value"] < 0.001
+
+
+def test_a_sensor_that_stopped_reporting_is_silent(client, settings, city_map):
+    now = int(time.time() * 1000)
+    run(client, settings, city_map, "foot", [
+        raw_event("reading", seq=1, ts=now - 10 * MINUTE_MS, sensor_id="S-quiet", interval_s=60),
+        raw_event("reading", seq=2, ts=now - 30_000, sensor_id="S-alive", interval_s=60),
+    ])  # fmt: skip
+    assert [s["sensor_id"] for s in silent_sensors(CityReader(client, settings))] == ["S-quiet"]
+
+
+def test_counters_needed_follow_the_bookings_for_each_hour(client, settings, city_map):
+    now = int(time.time() * 1000)
+    next_hour = (now // HOUR_MS + 1) * HOUR_MS
+    events = [
+        raw_event("appointment", seq=i, ts=now - MINUTE_MS, appointment_id=f"a{i}", center_id="SC-busy",
+                  action="booked", slot_ts=next_hour + 5 * MINUTE_MS, wait_s=None)
+        for i in range(60)
+    ] + [
+        raw_event("appointment", seq=100 + i, ts=now - MINUTE_MS, appointment_id=f"b{i}", center_id="SC-quiet",
+                  action="booked", slot_ts=next_hour + 5 * MINUTE_MS, wait_s=None)
+        for i in range(3)
+    ]  # fmt: skip
+    run(client, settings, city_map, "services", events)
+    plan = counter_plan(CityReader(client, settings), ["SC-busy", "SC-quiet"], now / 1000, open_counters=2)
+    ahead = plan[plan["hour_ms"] == next_hour].set_index("center_id")
+    assert ahead.loc["SC-busy", "booked"] == 60 and ahead.loc["SC-quiet", "booked"] == 3
+    # 60 visits of ten minutes in an hour is ten counters busy: two open cannot keep up.
+    assert ahead.loc["SC-busy", "counters_needed"] > 10 >= ahead.loc["SC-quiet", "counters_needed"]
+    assert ahead.loc["SC-busy", "wait_open_s"] == float("inf")

@@ -586,15 +586,17 @@ class Aggregator:
         self, source: str, decoded: list[Decoded], ids: list[str]
     ) -> tuple[list[Decoded], list[Rejected], list[tuple[int, str, str]]]:
         """Set aside events too late to fold and repeats within the batch; list idempotency keys."""
-        lateness_ms = self.settings.lateness_seconds * 1000
+        # Judged against the newest time before this batch: a batch may span more than the lateness.
         watermark = self.watermark_ms.get(source, 0)
+        floor = watermark - self.settings.lateness_seconds * 1000
+        newest = watermark
         rejected: list[Rejected] = []
         idems: list[tuple[int, str, str]] = []
         in_batch: set[str] = set()
         kept = []
         for d in decoded:
             ts = d.columns["ts"]
-            keep = ts >= watermark - lateness_ms
+            keep = ts >= floor
             for j in np.flatnonzero(~keep).tolist():
                 behind = (watermark - int(ts[j])) // 1000
                 rejected.append(Rejected(int(d.rows[j]), f"late:{behind}s behind"))
@@ -613,14 +615,14 @@ class Aggregator:
                         in_batch.add(key)
             rows = np.flatnonzero(keep)
             if len(rows):
-                watermark = max(watermark, int(ts[rows].max()))
+                newest = max(newest, int(ts[rows].max()))
             hours = ((ts[rows] // (HOUR_S * 1000)) * HOUR_S).tolist()
             idems.extend(zip(hours, [keys[j] for j in rows.tolist()], [ids[r] for r in d.rows[rows].tolist()]))
             if len(rows) < len(keep):
                 d = Decoded(d.type, d.rows[rows], {k: _take(v, rows) for k, v in d.columns.items()})
             if len(d):
                 kept.append(d)
-        self.watermark_ms[source] = watermark
+        self.watermark_ms[source] = newest
         return kept, rejected, idems
 
 

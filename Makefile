@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: test test-fast simulate aggregate lint format bench clean
+.PHONY: test test-fast demo simulate aggregate lint format bench clean
 
 $(STAMP): requirements.txt requirements-dev.txt
 	$(PYTHON) -m venv $(VENV)
@@ -17,6 +17,9 @@ test: $(STAMP)  ## everything: unit, real-Redis integration and browser tests
 
 test-fast: $(STAMP)  ## the tests that need neither Redis nor a browser
 	$(PY) -m pytest -m "not redis and not browser"
+
+demo: $(STAMP)  ## the whole demo in one command: Redis, aggregator, simulators, dashboard on http://127.0.0.1:8050
+	$(PY) app.py
 
 simulate: $(STAMP)  ## run all four simulators against REDIS_URL or the embedded Redis
 	$(PY) -m simulators
@@ -37,6 +40,7 @@ bench: $(STAMP)  ## every benchmark, each ending with its RESULT line
 	$(PY) -m bench.ingest
 	$(PY) -m bench.contacts
 	$(PY) -m bench.hotspots
+	$(PY) -m bench.refresh
 
 clean:
 	rm -rf $(VENV) .state .pytest_cache .ruff_cache test-artifacts

@@ -148,7 +148,11 @@ class Settings:
         "Health counts below this per area are shown as '<N' on shared screens (small-cell rule).",
     )
     stale_after_s: float = _setting(
-        "CITYDECK_STALE_AFTER_S", 30.0, "s", "A source with no event ingested for this long is reported as stale."
+        "CITYDECK_STALE_AFTER_S",
+        120.0,
+        "s",
+        "A source with no event ingested for this long is reported as stale (sparse sources, e.g. complaints in a"
+        " small demo city, go quiet for tens of seconds).",
     )
     wall_views: str = _setting(
         "CITYDECK_WALL_VIEWS",

@@ -1,0 +1,71 @@
+"""citydeck's dashboard: the app factory, the WSGI ``server`` for gunicorn, and ``python app.py``, which
+starts the whole demo (Redis, aggregator, simulators, dashboard) through the launcher."""
+
+from __future__ import annotations
+
+from dash import Dash
+from flask import Response, abort, request
+
+from callbacks import register
+from callbacks.deck import Deck
+from data.connection import client_from_url, connect
+from geo.configured import city_for
+from layouts.shell import shell, validation_layout
+from settings import PROJECT_ROOT, Settings
+from views.geography import GEOJSON_URL
+
+REDIS_TIMEOUT_S = 2.0
+
+
+def create_app(settings: Settings | None = None) -> Dash:
+    """Build a fresh dashboard app for these settings (default: from the environment)."""
+    settings = settings or Settings.from_env()
+    if settings.redis_url:
+        client = client_from_url(
+            settings.redis_url, socket_timeout=REDIS_TIMEOUT_S, socket_connect_timeout=REDIS_TIMEOUT_S
+        )
+    else:
+        client, _embedded = connect(settings, socket_timeout=REDIS_TIMEOUT_S, socket_connect_timeout=REDIS_TIMEOUT_S)
+    deck = Deck(settings, client, lambda: city_for(settings))
+    app = Dash(
+        __name__,
+        title="citydeck",
+        update_title=None,
+        assets_folder=str(PROJECT_ROOT / "assets"),
+    )
+    app.layout = lambda: shell(deck.geo.districts, settings.refresh_ms)
+    app.validation_layout = validation_layout([], settings.refresh_ms)
+    deck.init_app(app.server)
+    app.server.extensions["citydeck"] = deck
+    _serve_geojson(app.server, deck)
+    register(app, deck)
+    return app
+
+
+def _serve_geojson(server, deck: Deck) -> None:
+    """Serve each level's simplified boundaries once, at a static URL browsers and proxies cache."""
+
+    @server.route(GEOJSON_URL.format(level="<level>"))
+    def geojson(level: str):
+        if level not in ("district", "neighbourhood", "community"):
+            abort(404)
+        etag = deck.geo.geojson_etag(level)
+        if etag in request.if_none_match:
+            return Response(status=304, headers={"ETag": f'"{etag}"', "Cache-Control": "public, max-age=86400"})
+        response = Response(deck.geo.geojson(level), mimetype="application/geo+json")
+        response.set_etag(etag)
+        response.headers["Cache-Control"] = "public, max-age=86400"
+        return response
+
+
+def __getattr__(name: str):
+    # gunicorn's `app:server` builds the app on first access, in the worker, never at import.
+    if name == "server":
+        return create_app().server
+    raise AttributeError(name)
+
+
+if __name__ == "__main__":
+    from launcher import main
+
+    raise SystemExit(main())

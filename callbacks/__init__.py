@@ -1,0 +1,15 @@
+"""The dashboard's callbacks, registered on an app by ``register(app, deck)``; each is thin: unpack, ask
+the deck for a cached snapshot, call a pure builder, return."""
+
+from __future__ import annotations
+
+from callbacks import pages, routing, status, wall
+from callbacks.deck import Deck
+
+
+def register(app, deck: Deck) -> None:
+    """Register every callback of the dashboard on ``app``."""
+    routing.register(app, deck)
+    status.register(app, deck)
+    pages.register(app, deck)
+    wall.register(app, deck)

@@ -1,0 +1,91 @@
+"""What the callbacks of one app share: settings, the Redis client, the city, and the snapshot cache.
+
+A snapshot is built once per view, view state and tick, whichever browser or gunicorn worker asks
+first; the others wait briefly for it and read it from the shared Redis cache (flask-caching).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from functools import cached_property
+from typing import Any
+
+import redis
+from flask_caching import Cache
+
+from data.read import CityReader
+from views.geography import CityGeography
+from views.state import ViewState
+
+REDIS_ERRORS = (redis.ConnectionError, redis.TimeoutError, OSError)
+LOCK_WAIT_S = 2.0
+
+
+class DataUnavailable(RuntimeError):
+    """Redis cannot be read right now; the screen keeps its last good picture."""
+
+
+class Deck:
+    """The dashboard's shared services for one app; the Redis client is passed in."""
+
+    def __init__(self, settings, client: redis.Redis, city_factory: Callable[[], Any]):
+        self.settings = settings
+        self.client = client
+        self._city_factory = city_factory
+        self.cache = Cache(
+            config={
+                "CACHE_TYPE": "RedisCache",
+                "CACHE_REDIS_HOST": client,
+                "CACHE_KEY_PREFIX": f"{settings.key_prefix}:dash:",
+                "CACHE_DEFAULT_TIMEOUT": 60,
+            }
+        )
+        self.reader = CityReader(client, settings)
+
+    def init_app(self, server) -> None:
+        self.cache.init_app(server)
+
+    @cached_property
+    def geo(self) -> CityGeography:
+        """The city, built on first use (about a second for the demo city)."""
+        return CityGeography(self._city_factory(), self.settings.h3_resolution, self.settings.geojson_simplify_m)
+
+    @property
+    def refresh_s(self) -> float:
+        return self.settings.refresh_ms / 1000
+
+    def tick(self, now: float | None = None) -> int:
+        return int((now if now is not None else time.time()) // self.refresh_s)
+
+    def snapshot(self, view: str, state: ViewState | None, build: Callable[[float], Any]) -> Any:
+        """Return this tick's snapshot of a view, building it at most once across browsers and workers."""
+        now = time.time()
+        scope = "-" if state is None else f"{state.window}:{state.district or ''}:{state.neighbourhood or ''}"
+        key = f"snap:{view}:{scope}:{self.tick(now)}"
+        try:
+            hit = self.cache.get(key)
+            if hit is not None:
+                return hit
+            lock = f"{self.settings.key_prefix}:dash:lock:{key}"
+            if not self.client.set(lock, b"1", nx=True, px=int(LOCK_WAIT_S * 1000)):
+                deadline = time.monotonic() + LOCK_WAIT_S
+                while time.monotonic() < deadline:
+                    time.sleep(0.02)
+                    hit = self.cache.get(key)
+                    if hit is not None:
+                        return hit
+            value = build(now)
+            self.cache.set(key, value, timeout=max(int(self.refresh_s * 5), 10))
+            return value
+        except REDIS_ERRORS as e:
+            raise DataUnavailable(str(e)) from e
+
+    def memo(self, key: str, ttl: float, build: Callable[[], Any]) -> Any:
+        """Cache a slow, slowly changing result (hotspot statistics) for ``ttl`` seconds."""
+        full = f"memo:{key}"
+        hit = self.cache.get(full)
+        if hit is None:
+            hit = build()
+            self.cache.set(full, hit, timeout=int(ttl))
+        return hit

@@ -1,0 +1,223 @@
+"""One refresh callback per page: on each tick, the page's cached snapshot becomes figures and numbers.
+The first refresh of a view state sends whole figures; later ticks send only their data arrays (Patch),
+so zoom, pan and selection stay (uirevision) and nothing flickers."""
+
+from __future__ import annotations
+
+from dash import Input, Output, Patch, State
+from dash.exceptions import PreventUpdate
+
+from callbacks.deck import DataUnavailable, Deck
+from callbacks.routing import view_state
+from layouts import ids, render
+from views import figures, snapshots
+from views.state import ViewState
+
+# Controls are read at the next tick, not on change: a map rebuilt twice while it is still loading its
+# boundaries aborts the first load (a console error), and a tick is at most a couple of seconds away.
+CONTROLS = (State(ids.WINDOW, "value"), State(ids.DISTRICT, "value"), State(ids.NEIGHBOURHOOD, "data"))
+
+
+def revision(page: str, state: ViewState) -> str:
+    """The uirevision of a page's figures: kept while the drilled area stays, so zoom survives refreshes."""
+    return f"{page}:{state.district or ''}:{state.neighbourhood or ''}"
+
+
+def sent(full: list[dict], rendered: str | None, key: str) -> list:
+    """Whole figures when this view state has not been drawn yet, else patches of their data arrays."""
+    if rendered != key:
+        return full
+    out = []
+    for fig in full:
+        patch = Patch()
+        for i, path, value in figures.data_patch(fig):
+            head, _, tail = path.partition(".")
+            if tail:
+                patch["data"][i][head][tail] = value
+            else:
+                patch["data"][i][head] = value
+        out.append(patch)
+    return out
+
+
+def load(deck: Deck, page: str, state: ViewState, build):
+    try:
+        return deck.snapshot(page, state, build)
+    except DataUnavailable:
+        raise PreventUpdate from None
+
+
+def register(app, deck: Deck) -> None:
+    settings = deck.settings
+    style = settings.map_style
+    minimum = settings.privacy_min_count
+
+    @app.callback(
+        Output(ids.OVERVIEW_CASES_MAP, "figure"),
+        Output(ids.OVERVIEW_FOOT_MAP, "figure"),
+        Output(ids.OVERVIEW_SERVICES_MAP, "figure"),
+        Output(ids.OVERVIEW_COMPLAINTS_MAP, "figure"),
+        Output(ids.OVERVIEW_CASES_NUMBERS, "children"),
+        Output(ids.OVERVIEW_FOOT_NUMBERS, "children"),
+        Output(ids.OVERVIEW_SERVICES_NUMBERS, "children"),
+        Output(ids.OVERVIEW_COMPLAINTS_NUMBERS, "children"),
+        Output(ids.OVERVIEW_RENDERED, "data"),
+        Input(ids.OVERVIEW_TICK, "n_intervals"),
+        *CONTROLS,
+        State(ids.OVERVIEW_RENDERED, "data"),
+    )
+    def refresh_overview(_n, window, district, neighbourhood, rendered):
+        state = view_state(deck, window, district, neighbourhood)
+        snap = load(
+            deck,
+            "overview",
+            state,
+            lambda now: snapshots.overview_snapshot(deck.reader, deck.geo, state, now, deck.memo, minimum),
+        )
+        rev = revision("overview", state)
+        full = [
+            figures.cases_map(snap["cases"] | {"level": snap["level"], "bounds": snap["bounds"]}, rev, style, True),
+            figures.foot_heat_map(snap["foot"] | {"bounds": snap["bounds"]}, rev, style, True),
+            figures.services_map(
+                snap["services"] | {"level": snap["level"], "bounds": snap["bounds"]}, rev, style, True, centers=False
+            ),
+            figures.complaints_map(snap["complaints"] | {"bounds": snap["bounds"]}, rev, style, True),
+        ]
+        numbers = render.overview_numbers(snap)
+        key = f"{rev}:{state.window}"
+        return (
+            *sent(full, rendered, key),
+            numbers["cases"],
+            numbers["foot"],
+            numbers["services"],
+            numbers["complaints"],
+            key,
+        )
+
+    @app.callback(
+        Output(ids.CASES_MAP, "figure"),
+        Output(ids.CODES_MAP, "figure"),
+        Output(ids.CASES_NUMBERS, "children"),
+        Output(ids.CASES_AREAS, "children"),
+        Output(ids.CASES_RENDERED, "data"),
+        Input(ids.CASES_TICK, "n_intervals"),
+        *CONTROLS,
+        State(ids.CASES_RENDERED, "data"),
+    )
+    def refresh_cases(_n, window, district, neighbourhood, rendered):
+        state = view_state(deck, window, district, neighbourhood)
+        snap = load(
+            deck, "cases", state, lambda now: snapshots.cases_snapshot(deck.reader, deck.geo, state, now, minimum)
+        )
+        rev = revision("cases", state)
+        full = [figures.cases_map(snap, rev, style), figures.codes_map(snap, rev, style)]
+        key = f"{rev}:{state.window}"
+        return *sent(full, rendered, key), render.cases_numbers(snap), render.cases_areas(snap), key
+
+    @app.callback(
+        Output(ids.FOOT_HEAT_MAP, "figure"),
+        Output(ids.FOOT_SENSORS_MAP, "figure"),
+        Output(ids.FOOT_NUMBERS, "children"),
+        Output(ids.FOOT_ALERTS, "children"),
+        Output(ids.FOOT_RENDERED, "data"),
+        Input(ids.FOOT_TICK, "n_intervals"),
+        *CONTROLS,
+        State(ids.FOOT_RENDERED, "data"),
+    )
+    def refresh_foot(_n, window, district, neighbourhood, rendered):
+        state = view_state(deck, window, district, neighbourhood)
+        snap = load(deck, "foot-traffic", state, lambda now: snapshots.foot_snapshot(deck.reader, deck.geo, state, now))
+        rev = revision("foot-traffic", state)
+        full = [figures.foot_heat_map(snap, rev, style), figures.sensors_map(snap, rev, style)]
+        # The sensors map colours by ratio only once history exists: a change of that is a new figure.
+        key = f"{rev}:{state.window}:{snap['history_days'] > 0}"
+        return *sent(full, rendered, key), render.foot_numbers(snap), render.foot_alerts(snap), key
+
+    @app.callback(
+        Output(ids.SERVICES_MAP, "figure"),
+        Output(ids.SERVICES_CHANNELS, "figure"),
+        Output(ids.SERVICES_NUMBERS, "children"),
+        Output(ids.SERVICES_CENTERS, "children"),
+        Output(ids.SERVICES_RENDERED, "data"),
+        Input(ids.SERVICES_TICK, "n_intervals"),
+        *CONTROLS,
+        State(ids.SERVICES_RENDERED, "data"),
+    )
+    def refresh_services(_n, window, district, neighbourhood, rendered):
+        state = view_state(deck, window, district, neighbourhood)
+        snap = load(deck, "services", state, lambda now: snapshots.services_snapshot(deck.reader, deck.geo, state, now))
+        rev = revision("services", state)
+        channels = snap["channels"]
+        full = [
+            figures.services_map(snap, rev, style),
+            figures.bar_chart(list(channels), list(channels.values()), rev),
+        ]
+        key = f"{rev}:{state.window}"
+        return *sent(full, rendered, key), render.services_numbers(snap), render.service_centers(snap), key
+
+    @app.callback(
+        Output(ids.COMPLAINTS_MAP, "figure"),
+        Output(ids.COMPLAINTS_AREAS_MAP, "figure"),
+        Output(ids.COMPLAINTS_CATEGORIES, "figure"),
+        Output(ids.COMPLAINTS_ROUTING, "figure"),
+        Output(ids.COMPLAINTS_NUMBERS, "children"),
+        Output(ids.COMPLAINTS_TABLE, "data"),
+        Output(ids.COMPLAINTS_TABLE_NOTE, "children"),
+        Output(ids.COMPLAINTS_RENDERED, "data"),
+        Input(ids.COMPLAINTS_TICK, "n_intervals"),
+        *CONTROLS,
+        State(ids.COMPLAINTS_RENDERED, "data"),
+    )
+    def refresh_complaints(_n, window, district, neighbourhood, rendered):
+        state = view_state(deck, window, district, neighbourhood)
+        snap = load(
+            deck,
+            "complaints",
+            state,
+            lambda now: snapshots.complaints_snapshot(deck.reader, deck.geo, state, now, deck.memo),
+        )
+        rev = revision("complaints", state)
+        areas = snap["areas"]
+        categories = snap["categories"]
+        routing = snap["routing"]
+        actions = sorted({a for by_action in routing.values() for a in by_action})
+        full = [
+            figures.complaints_map(snap, rev, style),
+            figures.services_map(
+                {"volumes": areas, "level": snap["level"], "bounds": snap["bounds"]},
+                rev,
+                style,
+                centers=False,
+                what="complaints",
+            ),
+            figures.bar_chart(list(categories), list(categories.values()), rev, color="#f97316"),
+            figures.stacked_bars(
+                list(routing),
+                {a: [routing[level].get(a, 0) for level in routing] for a in actions},
+                rev,
+                ACTION_COLORS,
+            ),
+        ]
+        key = f"{rev}:{state.window}:{','.join(actions)}"
+        return (
+            *sent(full, rendered, key),
+            render.complaints_numbers(snap),
+            snap["table"],
+            render.complaints_table_note(snap),
+            key,
+        )
+
+    @app.callback(Output(ids.HEALTH_BODY, "children"), Input(ids.HEALTH_TICK, "n_intervals"))
+    def refresh_health(_n):
+        snap = load(deck, "health", None, lambda now: snapshots.health_snapshot(deck.reader, now))
+        return render.health(snap)
+
+
+ACTION_COLORS = {
+    "assigned": "#38bdf8",
+    "escalated": "#f97316",
+    "bounced": "#a855f7",
+    "resolved": "#22c55e",
+    "reopened": "#ef4444",
+    "closed": "#64748b",
+}

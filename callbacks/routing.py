@@ -1,0 +1,120 @@
+"""Routing and URL state: the path picks the page, the query string sets the controls, the controls
+write the query string back, and clicking an area drills into it."""
+
+from __future__ import annotations
+
+from dash import ALL, Input, Output, State, ctx, dcc, html, no_update
+
+from callbacks.deck import Deck
+from layouts import ids
+from layouts.pages import page_layout
+from layouts.wall import wall_layout
+from views.state import WALL_PATH, ViewState, page_of, parse_state, parse_wall, state_query
+
+
+def view_state(deck: Deck, window, district, neighbourhood) -> ViewState:
+    """The view state of the controls, with anything unknown dropped (a stale or hand-made value never fails)."""
+    query = state_query(ViewState(window or "1h", district or None, neighbourhood or None))
+    state, _notes = parse_state(query, deck.geo.district_ids, deck.geo.neighbourhood_district)
+    return state
+
+
+def route(deck: Deck, pathname: str | None, search: str | None):
+    """Return the content, notice, controls and shell class for a URL."""
+    geo = deck.geo
+    state, notes = parse_state(search, geo.district_ids, geo.neighbourhood_district)
+    if (pathname or "").rstrip("/") == WALL_PATH:
+        plan, wall_notes = parse_wall(search, deck.settings.wall_views, deck.settings.wall_dwell_s)
+        content, shell_class = wall_layout(deck.settings.refresh_ms, plan.views), "shell wall"
+        notes = [*notes, *wall_notes]
+    else:
+        page = page_of(pathname)
+        shell_class = "shell"
+        if page is None:
+            content = html.Div(
+                [html.H2("No such page"), dcc.Link("Go to the overview", href="/")], className="page page-missing"
+            )
+            notes = [f"there is no page at {str(pathname)[:40]!r}", *notes]
+        else:
+            content = page_layout(page, deck.settings.refresh_ms)
+            shell_class = f"shell page-{page}"
+    notice = ("Showing defaults: " + "; ".join(notes) + ".") if notes else ""
+    return content, notice, state.window, state.district, state.neighbourhood, shell_class
+
+
+def drill(deck: Deck, clicked: str | None, back: bool, district: str | None, neighbourhood: str | None):
+    """Return (district, neighbourhood) after a click on an area or on 'up'."""
+    if back:
+        up = ViewState("1h", district, neighbourhood).up()
+        return up.district, up.neighbourhood
+    if clicked in deck.geo.district_ids:
+        return clicked, None
+    if clicked in deck.geo.neighbourhood_district:
+        return deck.geo.neighbourhood_district[clicked], clicked
+    return no_update, no_update
+
+
+def register(app, deck: Deck) -> None:
+    @app.callback(
+        Output(ids.CONTENT, "children"),
+        Output(ids.NOTICE, "children"),
+        Output(ids.WINDOW, "value"),
+        Output(ids.DISTRICT, "value"),
+        Output(ids.NEIGHBOURHOOD, "data"),
+        Output(ids.SHELL, "className"),
+        Input(ids.URL, "pathname"),
+        State(ids.URL, "search"),
+    )
+    def show_page(pathname, search):
+        return route(deck, pathname, search)
+
+    @app.callback(
+        Output(ids.URL, "search"),
+        Output({"type": ids.NAV_LINK, "page": ALL}, "href"),
+        Output({"type": ids.CARD_LINK, "page": ALL}, "href"),
+        Output(ids.BREADCRUMB, "children"),
+        Input(ids.WINDOW, "value"),
+        Input(ids.DISTRICT, "value"),
+        Input(ids.NEIGHBOURHOOD, "data"),
+        State(ids.URL, "pathname"),
+        State({"type": ids.NAV_LINK, "page": ALL}, "id"),
+        State({"type": ids.CARD_LINK, "page": ALL}, "id"),
+    )
+    def write_url(window, district, neighbourhood, pathname, nav_ids, card_ids):
+        state = view_state(deck, window, district, neighbourhood)
+        query = state_query(state)
+
+        def href(page):
+            return ("/" if page == "overview" else f"/{page}") + query
+
+        crumbs = ["City"] + [deck.geo.names.get(a, a) for a in (state.district, state.neighbourhood) if a]
+        search = no_update if (pathname or "").rstrip("/") == WALL_PATH else query
+        return search, [href(i["page"]) for i in nav_ids], [href(i["page"]) for i in card_ids], " › ".join(crumbs)
+
+    @app.callback(
+        Output(ids.DISTRICT, "value", allow_duplicate=True),
+        Output(ids.NEIGHBOURHOOD, "data", allow_duplicate=True),
+        Input({"type": ids.AREA_MAP, "page": ALL}, "clickData"),
+        Input(ids.DRILL_BACK, "n_clicks"),
+        State(ids.DISTRICT, "value"),
+        State(ids.NEIGHBOURHOOD, "data"),
+        prevent_initial_call=True,
+    )
+    def drill_into(clicks, _back, district, neighbourhood):
+        if ctx.triggered_id == ids.DRILL_BACK:
+            return drill(deck, None, True, district, neighbourhood)
+        by_page = {item["id"]["page"]: click for item, click in zip(ctx.inputs_list[0], clicks)}
+        click = by_page.get(getattr(ctx.triggered_id, "page", None)) if ctx.triggered_id else None
+        points = (click or {}).get("points") or [{}]
+        return drill(deck, points[0].get("location"), False, district, neighbourhood)
+
+    @app.callback(
+        Output(ids.NEIGHBOURHOOD, "data", allow_duplicate=True),
+        Input(ids.DISTRICT, "value"),
+        State(ids.NEIGHBOURHOOD, "data"),
+        prevent_initial_call=True,
+    )
+    def leave_neighbourhood(district, neighbourhood):
+        if neighbourhood and deck.geo.neighbourhood_district.get(neighbourhood) != district:
+            return None
+        return no_update

@@ -1,0 +1,230 @@
+"""The demo supervisor behind ``python app.py``: Redis (embedded unless ``REDIS_URL`` is set), aggregator
+workers, the four simulators and the dashboard, in one command; Ctrl-C stops every process it started.
+
+Each child runs in its own process group, so stopping it stops anything it spawned: SIGTERM first,
+SIGKILL after a timeout. The children's process groups are written to the state folder; a start after
+a crash stops the leftovers of the crashed run before starting anew, and joins its embedded Redis.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import logging
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+from data.connection import connect
+from settings import PROJECT_ROOT, Settings
+
+log = logging.getLogger("citydeck")
+STOP_TIMEOUT_S = 10.0
+
+
+class Supervisor:
+    """Starts child processes in their own process groups and stops them all."""
+
+    def __init__(self, state_dir: Path, env: dict[str, str], redis_pid: int | None = None):
+        self.state_dir = Path(state_dir)
+        self.env = env
+        self.redis_pid = redis_pid  # the embedded redis-server this launcher answers for, if any
+        self.children: list[tuple[str, subprocess.Popen]] = []
+
+    @property
+    def record(self) -> Path:
+        return self.state_dir / "launcher.json"
+
+    def clear_leftovers(self) -> int:
+        """Stop the children of a previous launcher that died without cleaning up; return how many.
+
+        Its embedded redis-server, which this launcher has joined, becomes this launcher's to stop.
+        """
+        try:
+            previous = json.loads(self.record.read_text())
+        except (OSError, ValueError):
+            return 0
+        if self.redis_pid is None and _is_ours(previous.get("redis_pid") or -1, "redis-server"):
+            self.redis_pid = previous["redis_pid"]
+        if _alive(previous.get("pid", -1)) and previous.get("pid") != os.getpid():
+            raise SystemExit(f"another citydeck launcher (pid {previous['pid']}) is running; stop it first")
+        stopped = 0
+        for child in previous.get("children", []):
+            if _is_ours(child["pid"], child["command"]):
+                _stop_group(child["pid"], STOP_TIMEOUT_S)
+                stopped += 1
+        self.record.unlink(missing_ok=True)
+        return stopped
+
+    def start(self, name: str, args: Sequence[str]) -> subprocess.Popen:
+        process = subprocess.Popen(
+            [sys.executable, *args], cwd=PROJECT_ROOT, env=self.env, start_new_session=True, stdin=subprocess.DEVNULL
+        )
+        self.children.append((name, process))
+        self._write_record()
+        log.info("started %s (pid %d)", name, process.pid)
+        return process
+
+    def _write_record(self) -> None:
+        self.state_dir.mkdir(parents=True, exist_ok=True)
+        children = [{"name": n, "pid": p.pid, "command": " ".join(p.args[1:3])} for n, p in self.children]
+        self.record.write_text(json.dumps({"pid": os.getpid(), "redis_pid": self.redis_pid, "children": children}))
+
+    def failed(self) -> list[str]:
+        """Names of children that exited."""
+        return [name for name, p in self.children if p.poll() is not None]
+
+    def stop_all(self, timeout: float = STOP_TIMEOUT_S) -> None:
+        """SIGTERM every child's process group, wait, then SIGKILL what is left."""
+        for _name, p in self.children:
+            _signal_group(p.pid, signal.SIGTERM)
+        deadline = time.monotonic() + timeout
+        for name, p in self.children:
+            try:
+                p.wait(max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                log.warning("%s did not stop in %.0f s: killing it", name, timeout)
+                _signal_group(p.pid, signal.SIGKILL)
+                p.wait()
+        self.children.clear()
+        self.record.unlink(missing_ok=True)
+
+
+def _signal_group(pid: int, sig: int) -> None:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(pid, sig)
+
+
+def _stop_group(pid: int, timeout: float) -> None:
+    _signal_group(pid, signal.SIGTERM)
+    deadline = time.monotonic() + timeout
+    while _alive(pid) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    if _alive(pid):
+        _signal_group(pid, signal.SIGKILL)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except (ProcessLookupError, PermissionError, OverflowError):
+        return False
+    try:  # a zombie is not alive
+        return Path(f"/proc/{pid}/stat").read_text().split()[2] != "Z"
+    except OSError:
+        return True
+
+
+def _is_ours(pid: int, command: str) -> bool:
+    try:
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+    except OSError:
+        return False
+    return command in cmdline
+
+
+def _port_free(host: str, port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            s.bind((host, port))
+        except OSError:
+            return False
+    return True
+
+
+def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="python app.py", description="Start the citydeck demo: Redis, aggregator, simulators and dashboard."
+    )
+    parser.add_argument("--host", default="127.0.0.1", help="address the dashboard listens on (default 127.0.0.1)")
+    parser.add_argument("--port", type=int, default=8050, help="port of the dashboard (default 8050)")
+    parser.add_argument("--scenario", default="normal", help="simulated scenario: normal, outbreak, storm, holiday")
+    parser.add_argument("--scale", type=float, default=0.05, help="simulated population scale (default 0.05)")
+    parser.add_argument("--speed", type=float, default=60.0, help="simulated seconds per real second while catching up")
+    parser.add_argument(
+        "--backfill", type=float, default=1.0, help="hours of past the simulators replay first (default 1)"
+    )
+    parser.add_argument("--workers", type=int, default=1, help="aggregator workers (default 1)")
+    parser.add_argument("--no-simulators", action="store_true", help="start no simulators (feed it yourself)")
+    parser.add_argument("--no-aggregator", action="store_true", help="start no aggregator workers")
+    return parser.parse_args(argv)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Start everything, serve the dashboard until Ctrl-C, then stop everything."""
+    args = parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    settings = Settings.from_env()
+    if not _port_free(args.host, args.port):
+        print(f"port {args.port} on {args.host} is in use: stop what uses it or pass --port", file=sys.stderr)
+        return 2
+    client, embedded = connect(settings)
+    client.close()
+    url = settings.redis_url or embedded.url
+    if embedded is not None:
+        log.info("%s the embedded redis-server at %s", "started" if embedded.owner else "joined", url)
+    env = {**os.environ, "REDIS_URL": url, "PYTHONUNBUFFERED": "1"}
+    owned = embedded.process.pid if embedded is not None and embedded.owner else None
+    supervisor = Supervisor(Path(settings.state_dir), env, owned)
+    leftovers = supervisor.clear_leftovers()
+    if leftovers:
+        log.info("stopped %d leftover process(es) of a previous run", leftovers)
+    stopping = False
+
+    def on_term(signum, _frame):
+        raise KeyboardInterrupt
+
+    # Explicitly: a launcher started in the background inherits SIGINT ignored.
+    signal.signal(signal.SIGINT, on_term)
+    signal.signal(signal.SIGTERM, on_term)
+    try:
+        if not args.no_aggregator:
+            for i in range(args.workers):
+                supervisor.start(f"aggregator-{i + 1}", ["-m", "data.aggregator"])
+        if not args.no_simulators:
+            supervisor.start(
+                "simulators",
+                [
+                    "-m",
+                    "simulators",
+                    "--scenario",
+                    args.scenario,
+                    "--speed",
+                    str(args.speed),
+                    "--scale",
+                    str(args.scale),
+                    "--backfill",
+                    str(args.backfill),
+                ],
+            )
+        from app import create_app
+
+        app = create_app(Settings.from_env(env))
+        print(
+            f"\n  citydeck is running: http://{args.host}:{args.port}/   (wall: http://{args.host}:{args.port}/wall)\n  Ctrl-C stops everything.\n",
+            flush=True,
+        )
+        app.run(host=args.host, port=args.port, debug=False, threaded=True)
+    except KeyboardInterrupt:
+        stopping = True
+    finally:
+        log.info("stopping %d process(es)%s", len(supervisor.children), "" if stopping else " after an error")
+        supervisor.stop_all()
+        if embedded is not None and embedded.owner:
+            embedded.stop()
+            log.info("stopped the embedded redis-server")
+        elif supervisor.redis_pid is not None:
+            _stop_group(supervisor.redis_pid, STOP_TIMEOUT_S)  # adopted from a crashed run
+            log.info("stopped the embedded redis-server of the crashed run")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,1 @@
+"""Component trees of the dashboard: the shell around every page, each page, and the wall."""

@@ -1,0 +1,83 @@
+"""Every component id of the dashboard, in one place."""
+
+from __future__ import annotations
+
+# Shell: routing, controls, status around every page.
+URL = "url"
+SHELL = "shell"
+CONTENT = "content"
+NOTICE = "notice"
+WINDOW = "window"
+DISTRICT = "district"
+NEIGHBOURHOOD = "neighbourhood"
+DRILL_BACK = "drill-back"
+BREADCRUMB = "breadcrumb"
+STATUS_TICK = "status-tick"
+STATUS_SINCE = "status-since"
+FRESHNESS = "freshness"
+BANNER = "banner"
+ALARM_COUNT = "alarm-count"
+ALARM = "alarm"
+CLOCK = "clock"
+NAV_LINK = "nav-link"  # pattern: {"type": NAV_LINK, "page": name}
+CARD_LINK = "card-link"  # pattern: {"type": CARD_LINK, "page": name}
+AREA_MAP = "area-map"  # pattern: {"type": AREA_MAP, "page": name}; clicking an area drills into it
+
+# Overview.
+OVERVIEW_TICK = "overview-tick"
+OVERVIEW_RENDERED = "overview-rendered"  # view state of the last whole figure sent
+OVERVIEW_CASES_MAP = "overview-cases-map"
+OVERVIEW_FOOT_MAP = "overview-foot-map"
+OVERVIEW_SERVICES_MAP = "overview-services-map"
+OVERVIEW_COMPLAINTS_MAP = "overview-complaints-map"
+OVERVIEW_CASES_NUMBERS = "overview-cases-numbers"
+OVERVIEW_FOOT_NUMBERS = "overview-foot-numbers"
+OVERVIEW_SERVICES_NUMBERS = "overview-services-numbers"
+OVERVIEW_COMPLAINTS_NUMBERS = "overview-complaints-numbers"
+
+# Case tracing.
+CASES_TICK = "cases-tick"
+CASES_RENDERED = "cases-rendered"  # view state of the last whole figure sent
+CASES_MAP = {"type": AREA_MAP, "page": "cases"}
+CODES_MAP = {"type": AREA_MAP, "page": "cases-codes"}
+CASES_NUMBERS = "cases-numbers"
+CASES_AREAS = "cases-areas"
+
+# Foot traffic.
+FOOT_TICK = "foot-tick"
+FOOT_RENDERED = "foot-rendered"  # view state of the last whole figure sent
+FOOT_HEAT_MAP = "foot-heat-map"
+FOOT_SENSORS_MAP = "foot-sensors-map"
+FOOT_NUMBERS = "foot-numbers"
+FOOT_ALERTS = "foot-alerts"
+
+# Services.
+SERVICES_TICK = "services-tick"
+SERVICES_RENDERED = "services-rendered"  # view state of the last whole figure sent
+SERVICES_MAP = {"type": AREA_MAP, "page": "services"}
+SERVICES_NUMBERS = "services-numbers"
+SERVICES_CHANNELS = "services-channels"
+SERVICES_CENTERS = "services-centers"
+
+# Complaints.
+COMPLAINTS_TICK = "complaints-tick"
+COMPLAINTS_RENDERED = "complaints-rendered"  # view state of the last whole figure sent
+COMPLAINTS_MAP = "complaints-map"
+COMPLAINTS_AREAS_MAP = {"type": AREA_MAP, "page": "complaints"}
+COMPLAINTS_NUMBERS = "complaints-numbers"
+COMPLAINTS_CATEGORIES = "complaints-categories"
+COMPLAINTS_ROUTING = "complaints-routing"
+COMPLAINTS_TABLE = "complaints-table"
+COMPLAINTS_TABLE_NOTE = "complaints-table-note"
+
+# Health.
+HEALTH_TICK = "health-tick"
+HEALTH_BODY = "health-body"
+
+# Wall.
+WALL_TICK = "wall-tick"
+WALL_VIEW = "wall-view"
+WALL_TITLE = "wall-title"
+WALL_CONTENT = "wall-content"
+WALL_SLOT = "wall-slot"  # pattern: {"type": WALL_SLOT, "view": name}
+WALL_PROGRESS = "wall-progress"

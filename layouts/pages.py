@@ -1,0 +1,195 @@
+"""One layout function per page. A page carries its own refresh interval, so its callback fires only
+while it is on screen; its components start empty and the first refresh fills them."""
+
+from __future__ import annotations
+
+from dash import dash_table, dcc, html
+
+from layouts import ids
+from layouts.widgets import card, chart, live_map
+
+COMPLAINT_COLUMNS = [
+    {"name": "community", "id": "community"},
+    {"name": "neighbourhood", "id": "neighbourhood"},
+    {"name": "district", "id": "district"},
+    {"name": "category", "id": "category"},
+    {"name": "urgent", "id": "urgent"},
+    {"name": "complaints", "id": "complaints", "type": "numeric"},
+]
+
+
+def _tick(id_: str, refresh_ms: int, rendered: str | None = None):
+    interval = dcc.Interval(id=id_, interval=refresh_ms, n_intervals=0)
+    return interval if rendered is None else html.Div([interval, dcc.Store(id=rendered, data=None)])
+
+
+def overview(refresh_ms: int) -> html.Div:
+    """The four live maps side by side, each with its headline numbers and a link to its page."""
+    return html.Div(
+        [
+            _tick(ids.OVERVIEW_TICK, refresh_ms, ids.OVERVIEW_RENDERED),
+            html.Div(
+                [
+                    card(
+                        "Case tracing",
+                        html.Div(id=ids.OVERVIEW_CASES_NUMBERS, className="numbers"),
+                        live_map(ids.OVERVIEW_CASES_MAP, "340px"),
+                        link="/cases",
+                        page="cases",
+                    ),
+                    card(
+                        "Foot traffic",
+                        html.Div(id=ids.OVERVIEW_FOOT_NUMBERS, className="numbers"),
+                        live_map(ids.OVERVIEW_FOOT_MAP, "340px"),
+                        link="/foot-traffic",
+                        page="foot-traffic",
+                    ),
+                    card(
+                        "Services",
+                        html.Div(id=ids.OVERVIEW_SERVICES_NUMBERS, className="numbers"),
+                        live_map(ids.OVERVIEW_SERVICES_MAP, "340px"),
+                        link="/services",
+                        page="services",
+                    ),
+                    card(
+                        "Complaints",
+                        html.Div(id=ids.OVERVIEW_COMPLAINTS_NUMBERS, className="numbers"),
+                        live_map(ids.OVERVIEW_COMPLAINTS_MAP, "340px"),
+                        link="/complaints",
+                        page="complaints",
+                    ),
+                ],
+                className="quad",
+            ),
+        ],
+        className="page page-overview",
+    )
+
+
+def cases(refresh_ms: int) -> html.Div:
+    """Exposure sites and confirmed cases per area; health-code mix per area; small counts shown as '<3'."""
+    return html.Div(
+        [
+            _tick(ids.CASES_TICK, refresh_ms, ids.CASES_RENDERED),
+            html.Div(id=ids.CASES_NUMBERS, className="numbers wide"),
+            html.Div(
+                [
+                    card("Confirmed cases and exposure sites", live_map(ids.CASES_MAP)),
+                    card("Health-code mix: share yellow or red", live_map(ids.CODES_MAP)),
+                ],
+                className="pair",
+            ),
+            card("Areas", html.Div(id=ids.CASES_AREAS), class_name="manager-only"),
+        ],
+        className="page page-cases",
+    )
+
+
+def foot_traffic(refresh_ms: int) -> html.Div:
+    """Heat of people counted, sensors now versus normal, crowding, fever alerts and silent sensors."""
+    return html.Div(
+        [
+            _tick(ids.FOOT_TICK, refresh_ms, ids.FOOT_RENDERED),
+            html.Div(id=ids.FOOT_NUMBERS, className="numbers wide"),
+            html.Div(
+                [
+                    card("People counted", live_map(ids.FOOT_HEAT_MAP)),
+                    card("Sensors: now versus normal", live_map(ids.FOOT_SENSORS_MAP)),
+                ],
+                className="pair",
+            ),
+            html.Div(id=ids.FOOT_ALERTS, className="trio"),
+        ],
+        className="page page-foot",
+    )
+
+
+def services(refresh_ms: int) -> html.Div:
+    """Applications per area and channel, automatic share and processing time, service centers' queues."""
+    return html.Div(
+        [
+            _tick(ids.SERVICES_TICK, refresh_ms, ids.SERVICES_RENDERED),
+            html.Div(id=ids.SERVICES_NUMBERS, className="numbers wide"),
+            html.Div(
+                [
+                    card("Applications per area · service centers", live_map(ids.SERVICES_MAP)),
+                    html.Div(
+                        [
+                            card("Applications by channel", chart(ids.SERVICES_CHANNELS, "200px")),
+                            card("Service centers: queue and counters needed", html.Div(id=ids.SERVICES_CENTERS)),
+                        ],
+                        className="stack",
+                    ),
+                ],
+                className="pair",
+            ),
+        ],
+        className="page page-services",
+    )
+
+
+def complaints(refresh_ms: int) -> html.Div:
+    """Hotspots, complaints per area, category and routing level, and the table behind them."""
+    return html.Div(
+        [
+            _tick(ids.COMPLAINTS_TICK, refresh_ms, ids.COMPLAINTS_RENDERED),
+            html.Div(id=ids.COMPLAINTS_NUMBERS, className="numbers wide"),
+            html.Div(
+                [
+                    card("Hotspots (Getis-Ord Gi*)", live_map(ids.COMPLAINTS_MAP)),
+                    card("Complaints per area", live_map(ids.COMPLAINTS_AREAS_MAP)),
+                ],
+                className="pair",
+            ),
+            html.Div(
+                [
+                    card("By category", chart(ids.COMPLAINTS_CATEGORIES, "300px")),
+                    card("Routing: where updates happened", chart(ids.COMPLAINTS_ROUTING, "300px")),
+                ],
+                className="pair",
+            ),
+            card(
+                "Complaints per community and category",
+                html.Div(id=ids.COMPLAINTS_TABLE_NOTE, className="note"),
+                dash_table.DataTable(
+                    id=ids.COMPLAINTS_TABLE,
+                    columns=COMPLAINT_COLUMNS,
+                    data=[],
+                    sort_action="native",
+                    filter_action="native",
+                    page_size=12,
+                    export_format="csv",
+                    export_headers="display",
+                    style_as_list_view=True,
+                    style_header={"backgroundColor": "#111b2f", "color": "#d8e1f0", "fontWeight": "600"},
+                    style_cell={"backgroundColor": "#0f1728", "color": "#d8e1f0", "border": "1px solid #1e2a44"},
+                    style_filter={"backgroundColor": "#16213a", "color": "#d8e1f0"},
+                ),
+                class_name="manager-only",
+            ),
+        ],
+        className="page page-complaints",
+    )
+
+
+def health(refresh_ms: int) -> html.Div:
+    """Per source: last event, rate, stream length, lag, pending, dead letters; workers' heartbeats."""
+    return html.Div(
+        [_tick(ids.HEALTH_TICK, refresh_ms), html.Div(id=ids.HEALTH_BODY)],
+        className="page page-health",
+    )
+
+
+LAYOUTS = {
+    "overview": overview,
+    "cases": cases,
+    "foot-traffic": foot_traffic,
+    "services": services,
+    "complaints": complaints,
+    "health": health,
+}
+
+
+def page_layout(page: str, refresh_ms: int) -> html.Div:
+    """The layout of a page by name."""
+    return LAYOUTS[page](refresh_ms)

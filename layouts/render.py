@@ -1,0 +1,331 @@
+"""Renderers: a snapshot (plain values) in, a small component tree out, for the parts of a view that
+are text and tables rather than figures."""
+
+from __future__ import annotations
+
+import time
+
+from dash import html
+
+from layouts.widgets import card, empty, number, table
+from views.state import WINDOW_LABELS
+
+
+def _n(x) -> str:
+    return "–" if x is None else f"{x:,}"
+
+
+def _pct(x) -> str:
+    return "–" if x is None else f"{100 * x:.0f} %"
+
+
+def _secs(x) -> str:
+    if x is None:
+        return "–"
+    if x < 10:
+        return f"{x:.1f} s"
+    if x < 3600:
+        return f"{x / 60:.0f} min" if x >= 90 else f"{x:.0f} s"
+    return f"{x / 3600:.1f} h"
+
+
+def _vs(now: int, before: int | None) -> tuple[str, str]:
+    if not before:
+        return "no history for yesterday", ""
+    change = (now - before) / before
+    return f"{change:+.0%} vs same window yesterday", "up" if change > 0.1 else ("down" if change < -0.1 else "")
+
+
+# ---------------------------------------------------------------------------- numbers per view
+
+
+def cases_numbers(snap: dict) -> list:
+    h = snap["headline"]
+    codes = h["codes"]
+    declared = sum(codes.values())
+    flagged = (codes["yellow"] + codes["red"]) / declared if declared else None
+    return [
+        number("confirmed cases", h["confirmed"], WINDOW_LABELS[snap["window"]], "alert"),
+        number("suspected cases", h["suspected"]),
+        number("exposure sites", _n(len(snap["sites"]["lon"]))),
+        number("venue check-ins", _n(h["checkins"]), "close contacts are found among these"),
+        number("yellow or red codes", _pct(flagged), f"of {declared:,} declarations"),
+    ]
+
+
+def cases_areas(snap: dict) -> html.Table:
+    """Areas by confirmed cases, small counts shown as '<3' and listed by name, never ranked among themselves."""
+    areas = snap["cases"]
+    codes = snap["codes"]
+    rows = list(zip(areas["names"], areas["shown"], codes["flagged_pct"], codes["yellow"], codes["red"]))
+    exact = sorted((r for r in rows if not r[1].startswith("<")), key=lambda r: (-int(r[1]), r[0]))
+    small = sorted((r for r in rows if r[1].startswith("<")), key=lambda r: r[0])
+    shown = [[n, c, "–" if f is None else f"{f} %", y, r] for n, c, f, y, r in (exact + small)[:15]]
+    return table(["area", "confirmed", "yellow/red share", "yellow", "red"], shown)
+
+
+def foot_numbers(snap: dict) -> list:
+    h = snap["headline"]
+    hint, tone = _vs(h["people"], h["people_yesterday"])
+    return [
+        number("people counted", _n(h["people"]), hint, tone),
+        number("sensors", _n(h["sensors"])),
+        number(
+            "crowded places",
+            _n(len(snap["crowded"])),
+            "occupancy ≥ 80 % of capacity",
+            "alert" if snap["crowded"] else "",
+        ),
+        number(
+            "fever alerts",
+            _n(sum(r["fever"] for r in snap["fever"])),
+            "thermal screening",
+            "alert" if snap["fever"] else "",
+        ),
+        number(
+            "silent sensors",
+            _n(snap["silent_count"]),
+            "no reading for 3 intervals",
+            "warn" if snap["silent_count"] else "",
+        ),
+    ]
+
+
+def foot_alerts(snap: dict) -> list:
+    history = "" if snap["history_days"] else "no history: now-versus-normal needs the same window on a previous day"
+    crowded = [
+        [r["name"], r["kind"].replace("_", " "), f"{r['occupancy']:,} / {r['capacity']:,}", f"{r['crowding']:.0%}"]
+        for r in snap["crowded"]
+    ]
+    fever = [[r["name"], r["kind"].replace("_", " "), r["fever"]] for r in snap["fever"]]
+    silent = [[r["name"], r["sensor"], _secs(r["age_s"])] for r in snap["silent"]]
+    return [
+        card(
+            "Crowding",
+            table(["place", "kind", "occupancy", "of capacity"], crowded)
+            if crowded
+            else empty("no place above 80 % of capacity"),
+        ),
+        card(
+            "Fever alerts",
+            table(["place", "kind", "readings > 37.3 °C"], fever)
+            if fever
+            else empty("no fever readings in the window"),
+        ),
+        card(
+            "Silent sensors",
+            table(["place", "sensor", "silent for"], silent) if silent else empty("every sensor is reporting"),
+            html.Div(history, className="note") if history else None,
+        ),
+    ]
+
+
+def services_numbers(snap: dict) -> list:
+    h = snap["headline"]
+    auto = snap["modes"].get("auto", {})
+    manual = snap["modes"].get("manual", {})
+    return [
+        number("applications", _n(h["applications"]), WINDOW_LABELS[snap["window"]]),
+        number("this hour", _n(h["applications_hour"]), f"{_pct(h['share_auto_hour'])} automatic"),
+        number(
+            "automatic decisions",
+            _pct(snap["share_auto"]),
+            f"median {_secs(auto.get('median_s'))} · p95 {_secs(auto.get('p95_s'))}",
+        ),
+        number("clerk decisions", f"{_secs(manual.get('median_s'))}", f"median · p95 {_secs(manual.get('p95_s'))}"),
+        number("counters needed", _n(h["counters_needed"]), "all centers, Erlang C, wait ≤ 10 min"),
+    ]
+
+
+def service_centers(snap: dict) -> html.Div:
+    rows = sorted(snap["centers"], key=lambda r: (-r.get("counters_needed", 0), -r["queue"]))[:12]
+    if not rows:
+        return empty("no service center in this area")
+    return table(
+        ["center", "queue", "arrivals/h", "mean wait", "counters open", "needed"],
+        [
+            [
+                r["name"],
+                r["queue"],
+                r["arrivals_per_h"],
+                _secs(r["mean_wait_s"]),
+                r.get("counters_open", "–"),
+                r.get("counters_needed", "–"),
+            ]
+            for r in rows
+        ],
+    )
+
+
+def complaints_numbers(snap: dict) -> list:
+    h = snap["headline"]
+    return [
+        number("complaints filed", _n(h["filed"]), WINDOW_LABELS[snap["window"]]),
+        number(
+            "urgent categories",
+            _n(h["urgent"]),
+            "manhole, public safety, water, drainage",
+            "alert" if h["urgent"] else "",
+        ),
+        number("open (estimate)", _n(h["open_estimate"]), "filed minus resolved or closed in the window"),
+        number("escalations", _n(h["escalated"])),
+        number("hotspots", _n(h["hotspots"]), "H3 cells, Gi* p < 0.05", "warn" if h["hotspots"] else ""),
+    ]
+
+
+def complaints_table_note(snap: dict) -> str:
+    total = snap["table_total_rows"]
+    shown = len(snap["table"])
+    note = "Counts per community and category from the aggregates. Priority reasons and routing paths of single complaints need per-complaint state, which is not kept yet."
+    return note + (f" Showing the {shown:,} largest of {total:,} rows." if total > shown else "")
+
+
+def overview_numbers(snap: dict) -> dict[str, list]:
+    c, f, s, k = (snap[x]["headline"] for x in ("cases", "foot", "services", "complaints"))
+    hint, tone = _vs(f["people"], f["people_yesterday"])
+    return {
+        "cases": [
+            number("confirmed", c["confirmed"], "", "alert"),
+            number("exposure sites", _n(len(snap["cases"]["sites"]["lon"]))),
+            number("check-ins", _n(c["checkins"])),
+        ],
+        "foot": [
+            number("people now", _n(f["people"]), hint, tone),
+            number("silent sensors", _n(snap["foot"]["silent"]), "", "warn" if snap["foot"]["silent"] else ""),
+        ],
+        "services": [
+            number("applications this hour", _n(s["applications_hour"])),
+            number("automatic", _pct(s["share_auto_hour"])),
+        ],
+        "complaints": [
+            number("open (estimate)", _n(k["open_estimate"])),
+            number("hotspots", _n(k["hotspots"]), "", "warn" if k["hotspots"] else ""),
+        ],
+    }
+
+
+# ---------------------------------------------------------------------------- health
+
+
+def health(snap: dict) -> list:
+    sources = snap["sources"]
+    rows = [
+        [
+            s["title"],
+            _n(s["events"]),
+            _age(s["event_age_s"]),
+            _age(s["ingest_age_s"]),
+            f"{s['rate_per_s']:.1f}/s",
+            _n(s["stream_length"]),
+            _n(s["lag"]),
+            _n(s["pending"]),
+            s["consumers"],
+            _n(s["dead_total"]),
+        ]
+        for s in sources
+    ]
+    reasons = sorted({r for s in sources for r in s["dead"]})
+    dead_rows = [[s["title"], *[_n(s["dead"].get(r, 0)) for r in reasons]] for s in sources]
+    workers = [[w["name"], w["pid"], _age(w["age_s"]), _n(w["processed"])] for w in snap["workers"]]
+    letters = [[d["source"], d["reason"], d["detail"], d["raw"]] for d in snap["dead_letters"]]
+    return [
+        card(
+            "Sources",
+            table(
+                [
+                    "source",
+                    "events",
+                    "newest event",
+                    "last ingest",
+                    "rate (5 min)",
+                    "stream length",
+                    "lag",
+                    "pending",
+                    "consumers",
+                    "dead letters",
+                ],
+                rows,
+            ),
+        ),
+        html.Div(
+            [
+                card(
+                    "Dead letters by reason",
+                    table(["source", *reasons], dead_rows) if reasons else empty("no dead letters"),
+                ),
+                card(
+                    "Aggregator workers",
+                    table(["worker", "pid", "heartbeat", "entries"], workers)
+                    if workers
+                    else empty("no worker has reported"),
+                ),
+            ],
+            className="pair",
+        ),
+        card(
+            "Newest dead letters",
+            table(["source", "reason", "detail", "entry"], letters, "small") if letters else empty("none"),
+        ),
+    ]
+
+
+def _age(seconds) -> str:
+    if seconds is None:
+        return "never"
+    return f"{_secs(seconds)} ago"
+
+
+# ---------------------------------------------------------------------------- status
+
+
+def freshness(lines: list[dict]) -> list:
+    chips = [
+        html.Span(
+            [html.Span(className="dot"), f"{line['title']} · {_age(line['age_s'])}"],
+            className="chip stale" if line["stale"] else "chip",
+        )
+        for line in lines
+    ]
+    return [html.Span("freshness", className="chip-label"), *chips]
+
+
+def stale_banner(lines: list[dict]) -> tuple[list, str]:
+    stale = [line["message"] for line in lines if line["stale"]]
+    if not stale:
+        return [], "banner hidden"
+    return [html.Strong("Stale data. "), "; ".join(stale) + ". Showing the last good picture."], "banner"
+
+
+def unreachable_banner(since: float) -> tuple[list, str]:
+    down = int(time.time() - since)
+    return [
+        html.Strong("Redis unreachable. "),
+        f"No data for {down} s. Showing the last good picture; the screen recovers by itself.",
+    ], "banner down"
+
+
+def alarm(alarms: list[dict]) -> tuple[list, str]:
+    if not alarms:
+        return [], "alarm hidden"
+    first = alarms[0]
+    more = len(alarms) - 1
+    return [
+        html.Div("ALARM", className="alarm-tag"),
+        html.Div(first["what"], className="alarm-what"),
+        html.Div(first["where"], className="alarm-where"),
+        html.Div(
+            f"and {more} more: " + " · ".join(a["what"] + " — " + a["where"] for a in alarms[1:4]) if more else "",
+            className="alarm-more",
+        ),
+    ], f"alarm alarm-{first['kind']}"
+
+
+def alarm_count(alarms: list[dict]) -> list:
+    if not alarms:
+        return []
+    return [
+        html.Span(
+            f"{len(alarms)} alarm{'s' if len(alarms) > 1 else ''}",
+            title=" · ".join(a["what"] + " — " + a["where"] for a in alarms),
+        )
+    ]

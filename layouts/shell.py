@@ -1,0 +1,82 @@
+"""The shell around every page: navigation, controls, freshness of each source, the stale banner and the
+alarm takeover. On the wall the same shell hides its controls and shows a clock instead."""
+
+from __future__ import annotations
+
+from dash import dcc, html
+
+from layouts import ids
+from layouts.wall import wall_layout
+from views.state import DEFAULT_WINDOW, PAGES, WINDOW_LABELS
+
+
+def shell(districts: list[tuple[str, str]], refresh_ms: int) -> html.Div:
+    """The page skeleton; the router fills ``CONTENT`` from the URL."""
+    nav = [
+        dcc.Link(
+            title,
+            href="/" if page == "overview" else f"/{page}",
+            id={"type": ids.NAV_LINK, "page": page},
+            className="nav-link",
+        )
+        for page, title in PAGES.items()
+    ]
+    controls = html.Div(
+        [
+            dcc.Dropdown(
+                id=ids.WINDOW,
+                options=[{"label": label, "value": key} for key, label in WINDOW_LABELS.items()],
+                value=DEFAULT_WINDOW,
+                clearable=False,
+                searchable=False,
+                className="control control-window",
+            ),
+            dcc.Dropdown(
+                id=ids.DISTRICT,
+                options=[{"label": name, "value": did} for did, name in districts],
+                value=None,
+                placeholder="All districts",
+                className="control control-district",
+            ),
+            html.Div(id=ids.BREADCRUMB, className="breadcrumb"),
+            html.Button("↑ up", id=ids.DRILL_BACK, n_clicks=0, className="drill-back"),
+        ],
+        className="controls",
+    )
+    return html.Div(
+        [
+            dcc.Location(id=ids.URL, refresh="callback-nav"),
+            dcc.Store(id=ids.NEIGHBOURHOOD, data=None),
+            dcc.Store(id=ids.STATUS_SINCE, data=None),
+            dcc.Interval(id=ids.STATUS_TICK, interval=refresh_ms, n_intervals=0),
+            html.Header(
+                [
+                    html.Div(
+                        [
+                            html.Span("citydeck", className="brand-name"),
+                            html.Span("city command center", className="brand-sub"),
+                        ],
+                        className="brand",
+                    ),
+                    html.Nav(nav, className="nav"),
+                    controls,
+                    html.Div(id=ids.ALARM_COUNT, className="alarm-count"),
+                    html.Div(id=ids.CLOCK, className="clock"),
+                ],
+                className="topbar",
+            ),
+            html.Div(id=ids.BANNER, className="banner hidden"),
+            html.Div(id=ids.NOTICE, className="notice"),
+            html.Main(id=ids.CONTENT, className="content"),
+            html.Div(id=ids.ALARM, className="alarm hidden"),
+            html.Footer(id=ids.FRESHNESS, className="freshness"),
+        ],
+        id=ids.SHELL,
+        className="shell",
+    )
+
+
+def validation_layout(districts: list[tuple[str, str]], refresh_ms: int) -> html.Div:
+    """Every component any route can show, so Dash can check each callback against real ids."""
+    # The wall holds every page in its slots, so it alone carries each page's components once.
+    return html.Div([shell(districts, refresh_ms), wall_layout(refresh_ms, tuple(PAGES))])

@@ -1,0 +1,66 @@
+"""Small building blocks shared by the pages: cards, headline numbers, live maps, simple tables."""
+
+from __future__ import annotations
+
+from dash import dcc, html
+
+from layouts import ids
+
+GRAPH_CONFIG = {"displaylogo": False, "scrollZoom": True, "modeBarButtonsToRemove": ["select2d", "lasso2d", "toImage"]}
+
+
+def live_map(id_, height: str = "520px", data_role: str = "map") -> dcc.Graph:
+    """An empty map that the page's refresh fills; the figure is sent whole once, then patched."""
+    return dcc.Graph(
+        id=id_,
+        figure={"data": [], "layout": {"paper_bgcolor": "#0a1020", "plot_bgcolor": "#0a1020"}},
+        config=GRAPH_CONFIG,
+        style={"height": height},
+        className=f"live-{data_role}",
+    )
+
+
+def chart(id_, height: str = "260px") -> dcc.Graph:
+    return dcc.Graph(
+        id=id_,
+        figure={"data": [], "layout": {"paper_bgcolor": "rgba(0,0,0,0)", "plot_bgcolor": "rgba(0,0,0,0)"}},
+        config={"displayModeBar": False},
+        style={"height": height},
+    )
+
+
+def card(title, *children, link: str | None = None, page: str | None = None, class_name: str = "") -> html.Section:
+    """A titled panel; with a link, the title leads to the page."""
+    heading = (
+        dcc.Link(title, href=link, id={"type": ids.CARD_LINK, "page": page} if page else None, className="card-link")
+        if link
+        else title
+    )
+    return html.Section([html.H2(heading, className="card-title"), *children], className=f"card {class_name}".strip())
+
+
+def number(label: str, value, hint: str = "", tone: str = "") -> html.Div:
+    """One headline number with its label."""
+    return html.Div(
+        [
+            html.Div(value, className="number-value"),
+            html.Div(label, className="number-label"),
+            html.Div(hint, className="number-hint"),
+        ],
+        className=f"number {tone}".strip(),
+    )
+
+
+def table(columns: list[str], rows: list[list], class_name: str = "") -> html.Table:
+    """A plain HTML table for short lists (a few rows; sortable tables use DataTable)."""
+    return html.Table(
+        [
+            html.Thead(html.Tr([html.Th(c) for c in columns])),
+            html.Tbody([html.Tr([html.Td(v) for v in r]) for r in rows]),
+        ],
+        className=f"grid {class_name}".strip(),
+    )
+
+
+def empty(text: str) -> html.Div:
+    return html.Div(text, className="empty")

@@ -1,0 +1,122 @@
+"""The app factory, its callbacks and routes: ids unique and wired, bad URLs answered, GeoJSON cached,
+one snapshot build per tick however many browsers ask."""
+
+from __future__ import annotations
+
+import threading
+
+import pytest
+from dash import html
+
+from layouts import ids
+from layouts.shell import validation_layout
+from views.state import ViewState
+
+
+@pytest.fixture
+def app(settings):
+    from app import create_app
+
+    return create_app(settings)
+
+
+@pytest.fixture
+def deck(app):
+    return app.server.extensions["citydeck"]
+
+
+def _walk(component):
+    yield component
+    children = getattr(component, "children", None)
+    if children is None:
+        return
+    for child in children if isinstance(children, list | tuple) else [children]:
+        if hasattr(child, "to_plotly_json"):
+            yield from _walk(child)
+
+
+def _key(id_):
+    return tuple(sorted(id_.items())) if isinstance(id_, dict) else id_
+
+
+def _all_ids():
+    found = [getattr(c, "id", None) for c in _walk(validation_layout([], 2000))]
+    return [_key(i) for i in found if i is not None]
+
+
+def test_every_component_id_is_unique():
+    found = _all_ids()
+    assert len(found) == len(set(found)), sorted({i for i in found if found.count(i) > 1}, key=str)
+
+
+@pytest.mark.redis
+def test_every_callback_id_exists_in_some_layout(app):
+    present = set(_all_ids())
+    types = {dict(i).get("type") for i in present if isinstance(i, tuple)}
+    for callback in app.callback_map.values():
+        deps = [*callback["inputs"], *callback["state"]]
+        for dep in deps:
+            id_ = dep["id"]
+            if id_.startswith("{"):
+                assert any(t in id_ for t in types), id_
+            else:
+                assert id_ in present, id_
+    for output in app.callback_map:
+        for part in output.strip(".").split("...") if output.startswith("..") else [output]:
+            id_ = part.rsplit(".", 1)[0].split("@")[0]
+            if not id_.startswith("{"):
+                assert id_ in present, id_
+
+
+@pytest.mark.redis
+@pytest.mark.parametrize("path", ["/nowhere", "/cases/../../etc", "/%00", "/wall", "/health"])
+@pytest.mark.parametrize("search", ["", "?window=999d&district=<script>", "?views=x,,y&dwell=-4", "?%zz"])
+def test_a_bad_url_gives_a_page_and_a_notice_never_an_error(deck, path, search):
+    from callbacks.routing import route
+
+    content, notice, window, district, neighbourhood, shell_class = route(deck, path, search)
+    assert isinstance(content, html.Div)
+    assert window in ("15m", "1h", "24h") and district is None and neighbourhood is None
+    if "999d" in search or path == "/nowhere":
+        assert notice.startswith("Showing defaults")
+
+
+@pytest.mark.redis
+def test_the_geojson_route_is_cacheable_and_answers_304(app):
+    client = app.server.test_client()
+    first = client.get("/geo/community.json")
+    assert first.status_code == 200 and "max-age" in first.headers["Cache-Control"]
+    etag = first.headers["ETag"]
+    assert client.get("/geo/community.json", headers={"If-None-Match": etag}).status_code == 304
+    assert client.get("/geo/planet.json").status_code == 404
+
+
+@pytest.mark.redis
+def test_pages_are_served(app):
+    client = app.server.test_client()
+    for path in ("/", "/cases", "/foot-traffic", "/services", "/complaints", "/health", "/wall", "/nope?x=%zz"):
+        assert client.get(path).status_code == 200
+
+
+@pytest.mark.redis
+def test_many_browsers_on_one_tick_build_one_snapshot(deck):
+    builds = []
+
+    def build(now):
+        builds.append(now)
+        return {"at": now}
+
+    results = []
+    threads = [
+        threading.Thread(target=lambda: results.append(deck.snapshot("probe", ViewState(), build))) for _ in range(20)
+    ]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(results) == 20
+    assert len(builds) <= 2  # two only when the threads straddle a tick boundary
+
+
+def test_ids_module_names_every_page_tick():
+    assert {ids.OVERVIEW_TICK, ids.CASES_TICK, ids.FOOT_TICK, ids.SERVICES_TICK, ids.COMPLAINTS_TICK, ids.HEALTH_TICK}

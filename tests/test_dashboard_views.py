@@ -1,0 +1,286 @@
+"""The dashboard's pure parts: URL state, privacy suppression, figure builders, and snapshot builders on a
+real Redis fed through the real aggregator."""
+
+from __future__ import annotations
+
+import json
+import time
+
+import plotly.graph_objects as go
+import pytest
+
+from data.aggregator import Aggregator
+from data.connection import client_from_url
+from data.keys import Keys
+from data.read import CityReader
+from data.schema import encode
+from views import figures, snapshots
+from views.geography import CityGeography
+from views.privacy import shown_count, shown_total, suppressed
+from views.state import DEFAULT_WINDOW, ViewState, parse_state, parse_wall, state_query
+
+DISTRICTS = {"D-FT", "D-LU"}
+NEIGHBOURHOODS = {"D-FT-N01": "D-FT", "D-LU-N02": "D-LU"}
+
+
+@pytest.fixture(scope="module")
+def geo(demo_city):
+    return CityGeography(demo_city, 8, 25.0)
+
+
+# ---------------------------------------------------------------------------- URL state
+
+
+@pytest.mark.parametrize(
+    "search",
+    ["?window=7y", "?district=%27%3Bdrop", "?window=&district=", "?neighbourhood=D-XX-N99", "?%%%", "garbage=1&&&"],
+)
+def test_bad_url_values_fall_back_to_defaults_and_say_so(search):
+    state, notes = parse_state(search, DISTRICTS, NEIGHBOURHOODS)
+    assert state.window in ("15m", "1h", "24h")
+    assert state.district in (None, *DISTRICTS)
+    if "7y" in search or "drop" in search or "D-XX" in search:
+        assert notes and state == ViewState()
+
+
+def test_state_round_trips_through_the_query_string():
+    state = ViewState("24h", "D-LU", "D-LU-N02")
+    assert parse_state(state_query(state), DISTRICTS, NEIGHBOURHOODS) == (state, [])
+    assert state_query(ViewState()) == ""
+
+
+def test_a_neighbourhood_implies_its_district_and_a_mismatch_is_dropped():
+    assert parse_state("?neighbourhood=D-FT-N01", DISTRICTS, NEIGHBOURHOODS)[0].district == "D-FT"
+    state, notes = parse_state("?district=D-LU&neighbourhood=D-FT-N01", DISTRICTS, NEIGHBOURHOODS)
+    assert (state.district, state.neighbourhood, len(notes)) == ("D-LU", None, 1)
+
+
+def test_drilling_up_goes_community_to_neighbourhood_to_city():
+    state = ViewState(DEFAULT_WINDOW, "D-FT", "D-FT-N01")
+    assert state.level == "community"
+    assert state.up().level == "neighbourhood"
+    assert state.up().up().level == "district"
+
+
+def test_wall_playlist_and_dwell_come_from_the_url_or_the_settings():
+    plan, notes = parse_wall("?views=foot-traffic,complaints,nope&dwell=20", "overview", 30)
+    assert plan.views == ("foot-traffic", "complaints") and plan.dwell_s == 20 and notes
+    plan, notes = parse_wall("?dwell=abc", "cases,services", 30)
+    assert plan.views == ("cases", "services") and plan.dwell_s == 30 and notes
+    assert [plan.showing(t) for t in (0, 29, 30, 61)] == ["cases", "cases", "services", "cases"]
+
+
+# ---------------------------------------------------------------------------- privacy
+
+
+def test_counts_below_three_are_shown_as_less_than_three():
+    assert [shown_count(n) for n in (0, 1, 2, 3, 40)] == ["0", "<3", "<3", "3", "40"]
+    assert suppressed({"a": 1, "b": 5, "c": 0}) == {"a": None, "b": 5, "c": 0}
+
+
+def test_a_total_never_reveals_a_suppressed_area():
+    counts = {"a": 1, "b": 5, "c": 7}
+    total = shown_total(counts)
+    assert total.startswith("12+") and "13" not in total and "<3" in total
+    assert shown_total({"a": 3, "b": 4}) == "7"
+
+
+# ---------------------------------------------------------------------------- figures
+
+
+def _snapshot_like(geo):
+    ids = geo.areas_of("district", None, None)
+    return {
+        "level": "district",
+        "bounds": geo.bounds,
+        "cases": {"ids": ids, "names": ids, "values": [1.5] * len(ids), "shown": ["<3"] * len(ids)},
+        "codes": {
+            "ids": ids,
+            "names": ids,
+            "flagged_pct": [None] * len(ids),
+            "yellow": ["0"] * len(ids),
+            "red": ["0"] * len(ids),
+        },
+        "sites": {"lon": [114.0], "lat": [22.6], "names": ["x"], "size": [3], "shown": ["<3"]},
+        "heat": {"lon": [114.0], "lat": [22.6], "weight": [5]},
+        "hotspots": [{"cell": "c", "lon": 114.0, "lat": 22.6, "count": 4, "z": 3.1}],
+        "volumes": {"ids": ids, "names": ids, "values": list(range(len(ids)))},
+        "centers": [],
+        "sensors": [],
+        "history_days": 0,
+    }
+
+
+def test_map_figures_are_valid_plotly_and_need_no_tiles_or_fonts(geo):
+    snap = _snapshot_like(geo)
+    for fig in (
+        figures.cases_map(snap, "r"),
+        figures.codes_map(snap, "r"),
+        figures.foot_heat_map(snap, "r"),
+        figures.sensors_map(snap, "r"),
+        figures.services_map(snap, "r"),
+        figures.complaints_map(snap, "r"),
+    ):
+        go.Figure(fig)  # raises on any invalid property
+        style = fig["layout"]["map"]["style"]
+        assert isinstance(style, dict) and [layer["type"] for layer in style["layers"]] == ["background"]
+        assert "glyphs" not in style and style["sources"]
+        assert all(t["type"] in ("scattermap", "densitymap", "choroplethmap") for t in fig["data"])
+        assert all(t.get("mode", "markers") == "markers" for t in fig["data"] if t["type"] == "scattermap")
+        assert fig["layout"]["uirevision"] == "r"
+
+
+def test_choropleths_point_at_the_static_geojson_url_and_stay_small(geo):
+    fig = figures.cases_map(_snapshot_like(geo), "r")
+    assert fig["data"][0]["geojson"] == "/geo/district.json"
+    assert len(json.dumps(fig)) < 20_000
+
+
+def test_a_tile_style_from_settings_replaces_the_background(geo):
+    fig = figures.foot_heat_map(_snapshot_like(geo), "r", tile_style="carto-darkmatter")
+    assert fig["layout"]["map"]["style"] == "carto-darkmatter"
+
+
+def test_data_patch_carries_data_arrays_but_no_layout(geo):
+    fig = figures.cases_map(_snapshot_like(geo), "r")
+    paths = {(i, p) for i, p, _ in figures.data_patch(fig)}
+    assert (0, "z") in paths and (0, "locations") in paths and (1, "lat") in paths
+    assert all(not p.startswith("layout") and p != "geojson" for _, p, _ in figures.data_patch(fig))
+
+
+def test_the_geojson_of_each_level_is_simplified_and_keeps_every_area(geo, demo_city):
+    for level in ("district", "neighbourhood", "community"):
+        body = json.loads(geo.geojson(level))
+        assert len(body["features"]) == len(demo_city.level(level))
+    assert len(geo.geojson("community")) < 400_000
+
+
+# ---------------------------------------------------------------------------- snapshots on a real Redis
+
+
+@pytest.fixture(scope="module")
+def fed(redis_url, demo_city, city_map, tmp_path_factory):
+    """A key prefix of its own, filled with a realistic mix of events through the real aggregator."""
+    import uuid
+
+    from bench.ingest import fill
+    from settings import Settings
+
+    settings = Settings.from_env({}, redis_url=redis_url, key_prefix=f"t{uuid.uuid4().hex[:10]}")
+    client = client_from_url(redis_url)
+    keys = Keys(settings.key_prefix)
+    fill(client, keys, demo_city, 4000, seed=3)
+    now_ms = int(time.time() * 1000)
+    venue = demo_city.places[demo_city.places.kind == "venue"].iloc[0]
+    centre = demo_city.communities.geometry.iloc[0].representative_point()
+    for seq in range(2):  # two confirmed cases in one community: a small cell
+        client.xadd(
+            keys.stream("cases"),
+            encode(
+                "case_report",
+                src="t",
+                seq=seq,
+                ts=now_ms - 1000,
+                case_id=f"c{seq}",
+                status="confirmed",
+                lon=centre.x,
+                lat=centre.y,
+            ),
+        )
+    client.xadd(
+        keys.stream("cases"),
+        encode(
+            "case_visit",
+            src="t",
+            seq=9,
+            ts=now_ms - 1000,
+            case_id="c0",
+            venue_id=venue.place_id,
+            arrive_ts=now_ms - 9000,
+            leave_ts=now_ms - 5000,
+            lon=venue.lon,
+            lat=venue.lat,
+        ),
+    )
+    worker = Aggregator(client, settings, city_map)
+    worker.ensure_groups()
+    while worker.step(block_ms=None):
+        pass
+    worker.flush()
+    yield settings, CityReader(client, settings), demo_city.communities["community_id"].iloc[0]
+    client.close()
+
+
+@pytest.mark.redis
+def test_cases_snapshot_suppresses_small_counts_and_lists_exposure_sites(fed, geo):
+    _settings, reader, community = fed
+    state = ViewState("1h")
+    snap = snapshots.cases_snapshot(reader, geo, ViewState("1h", None, None), time.time())
+    district = geo.community_parents[community][1]
+    i = snap["cases"]["ids"].index(district)
+    bench_confirmed = snap["cases"]["shown"][i]
+    assert bench_confirmed == "<3" or int(bench_confirmed) >= 3
+    assert snap["sites"]["lon"] and all(s == "<3" or int(s) >= 3 for s in snap["sites"]["shown"])
+    drilled = snapshots.cases_snapshot(
+        reader, geo, ViewState("1h", district, geo.community_parents[community][0]), time.time()
+    )
+    j = drilled["cases"]["ids"].index(community)
+    assert drilled["cases"]["shown"][j] == "<3" and drilled["cases"]["values"][j] == 1.5
+    assert "2" not in drilled["headline"]["confirmed"].split("+")[0] or drilled["headline"]["confirmed"].startswith(
+        "0+"
+    )
+    assert state.level == "district"
+
+
+@pytest.mark.redis
+def test_every_view_snapshot_builds_from_the_aggregates(fed, geo):
+    settings, reader, _ = fed
+    now = time.time()
+    state = ViewState("1h")
+    foot = snapshots.foot_snapshot(reader, geo, state, now)
+    assert foot["heat"]["lon"] and foot["sensors"] and foot["history_days"] == 0
+    services = snapshots.services_snapshot(reader, geo, state, now)
+    assert services["headline"]["applications"] > 0 and services["share_auto"] is not None
+    assert services["centers"] and "counters_needed" in services["centers"][0]
+    complaints = snapshots.complaints_snapshot(reader, geo, state, now)
+    assert complaints["table"] and complaints["headline"]["filed"] > 0
+    overview = snapshots.overview_snapshot(reader, geo, state, now)
+    assert set(overview) >= {"cases", "foot", "services", "complaints"}
+    health = snapshots.health_snapshot(reader, now)
+    assert {s["source"] for s in health["sources"]} == {"cases", "foot", "services", "complaints"}
+    assert health["workers"]
+    status = snapshots.status_snapshot(reader, geo, settings, now)
+    assert not any(line["stale"] for line in status["freshness"])
+
+
+@pytest.mark.redis
+def test_a_drilled_snapshot_holds_only_the_areas_of_that_district(fed, geo):
+    _settings, reader, _ = fed
+    district = geo.districts[0][0]
+    snap = snapshots.services_snapshot(reader, geo, ViewState("1h", district), time.time())
+    assert snap["level"] == "neighbourhood"
+    assert all(geo.neighbourhood_district[n] == district for n in snap["volumes"]["ids"])
+
+
+@pytest.mark.redis
+def test_crowding_over_capacity_raises_an_alarm_that_says_where(fed, geo, demo_city):
+    settings, reader, _ = fed
+    keys = Keys(settings.key_prefix)
+    mall = demo_city.places[demo_city.places.kind == "mall"].iloc[0]
+    reader.client.xadd(
+        keys.stream("foot"),
+        encode(
+            "reading", src="alarm", seq=1, ts=int(time.time() * 1000), sensor_id="S-ALARM", sensor_kind="counter",
+            place_id=mall.place_id, place_kind="mall", interval_s=60, people=50, fever=0,
+            occupancy=int(mall.capacity) * 2, capacity=int(mall.capacity), lon=mall.lon, lat=mall.lat,
+        ),
+    )  # fmt: skip
+    from data.aggregator import CityMap
+
+    worker = Aggregator(reader.client, settings, CityMap.of(demo_city, 8))
+    worker.ensure_groups()
+    while worker.step(block_ms=None):
+        pass
+    worker.flush()
+    found = [a for a in snapshots.alarms(reader, geo, settings, time.time()) if a["key"] == f"crowding:{mall.place_id}"]
+    assert found and mall["name"] in found[0]["where"]

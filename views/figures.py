@@ -1,0 +1,390 @@
+"""Figure builders: a snapshot in, a Plotly figure (as a plain dict) out. Maps are MapLibre traces on a
+background-only style, with the city drawn from our own boundaries, so they are complete with no tiles.
+
+Every figure keeps the same traces for a given view state; a refresh replaces only their data arrays
+(``data_patch``), so the layout, the boundaries and the operator's zoom stay where they are.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from typing import Any
+
+from views.geography import GEOJSON_URL
+
+INK = "#d8e1f0"
+MUTED = "#7f8ca3"
+PANEL = "#0f1728"
+LAND = "#162036"
+WATER = "#0a1020"
+EDGE = "#3a4a6b"
+ACCENT = "#38bdf8"
+HEAT = [[0, "rgba(56,189,248,0)"], [0.25, "#2563eb"], [0.5, "#a855f7"], [0.75, "#f97316"], [1, "#fde047"]]
+CASES = [[0, "#1e293b"], [0.2, "#7c2d12"], [0.6, "#ea580c"], [1, "#fbbf24"]]
+CODES = [[0, "#14532d"], [0.3, "#ca8a04"], [1, "#dc2626"]]
+VOLUME = [[0, "#0c1a33"], [0.5, "#0e7490"], [1, "#67e8f9"]]
+RATIO = [[0, "#3b82f6"], [0.5, "#e5e7eb"], [1, "#ef4444"]]
+DATA_KEYS = ("locations", "z", "lat", "lon", "customdata", "text", "marker.size", "marker.color")
+
+
+def background_style(color: str = WATER) -> dict[str, Any]:
+    """A MapLibre style with a background layer only: no tiles, no fonts, nothing fetched."""
+    return {
+        "version": 8,
+        "name": "citydeck-offline",
+        # An empty "sources" object is dropped on its way to the browser, and MapLibre requires the key.
+        "sources": {"empty": {"type": "geojson", "data": {"type": "FeatureCollection", "features": []}}},
+        "layers": [{"id": "background", "type": "background", "paint": {"background-color": color}}],
+    }
+
+
+def zoom_for(bounds: Sequence[float], width_px: float = 720, height_px: float = 520) -> tuple[dict, float]:
+    """Centre and zoom that fit a (min lon, min lat, max lon, max lat) box in a map of that size."""
+    minx, miny, maxx, maxy = bounds
+    lon_span = max(maxx - minx, 1e-4)
+    lat_span = max(maxy - miny, 1e-4) / max(math.cos(math.radians((miny + maxy) / 2)), 0.1)
+    zoom = min(math.log2(width_px * 360 / (512 * lon_span)), math.log2(height_px * 360 / (512 * lat_span)))
+    return {"lon": (minx + maxx) / 2, "lat": (miny + maxy) / 2}, round(max(zoom - 0.15, 1), 2)
+
+
+def map_layout(bounds: Sequence[float], uirevision: str, tile_style: str = "", compact: bool = False) -> dict:
+    """Layout of a map: our land and district lines under the traces, no tiles unless a style is configured."""
+    center, zoom = zoom_for(bounds, 420 if compact else 760, 300 if compact else 560)
+    layers = [
+        {
+            "sourcetype": "geojson",
+            "source": GEOJSON_URL.format(level="community"),
+            "type": "fill",
+            "color": LAND,
+            "opacity": 1.0 if not tile_style else 0.0,
+            "below": "traces",
+        },
+        {
+            "sourcetype": "geojson",
+            "source": GEOJSON_URL.format(level="community"),
+            "type": "line",
+            "color": "#223152",
+            "line": {"width": 0.4},
+            "below": "traces",
+        },
+        {
+            "sourcetype": "geojson",
+            "source": GEOJSON_URL.format(level="district"),
+            "type": "line",
+            "color": EDGE,
+            "line": {"width": 1.6},
+        },
+    ]
+    return {
+        "map": {
+            "style": tile_style or background_style(),
+            "center": center,
+            "zoom": zoom,
+            "layers": layers,
+            "uirevision": uirevision,
+        },
+        "margin": {"l": 0, "r": 0, "t": 0, "b": 0},
+        "paper_bgcolor": WATER,
+        "font": {"color": INK, "family": "Inter, system-ui, sans-serif"},
+        "showlegend": False,
+        "uirevision": uirevision,
+        "hoverlabel": {"bgcolor": PANEL, "bordercolor": EDGE, "font": {"color": INK}},
+    }
+
+
+def _colorbar(title: str, compact: bool) -> dict:
+    return {
+        "title": {"text": title, "font": {"color": MUTED, "size": 11}},
+        "thickness": 10,
+        "len": 0.5,
+        "x": 0.99,
+        "xanchor": "right",
+        "y": 0.05,
+        "yanchor": "bottom",
+        "bgcolor": "rgba(15,23,40,0.7)",
+        "tickfont": {"color": INK, "size": 10},
+        "outlinewidth": 0,
+    } | ({"len": 0.4, "title": {"text": ""}} if compact else {})
+
+
+def area_trace(
+    level: str, ids: list[str], values: list, colorscale, title: str, hover: str, customdata=None, compact: bool = False
+) -> dict:
+    """A choropleth of areas of one level, its GeoJSON fetched once from the static route."""
+    top = max([v for v in values if v is not None] or [0])
+    return {
+        "type": "choroplethmap",
+        "geojson": GEOJSON_URL.format(level=level),
+        "featureidkey": "id",
+        "locations": ids,
+        "z": values,
+        "zmin": 0,
+        "zmax": max(top, 1),
+        "colorscale": colorscale,
+        "marker": {"opacity": 0.78, "line": {"width": 0.8, "color": EDGE}},
+        "customdata": customdata if customdata is not None else ids,
+        "hovertemplate": hover + "<extra></extra>",
+        "colorbar": _colorbar(title, compact),
+        "showscale": not compact,
+    }
+
+
+def heat_trace(heat: dict, radius: int = 16, compact: bool = False) -> dict:
+    """A heat layer weighted by counts at cell centres."""
+    return {
+        "type": "densitymap",
+        "lon": heat["lon"],
+        "lat": heat["lat"],
+        "z": heat["weight"],
+        "radius": radius,
+        "colorscale": HEAT,
+        "showscale": False,
+        "opacity": 0.85,
+        "hoverinfo": "skip",
+        "zmin": 0,
+    }
+
+
+def points_trace(
+    lon, lat, *, color, size, text=None, hover="%{text}", opacity=0.9, colorscale=None, cmin=None, cmax=None
+):
+    marker: dict[str, Any] = {"size": size, "color": color, "opacity": opacity}
+    if colorscale is not None:
+        marker |= {"colorscale": colorscale, "cmin": cmin, "cmax": cmax}
+    return {
+        "type": "scattermap",
+        "mode": "markers",
+        "lon": lon,
+        "lat": lat,
+        "marker": marker,
+        "text": text if text is not None else [""] * len(lon),
+        "hovertemplate": hover + "<extra></extra>",
+    }
+
+
+def figure(traces: list[dict], layout: dict) -> dict:
+    return {"data": traces, "layout": layout}
+
+
+# ---------------------------------------------------------------------------- view maps
+
+
+def cases_map(snap: dict, uirevision: str, tile_style: str = "", compact: bool = False) -> dict:
+    """Confirmed cases per area ('<3' where few) with the exposure sites cases visited."""
+    areas = snap["cases"] if "cases" in snap else snap["areas"]
+    sites = snap["sites"]
+    traces = [
+        area_trace(
+            snap["level"],
+            areas["ids"],
+            areas["values"],
+            CASES,
+            "confirmed",
+            "<b>%{customdata[0]}</b><br>confirmed cases: %{customdata[1]}",
+            customdata=[[n, s] for n, s in zip(areas["names"], areas["shown"])],
+            compact=compact,
+        ),
+        points_trace(
+            sites["lon"],
+            sites["lat"],
+            color="#f43f5e",
+            size=[min(8 + 2 * s, 24) for s in sites["size"]],
+            text=[f"{n}<br>case visits: {s}" for n, s in zip(sites["names"], sites["shown"])],
+            hover="<b>exposure site</b><br>%{text}",
+        ),
+    ]
+    return figure(traces, map_layout(snap["bounds"], uirevision, tile_style, compact))
+
+
+def codes_map(snap: dict, uirevision: str, tile_style: str = "") -> dict:
+    """Share of declarations with a yellow or red health code, per area."""
+    codes = snap["codes"]
+    trace = area_trace(
+        snap["level"],
+        codes["ids"],
+        codes["flagged_pct"],
+        CODES,
+        "% yellow/red",
+        "<b>%{customdata[0]}</b><br>yellow or red: %{z}%<br>yellow %{customdata[1]} · red %{customdata[2]}",
+        customdata=[[n, y, r] for n, y, r in zip(codes["names"], codes["yellow"], codes["red"])],
+    )
+    trace["zmax"] = max(max([v for v in codes["flagged_pct"] if v is not None] or [0]), 5)
+    return figure([trace], map_layout(snap["bounds"], uirevision, tile_style))
+
+
+def foot_heat_map(snap: dict, uirevision: str, tile_style: str = "", compact: bool = False) -> dict:
+    """People counted in the window, as heat."""
+    return figure(
+        [heat_trace(snap["heat"], 14 if compact else 20)], map_layout(snap["bounds"], uirevision, tile_style, compact)
+    )
+
+
+def sensors_map(snap: dict, uirevision: str, tile_style: str = "") -> dict:
+    """Sensors coloured by now versus normal, silent ones grey, crowded or feverish ones ringed red."""
+    live = [s for s in snap["sensors"] if not s["silent"]]
+    silent = [s for s in snap["sensors"] if s["silent"]]
+    alert = [s for s in live if (s["crowding"] or 0) >= 0.8 or s["fever"] > 0]
+    history = snap["history_days"] > 0
+
+    def ratio_text(s):
+        return "no history" if s["ratio"] is None else f"{s['ratio']:.2f}× normal"
+
+    traces = [
+        points_trace(
+            [s["lon"] for s in alert],
+            [s["lat"] for s in alert],
+            color="#ef4444",
+            size=18,
+            opacity=0.55,
+            text=[f"{s['name']}<br>crowding {s['crowding'] or 0:.0%} · fever {s['fever']}" for s in alert],
+        ),
+        points_trace(
+            [s["lon"] for s in live],
+            [s["lat"] for s in live],
+            color=[(min(s["ratio"], 2.0) if s["ratio"] is not None else 1.0) for s in live] if history else ACCENT,
+            colorscale=RATIO if history else None,
+            cmin=0,
+            cmax=2,
+            size=9,
+            text=[f"{s['name']} ({s['kind']})<br>{s['now']:,} people · {ratio_text(s)}" for s in live],
+        ),
+        points_trace(
+            [s["lon"] for s in silent],
+            [s["lat"] for s in silent],
+            color="#94a3b8",
+            size=11,
+            opacity=0.95,
+            text=[f"{s['name']}<br>silent for {s['age_s']} s" for s in silent],
+            hover="<b>silent sensor</b><br>%{text}",
+        ),
+    ]
+    return figure(traces, map_layout(snap["bounds"], uirevision, tile_style))
+
+
+def services_map(
+    snap: dict,
+    uirevision: str,
+    tile_style: str = "",
+    compact: bool = False,
+    centers: bool = True,
+    what: str = "applications",
+) -> dict:
+    """Applications (or another count) per area, with service centers sized by the counters they need."""
+    volumes = snap["volumes"]
+    traces = [
+        area_trace(
+            snap["level"],
+            volumes["ids"],
+            volumes["values"],
+            VOLUME,
+            what,
+            "<b>%{customdata}</b><br>" + what + ": %{z:,}",
+            customdata=volumes["names"],
+            compact=compact,
+        )
+    ]
+    if centers:
+        rows = snap["centers"]
+        traces.append(
+            points_trace(
+                [r["lon"] for r in rows],
+                [r["lat"] for r in rows],
+                color="#fbbf24",
+                size=[7 + 2 * min(r.get("counters_needed", 0), 8) for r in rows],
+                text=[
+                    f"{r['name']}<br>queue {r['queue']} · wait {_minutes(r['mean_wait_s'])}"
+                    f" · counters needed {r.get('counters_needed', 0)}"
+                    for r in rows
+                ],
+                hover="<b>service center</b><br>%{text}",
+            )
+        )
+    return figure(traces, map_layout(snap["bounds"], uirevision, tile_style, compact))
+
+
+def complaints_map(snap: dict, uirevision: str, tile_style: str = "", compact: bool = False) -> dict:
+    """Complaints as heat, with the Gi* hotspot cells marked."""
+    hot = snap["hotspots"]
+    traces = [
+        heat_trace(snap["heat"], 14 if compact else 22),
+        points_trace(
+            [h["lon"] for h in hot],
+            [h["lat"] for h in hot],
+            color="#f43f5e",
+            size=14 if compact else 20,
+            opacity=0.6,
+            text=[f"{h['count']} complaints · Gi* z = {h['z']}" for h in hot],
+            hover="<b>hotspot</b><br>%{text}",
+        ),
+    ]
+    return figure(traces, map_layout(snap["bounds"], uirevision, tile_style, compact))
+
+
+def _minutes(seconds) -> str:
+    return "–" if seconds is None else f"{seconds / 60:.0f} min"
+
+
+# ---------------------------------------------------------------------------- charts
+
+
+def bar_chart(labels: list[str], values: list[float], uirevision: str, color: str = ACCENT, unit: str = "") -> dict:
+    """A horizontal bar chart, largest at the top."""
+    trace = {
+        "type": "bar",
+        "orientation": "h",
+        "y": labels[::-1],
+        "x": values[::-1],
+        "marker": {"color": color},
+        "hovertemplate": "%{y}: %{x:,}" + unit + "<extra></extra>",
+    }
+    return figure([trace], chart_layout(uirevision))
+
+
+def stacked_bars(
+    categories: list[str], series: dict[str, list[float]], uirevision: str, colors: dict[str, str]
+) -> dict:
+    """Bars of several series stacked per category."""
+    traces = [
+        {
+            "type": "bar",
+            "name": name,
+            "x": categories,
+            "y": values,
+            "marker": {"color": colors.get(name, ACCENT)},
+            "hovertemplate": name + " · %{x}: %{y:,}<extra></extra>",
+        }
+        for name, values in series.items()
+    ]
+    layout = chart_layout(uirevision) | {"barmode": "stack", "showlegend": True}
+    layout["legend"] = {"orientation": "h", "y": 1.12, "font": {"color": INK}}
+    return figure(traces, layout)
+
+
+def chart_layout(uirevision: str) -> dict:
+    axis = {"gridcolor": "#1e2a44", "zerolinecolor": "#1e2a44", "color": MUTED, "automargin": True}
+    return {
+        "margin": {"l": 8, "r": 12, "t": 8, "b": 8},
+        "paper_bgcolor": "rgba(0,0,0,0)",
+        "plot_bgcolor": "rgba(0,0,0,0)",
+        "font": {"color": INK, "family": "Inter, system-ui, sans-serif", "size": 12},
+        "xaxis": dict(axis),
+        "yaxis": dict(axis),
+        "showlegend": False,
+        "uirevision": uirevision,
+        "bargap": 0.25,
+    }
+
+
+def data_patch(fig: dict) -> list[tuple[int, str, Any]]:
+    """The data arrays of a figure, as (trace index, property path, value): all a refresh needs to send."""
+    out = []
+    for i, trace in enumerate(fig["data"]):
+        for key in DATA_KEYS:
+            head, _, tail = key.partition(".")
+            value = trace.get(head)
+            if tail:
+                value = value.get(tail) if isinstance(value, dict) else None
+            if value is not None:
+                out.append((i, key, value))
+    return out

@@ -1,0 +1,645 @@
+"""Snapshot builders: everything one view shows at one tick, read from the aggregates in a few round
+trips and reduced to plain, small values (lists and dicts) that can be cached and shared by every
+browser watching that view.
+
+Each builder takes the read API, the city, the view state and the time; none touches Dash.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from data.keys import SOURCE_TITLES, SOURCES
+from data.read import CityReader, Window, rollup
+from engines.hotspots import HotspotParams, cell_hotspots
+from engines.services import ServiceParams, counters_needed, processing_from_bins
+from views.geography import CityGeography
+from views.privacy import shown_count, shown_total, suppressed
+from views.state import ViewState
+
+DAY_S = 86_400
+URGENT_CATEGORIES = ("manhole", "public_safety", "water", "drainage")
+ROUTING_LEVELS = ("community", "neighbourhood", "district", "department")
+Memo = Callable[[str, float, Callable[[], Any]], Any]
+
+
+def _no_memo(_key: str, _ttl: float, build: Callable[[], Any]) -> Any:
+    return build()
+
+
+def _window(state: ViewState, now: float) -> Window:
+    return Window.last(state.window_s, now)
+
+
+def _split(counts: Mapping[str, int]) -> dict[str, dict[str, int]]:
+    """'a|b' -> n into a -> {b: n}."""
+    out: dict[str, dict[str, int]] = {}
+    for key, n in counts.items():
+        a, _, b = key.partition("|")
+        out.setdefault(a, {})[b] = out.setdefault(a, {}).get(b, 0) + n
+    return out
+
+
+def _scoped(counts: Mapping[str, int], geo: CityGeography, state: ViewState) -> dict[str, int]:
+    """Community-keyed counts ('community' or 'community|x') inside the drilled area."""
+    if not state.district:
+        return {k: v for k, v in counts.items() if k.partition("|")[0] in geo.community_parents}
+    return {k: v for k, v in counts.items() if geo.in_scope(k.partition("|")[0], state.district, state.neighbourhood)}
+
+
+def area_values(counts: Mapping[str, int], geo: CityGeography, state: ViewState) -> dict[str, int]:
+    """Community counts summed to the areas the drilled map shows (every area present, zeros included)."""
+    level = state.level
+    rolled = rollup(_scoped(counts, geo, state), geo.parent_map(level))
+    return {area: int(rolled.get(area, 0)) for area in geo.areas_of(level, state.district, state.neighbourhood)}
+
+
+def _area_rows(values: Mapping[str, int], geo: CityGeography) -> dict[str, list]:
+    ids = list(values)
+    return {"ids": ids, "names": [geo.names.get(i, i) for i in ids], "values": [values[i] for i in ids]}
+
+
+def _scope_label(geo: CityGeography, state: ViewState) -> str:
+    if state.neighbourhood:
+        return f"{geo.names.get(state.neighbourhood)} · {geo.names.get(state.district)}"
+    if state.district:
+        return geo.names.get(state.district, state.district)
+    return geo.city.name if hasattr(geo.city, "name") else "whole city"
+
+
+def _base(geo: CityGeography, state: ViewState, now: float) -> dict[str, Any]:
+    return {
+        "at": now,
+        "window": state.window,
+        "level": state.level,
+        "scope": _scope_label(geo, state),
+        "bounds": geo.bounds_of(state.district, state.neighbourhood),
+    }
+
+
+# ---------------------------------------------------------------------------- cases
+
+
+def exposure_sites(
+    visits: Mapping[str, int], geo: CityGeography, state: ViewState, minimum: int, limit: int = 400
+) -> dict[str, list]:
+    """Venues confirmed cases visited (the ``limit`` most visited): position, name and visits ('<N' when few)."""
+    rows = []
+    for venue, n in visits.items():
+        place = geo.places.get(venue)
+        if place is None or n <= 0 or not geo.in_scope(place["community_id"], state.district, state.neighbourhood):
+            continue
+        rows.append((place["lon"], place["lat"], place["name"], n))
+    rows.sort(key=lambda r: -r[3])
+    rows = rows[:limit]
+    return {
+        "lon": [r[0] for r in rows],
+        "lat": [r[1] for r in rows],
+        "names": [r[2] for r in rows],
+        "size": [max(r[3], minimum) for r in rows],  # a few visits draw as the threshold: size reveals nothing
+        "shown": [shown_count(r[3], minimum) for r in rows],
+    }
+
+
+def cases_snapshot(reader: CityReader, geo: CityGeography, state: ViewState, now: float, minimum: int = 3) -> dict:
+    """Confirmed cases per area (small cells suppressed), health-code mix per area and exposure sites."""
+    window = _window(state, now)
+    facets = reader.counts_many(
+        "cases", ["cases.community_status", "declarations.community_code", "visits.venue", "checkins.community"], window
+    )
+    by_status = _split(_scoped(facets["cases.community_status"], geo, state))
+    confirmed = {c: s.get("confirmed", 0) for c, s in by_status.items()}
+    suspected = {c: s.get("suspected", 0) for c, s in by_status.items()}
+    cases = area_values(confirmed, geo, state)
+    hidden = suppressed(cases, minimum)
+    codes = _split(_scoped(facets["declarations.community_code"], geo, state))
+    level_map = geo.parent_map(state.level)
+    mix: dict[str, dict[str, int]] = {}
+    for community, by_code in codes.items():
+        slot = mix.setdefault(level_map.get(community, community), {})
+        for code, n in by_code.items():
+            slot[code] = slot.get(code, 0) + n
+    areas = geo.areas_of(state.level, state.district, state.neighbourhood)
+    flagged = []
+    for area in areas:
+        m = mix.get(area, {})
+        total = sum(m.values())
+        flagged.append(round(100 * (m.get("yellow", 0) + m.get("red", 0)) / total, 1) if total else None)
+    code_totals = {code: sum(m.get(code, 0) for m in mix.values()) for code in ("green", "yellow", "red")}
+    rows = _area_rows(cases, geo)
+    return {
+        **_base(geo, state, now),
+        "cases": {
+            **rows,
+            "values": [1.5 if v is None else v for v in hidden.values()],
+            "shown": [shown_count(cases[a], minimum) for a in rows["ids"]],
+        },
+        "codes": {
+            "ids": areas,
+            "names": [geo.names.get(a, a) for a in areas],
+            "flagged_pct": flagged,
+            "yellow": [shown_count(mix.get(a, {}).get("yellow", 0), minimum) for a in areas],
+            "red": [shown_count(mix.get(a, {}).get("red", 0), minimum) for a in areas],
+        },
+        "sites": exposure_sites(facets["visits.venue"], geo, state, minimum),
+        "headline": {
+            "confirmed": shown_total(cases, minimum),
+            "suspected": shown_total(area_values(suspected, geo, state), minimum),
+            "checkins": sum(_scoped(facets["checkins.community"], geo, state).values()),
+            "codes": code_totals,
+        },
+    }
+
+
+# ---------------------------------------------------------------------------- foot traffic
+
+
+def normal_counts(
+    reader: CityReader, source: str, facet: str, window: Window, days: int
+) -> tuple[dict[str, float], int]:
+    """The mean of a facet over the same window on previous days that have data, and how many days had any."""
+    totals: dict[str, float] = {}
+    seen = 0
+    for d in range(1, days + 1):
+        past = reader.counts(source, facet, Window(window.start - d * DAY_S, window.end - d * DAY_S))
+        if not past:
+            continue
+        seen += 1
+        for k, v in past.items():
+            totals[k] = totals.get(k, 0) + v
+    return ({k: v / seen for k, v in totals.items()} if seen else {}), seen
+
+
+def foot_snapshot(reader: CityReader, geo: CityGeography, state: ViewState, now: float, history_days: int = 1) -> dict:
+    """Heat of people counted per H3 cell, sensors now versus normal, crowding, fever and silent sensors."""
+    window = _window(state, now)
+    facets = reader.counts_many("foot", ["people.h3", "people.sensor", "fever.sensor", "people.community"], window)
+    normal, days = normal_counts(reader, "foot", "people.sensor", window, history_days)
+    heat_lon, heat_lat, heat_w = [], [], []
+    for cell, n in facets["people.h3"].items():
+        centre = geo.cell_centre(cell)
+        if centre is None or n <= 0:
+            continue
+        if state.district and not _point_in_scope(geo, centre, state):
+            continue
+        heat_lon.append(centre[0])
+        heat_lat.append(centre[1])
+        heat_w.append(int(n))
+    sensors = reader.sensors()
+    now_people, fever = facets["people.sensor"], facets["fever.sensor"]
+    rows = []
+    for sensor, s in sensors.items():
+        if not geo.in_scope(str(s["community_id"]), state.district, state.neighbourhood):
+            continue
+        place = geo.places.get(str(s["place_id"]), {})
+        n = now_people.get(sensor, 0)
+        base = normal.get(sensor)
+        ratio = (n / base) if base else None
+        silent = s["age_s"] > 3 * max(int(s["interval_s"]), 1)
+        rows.append(
+            {
+                "sensor": sensor,
+                "name": place.get("name", s["place_id"]),
+                "kind": s["place_kind"],
+                "lon": s["lon"],
+                "lat": s["lat"],
+                "now": int(n),
+                "ratio": None if ratio is None else round(ratio, 2),
+                "occupancy": s["occupancy"],
+                "capacity": s["capacity"],
+                "crowding": round(s["occupancy"] / s["capacity"], 2)
+                if s["capacity"] > 0 and s["occupancy"] >= 0
+                else None,
+                "fever": int(fever.get(sensor, 0)),
+                "silent": bool(silent),
+                "age_s": round(s["age_s"]),
+            }
+        )
+    people_now = sum(_scoped(facets["people.community"], geo, state).values())
+    yesterday = reader.counts("foot", "people.community", Window(window.start - DAY_S, window.end - DAY_S))
+    people_yesterday = sum(_scoped(yesterday, geo, state).values()) if yesterday else None
+    crowded = sorted(
+        (r for r in rows if r["crowding"] is not None and r["crowding"] >= 0.8), key=lambda r: -r["crowding"]
+    )
+    return {
+        **_base(geo, state, now),
+        "heat": {"lon": heat_lon, "lat": heat_lat, "weight": heat_w},
+        "sensors": rows,
+        "history_days": days,
+        "crowded": crowded[:12],
+        "fever": sorted((r for r in rows if r["fever"] > 0), key=lambda r: -r["fever"])[:12],
+        "silent": sorted((r for r in rows if r["silent"]), key=lambda r: -r["age_s"])[:12],
+        "silent_count": sum(r["silent"] for r in rows),
+        "headline": {"people": int(people_now), "people_yesterday": people_yesterday, "sensors": len(rows)},
+    }
+
+
+def _point_in_scope(geo: CityGeography, lonlat: tuple[float, float], state: ViewState) -> bool:
+    minx, miny, maxx, maxy = geo.bounds_of(state.district, state.neighbourhood)
+    return minx <= lonlat[0] <= maxx and miny <= lonlat[1] <= maxy
+
+
+# ---------------------------------------------------------------------------- services
+
+
+def _share_auto(decision_mode: Mapping[str, int]) -> float | None:
+    decided = {k: v for k, v in decision_mode.items() if not k.startswith("pending")}
+    total = sum(decided.values())
+    auto = sum(v for k, v in decided.items() if k.endswith("|auto"))
+    return round(auto / total, 3) if total else None
+
+
+def service_centers(
+    center_action: Mapping[str, int],
+    wait_ms: Mapping[str, int],
+    waited: Mapping[str, int],
+    geo: CityGeography,
+    state: ViewState,
+    hours: float,
+    params: ServiceParams | None = None,
+) -> list[dict]:
+    """Per service center in scope: today's flow, the queue it implies, mean wait and counters needed (Erlang C)."""
+    params = params or ServiceParams()
+    actions = _split(center_action)
+    ids = geo.places_of_kind("service_center")
+    rows = []
+    for center in ids:
+        place = geo.places[center]
+        if not geo.in_scope(place["community_id"], state.district, state.neighbourhood):
+            continue
+        a = actions.get(center, {})
+        arrived, served = a.get("arrived", 0), a.get("served", 0)
+        n_waited = waited.get(center, 0)
+        mean_wait = wait_ms.get(center, 0) / n_waited / 1000 if n_waited else None
+        rows.append(
+            {
+                "center": center,
+                "name": place["name"],
+                "lon": place["lon"],
+                "lat": place["lat"],
+                "booked": a.get("booked", 0),
+                "arrived": arrived,
+                "served": served,
+                "no_show": a.get("no_show", 0),
+                "queue": max(arrived - served, 0),
+                "arrivals_per_h": round(max(arrived, served) / hours, 1),
+                "served_per_h": served / hours,
+                "mean_wait_s": None if mean_wait is None else round(mean_wait),
+            }
+        )
+    if rows:
+        demand = pd.DataFrame(
+            {
+                "center_id": [r["center"] for r in rows],
+                "hour_ms": 0,
+                "arrivals_per_h": [r["arrivals_per_h"] for r in rows],
+            }
+        )
+        opened = {r["center"]: math.ceil(r["served_per_h"] * params.mean_service_s / 3600) for r in rows}
+        plan = counters_needed(demand, opened, params)
+        for r, needed, open_now in zip(rows, plan["counters_needed"], plan["counters_open"]):
+            r["counters_needed"] = int(needed)
+            r["counters_open"] = int(open_now)
+            del r["served_per_h"]
+    return rows
+
+
+def services_snapshot(reader: CityReader, geo: CityGeography, state: ViewState, now: float) -> dict:
+    """Applications per area and channel, share automatic, processing time, and service centers' queues."""
+    window = _window(state, now)
+    facets = reader.counts_many(
+        "services",
+        [
+            "applications.community",
+            "applications.district_channel",
+            "applications.decision_mode",
+            "applications.processing",
+            "appointments.center_action",
+            "appointments.wait_ms",
+            "appointments.waited",
+        ],
+        window,
+    )
+    volumes = area_values(facets["applications.community"], geo, state)
+    channels: dict[str, int] = {}
+    for key, n in facets["applications.district_channel"].items():
+        district, _, channel = key.partition("|")
+        if state.district and district != state.district:
+            continue
+        channels[channel] = channels.get(channel, 0) + n
+    processing = processing_from_bins(facets["applications.processing"])
+    modes = {
+        row.mode: {
+            "decided": int(row.decided),
+            "median_s": _finite(row.median_s),
+            "p95_s": _finite(row.p95_s),
+            "within_promise": _finite(row.within_promise_share),
+        }
+        for row in processing.itertuples(index=False)
+    }
+    hour = reader.counts("services", "applications.decision_mode", Window.last(3600, now))
+    centers = service_centers(
+        facets["appointments.center_action"],
+        facets["appointments.wait_ms"],
+        facets["appointments.waited"],
+        geo,
+        state,
+        state.window_s / 3600,
+    )
+    return {
+        **_base(geo, state, now),
+        "volumes": _area_rows(volumes, geo),
+        "channels": dict(sorted(channels.items(), key=lambda kv: -kv[1])),
+        "modes": modes,
+        "share_auto": _share_auto(facets["applications.decision_mode"]),
+        "centers": centers,
+        "headline": {
+            "applications": int(sum(volumes.values())),
+            "applications_hour": int(sum(hour.values())),
+            "share_auto_hour": _share_auto(hour),
+            "counters_needed": sum(c.get("counters_needed", 0) for c in centers),
+        },
+    }
+
+
+def _finite(x) -> float | None:
+    return float(x) if x is not None and np.isfinite(x) else None
+
+
+# ---------------------------------------------------------------------------- complaints
+
+
+def hotspot_cells(counts: Mapping[str, int], geo: CityGeography, memo: Memo, key: str) -> list[dict]:
+    """Gi* hotspot cells of complaint counts (memoised: the statistic takes a fifth of a second)."""
+
+    def build() -> list[dict]:
+        series = pd.Series({k: v for k, v in counts.items() if k in set(geo.cells)}, dtype=np.float64)
+        result = cell_hotspots(series, geo.cells, HotspotParams(resolution=geo.h3_resolution, permutations=199))
+        # A cell with no complaint of its own is only near a cluster: mark where complaints are.
+        hot = result[result["hotspot"] & (result["count"] > 0)]
+        out = []
+        for row in hot.itertuples(index=False):
+            lon, lat = geo.cell_centre(row.cell)
+            out.append(
+                {"cell": row.cell, "lon": lon, "lat": lat, "count": int(row.count), "z": round(float(row.gi_z), 2)}
+            )
+        return out
+
+    return memo(key, 30.0, build)
+
+
+def complaints_snapshot(
+    reader: CityReader, geo: CityGeography, state: ViewState, now: float, memo: Memo = _no_memo, max_rows: int = 400
+) -> dict:
+    """Complaint hotspots, counts per area, category and routing level, and the community × category table."""
+    window = _window(state, now)
+    facets = reader.counts_many("complaints", ["complaints.h3", "complaints.community_category"], window)
+    updates = reader.counts("complaints", "updates.action_level", window)
+    by_cell = facets["complaints.h3"]
+    hot = hotspot_cells(by_cell, geo, memo, f"hotspots:{state.window}:{int(now // 30)}")
+    if state.district:
+        hot = [h for h in hot if _point_in_scope(geo, (h["lon"], h["lat"]), state)]
+    community_category = _scoped(facets["complaints.community_category"], geo, state)
+    per_community = rollup(community_category, {})
+    communities: dict[str, int] = {}
+    categories: dict[str, int] = {}
+    for key, n in per_community.items():
+        community, _, category = key.partition("|")
+        communities[community] = communities.get(community, 0) + n
+        categories[category] = categories.get(category, 0) + n
+    table = []
+    for key, n in sorted(per_community.items(), key=lambda kv: -kv[1])[:max_rows]:
+        community, _, category = key.partition("|")
+        neighbourhood, district = geo.community_parents.get(community, ("", ""))
+        table.append(
+            {
+                "community": geo.names.get(community, community),
+                "neighbourhood": geo.names.get(neighbourhood, neighbourhood),
+                "district": geo.names.get(district, district),
+                "category": category,
+                "urgent": "yes" if category in URGENT_CATEGORIES else "",
+                "complaints": n,
+            }
+        )
+    routing = {level: {} for level in ROUTING_LEVELS}
+    for key, n in updates.items():
+        action, _, level = key.partition("|")
+        if level in routing:
+            routing[level][action] = routing[level].get(action, 0) + n
+    filed = int(sum(communities.values()))
+    closed = sum(routing[lv].get("closed", 0) + routing[lv].get("resolved", 0) for lv in routing)
+    heat = {"lon": [], "lat": [], "weight": []}
+    for cell, n in by_cell.items():
+        centre = geo.cell_centre(cell)
+        if centre and n > 0 and (not state.district or _point_in_scope(geo, centre, state)):
+            heat["lon"].append(centre[0])
+            heat["lat"].append(centre[1])
+            heat["weight"].append(int(n))
+    return {
+        **_base(geo, state, now),
+        "hotspots": hot,
+        "heat": heat,
+        "areas": _area_rows(area_values(communities, geo, state), geo),
+        "categories": dict(sorted(categories.items(), key=lambda kv: -kv[1])),
+        "routing": routing,
+        "table": table,
+        "table_total_rows": len(per_community),
+        "headline": {
+            "filed": filed,
+            "urgent": int(sum(categories.get(c, 0) for c in URGENT_CATEGORIES)),
+            "open_estimate": max(filed - closed, 0),
+            "escalated": int(sum(routing[lv].get("escalated", 0) for lv in routing)),
+            "hotspots": len(hot),
+        },
+    }
+
+
+# ---------------------------------------------------------------------------- overview
+
+
+def overview_snapshot(
+    reader: CityReader, geo: CityGeography, state: ViewState, now: float, memo: Memo = _no_memo, minimum: int = 3
+) -> dict:
+    """The four live maps in brief, with their headline numbers."""
+    cases = cases_snapshot(reader, geo, state, now, minimum)
+    foot = foot_snapshot(reader, geo, state, now)
+    services = services_snapshot(reader, geo, state, now)
+    complaints = complaints_snapshot(reader, geo, state, now, memo, max_rows=0)
+    return {
+        **_base(geo, state, now),
+        "cases": {"sites": cases["sites"], "areas": cases["cases"], "headline": cases["headline"]},
+        "foot": {"heat": foot["heat"], "headline": foot["headline"], "silent": foot["silent_count"]},
+        "services": {"volumes": services["volumes"], "headline": services["headline"]},
+        "complaints": {
+            "hotspots": complaints["hotspots"],
+            "heat": complaints["heat"],
+            "headline": complaints["headline"],
+        },
+    }
+
+
+# ---------------------------------------------------------------------------- health and status
+
+
+def health_snapshot(reader: CityReader, now: float, dead_letters: int = 5) -> dict:
+    """Per source: last event, rate, stream length, lag, pending and dead letters; workers' heartbeats."""
+    fresh = reader.freshness()
+    lengths = reader.stream_lengths()
+    lag = reader.consumer_lag()
+    dead = reader.dead_letter_counts()
+    minute = Window.last(300, now)
+    rates = {}
+    for source in SOURCES:
+        per_type = reader.counts(source, "events.type", minute)
+        rates[source] = round(sum(per_type.values()) / 300, 2)
+    sources = []
+    for s in SOURCES:
+        sources.append(
+            {
+                "source": s,
+                "title": SOURCE_TITLES[s],
+                "events": fresh[s]["events"],
+                "event_age_s": fresh[s]["event_age_s"],
+                "ingest_age_s": fresh[s]["ingest_age_s"],
+                "rate_per_s": rates[s],
+                "stream_length": int(lengths[s]),
+                "lag": int(lag[s]["lag"]),
+                "pending": int(lag[s]["pending"]),
+                "consumers": int(lag[s]["consumers"]),
+                "dead": dead[s],
+                "dead_total": int(sum(dead[s].values())),
+            }
+        )
+    newest = []
+    for s in SOURCES:
+        for row in reader.dead_letters(s, dead_letters):
+            newest.append(
+                {"source": s, "reason": row.get("reason", "?"), "detail": row.get("detail", ""), "raw": _raw(row)}
+            )
+    workers = [
+        {
+            "name": name,
+            "pid": w.get("pid"),
+            "age_s": round(now - w.get("at_ms", 0) / 1000, 1),
+            "processed": w.get("processed", 0),
+        }
+        for name, w in sorted(reader.workers().items())
+    ]
+    return {"at": now, "sources": sources, "dead_letters": newest[: dead_letters * 2], "workers": workers}
+
+
+def _raw(row: Mapping[str, str]) -> str:
+    text = " ".join(f"{k}={v}" for k, v in row.items() if k not in ("reason", "detail"))
+    return text[:160]
+
+
+def freshness_lines(fresh: Mapping[str, Mapping], stale_after_s: float) -> list[dict]:
+    """Per source: its age and whether it is stale, with the sentence a wall shows when it is."""
+    out = []
+    for source in SOURCES:
+        f = fresh.get(source, {})
+        age = f.get("ingest_age_s")
+        stale = age is None or age > stale_after_s
+        if age is None:
+            message = f"no data from {SOURCE_TITLES[source]} yet"
+        else:
+            message = f"no data from {SOURCE_TITLES[source]} for {_duration(age)}"
+        out.append({"source": source, "title": SOURCE_TITLES[source], "age_s": age, "stale": stale, "message": message})
+    return out
+
+
+def _duration(seconds: float) -> str:
+    s = int(seconds)
+    if s < 120:
+        return f"{s} s"
+    if s < 7200:
+        return f"{s // 60} min"
+    return f"{s // 3600} h {s % 3600 // 60} min"
+
+
+def alarms(reader: CityReader, geo: CityGeography, settings, now: float) -> list[dict]:
+    """What must take over the wall: crowding over capacity, a case cluster, an urgent-complaint surge,
+    a service center over its wait target. Each alarm says what and where."""
+    out: list[dict] = []
+    for s in reader.sensors().values():
+        if (
+            s["capacity"] > 0
+            and s["occupancy"] >= 0
+            and s["occupancy"] / s["capacity"] >= settings.alarm_crowding_ratio
+            and s["age_s"] < 600
+        ):
+            place = geo.places.get(str(s["place_id"]), {})
+            out.append(
+                {
+                    "kind": "crowding",
+                    "what": f"Crowding: {s['occupancy']:,} people for {s['capacity']:,} places",
+                    "where": _where(geo, place.get("name", s["place_id"]), str(s["community_id"])),
+                    "lon": s["lon"],
+                    "lat": s["lat"],
+                    "key": f"crowding:{s['place_id']}",
+                }
+            )
+    day = Window.last(DAY_S, now)
+    confirmed = _split(reader.counts("cases", "cases.community_status", day))
+    for community, by_status in confirmed.items():
+        n = by_status.get("confirmed", 0)
+        if n >= settings.alarm_cluster_cases and community in geo.community_parents:
+            out.append(
+                {
+                    "kind": "cases",
+                    "what": f"Case cluster: {n} confirmed cases in 24 h",
+                    "where": _where(geo, geo.names.get(community, community), community),
+                    "key": f"cases:{community}",
+                }
+            )
+    hour = Window.last(3600, now)
+    urgent: dict[str, int] = {}
+    for key, n in reader.counts("complaints", "complaints.community_category", hour).items():
+        community, _, category = key.partition("|")
+        if category in URGENT_CATEGORIES:
+            urgent[community] = urgent.get(community, 0) + n
+    for community, n in urgent.items():
+        if n >= settings.alarm_urgent_complaints and community in geo.community_parents:
+            out.append(
+                {
+                    "kind": "complaints",
+                    "what": f"Urgent complaints surge: {n} in the last hour",
+                    "where": _where(geo, geo.names.get(community, community), community),
+                    "key": f"complaints:{community}",
+                }
+            )
+    waits = reader.counts_many("services", ["appointments.wait_ms", "appointments.waited"], hour)
+    for center, n in waits["appointments.waited"].items():
+        mean_s = waits["appointments.wait_ms"].get(center, 0) / n / 1000 if n else 0
+        if mean_s > settings.alarm_wait_target_s and center in geo.places:
+            place = geo.places[center]
+            out.append(
+                {
+                    "kind": "services",
+                    "what": f"Service center over its wait target: {mean_s / 60:.0f} min mean wait",
+                    "where": _where(geo, place["name"], place["community_id"]),
+                    "key": f"services:{center}",
+                }
+            )
+    return out
+
+
+def _where(geo: CityGeography, name: str, community: str) -> str:
+    parents = geo.community_parents.get(community)
+    if parents is None:
+        return str(name)
+    return f"{name} · {geo.names.get(parents[1], parents[1])}"
+
+
+def status_snapshot(reader: CityReader, geo: CityGeography, settings, now: float) -> dict:
+    """What every screen shows above its view: freshness per source and the alarms."""
+    return {
+        "at": now,
+        "freshness": freshness_lines(reader.freshness(), settings.stale_after_s),
+        "alarms": alarms(reader, geo, settings, now),
+    }

@@ -1,0 +1,138 @@
+"""What a manager's view shows (page, time window, district, neighbourhood), read from and written to the URL.
+
+A bad value in the query string never fails a request: it falls back to the default and the
+fallback is reported, so the page can say so.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Container
+from dataclasses import dataclass, replace
+from urllib.parse import parse_qs, urlencode
+
+PAGES: dict[str, str] = {
+    "overview": "Overview",
+    "cases": "Case tracing",
+    "foot-traffic": "Foot traffic",
+    "services": "Services",
+    "complaints": "Complaints",
+    "health": "Health",
+}
+PATHS: dict[str, str] = {"/": "overview", **{f"/{name}": name for name in PAGES if name != "overview"}}
+WALL_PATH = "/wall"
+
+WINDOWS: dict[str, int] = {"15m": 15 * 60, "1h": 3600, "24h": 24 * 3600}
+WINDOW_LABELS: dict[str, str] = {"15m": "last 15 min", "1h": "last hour", "24h": "last 24 h"}
+DEFAULT_WINDOW = "1h"
+
+
+@dataclass(frozen=True)
+class ViewState:
+    """The filters of a manager's view."""
+
+    window: str = DEFAULT_WINDOW
+    district: str | None = None
+    neighbourhood: str | None = None
+
+    @property
+    def window_s(self) -> int:
+        return WINDOWS[self.window]
+
+    @property
+    def level(self) -> str:
+        """The level the area maps show: districts, a district's neighbourhoods, or a neighbourhood's communities."""
+        if self.neighbourhood:
+            return "community"
+        return "neighbourhood" if self.district else "district"
+
+    def up(self) -> ViewState:
+        """The state one drill level up."""
+        if self.neighbourhood:
+            return replace(self, neighbourhood=None)
+        return replace(self, district=None)
+
+
+def page_of(pathname: str | None) -> str | None:
+    """Return the page a path shows, or None for an unknown path."""
+    return PATHS.get((pathname or "/").rstrip("/") or "/")
+
+
+def _first(query: dict[str, list[str]], name: str) -> str | None:
+    values = query.get(name)
+    return values[0].strip() if values else None
+
+
+def parse_state(
+    search: str | None, districts: Container[str], parent_of_neighbourhood: dict[str, str]
+) -> tuple[ViewState, list[str]]:
+    """Return the view state a query string asks for, and a note per value that fell back to its default."""
+    query = parse_qs((search or "").lstrip("?"), keep_blank_values=False)
+    notes: list[str] = []
+    window = _first(query, "window") or DEFAULT_WINDOW
+    if window not in WINDOWS:
+        notes.append(f"unknown window {window[:20]!r}: showing the {WINDOW_LABELS[DEFAULT_WINDOW]}")
+        window = DEFAULT_WINDOW
+    district = _first(query, "district") or None
+    if district is not None and district not in districts:
+        notes.append(f"unknown district {district[:20]!r}: showing the whole city")
+        district = None
+    neighbourhood = _first(query, "neighbourhood") or None
+    if neighbourhood is not None:
+        parent = parent_of_neighbourhood.get(neighbourhood)
+        if parent is None or (district is not None and parent != district):
+            notes.append(f"unknown neighbourhood {neighbourhood[:20]!r} in this district: showing the district")
+            neighbourhood = None
+        else:
+            district = parent
+    return ViewState(window, district, neighbourhood), notes
+
+
+def state_query(state: ViewState) -> str:
+    """Return the query string (with '?', or '' for the defaults) that reproduces a view state."""
+    pairs = []
+    if state.window != DEFAULT_WINDOW:
+        pairs.append(("window", state.window))
+    if state.district:
+        pairs.append(("district", state.district))
+    if state.neighbourhood:
+        pairs.append(("neighbourhood", state.neighbourhood))
+    return "?" + urlencode(pairs) if pairs else ""
+
+
+@dataclass(frozen=True)
+class WallPlan:
+    """The wall's playlist and how long each view stays."""
+
+    views: tuple[str, ...]
+    dwell_s: float
+
+    def showing(self, now_s: float) -> str:
+        """The view on screen at a time: every wall with the same plan shows the same view."""
+        return self.views[int(now_s // self.dwell_s) % len(self.views)]
+
+
+def parse_wall(search: str | None, default_views: str, default_dwell_s: float) -> tuple[WallPlan, list[str]]:
+    """Return the wall's playlist from the URL (``?views=a,b&dwell=20``) or the settings."""
+    query = parse_qs((search or "").lstrip("?"))
+    notes: list[str] = []
+
+    def views_of(text: str) -> list[str]:
+        return [v.strip() for v in text.split(",") if v.strip()]
+
+    defaults = [v for v in views_of(default_views) if v in PAGES] or ["overview"]
+    asked = views_of(_first(query, "views") or "")
+    views = [v for v in asked if v in PAGES]
+    if asked and len(views) < len(asked):
+        unknown = [v[:20] for v in asked if v not in PAGES]
+        notes.append(f"unknown view(s) {', '.join(unknown)} left out of the playlist")
+    dwell_s = default_dwell_s
+    raw = _first(query, "dwell")
+    if raw is not None:
+        try:
+            dwell_s = float(raw)
+            if not 2 <= dwell_s <= 3600:
+                raise ValueError
+        except ValueError:
+            notes.append(f"dwell {raw[:20]!r} is not 2–3600 s: using {default_dwell_s:g} s")
+            dwell_s = default_dwell_s
+    return WallPlan(tuple(views or defaults), dwell_s), notes

@@ -9,12 +9,19 @@ from layouts import ids
 from layouts.widgets import card, chart, live_map
 
 COMPLAINT_COLUMNS = [
-    {"name": "community", "id": "community"},
-    {"name": "neighbourhood", "id": "neighbourhood"},
-    {"name": "district", "id": "district"},
+    {"name": "priority", "id": "priority"},
+    {"name": "why", "id": "reason"},
     {"name": "category", "id": "category"},
-    {"name": "urgent", "id": "urgent"},
-    {"name": "complaints", "id": "complaints", "type": "numeric"},
+    {"name": "community", "id": "community"},
+    {"name": "district", "id": "district"},
+    {"name": "held by", "id": "holder"},
+    {"name": "path", "id": "path"},
+    {"name": "waited (h)", "id": "waited_h", "type": "numeric"},
+    {"name": "overdue", "id": "overdue"},
+    {"name": "bounced", "id": "bounced"},
+    {"name": "status", "id": "status"},
+    {"name": "complaint", "id": "complaint"},
+    {"name": "words", "id": "words"},
 ]
 
 
@@ -149,7 +156,7 @@ def complaints(refresh_ms: int) -> html.Div:
                 className="pair",
             ),
             card(
-                "Complaints per community and category",
+                "Open complaints: priority, why, where they are routed",
                 html.Div(id=ids.COMPLAINTS_TABLE_NOTE, className="note"),
                 dash_table.DataTable(
                     id=ids.COMPLAINTS_TABLE,
@@ -164,6 +171,14 @@ def complaints(refresh_ms: int) -> html.Div:
                     style_header={"backgroundColor": "#111b2f", "color": "#d8e1f0", "fontWeight": "600"},
                     style_cell={"backgroundColor": "#0f1728", "color": "#d8e1f0", "border": "1px solid #1e2a44"},
                     style_filter={"backgroundColor": "#16213a", "color": "#d8e1f0"},
+                    style_data_conditional=[
+                        {"if": {"filter_query": '{overdue} = "overdue"'}, "backgroundColor": "#4a1622"},
+                        {"if": {"filter_query": '{priority} = "P1"', "column_id": "priority"}, "color": "#ff6b81"},
+                    ],
+                    style_cell_conditional=[
+                        {"if": {"column_id": c}, "maxWidth": "22em", "whiteSpace": "normal"}
+                        for c in ("reason", "words", "path")
+                    ],
                 ),
                 class_name="manager-only",
             ),

@@ -167,7 +167,8 @@ def complaints_numbers(snap: dict) -> list:
             "manhole, public safety, water, drainage",
             "alert" if h["urgent"] else "",
         ),
-        number("open (estimate)", _n(h["open_estimate"]), "filed minus resolved or closed in the window"),
+        number("open", _n(h["open"]), "routed and not yet closed, in scope"),
+        number("overdue", _n(h["overdue"]), "past the deadline at their level", "alert" if h["overdue"] else ""),
         number("escalations", _n(h["escalated"])),
         number("hotspots", _n(h["hotspots"]), "H3 cells, Gi* p < 0.05", "warn" if h["hotspots"] else ""),
     ]
@@ -176,8 +177,8 @@ def complaints_numbers(snap: dict) -> list:
 def complaints_table_note(snap: dict) -> str:
     total = snap["table_total_rows"]
     shown = len(snap["table"])
-    note = "Counts per community and category from the aggregates. Priority reasons and routing paths of single complaints need per-complaint state, which is not kept yet."
-    return note + (f" Showing the {shown:,} largest of {total:,} rows." if total > shown else "")
+    note = "Each open complaint in scope, most urgent first; overdue ones are highlighted."
+    return note + (f" Showing the first {shown:,} of {total:,}." if total > shown else "")
 
 
 def overview_numbers(snap: dict) -> dict[str, list]:
@@ -198,7 +199,7 @@ def overview_numbers(snap: dict) -> dict[str, list]:
             number("automatic", _pct(s["share_auto_hour"])),
         ],
         "complaints": [
-            number("open (estimate)", _n(k["open_estimate"])),
+            number("open", _n(k["open"])),
             number("hotspots", _n(k["hotspots"]), "", "warn" if k["hotspots"] else ""),
         ],
     }

@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from data.keepers.complaints import complaint_table
 from data.keys import SOURCE_TITLES, SOURCES
 from data.read import CityReader, Window, rollup
 from engines.hotspots import HotspotParams, cell_hotspots
@@ -393,6 +394,33 @@ def hotspot_cells(counts: Mapping[str, int], geo: CityGeography, memo: Memo, key
     return memo(key, 30.0, build)
 
 
+def open_complaints(reader: CityReader, geo: CityGeography, state: ViewState, now: float) -> list[dict]:
+    """Every open complaint in scope, most urgent first: priority and its reason, where it is routed, how late."""
+    rows = []
+    for c in complaint_table(reader.client, reader.keys, int(now * 1000)):
+        if not geo.in_scope(c["community_id"], state.district, state.neighbourhood):
+            continue
+        rows.append(
+            {
+                "complaint": c["complaint_id"],
+                "priority": f"P{c['priority']}",
+                "reason": c["reason"],
+                "category": c["category"],
+                "community": geo.names.get(c["community_id"], c["community_id"]),
+                "district": geo.names.get(c["district_id"], c["district_id"]),
+                "holder": c["holder"],
+                "path": c["path"],
+                "status": c["status"],
+                "waited_h": round(c["waited_s"] / 3600, 1),
+                "overdue": "overdue" if c["overdue"] else "",
+                "bounced": "bounced" if c["bounced"] else "",
+                "words": c["text"],
+            }
+        )
+    rows.sort(key=lambda r: (r["priority"], r["overdue"] != "overdue", -r["waited_h"]))
+    return rows
+
+
 def complaints_snapshot(
     reader: CityReader, geo: CityGeography, state: ViewState, now: float, memo: Memo = _no_memo, max_rows: int = 400
 ) -> dict:
@@ -412,27 +440,13 @@ def complaints_snapshot(
         community, _, category = key.partition("|")
         communities[community] = communities.get(community, 0) + n
         categories[category] = categories.get(category, 0) + n
-    table = []
-    for key, n in sorted(per_community.items(), key=lambda kv: -kv[1])[:max_rows]:
-        community, _, category = key.partition("|")
-        neighbourhood, district = geo.community_parents.get(community, ("", ""))
-        table.append(
-            {
-                "community": geo.names.get(community, community),
-                "neighbourhood": geo.names.get(neighbourhood, neighbourhood),
-                "district": geo.names.get(district, district),
-                "category": category,
-                "urgent": "yes" if category in URGENT_CATEGORIES else "",
-                "complaints": n,
-            }
-        )
+    table = open_complaints(reader, geo, state, now)
     routing = {level: {} for level in ROUTING_LEVELS}
     for key, n in updates.items():
         action, _, level = key.partition("|")
         if level in routing:
             routing[level][action] = routing[level].get(action, 0) + n
     filed = int(sum(communities.values()))
-    closed = sum(routing[lv].get("closed", 0) + routing[lv].get("resolved", 0) for lv in routing)
     heat = {"lon": [], "lat": [], "weight": []}
     for cell, n in by_cell.items():
         centre = geo.cell_centre(cell)
@@ -447,12 +461,13 @@ def complaints_snapshot(
         "areas": _area_rows(area_values(communities, geo, state), geo),
         "categories": dict(sorted(categories.items(), key=lambda kv: -kv[1])),
         "routing": routing,
-        "table": table,
-        "table_total_rows": len(per_community),
+        "table": table[:max_rows],
+        "table_total_rows": len(table),
         "headline": {
             "filed": filed,
             "urgent": int(sum(categories.get(c, 0) for c in URGENT_CATEGORIES)),
-            "open_estimate": max(filed - closed, 0),
+            "open": len(table),
+            "overdue": sum(1 for row in table if row["overdue"] == "overdue"),
             "escalated": int(sum(routing[lv].get("escalated", 0) for lv in routing)),
             "hotspots": len(hot),
         },

@@ -505,6 +505,8 @@ class Aggregator:
         expiring: list[str] = []
         facets_by_hour: dict[int, set[str]] = {}
         for (facet, start), counters in folded.counters.items():
+            if start + s.bucket_seconds + retention_s <= now_ms // 1000:
+                continue  # a bucket already past its retention (an old appointment slot): Redis would drop it
             hour = start - start % HOUR_S
             fine = self.keys.bucket(source, facet, "m", start)
             # A key's expiry is set once per worker, not with every batch.
@@ -628,10 +630,11 @@ class Aggregator:
 
 def standard_keepers(settings) -> list[Keeper]:
     """The keepers every worker runs: complaint routing, crowding, contact tracing."""
+    from data.keepers.cases import CaseKeeper
     from data.keepers.complaints import ComplaintKeeper
     from data.keepers.foot import FootKeeper
 
-    return [ComplaintKeeper(settings), FootKeeper(settings)]
+    return [ComplaintKeeper(settings), FootKeeper(settings), CaseKeeper(settings)]
 
 
 def _take(column, rows: np.ndarray):

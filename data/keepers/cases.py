@@ -1,0 +1,731 @@
+"""The case-tracing keeper: venue check-ins, confirmed cases' exposure sites, close contacts and health codes.
+
+What it keeps, all under the ``cases`` source's hash tag and committed with each batch:
+
+- ``cases:checkins:{day}``: the day's check-ins, one sorted set per day with every score 0 and
+  members ``venue␟ts(13 digits)␟stay_s␟person`` (``␟`` is the unit separator ``\\x1f``), so
+  "this venue between these times" is one ``ZRANGEBYLEX`` and a whole batch is one ``ZADD``.
+  A day expires once no case report can still reach back to it (``checkin_retention_s``: the
+  infectious window, a reporting delay, the longest stay and the contact window).
+- ``cases:cases``: case → its status, symptom onset, confirmation and home community.
+- ``cases:visits:{case}``: every place a case visited (with its point), kept for tracing,
+  clusters and the case's path.
+- ``cases:exposures``: venue → the venue's area and the confirmed cases' visits inside their
+  infectious window (no person tokens, no points).
+- ``cases:contacts``: person → the cases they met, the venue, when they were flagged and that
+  venue's community; ``cases:contacts:until`` forgets them when their quarantine ends.
+- ``cases:codes``: code holder → colour, community and until when; ``cases:codes:until`` lets the
+  tick turn codes green; ``cases:codes:active`` holds the active counts per ``community|colour``.
+- ``cases:retrace``: cases traced in the last minute, traced again by the tick.
+
+Contacts are found whichever comes first: a check-in is matched against the exposures stored at
+its venue (read in one round trip, and only for venues the worker knows to have a site: it
+rereads that list every few seconds, so a batch of check-ins elsewhere costs no read), a new
+exposure against the check-ins stored there. Two batches in flight at once (pipelined, or on two
+workers) can each miss the other's half; the tick traces recent cases again once both are
+committed, and contacts are recorded idempotently, so none is lost or doubled.
+
+Counters: ``contacts.community`` (new contacts per community, by when they were flagged) and
+``codes.community_colour`` (codes turning yellow, red or green). A contact counts under their
+earliest link and a case under its earliest confirmation, whichever is processed first; these
+two facets are written as values, guarded by versions, so moving a count leaves no zero behind.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+import redis
+
+from data.fold import Folded, Placement
+from data.keepers import StateChanges, versions_key
+from data.keys import Keys
+from data.schema import Decoded
+from engines import tracing
+from engines.tracing import DAY_MS, MINUTE_MS, TracingParams, is_contact
+
+SOURCE = "cases"
+CASES, EXPOSURES, CONTACTS, CONTACTS_UNTIL = "cases:cases", "cases:exposures", "cases:contacts", "cases:contacts:until"
+CODES, CODES_UNTIL, ACTIVE, RETRACE = "cases:codes", "cases:codes:until", "cases:codes:active", "cases:retrace"
+SEP = "\x1f"  # between a check-in's parts: no venue id or token holds it, and it sorts before every digit
+DAY_S = 86_400
+LONGEST_STAY_MS = 86_400_000  # the schema's cap on a check-in's stay
+REPORT_DELAY_DAYS = 3.0  # how long after onset a case's visits may still be reported
+RETRACE_MS = 60_000  # a batch prepared but not committed within a minute is redone by a claim
+SITES_REFRESH_MS = 5_000  # how stale a worker's list of exposure venues may grow (well within RETRACE_MS)
+TICK_LIMIT = 500  # codes and contacts expired per tick at most; the next tick takes the rest
+STATUS_RANK = {"suspected": 0, "confirmed": 1, "recovered": 2}
+COLOURS = ("yellow", "red")
+
+
+def derived_case_token(person_id: str) -> str:
+    """Return the case token a person is reported under when they become a case."""
+    # The registry pseudonymises a case from the person's token: a check-in never shows a case
+    # token, yet the keeper can tell a contact who falls ill from a new person.
+    return "c" + hashlib.blake2b(person_id.encode(), digest_size=8).hexdigest()
+
+
+class _Hash:
+    """One versioned state hash as a batch sees it: what it read, at which versions, what it changed."""
+
+    def __init__(self, key: str):
+        self.key = key
+        self.values: dict[str, str | None] = {}
+        self.read: dict[str, str | None] = {}
+        self.versions: dict[str, int] = {}
+        self.changed: set[str] = set()
+
+    def missing(self, names: Iterable[str]) -> list[str]:
+        return [n for n in dict.fromkeys(names) if n not in self.versions]
+
+    def get(self, name: str) -> str | None:
+        return self.values.get(name)
+
+    def put(self, name: str, value: str | None) -> None:
+        if self.values.get(name) != value:
+            self.values[name] = value
+            self.changed.add(name)
+
+    def flush(self, changes: StateChanges) -> None:
+        """Record every changed entity, expecting it still at the version read."""
+        for name in sorted(self.changed):
+            value = self.values[name]
+            if value is None:
+                changes.delete(self.key, name, self.versions[name])
+            else:
+                changes.set(self.key, name, value, self.versions[name])
+
+
+def _load(client: redis.Redis, wanted: Sequence[tuple[_Hash, Iterable[str]]], extra: Sequence = ()) -> list:
+    """Read the missing entities of several hashes (and any extra commands) in one round trip."""
+    pipe = client.pipeline(transaction=False)
+    plan = []
+    for h, names in wanted:
+        names = h.missing(names)
+        if names:
+            pipe.hmget(h.key, names)
+            pipe.hmget(versions_key(h.key), names)
+            plan.append((h, names))
+    for command, args in extra:
+        getattr(pipe, command)(*args)
+    if not plan and not extra:
+        return []
+    replies = pipe.execute()
+    for i, (h, names) in enumerate(plan):
+        values, versions = replies[2 * i], replies[2 * i + 1]
+        for name, value, version in zip(names, values, versions):
+            h.values[name] = h.read[name] = None if value is None else value.decode()
+            h.versions[name] = int(version or 0)
+    return replies[2 * len(plan) :]
+
+
+@dataclass
+class _Visit:
+    """A case's visit to a venue, with the venue's area (for exposure sites) and point (for the path)."""
+
+    case_id: str
+    venue_id: str
+    arrive_ts: int
+    leave_ts: int
+    lon: float
+    lat: float
+    community_id: str
+    district_id: str
+    h3: str
+
+    def member(self) -> str:
+        return json.dumps(
+            [self.venue_id, self.arrive_ts, self.leave_ts, round(self.lon, 6), round(self.lat, 6),
+             self.community_id, self.district_id, self.h3],
+            separators=(",", ":"),
+        )  # fmt: skip
+
+    @classmethod
+    def of(cls, case_id: str, member: bytes | str) -> _Visit:
+        return cls(case_id, *json.loads(member))
+
+
+@dataclass
+class _Work:
+    """Everything one batch (or tick) reads and changes, so later steps see earlier ones."""
+
+    keys: Keys
+    cases: _Hash = field(init=False)
+    exposures: _Hash = field(init=False)
+    contacts: _Hash = field(init=False)
+    codes: _Hash = field(init=False)
+    active: _Hash = field(init=False)
+    # (person, case, venue, check-in ts, flagged ts, venue community)
+    found: dict[tuple[str, str], tuple[str, str, str, int, int, str]] = field(default_factory=dict)
+    # case -> (confirmed ts, community, the (confirmed ts, community) it had before, if confirmed earlier)
+    red: dict[str, tuple[int, str, tuple[int, str] | None]] = field(default_factory=dict)
+    transitions: list[tuple[int, str, str, int]] = field(default_factory=list)  # (ts, community, colour, +1/-1)
+    new_contacts: list[tuple[int, str, int]] = field(default_factory=list)  # (flagged ts, community, +1/-1)
+    deltas: dict[str, int] = field(default_factory=dict)  # community|colour -> change of the active count
+    retraced: set[str] = field(default_factory=set)
+
+    def __post_init__(self) -> None:
+        state = self.keys.state
+        self.cases, self.exposures = _Hash(state(SOURCE, CASES)), _Hash(state(SOURCE, EXPOSURES))
+        self.contacts, self.codes = _Hash(state(SOURCE, CONTACTS)), _Hash(state(SOURCE, CODES))
+        self.active = _Hash(state(SOURCE, ACTIVE))
+
+
+@dataclass
+class _Checkins:
+    """A batch's check-ins as columns, with the rows of each venue."""
+
+    venue: list[str]
+    person: list[str]
+    ts: np.ndarray
+    stay_ms: np.ndarray
+    rows_of: dict[str, list[int]]
+
+
+class CaseKeeper:
+    """Keeps check-ins, cases, exposure sites, close contacts and health codes; ends quarantines on time."""
+
+    source = SOURCE
+
+    def __init__(
+        self,
+        settings,
+        params: TracingParams | None = None,
+        case_token: Callable[[str], str] = derived_case_token,
+    ):
+        self.params = params = params or TracingParams()
+        self.case_token = case_token
+        self.bucket_s = settings.bucket_seconds
+        self.retention_s = int(settings.retention_hours * 3600)
+        # A visit is reported at most REPORT_DELAY_DAYS after onset and may reach back the infectious
+        # window, plus the longest stay, before it: older check-ins can meet no case any more.
+        days = params.infectious_days_before + REPORT_DELAY_DAYS
+        self.checkin_retention_s = int(days * DAY_S + LONGEST_STAY_MS // 1000 + params.contact_window_min * 60)
+        # Cases, their visits and contacts are kept while a site is on the map or a code not green.
+        self.case_retention_s = int(
+            max(params.retention_days, params.site_horizon_days, params.case_isolation_days) * DAY_S
+        )
+        # Venues with exposure sites, as last read: a batch of check-ins elsewhere needs no read at all.
+        self._site_venues: set[str] = set()
+        self._sites_read_ms = -SITES_REFRESH_MS
+        self.before_ms = int(max(params.contact_window_min, params.stay_margin_min) * MINUTE_MS + LONGEST_STAY_MS)
+        self.after_ms = int(max(params.contact_window_min, params.stay_margin_min) * MINUTE_MS)
+
+    # ------------------------------------------------------------------ a batch
+
+    def keep(
+        self,
+        client: redis.Redis,
+        keys: Keys,
+        batch: Sequence[tuple[Decoded, Placement]],
+        folded: Folded,
+        changes: StateChanges,
+        now_ms: int,
+    ) -> None:
+        """Store check-ins, case reports and visits; record the contacts and codes they make."""
+        by_type: dict[str, list[tuple[Decoded, Placement]]] = {}
+        for d, where in batch:
+            by_type.setdefault(d.type.name, []).append((d, where))
+        checkins = self._store_checkins(keys, by_type.get("checkin", []), changes, now_ms)
+        reports, visits = by_type.get("case_report", []), self._visits(by_type.get("case_visit", []))
+        if now_ms - self._sites_read_ms >= SITES_REFRESH_MS:
+            # An exposure another worker stored since is missed here and found when the tick traces its case again.
+            self._site_venues = {v.decode() for v in client.hkeys(keys.state(SOURCE, EXPOSURES))}
+            self._sites_read_ms = now_ms
+        exposed = [v for v in checkins.rows_of if v in self._site_venues]
+        if not reports and not visits and not exposed:
+            return
+        work = _Work(keys)
+        case_ids = [i for d, _ in reports for i in d.texts("case_id")] + [v.case_id for v in visits]
+        _load(client, [(work.cases, case_ids), (work.exposures, exposed + [v.venue_id for v in visits])])
+        # Exposures stored before this batch meet this batch's check-ins here; new ones meet them in _trace.
+        stored = {v: work.exposures.get(v) for v in exposed if work.exposures.get(v) is not None}
+        for venue, raw in stored.items():
+            self._match(work, json.loads(raw), checkins, venue, [], checkins.rows_of[venue])
+        confirmed = self._report(work, reports)
+        for v in visits:
+            changes.add(keys.state(SOURCE, f"cases:visits:{v.case_id}"), v.arrive_ts, v.member())
+            changes.expire_at[keys.state(SOURCE, f"cases:visits:{v.case_id}")] = now_ms // 1000 + self.case_retention_s
+        traced: dict[str, list[_Visit]] = {c: [] for c in confirmed}
+        for v in visits:
+            if v.case_id in traced or _confirmed_ts(work.cases.get(v.case_id)) is not None:
+                traced.setdefault(v.case_id, []).append(v)
+        if work.red:
+            # A newly confirmed case's visits reported earlier are in Redis already; its code is read along.
+            replies = _load(
+                client,
+                [(work.codes, work.red)],
+                [("zrange", (keys.state(SOURCE, f"cases:visits:{c}"), 0, -1)) for c in confirmed],
+            )
+            for case_id, members in zip(confirmed, replies):
+                traced[case_id].extend(_Visit.of(case_id, m) for m in members)
+        self._trace(client, work, traced, checkins)
+        self._record(client, work, now_ms)
+        self._commit(client, work, folded, changes, now_ms)
+
+    def _store_checkins(
+        self, keys: Keys, batch: Sequence[tuple[Decoded, Placement]], changes: StateChanges, now_ms: int
+    ) -> _Checkins:
+        """Add the batch's check-ins to their days' sorted sets; return them as columns."""
+        venue: list[str] = []
+        person: list[str] = []
+        ts_parts, stay_parts = [], []
+        for d, _ in batch:
+            venue += d.texts("venue_id")
+            person += d.texts("person_id")
+            ts_parts.append(d.columns["ts"])
+            stay_parts.append(d.columns["stay_s"])
+        if not venue:
+            return _Checkins([], [], np.zeros(0, np.int64), np.zeros(0, np.int64), {})
+        ts = np.concatenate(ts_parts).astype(np.int64)
+        stay_s = np.concatenate(stay_parts).astype(np.int64)
+        stay_ms = np.where(stay_s < 0, -1, stay_s * 1000)
+        members = [
+            f"{v}{SEP}{t:013d}{SEP}{s}{SEP}{p}" for v, t, s, p in zip(venue, ts.tolist(), stay_s.tolist(), person)
+        ]
+        days = ts // DAY_MS
+        for day in np.unique(days).tolist():
+            key = keys.state(SOURCE, f"cases:checkins:{day * DAY_S}")
+            chosen = members if days[0] == days[-1] == day else [members[i] for i in np.flatnonzero(days == day)]
+            changes.zadd.setdefault(key, []).extend((0, m) for m in chosen)
+            changes.expire_at[key] = max((day + 1) * DAY_S, now_ms // 1000) + self.checkin_retention_s
+        rows_of: dict[str, list[int]] = {}
+        for i, v in enumerate(venue):
+            rows_of.setdefault(v, []).append(i)
+        return _Checkins(venue, person, ts, stay_ms, rows_of)
+
+    @staticmethod
+    def _visits(batch: Sequence[tuple[Decoded, Placement]]) -> list[_Visit]:
+        out = []
+        for d, where in batch:
+            c = d.columns
+            communities = where.community.labels_of(where.community.codes)
+            districts = where.district.labels_of(where.district.codes)
+            cells = where.h3.labels_of(where.h3.codes)
+            for j, (case_id, venue_id) in enumerate(zip(d.texts("case_id"), d.texts("venue_id"))):
+                arrive, leave = int(c["arrive_ts"][j]), int(c["leave_ts"][j])
+                out.append(
+                    _Visit(case_id, venue_id, arrive, max(arrive, leave), float(c["lon"][j]), float(c["lat"][j]),
+                           communities[j], districts[j], cells[j])
+                )  # fmt: skip
+        return out
+
+    def _report(self, work: _Work, reports: Sequence[tuple[Decoded, Placement]]) -> list[str]:
+        """Apply case reports in time order; return the cases confirmed by this batch."""
+        confirmed = []
+        rows = []
+        for d, where in reports:
+            choices = d.type.fields[[f.name for f in d.type.fields].index("status")].choices
+            communities = where.community.labels_of(where.community.codes)
+            for j, case_id in enumerate(d.texts("case_id")):
+                onset = int(d.columns["onset_ts"][j])
+                status = choices[d.columns["status"][j]]
+                rows.append((int(d.columns["ts"][j]), case_id, status, onset if onset >= 0 else None, communities[j]))
+        for ts, case_id, status, onset, community in sorted(rows):
+            raw = work.cases.get(case_id)
+            record = json.loads(raw) if raw is not None else {"status": status, "community_id": community}
+            if STATUS_RANK[status] >= STATUS_RANK[record["status"]]:
+                record["status"] = status  # a report out of order never undoes a later status
+            if onset is not None:
+                record["onset_ts"] = onset
+            # The earliest confirmation counts, whichever report is processed first: a worker that
+            # died and one that never did must count the same.
+            if status == "confirmed" and ts < record.get("confirmed_ts", ts + 1):
+                before = (record["confirmed_ts"], record["community_id"]) if "confirmed_ts" in record else None
+                if case_id in work.red:
+                    before = work.red[case_id][2]
+                elif before is None:
+                    confirmed.append(case_id)
+                record["confirmed_ts"] = ts
+                record["community_id"] = community
+                work.red[case_id] = (ts, community, before)
+            record["updated_ts"] = max(ts, record.get("updated_ts", 0))
+            work.cases.put(case_id, json.dumps(record, separators=(",", ":")))
+        return confirmed
+
+    # ------------------------------------------------------------------ tracing
+
+    def _trace(self, client: redis.Redis, work: _Work, traced: dict[str, list[_Visit]], checkins: _Checkins) -> None:
+        """Store confirmed cases' infectious visits as exposures and match them against check-ins."""
+        cases = [c for c, visits in traced.items() if visits and _confirmed_ts(work.cases.get(c)) is not None]
+        if not cases:
+            return
+        records = [json.loads(work.cases.get(c)) for c in cases]
+        windows = tracing.infectious_windows(
+            pd.DataFrame(
+                {
+                    "case_id": cases,
+                    "confirmed_ts": [r["confirmed_ts"] for r in records],
+                    "onset_ts": [r.get("onset_ts", np.nan) for r in records],
+                }
+            ),
+            self.params,
+        ).set_index("case_id")
+        exposures = []
+        for case_id in cases:
+            start, end, confirmed = windows.loc[case_id, ["start_ts", "end_ts", "confirmed_ts"]].tolist()
+            for v in dict.fromkeys((v.venue_id, v.arrive_ts, v.leave_ts) for v in traced[case_id]):
+                venue_id, arrive, leave = v
+                if arrive <= end and leave >= start:
+                    exposures.append((case_id, venue_id, max(arrive, start), min(leave, end), confirmed))
+        if not exposures:
+            return
+        area = {v.venue_id: (v.community_id, v.district_id, v.h3) for visits in traced.values() for v in visits}
+        ranges = []
+        for _, venue_id, arrive, leave, _ in exposures:
+            low, high = arrive - self.before_ms, leave + self.after_ms
+            for day in range(low // DAY_MS, high // DAY_MS + 1):
+                key = work.keys.state(SOURCE, f"cases:checkins:{day * DAY_S}")
+                ranges.append(
+                    ("zrangebylex", (key, f"[{venue_id}{SEP}{low:013d}", f"[{venue_id}{SEP}{high:013d}{SEP}\x7f"))
+                )
+        replies = iter(_load(client, [(work.exposures, [e[1] for e in exposures])], ranges))
+        for case_id, venue_id, arrive, leave, confirmed in exposures:
+            raw = work.exposures.get(venue_id)
+            site = (
+                json.loads(raw)
+                if raw is not None
+                else dict(zip(("community_id", "district_id", "h3"), area[venue_id]), visits=[])
+            )
+            visit = [case_id, arrive, leave, confirmed]
+            if visit not in site["visits"]:
+                site["visits"] = sorted([*site["visits"], visit], key=lambda x: (x[1], x[0]))
+                work.exposures.put(venue_id, json.dumps(site, separators=(",", ":")))
+                self._site_venues.add(venue_id)
+            stored: list[tuple[str, int, int]] = []  # (person, ts, stay ms)
+            low, high = arrive - self.before_ms, leave + self.after_ms
+            for _ in range(low // DAY_MS, high // DAY_MS + 1):
+                for m in next(replies):
+                    _, t, s, p = m.decode().split(SEP, 3)
+                    stored.append((p, int(t), int(s) * 1000 if int(s) >= 0 else -1))
+            self._match(
+                work, site | {"visits": [visit]}, checkins, venue_id, stored, checkins.rows_of.get(venue_id, [])
+            )
+            work.retraced.add(case_id)
+
+    def _match(
+        self,
+        work: _Work,
+        site: dict,
+        checkins: _Checkins,
+        venue_id: str,
+        stored: list[tuple[str, int, int]],
+        rows: list[int],
+    ) -> None:
+        """Record the check-ins (stored, and the batch's rows) at a venue that meet the site's visits."""
+        person = [p for p, _, _ in stored] + [checkins.person[r] for r in rows]
+        if not person:
+            return
+        ts = np.array([t for _, t, _ in stored] + checkins.ts[rows].tolist(), dtype=np.int64)
+        stay = np.array([s for _, _, s in stored] + checkins.stay_ms[rows].tolist(), dtype=np.int64)
+        for case_id, arrive, leave, confirmed in site["visits"]:
+            met = is_contact(ts, stay, np.int64(arrive), np.int64(leave), self.params)
+            for i in np.flatnonzero(met).tolist():
+                if self.case_token(person[i]) == case_id:
+                    continue  # the case's own check-in
+                t = int(ts[i])
+                link = (person[i], case_id)
+                previous = work.found.get(link)
+                if previous is None or previous[3] > t:
+                    work.found[link] = (person[i], case_id, venue_id, t, max(t, confirmed), site["community_id"])
+
+    # ------------------------------------------------------------------ contacts and codes
+
+    def _record(self, client: redis.Redis, work: _Work, now_ms: int, *, ended_too: bool = True) -> None:
+        """Turn what tracing found into contacts and codes, and the active counts that follow.
+
+        Without ``ended_too``, links whose quarantine is already over are left out: tracing a case
+        again must not bring back a contact the tick has just let go.
+        """
+        quarantine_ms = int(self.params.contact_quarantine_days * DAY_MS)
+        if not ended_too:
+            work.found = {k: f for k, f in work.found.items() if f[4] + quarantine_ms > now_ms}
+        if not work.found and not work.red:
+            return
+        holders = {p: self.case_token(p) for p, _ in work.found}
+        _load(client, [(work.contacts, holders), (work.codes, [*holders.values(), *work.red])])
+        isolation_ms = int(self.params.case_isolation_days * DAY_MS)
+        for case_id, (confirmed, community, before) in work.red.items():
+            if before is not None:
+                work.transitions.append((*before, "red", -1))
+            work.transitions.append((confirmed, community, "red", 1))
+            self._turn(work, case_id, "red", community, confirmed, confirmed + isolation_ms)
+        for person, case_id, venue_id, _, flagged, community in sorted(work.found.values(), key=lambda f: f[3:5]):
+            raw = work.contacts.get(person)
+            if raw is None:
+                record = {"case_ids": [case_id], "venue_id": venue_id, "flagged_ts": flagged, "community_id": community}
+                work.new_contacts.append((flagged, community, 1))
+                work.transitions.append((flagged, community, "yellow", 1))
+            else:
+                record = json.loads(raw)
+                earlier = (flagged, venue_id) < (record["flagged_ts"], record["venue_id"])
+                if case_id in record["case_ids"] and not earlier and flagged + quarantine_ms <= record["until_ts"]:
+                    continue
+                if earlier:
+                    # Counted under the person's earliest link, whichever link was found first.
+                    old = (record["flagged_ts"], record["community_id"])
+                    work.new_contacts += [(*old, -1), (flagged, community, 1)]
+                    work.transitions += [(*old, "yellow", -1), (flagged, community, "yellow", 1)]
+                    record.update(venue_id=venue_id, flagged_ts=flagged, community_id=community)
+                record["case_ids"] = sorted({*record["case_ids"], case_id})
+            record["until_ts"] = max(record.get("until_ts", 0), flagged + quarantine_ms)
+            work.contacts.put(person, json.dumps(record, separators=(",", ":")))
+            self._turn(
+                work, holders[person], "yellow", record["community_id"], record["flagged_ts"], record["until_ts"]
+            )
+
+    @staticmethod
+    def _turn(work: _Work, holder: str, colour: str, community: str, since: int, until: int) -> None:
+        """Set a holder's code and move the active counts with it; red beats yellow."""
+        raw = work.codes.get(holder)
+        code = json.loads(raw) if raw is not None else None
+        if code is not None and (code["colour"], colour) == ("red", "yellow"):
+            return
+        if code is not None:  # yellow turning red, or a code moving community: counted once, where it is now
+            field_ = f"{code['community_id']}|{code['colour']}"
+            work.deltas[field_] = work.deltas.get(field_, 0) - 1
+        code = {"colour": colour, "community_id": community, "since_ts": since, "until_ts": until}
+        work.codes.put(holder, json.dumps(code, separators=(",", ":")))
+        work.deltas[f"{community}|{colour}"] = work.deltas.get(f"{community}|{colour}", 0) + 1
+
+    def _commit(self, client: redis.Redis, work: _Work, folded: Folded, changes: StateChanges, now_ms: int) -> None:
+        """Record the work's changes (with the expiry schedules they imply) and its counters."""
+        keys = work.keys
+        codes_until, contacts_until = keys.state(SOURCE, CODES_UNTIL), keys.state(SOURCE, CONTACTS_UNTIL)
+        for holder in sorted(work.codes.changed):
+            before = _code_member(holder, work.codes.read.get(holder))
+            after = work.codes.get(holder)
+            if before and (after is None or _code_member(holder, after) != before):
+                changes.remove(codes_until, before)
+            if after is not None:
+                code = json.loads(after)
+                changes.add(codes_until, code["until_ts"], _code_member(holder, after))
+        for person in sorted(work.contacts.changed):
+            raw = work.contacts.get(person)
+            if raw is None:
+                changes.remove(contacts_until, person)
+            else:
+                changes.add(contacts_until, json.loads(raw)["until_ts"], person)
+        moves = self._moves(work)
+        if work.deltas or moves:
+            fields = [f for f, n in work.deltas.items() if n]
+            guards = sorted({f"{facet}:{label}" for facet, _, label in moves})
+            # (one more round trip, only when codes change: which counts move is known only now; the
+            # versions are read before the counters, so a commit in between makes this one stale)
+            counters = [("hget", (keys.bucket(SOURCE, facet, "m", start), label)) for facet, start, label in moves]
+            replies = _load(client, [(work.active, fields + guards)], counters)
+            for f in fields:
+                count = int(work.active.get(f) or 0) + work.deltas[f]
+                work.active.put(f, str(count) if count > 0 else None)
+            self._apply_moves(work, moves, replies, folded, changes)
+        for h in (work.cases, work.exposures, work.contacts, work.codes, work.active):
+            h.flush(changes)
+        if work.retraced:
+            retrace = keys.state(SOURCE, RETRACE)
+            for case_id in sorted(work.retraced):
+                changes.add(retrace, now_ms, case_id)
+            changes.expire_at[retrace] = now_ms // 1000 + RETRACE_MS // 1000 + 60
+
+    def _moves(self, work: _Work) -> dict[tuple[str, int, str], int]:
+        """Net change of each counter (facet, bucket start, field) the work's contacts and codes make."""
+        width = self.bucket_s * 1000
+        moves: dict[tuple[str, int, str], int] = {}
+        counted = [("contacts.community", ts, community, sign) for ts, community, sign in work.new_contacts]
+        counted += [("codes.community_colour", ts, f"{c}|{colour}", sign) for ts, c, colour, sign in work.transitions]
+        for facet, ts, label, sign in counted:
+            slot = (facet, ts // width * self.bucket_s, label)
+            moves[slot] = moves.get(slot, 0) + sign
+        return {slot: n for slot, n in moves.items() if n}
+
+    def _apply_moves(
+        self,
+        work: _Work,
+        moves: dict[tuple[str, int, str], int],
+        counts: list,
+        folded: Folded,
+        changes: StateChanges,
+    ) -> None:
+        """Write the contact and code counters as values, not increments, so a count moved to another
+        bucket leaves no zero behind (a worker that died and one that never did leave the same keys).
+
+        Only this keeper writes these facets; each field is guarded by a version in the active-codes
+        hash, so two batches never both add to a value they read.
+        """
+        active = work.keys.state(SOURCE, ACTIVE)
+        for (facet, start, label), before in zip(moves, counts):
+            guard = f"{facet}:{label}"
+            changes.expect.setdefault(active, {})[guard] = work.active.versions[guard]
+            key = work.keys.bucket(SOURCE, facet, "m", start)
+            value = int(before or 0) + moves[(facet, start, label)]
+            if value:
+                changes.put.setdefault(key, {})[label] = str(value)
+                changes.expire_at[key] = start + self.bucket_s + self.retention_s
+            else:
+                changes.drop.setdefault(key, []).append(label)
+            # Registers the bucket's hour for the roll-up (and its expiry), adding nothing itself.
+            folded.counters.setdefault((facet, start), {})
+
+    # ------------------------------------------------------------------ time passing
+
+    def tick(self, client: redis.Redis, keys: Keys, folded: Folded, changes: StateChanges, now_ms: int) -> None:
+        """Trace recent cases again, turn codes green when quarantines end, forget ended contacts."""
+        work = _Work(keys)
+        pipe = client.pipeline(transaction=False)
+        pipe.zrangebyscore(keys.state(SOURCE, RETRACE), now_ms - RETRACE_MS, "+inf")
+        pipe.zrangebyscore(keys.state(SOURCE, CODES_UNTIL), "-inf", now_ms, start=0, num=TICK_LIMIT)
+        pipe.zrangebyscore(keys.state(SOURCE, CONTACTS_UNTIL), "-inf", now_ms, start=0, num=TICK_LIMIT)
+        recent, due_codes, due_contacts = ([x.decode() for x in reply] for reply in pipe.execute())
+        if recent:
+            visits = _load(
+                client,
+                [(work.cases, recent)],
+                [("zrange", (keys.state(SOURCE, f"cases:visits:{c}"), 0, -1)) for c in recent],
+            )
+            traced = {c: [_Visit.of(c, m) for m in members] for c, members in zip(recent, visits)}
+            self._trace(client, work, traced, _Checkins([], [], np.zeros(0, np.int64), np.zeros(0, np.int64), {}))
+            work.retraced.clear()  # traced again once is enough
+            self._record(client, work, now_ms, ended_too=False)
+        ends = [m.rsplit("|", 2) for m in due_codes]
+        _load(client, [(work.codes, [h for h, _, _ in ends]), (work.contacts, due_contacts)])
+        for member, (holder, community, colour) in zip(due_codes, ends):
+            raw = work.codes.get(holder)
+            code = json.loads(raw) if raw is not None else None
+            if code is None or _code_member(holder, raw) != member or code["until_ts"] > now_ms:
+                changes.remove(keys.state(SOURCE, CODES_UNTIL), member)  # superseded meanwhile
+                continue
+            work.codes.put(holder, None)
+            work.deltas[f"{community}|{colour}"] = work.deltas.get(f"{community}|{colour}", 0) - 1
+            work.transitions.append((code["until_ts"], community, "green", 1))
+        for person in due_contacts:
+            raw = work.contacts.get(person)
+            if raw is None or json.loads(raw)["until_ts"] <= now_ms:
+                work.contacts.put(person, None)
+        retrace = keys.state(SOURCE, RETRACE)
+        for case_id in client.zrangebyscore(retrace, "-inf", now_ms - RETRACE_MS, start=0, num=TICK_LIMIT):
+            changes.remove(retrace, case_id.decode())
+        self._commit(client, work, folded, changes, now_ms)
+
+
+def _confirmed_ts(raw: str | None) -> int | None:
+    return None if raw is None else json.loads(raw).get("confirmed_ts")
+
+
+def _code_member(holder: str, raw: str | None) -> str | None:
+    """The member of the code-expiry set for a holder's code."""
+    if raw is None:
+        return None
+    code = json.loads(raw)
+    return f"{holder}|{code['community_id']}|{code['colour']}"
+
+
+# ---------------------------------------------------------------------------- reading, for the dashboard
+
+
+def _confirmed_cases(client: redis.Redis, keys: Keys) -> pd.DataFrame:
+    """Return the confirmed cases: ``case_id``, ``confirmed_ts``, ``onset_ts`` (NaN when unknown), ``status``."""
+    rows = []
+    for case_id, raw in client.hgetall(keys.state(SOURCE, CASES)).items():
+        record = json.loads(raw)
+        if "confirmed_ts" in record:
+            rows.append((case_id.decode(), record["confirmed_ts"], record.get("onset_ts", np.nan), record["status"]))
+    return pd.DataFrame(rows, columns=["case_id", "confirmed_ts", "onset_ts", "status"])
+
+
+def exposure_sites(client: redis.Redis, keys: Keys, now_ms: int, params: TracingParams | None = None) -> list[dict]:
+    """One row per exposure site on the map, most recent first; no person tokens and no points.
+
+    Each row: ``venue_id``, ``community_id``, ``district_id``, ``h3`` (the venue's cell), ``cases``
+    and ``visits`` (counts), ``first_arrive_ts``, ``last_leave_ts``, ``recency_h`` (hours since the
+    last infectious visit ended, 0 while one is under way), ``case_ids`` (case tokens) and
+    ``visit_times`` ((arrive_ts, leave_ts) pairs).
+    """
+    params = params or TracingParams()
+    sites = {k.decode(): json.loads(v) for k, v in client.hgetall(keys.state(SOURCE, EXPOSURES)).items()}
+    cases = _confirmed_cases(client, keys)
+    visits = pd.DataFrame(
+        [
+            (case_id, venue, arrive, leave)
+            for venue, site in sites.items()
+            for case_id, arrive, leave, _ in site["visits"]
+        ],
+        columns=["case_id", "venue_id", "arrive_ts", "leave_ts"],
+    )
+    if visits.empty or cases.empty:
+        return []
+    rows = tracing.exposure_sites(cases, visits, now_ms, params).to_dict("records")
+    for row in rows:
+        site = sites[row["venue_id"]]
+        row.update(community_id=site["community_id"], district_id=site["district_id"], h3=site["h3"])
+    return rows
+
+
+def active_codes(client: redis.Redis, keys: Keys) -> pd.DataFrame:
+    """Return the exact number of active yellow and red codes per community (role-gated views only)."""
+    raw = client.hgetall(keys.state(SOURCE, ACTIVE))
+    counts: dict[str, dict[str, int]] = {}
+    for name, value in raw.items():
+        community, colour = name.decode().rsplit("|", 1)
+        counts.setdefault(community, {})[colour] = int(value)
+    frame = pd.DataFrame.from_dict(counts, orient="index").reindex(columns=list(COLOURS)).fillna(0).astype("int64")
+    frame.index.name = "community_id"
+    return frame.sort_index()
+
+
+def health_code_counts(
+    client: redis.Redis, keys: Keys, threshold: int = TracingParams.small_count, *, totals: bool = True
+) -> pd.DataFrame:
+    """Return the active codes per community as text fit for a shared screen: counts below ``threshold`` read "<3".
+
+    Rows are communities (and ``total`` with ``totals``), columns ``yellow``, ``red`` (and ``total``).
+    """
+    return tracing.shared_screen_view(active_codes(client, keys), threshold, totals=totals)
+
+
+def _case_visits(client: redis.Redis, keys: Keys, case_ids: Sequence[str]) -> pd.DataFrame:
+    """Return every stored visit of some cases, with its point."""
+    pipe = client.pipeline(transaction=False)
+    for case_id in case_ids:
+        pipe.zrange(keys.state(SOURCE, f"cases:visits:{case_id}"), 0, -1)
+    rows = [
+        _Visit.of(case_id, member)
+        for case_id, members in zip(case_ids, pipe.execute() if case_ids else [])
+        for member in members
+    ]
+    return pd.DataFrame(
+        [(v.case_id, v.venue_id, v.arrive_ts, v.leave_ts, v.lon, v.lat) for v in rows],
+        columns=["case_id", "venue_id", "arrive_ts", "leave_ts", "lon", "lat"],
+    )
+
+
+def clusters(client: redis.Redis, keys: Keys, now_ms: int, params: TracingParams | None = None) -> list[dict]:
+    """One row per cluster of cases linked by a shared venue still on the map, largest first.
+
+    Each row: ``cluster_id``, ``size``, ``case_ids`` (case tokens), ``sites`` (venue ids),
+    ``first_arrive_ts``, ``last_leave_ts``.
+    """
+    params = params or TracingParams()
+    cases = _confirmed_cases(client, keys)
+    if cases.empty:
+        return []
+    found = tracing.clusters(cases, _case_visits(client, keys, cases["case_id"].tolist()), params)
+    found = found[found["last_leave_ts"] >= now_ms - params.site_horizon_days * DAY_MS]
+    return found.assign(cluster_id=np.arange(len(found), dtype="int64")).to_dict("records")
+
+
+def precise_visits(client: redis.Redis, keys: Keys, case_id: str, params: TracingParams | None = None) -> list[dict]:
+    """Return one case's infectious visits with exact times and points: its path, for role-gated views only.
+
+    Each row: ``case_id``, ``venue_id``, ``arrive_ts``, ``leave_ts``, ``lon``, ``lat``.
+    """
+    cases = _confirmed_cases(client, keys)
+    cases = cases[cases["case_id"] == case_id]
+    if cases.empty:
+        return []
+    return tracing.precise_visits(cases, _case_visits(client, keys, [case_id]), params or TracingParams()).to_dict(
+        "records"
+    )

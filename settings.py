@@ -122,6 +122,33 @@ class Settings:
         "ms",
         "Pending entries idle this long (their worker presumably died) are claimed by another worker.",
     )
+    infectious_days: float = _setting(
+        "CITYDECK_INFECTIOUS_DAYS",
+        2.0,
+        "days",
+        "A case's visits count as exposures from this long before symptom onset (or confirmation).",
+    )
+    contact_window_min: float = _setting(
+        "CITYDECK_CONTACT_WINDOW_MIN",
+        30.0,
+        "min",
+        "A check-in within this of a case's visit (when stays are unknown) makes a close contact.",
+    )
+    contact_quarantine_days: float = _setting(
+        "CITYDECK_CONTACT_QUARANTINE_DAYS", 14.0, "days", "How long a close contact's health code stays yellow."
+    )
+    case_isolation_days: float = _setting(
+        "CITYDECK_CASE_ISOLATION_DAYS", 14.0, "days", "How long a confirmed case's health code stays red."
+    )
+    crowding_share: float = _setting(
+        "CITYDECK_CROWDING_SHARE", 0.9, "share of capacity", "Occupancy at or over this share of capacity is crowding."
+    )
+    crowding_grace_s: float = _setting(
+        "CITYDECK_CROWDING_GRACE_S",
+        600.0,
+        "s",
+        "Crowding becomes an alert once a place has been over the share for longer than this.",
+    )
     refresh_ms: int = _setting(
         "CITYDECK_REFRESH_MS",
         2000,

@@ -12,7 +12,7 @@ from collections.abc import Iterable, Mapping
 import pandas as pd
 from scipy.stats import poisson
 
-from data.keepers.foot import over_capacity
+from data.keepers.foot import crowding_rule, over_capacity
 from data.read import HOUR_S, CityReader, Window
 from engines.foot import CrowdingRule, FeverRule, NormalBands, SilenceRule
 from engines.foot import now_versus_normal as judge_hours
@@ -52,7 +52,7 @@ def now_versus_normal(
 
 def crowding_alerts(reader: CityReader, now_s: float, rule: CrowdingRule | None = None) -> list[dict]:
     """Places over capacity for longer than the grace period, longest first."""
-    rule = rule or CrowdingRule()
+    rule = rule or crowding_rule(reader.settings)
     sensors = reader.sensors()
     out = []
     for sensor, stretch in over_capacity(reader.client, reader.keys).items():

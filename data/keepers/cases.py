@@ -63,6 +63,17 @@ STATUS_RANK = {"suspected": 0, "confirmed": 1, "recovered": 2}
 COLOURS = ("yellow", "red")
 
 
+def tracing_params(settings) -> TracingParams:
+    """The tracing rules a deployment set (the rest keep the engine's defaults)."""
+    return TracingParams(
+        infectious_days_before=settings.infectious_days,
+        contact_window_min=settings.contact_window_min,
+        contact_quarantine_days=settings.contact_quarantine_days,
+        case_isolation_days=settings.case_isolation_days,
+        small_count=settings.privacy_min_count,
+    )
+
+
 def derived_case_token(person_id: str) -> str:
     """Return the case token a person is reported under when they become a case."""
     # The registry pseudonymises a case from the person's token: a check-in never shows a case
@@ -198,7 +209,7 @@ class CaseKeeper:
         params: TracingParams | None = None,
         case_token: Callable[[str], str] = derived_case_token,
     ):
-        self.params = params = params or TracingParams()
+        self.params = params = params or tracing_params(settings)
         self.case_token = case_token
         self.bucket_s = settings.bucket_seconds
         self.retention_s = int(settings.retention_hours * 3600)

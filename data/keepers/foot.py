@@ -21,13 +21,18 @@ from engines.foot import CrowdingRule
 OVER = "foot:over_capacity"  # sensor -> "since_ms|place_id|community_id"
 
 
+def crowding_rule(settings) -> CrowdingRule:
+    """The crowding rule a deployment set."""
+    return CrowdingRule(share=settings.crowding_share, grace_s=settings.crowding_grace_s)
+
+
 class FootKeeper:
     """Keeps, per sensor, since when its place has been over capacity."""
 
     source = "foot"
 
     def __init__(self, settings, rule: CrowdingRule | None = None):
-        self.rule = rule or CrowdingRule()
+        self.rule = rule or crowding_rule(settings)
 
     def keep(
         self,

@@ -200,7 +200,7 @@ class Settings:
         "CITYDECK_ALARM_CLUSTER_CASES",
         3,
         "cases",
-        "Confirmed cases in one community within 24 h that raise a case-cluster alarm.",
+        "Cases linked in one cluster, its newest visit within 24 h, that raise a case-cluster alarm.",
     )
     alarm_urgent_complaints: int = _setting(
         "CITYDECK_ALARM_URGENT_COMPLAINTS",

@@ -99,6 +99,7 @@ def register(app, deck: Deck) -> None:
         Output(ids.CODES_MAP, "figure"),
         Output(ids.CASES_NUMBERS, "children"),
         Output(ids.CASES_AREAS, "children"),
+        Output(ids.CASES_CLUSTERS, "children"),
         Output(ids.CASES_RENDERED, "data"),
         Input(ids.CASES_TICK, "n_intervals"),
         *CONTROLS,
@@ -112,7 +113,8 @@ def register(app, deck: Deck) -> None:
         rev = revision("cases", state)
         full = [figures.cases_map(snap, rev, style), figures.codes_map(snap, rev, style)]
         key = f"{rev}:{state.window}"
-        return *sent(full, rendered, key), render.cases_numbers(snap), render.cases_areas(snap), key
+        numbers, areas, found = render.cases_numbers(snap), render.cases_areas(snap), render.cases_clusters(snap)
+        return *sent(full, rendered, key), numbers, areas, found, key
 
     @app.callback(
         Output(ids.FOOT_HEAT_MAP, "figure"),

@@ -677,7 +677,10 @@ def shared_screen_view(
     def total(shown_sum: int, hidden_cells: int) -> str:
         return str(shown_sum) if hidden_cells == 0 else f"≥{shown_sum + floor * hidden_cells}"
 
-    view["total"] = [total(int(s), int(h)) for s, h in zip(shown.sum(axis=1), hidden.sum(axis=1))]
+    # Cells are text ("<3", "≥5"): an empty table must not get a numeric column the total row cannot fit.
+    view["total"] = pd.Series(
+        [total(int(s), int(h)) for s, h in zip(shown.sum(axis=1), hidden.sum(axis=1))], index=view.index, dtype=object
+    )
     column_totals = [total(int(s), int(h)) for s, h in zip(shown.sum(axis=0), hidden.sum(axis=0))]
     view.loc["total"] = [*column_totals, total(int(shown.sum()), int(hidden.sum()))]
     return view

@@ -42,6 +42,7 @@ CASES_MAP = {"type": AREA_MAP, "page": "cases"}
 CODES_MAP = {"type": AREA_MAP, "page": "cases-codes"}
 CASES_NUMBERS = "cases-numbers"
 CASES_AREAS = "cases-areas"
+CASES_CLUSTERS = "cases-clusters"
 
 # Foot traffic.
 FOOT_TICK = "foot-tick"

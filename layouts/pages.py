@@ -74,19 +74,30 @@ def overview(refresh_ms: int) -> html.Div:
 
 
 def cases(refresh_ms: int) -> html.Div:
-    """Exposure sites and confirmed cases per area; health-code mix per area; small counts shown as '<3'."""
+    """Confirmed cases per area and exposure sites by recency; active health codes per community; case clusters.
+    Small counts are shown as '<3'; case paths are left out, as they need a restricted view."""
     return html.Div(
         [
             _tick(ids.CASES_TICK, refresh_ms, ids.CASES_RENDERED),
             html.Div(id=ids.CASES_NUMBERS, className="numbers wide"),
             html.Div(
                 [
-                    card("Confirmed cases and exposure sites", live_map(ids.CASES_MAP)),
-                    card("Health-code mix: share yellow or red", live_map(ids.CODES_MAP)),
+                    card("Confirmed cases and exposure sites by recency", live_map(ids.CASES_MAP)),
+                    card("Active health codes per community: yellow and red", live_map(ids.CODES_MAP)),
                 ],
                 className="pair",
             ),
-            card("Areas", html.Div(id=ids.CASES_AREAS), class_name="manager-only"),
+            html.Div(
+                [
+                    card("Case clusters", html.Div(id=ids.CASES_CLUSTERS)),
+                    card("Areas", html.Div(id=ids.CASES_AREAS), class_name="manager-only"),
+                ],
+                className="pair",
+            ),
+            html.P(
+                "Case paths need a restricted view: a case's own visits are never shown on a shared screen.",
+                className="note",
+            ),
         ],
         className="page page-cases",
     )

@@ -39,29 +39,51 @@ def _vs(now: int, before: int | None) -> tuple[str, str]:
 # ---------------------------------------------------------------------------- numbers per view
 
 
+def _largest(h: dict) -> tuple[str, str]:
+    largest = h["largest"]
+    if largest is None:
+        return "–", "no linked cases"
+    sites = largest["sites"]
+    return f"{largest['size']} cases", f"{sites} site{'s' if sites != 1 else ''}: {largest['site_names']}"
+
+
 def cases_numbers(snap: dict) -> list:
     h = snap["headline"]
-    codes = h["codes"]
-    declared = sum(codes.values())
-    flagged = (codes["yellow"] + codes["red"]) / declared if declared else None
+    size, where = _largest(h)
     return [
         number("confirmed cases", h["confirmed"], WINDOW_LABELS[snap["window"]], "alert"),
         number("suspected cases", h["suspected"]),
-        number("exposure sites", _n(len(snap["sites"]["lon"]))),
-        number("venue check-ins", _n(h["checkins"]), "close contacts are found among these"),
-        number("yellow or red codes", _pct(flagged), f"of {declared:,} declarations"),
+        number("active contacts (yellow)", h["yellow"], "in quarantine now", "warn"),
+        number("red codes", h["red"], "cases in isolation now", "alert"),
+        number("exposure sites", _n(h["sites"])),
+        number("case clusters", _n(h["clusters"]), "cases linked by a shared venue"),
+        number("largest cluster", size, where),
     ]
+
+
+def cases_clusters(snap: dict) -> html.Div | html.Table:
+    """Clusters, largest first: size ('<3' when few), sites, when first and last seen; no person ids."""
+    rows = snap["clusters"]
+    if not rows:
+        return empty("No cluster: no two cases linked by a shared venue.")
+    shown = [
+        [r["cluster"], r["size"], r["sites"], r["site_names"], _ago(r["first_seen_h"]), _ago(r["last_seen_h"])]
+        for r in rows[:10]
+    ]
+    return table(["cluster", "cases", "sites", "where", "first seen", "last seen"], shown)
+
+
+def _ago(hours: float) -> str:
+    return "now" if hours < 1 else f"{hours:.0f} h ago"
 
 
 def cases_areas(snap: dict) -> html.Table:
     """Areas by confirmed cases, small counts shown as '<3' and listed by name, never ranked among themselves."""
     areas = snap["cases"]
-    codes = snap["codes"]
-    rows = list(zip(areas["names"], areas["shown"], codes["flagged_pct"], codes["yellow"], codes["red"]))
+    rows = list(zip(areas["names"], areas["shown"]))
     exact = sorted((r for r in rows if not r[1].startswith("<")), key=lambda r: (-int(r[1]), r[0]))
     small = sorted((r for r in rows if r[1].startswith("<")), key=lambda r: r[0])
-    shown = [[n, c, "–" if f is None else f"{f} %", y, r] for n, c, f, y, r in (exact + small)[:15]]
-    return table(["area", "confirmed", "yellow/red share", "yellow", "red"], shown)
+    return table(["area", "confirmed"], [list(r) for r in (exact + small)[:15]])
 
 
 def foot_numbers(snap: dict) -> list:
@@ -187,8 +209,9 @@ def overview_numbers(snap: dict) -> dict[str, list]:
     return {
         "cases": [
             number("confirmed", c["confirmed"], "", "alert"),
-            number("exposure sites", _n(len(snap["cases"]["sites"]["lon"]))),
-            number("check-ins", _n(c["checkins"])),
+            number("yellow", c["yellow"], "", "warn"),
+            number("red", c["red"], "", "alert"),
+            number("clusters", _n(c["clusters"])),
         ],
         "foot": [
             number("people now", _n(f["people"]), hint, tone),

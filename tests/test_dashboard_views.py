@@ -11,12 +11,14 @@ import pytest
 
 from data.aggregator import Aggregator
 from data.connection import client_from_url
+from data.keepers import cases as case_keeper
 from data.keys import Keys
 from data.read import CityReader
 from data.schema import encode
 from views import figures, snapshots
 from views.geography import CityGeography
 from views.privacy import shown_count, shown_total, suppressed
+from views.snapshots import DAY_S
 from views.state import DEFAULT_WINDOW, ViewState, parse_state, parse_wall, state_query
 
 DISTRICTS = {"D-FT", "D-LU"}
@@ -97,11 +99,19 @@ def _snapshot_like(geo):
         "codes": {
             "ids": ids,
             "names": ids,
-            "flagged_pct": [None] * len(ids),
-            "yellow": ["0"] * len(ids),
-            "red": ["0"] * len(ids),
+            "value": [None] + [4] * (len(ids) - 1),
+            "yellow": ["<3"] + ["4"] * (len(ids) - 1),
+            "red": ["<3"] * len(ids),
         },
-        "sites": {"lon": [114.0], "lat": [22.6], "names": ["x"], "size": [3], "shown": ["<3"]},
+        "sites": {
+            "lon": [114.0],
+            "lat": [22.6],
+            "names": ["x"],
+            "recency_h": [5.0],
+            "window_h": 48.0,
+            "size": [3],
+            "shown": ["<3"],
+        },
         "heat": {"lon": [114.0], "lat": [22.6], "weight": [5]},
         "hotspots": [{"cell": "c", "lon": 114.0, "lat": 22.6, "count": 4, "z": 3.1}],
         "volumes": {"ids": ids, "names": ids, "values": list(range(len(ids)))},
@@ -284,3 +294,121 @@ def test_crowding_over_capacity_raises_an_alarm_that_says_where(fed, geo, demo_c
     worker.flush()
     found = [a for a in snapshots.alarms(reader, geo, settings, time.time()) if a["key"] == f"crowding:{mall.place_id}"]
     assert found and mall["name"] in found[0]["where"]
+
+
+# ---------------------------------------------------------------------------- case tracing on a real Redis
+
+HOUR_MS = 3_600_000
+DAY_MS = 24 * HOUR_MS
+
+
+class CaseFeed:
+    """Case-tracing events at real venues of the demo city, written to the stream and aggregated."""
+
+    def __init__(self, client, settings, city_map):
+        self.client, self.stream, self.seq = client, Keys(settings.key_prefix).stream("cases"), 0
+        self.worker = Aggregator(client, settings, city_map, name="views", sources=("cases",))
+        self.worker.ensure_groups()
+
+    def __call__(self, type_name: str, ts: int, place, **fields) -> None:
+        self.seq += 1
+        self.client.xadd(
+            self.stream, encode(type_name, src="views", seq=self.seq, ts=ts, lon=place.lon, lat=place.lat, **fields)
+        )
+
+    def drain(self) -> None:
+        while self.worker.step(block_ms=None):
+            pass
+        self.worker.flush()
+
+
+@pytest.fixture
+def outbreak(client, settings, city_map, demo_city, geo):
+    """Two linked cases and four contacts at a venue of one district, one lone case at a venue of another.
+
+    The first venue's community holds 4 yellow codes and 2 red ones; the second's 1 red: a community whose
+    every count is hidden.
+    """
+    venues = demo_city.places[demo_city.places.kind == "venue"]
+    districts = venues["community_id"].map(lambda c: geo.community_parents[c][1])
+    near, far = venues[districts == districts.iloc[0]].iloc[0], venues[districts != districts.iloc[0]].iloc[0]
+    now = int(time.time() * 1000)
+    feed = CaseFeed(client, settings, city_map)
+    for i in range(4):
+        feed("checkin", now - 5 * HOUR_MS, near, person_id=f"p-{i}", venue_id=near.place_id, stay_s=3600)
+    feed.drain()
+    for case in ("c-a", "c-b"):
+        feed("case_report", now - 3 * HOUR_MS, near, case_id=case, status="confirmed", onset_ts=now - DAY_MS)
+    feed("case_report", now - 3 * HOUR_MS, far, case_id="c-far", status="confirmed", onset_ts=now - DAY_MS)
+    visit = {"venue_id": near.place_id, "arrive_ts": now - 5 * HOUR_MS, "leave_ts": now - 4 * HOUR_MS}
+    feed("case_visit", now - 2 * HOUR_MS, near, case_id="c-a", **visit)
+    feed("case_visit", now - 2 * HOUR_MS, near, case_id="c-b", **visit)
+    lone = {"venue_id": far.place_id, "arrive_ts": now - 30 * HOUR_MS, "leave_ts": now - 29 * HOUR_MS}
+    feed("case_visit", now - 2 * HOUR_MS, far, case_id="c-far", **lone)
+    feed.drain()
+    return CityReader(client, settings), near, far, feed
+
+
+@pytest.mark.redis
+def test_the_cases_snapshot_colours_sites_by_recency_and_reads_codes_and_clusters_from_the_keeper(outbreak, geo):
+    reader, near, far, _feed = outbreak
+    snap = snapshots.cases_snapshot(reader, geo, ViewState("24h"), time.time())
+    sites = dict(zip(snap["sites"]["names"], snap["sites"]["recency_h"]))
+    assert 3.8 < sites[near["name"]] < 4.2 and 28.8 < sites[far["name"]] < 29.2
+    assert snap["sites"]["names"][0] == near["name"]  # newest first
+    assert snap["sites"]["window_h"] == reader.settings.infectious_days * 24
+    codes = {i: (y, r, v) for i, y, r, v in zip(*(snap["codes"][k] for k in ("ids", "yellow", "red", "value")))}
+    assert codes[near.community_id] == ("4", "<3", 4)
+    assert codes[far.community_id] == ("<3", "<3", None)
+    assert snap["headline"]["yellow"] == "≥4" and snap["headline"]["red"] == "≥0"
+    assert snap["headline"]["clusters"] == 1 and len(snap["clusters"]) == 1
+    cluster = snap["clusters"][0]
+    assert cluster["size"] == "<3" and cluster["sites"] == 1 and cluster["site_names"] == near["name"]
+    assert 4.8 < cluster["first_seen_h"] < 5.2 and snap["headline"]["largest"] == cluster
+    for fig in (figures.cases_map(snap, "r"), figures.codes_map(snap, "r")):
+        go.Figure(fig)
+
+
+@pytest.mark.redis
+def test_a_drilled_cases_snapshot_keeps_only_the_sites_codes_and_clusters_of_that_district(outbreak, geo):
+    reader, near, far, _feed = outbreak
+    district = geo.community_parents[far.community_id][1]
+    snap = snapshots.cases_snapshot(reader, geo, ViewState("24h", district), time.time())
+    assert snap["sites"]["names"] == [far["name"]] and snap["clusters"] == []
+    assert near.community_id not in snap["codes"]["ids"] and far.community_id in snap["codes"]["ids"]
+    assert snap["headline"]["yellow"] == "≥0" and snap["headline"]["largest"] is None
+
+
+@pytest.mark.redis
+def test_a_suppressed_code_count_never_reaches_the_page(outbreak, geo):
+    reader, near, far, _feed = outbreak
+    exact = case_keeper.active_codes(reader.client, reader.keys)
+    assert exact.loc[near.community_id, "red"] == 2 and exact.loc[far.community_id, "red"] == 1
+    snap = snapshots.cases_snapshot(reader, geo, ViewState("24h"), time.time())
+    payload = json.dumps(
+        [snap["codes"], snap["clusters"], snap["headline"], figures.codes_map(snap, "r"), figures.cases_map(snap, "r")]
+    )
+    assert '"<3"' in payload and '"1"' not in payload and '"2"' not in payload
+    assert "red 2" not in payload and "red 1" not in payload and "c-a" not in payload and "p-0" not in payload
+    few = figures.codes_map(snap, "r")["data"][1]
+    i = few["locations"].index(far.community_id)
+    assert few["customdata"][i][1:] == ["fewer than 3", "fewer than 3"]
+    assert far.community_id not in figures.codes_map(snap, "r")["data"][0]["locations"]
+
+
+@pytest.mark.redis
+def test_a_new_cluster_of_enough_cases_raises_a_wall_alarm_and_an_old_one_does_not(outbreak, geo, settings):
+    reader, near, _far, feed = outbreak
+    assert not [a for a in snapshots.alarms(reader, geo, settings, time.time()) if a["kind"] == "cases"]
+    now = int(time.time() * 1000)
+    feed("case_report", now - HOUR_MS, near, case_id="c-c", status="confirmed", onset_ts=now - DAY_MS)
+    feed(
+        "case_visit", now - HOUR_MS, near, case_id="c-c", venue_id=near.place_id,
+        arrive_ts=now - 5 * HOUR_MS, leave_ts=now - 4 * HOUR_MS,
+    )  # fmt: skip
+    feed.drain()
+    found = [a for a in snapshots.alarms(reader, geo, settings, time.time()) if a["kind"] == "cases"]
+    assert len(found) == 1 and found[0]["what"].startswith("New case cluster: 3 cases linked at 1 site")
+    assert near["name"] in found[0]["where"] and found[0]["key"] == f"cases:cluster:{near.place_id}"
+    later = time.time() + 2 * DAY_S
+    assert not [a for a in snapshots.alarms(reader, geo, settings, later) if a["kind"] == "cases"]

@@ -21,8 +21,10 @@ WATER = "#0a1020"
 EDGE = "#3a4a6b"
 ACCENT = "#38bdf8"
 HEAT = [[0, "rgba(56,189,248,0)"], [0.25, "#2563eb"], [0.5, "#a855f7"], [0.75, "#f97316"], [1, "#fde047"]]
-CASES = [[0, "#1e293b"], [0.2, "#7c2d12"], [0.6, "#ea580c"], [1, "#fbbf24"]]
-CODES = [[0, "#14532d"], [0.3, "#ca8a04"], [1, "#dc2626"]]
+CASES = [[0, "#1e293b"], [0.3, "#3b2f5e"], [0.7, "#6d4a9e"], [1, "#a78bfa"]]
+RECENCY = [[0, "#fef08a"], [0.2, "#f97316"], [0.55, "#dc2626"], [1, "#4b5563"]]  # newest visit hottest
+CODES = [[0, "#1c2a1f"], [0.35, "#ca8a04"], [1, "#dc2626"]]
+FEW = "#64748b"  # a community whose every count is hidden: neither its colour nor its hover gives a number
 VOLUME = [[0, "#0c1a33"], [0.5, "#0e7490"], [1, "#67e8f9"]]
 RATIO = [[0, "#3b82f6"], [0.5, "#e5e7eb"], [1, "#ef4444"]]
 DATA_KEYS = ("locations", "z", "lat", "lon", "customdata", "text", "marker.size", "marker.color")
@@ -170,10 +172,34 @@ def figure(traces: list[dict], layout: dict) -> dict:
 # ---------------------------------------------------------------------------- view maps
 
 
+def _hours(h: float) -> str:
+    return "under way or within the hour" if h < 1 else f"{h:.0f} h ago"
+
+
 def cases_map(snap: dict, uirevision: str, tile_style: str = "", compact: bool = False) -> dict:
-    """Confirmed cases per area ('<3' where few) with the exposure sites cases visited."""
+    """Confirmed cases per area ('<3' where few) with the exposure sites, coloured by hours since their last
+    visit over the infectious window (newest hottest; older sites in grey)."""
     areas = snap["cases"] if "cases" in snap else snap["areas"]
     sites = snap["sites"]
+    recency = points_trace(
+        sites["lon"],
+        sites["lat"],
+        color=sites["recency_h"],
+        colorscale=RECENCY,
+        cmin=0,
+        cmax=sites["window_h"],
+        size=[min(9 + 2 * s, 24) for s in sites["size"]],
+        text=[
+            f"{n}<br>last visit {_hours(h)}<br>cases: {s}"
+            for n, h, s in zip(sites["names"], sites["recency_h"], sites["shown"])
+        ],
+        hover="<b>exposure site</b><br>%{text}",
+        opacity=0.95,
+    )
+    recency["marker"] |= {
+        "showscale": not compact,
+        "colorbar": _colorbar("hours since last visit", compact) | {"x": 0.01, "xanchor": "left"},
+    }
     traces = [
         area_trace(
             snap["level"],
@@ -185,32 +211,46 @@ def cases_map(snap: dict, uirevision: str, tile_style: str = "", compact: bool =
             customdata=[[n, s] for n, s in zip(areas["names"], areas["shown"])],
             compact=compact,
         ),
-        points_trace(
-            sites["lon"],
-            sites["lat"],
-            color="#f43f5e",
-            size=[min(8 + 2 * s, 24) for s in sites["size"]],
-            text=[f"{n}<br>case visits: {s}" for n, s in zip(sites["names"], sites["shown"])],
-            hover="<b>exposure site</b><br>%{text}",
-        ),
+        recency,
     ]
     return figure(traces, map_layout(snap["bounds"], uirevision, tile_style, compact))
 
 
+def _spoken(count: str) -> str:
+    return f"fewer than {count[1:]}" if count.startswith("<") else count
+
+
 def codes_map(snap: dict, uirevision: str, tile_style: str = "") -> dict:
-    """Share of declarations with a yellow or red health code, per area."""
+    """Active yellow and red health codes per community; a community whose counts are all hidden is drawn
+    in a neutral 'few' colour and says 'fewer than 3'."""
     codes = snap["codes"]
-    trace = area_trace(
-        snap["level"],
-        codes["ids"],
-        codes["flagged_pct"],
+    counted = [i for i, v in enumerate(codes["value"]) if v is not None]
+    few = [i for i, v in enumerate(codes["value"]) if v is None]
+
+    def hover_data(rows):
+        return [[codes["names"][i], _spoken(codes["yellow"][i]), _spoken(codes["red"][i])] for i in rows]
+
+    shown = area_trace(
+        "community",
+        [codes["ids"][i] for i in counted],
+        [codes["value"][i] for i in counted],
         CODES,
-        "% yellow/red",
-        "<b>%{customdata[0]}</b><br>yellow or red: %{z}%<br>yellow %{customdata[1]} · red %{customdata[2]}",
-        customdata=[[n, y, r] for n, y, r in zip(codes["names"], codes["yellow"], codes["red"])],
+        "yellow + red",
+        "<b>%{customdata[0]}</b><br>yellow %{customdata[1]} · red %{customdata[2]}",
+        customdata=hover_data(counted),
     )
-    trace["zmax"] = max(max([v for v in codes["flagged_pct"] if v is not None] or [0]), 5)
-    return figure([trace], map_layout(snap["bounds"], uirevision, tile_style))
+    shown["zmax"] = max(max([codes["value"][i] for i in counted] or [0]), 5)
+    hidden = area_trace(
+        "community",
+        [codes["ids"][i] for i in few],
+        [1] * len(few),
+        [[0, FEW], [1, FEW]],
+        "",
+        "<b>%{customdata[0]}</b><br>few codes: yellow %{customdata[1]} · red %{customdata[2]}",
+        customdata=hover_data(few),
+    )
+    hidden["showscale"] = False
+    return figure([shown, hidden], map_layout(snap["bounds"], uirevision, tile_style))
 
 
 def foot_heat_map(snap: dict, uirevision: str, tile_style: str = "", compact: bool = False) -> dict:

@@ -14,6 +14,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from data.keepers import cases as case_keeper
+from data.keepers.cases import tracing_params
 from data.keepers.complaints import complaint_table
 from data.keys import SOURCE_TITLES, SOURCES
 from data.read import CityReader, Window, rollup
@@ -86,53 +88,112 @@ def _base(geo: CityGeography, state: ViewState, now: float) -> dict[str, Any]:
 # ---------------------------------------------------------------------------- cases
 
 
-def exposure_sites(
-    visits: Mapping[str, int], geo: CityGeography, state: ViewState, minimum: int, limit: int = 400
+def _hidden(text: str) -> bool:
+    return str(text).startswith("<")
+
+
+def shown_sum(texts: list[str]) -> str:
+    """A total of shared-screen counts that uses only what they show: exact, or '≥N' when any is hidden."""
+    shown = sum(int(t) for t in texts if not _hidden(t))
+    return f"≥{shown}" if any(_hidden(t) for t in texts) else str(shown)
+
+
+def exposure_site_points(
+    sites: list[dict], geo: CityGeography, state: ViewState, minimum: int, limit: int = 400
 ) -> dict[str, list]:
-    """Venues confirmed cases visited (the ``limit`` most visited): position, name and visits ('<N' when few)."""
+    """Exposure sites in scope at their venue, newest first: name, hours since the last visit, cases ('<N' when few).
+
+    Case tokens and visit times stay on the server: a shared screen gets the place and how recent it is.
+    """
     rows = []
-    for venue, n in visits.items():
-        place = geo.places.get(venue)
-        if place is None or n <= 0 or not geo.in_scope(place["community_id"], state.district, state.neighbourhood):
+    for site in sites:
+        place = geo.places.get(site["venue_id"])
+        if place is None or not geo.in_scope(site["community_id"], state.district, state.neighbourhood):
             continue
-        rows.append((place["lon"], place["lat"], place["name"], n))
-    rows.sort(key=lambda r: -r[3])
+        rows.append((place["lon"], place["lat"], place["name"], round(float(site["recency_h"]), 1), site["cases"]))
+    rows.sort(key=lambda r: r[3])
     rows = rows[:limit]
     return {
         "lon": [r[0] for r in rows],
         "lat": [r[1] for r in rows],
         "names": [r[2] for r in rows],
-        "size": [max(r[3], minimum) for r in rows],  # a few visits draw as the threshold: size reveals nothing
-        "shown": [shown_count(r[3], minimum) for r in rows],
+        "recency_h": [r[3] for r in rows],
+        "size": [max(r[4], minimum) for r in rows],  # a few cases draw as the threshold: size reveals nothing
+        "shown": [shown_count(r[4], minimum) for r in rows],
     }
 
 
+def code_mix(table: pd.DataFrame, geo: CityGeography, state: ViewState) -> dict[str, list]:
+    """Active yellow and red codes per community in scope, as the shared-screen table shows them.
+
+    ``value`` is what the colour shows (the sum of the shown counts, a lower bound) or None where every
+    count of the community is hidden; communities with no active code are 0.
+    """
+    areas = geo.areas_of("community", state.district, state.neighbourhood)
+    yellow, red, value = [], [], []
+    for community in areas:
+        if community in table.index:
+            y, r = str(table.at[community, "yellow"]), str(table.at[community, "red"])
+        else:
+            y, r = "0", "0"
+        yellow.append(y)
+        red.append(r)
+        value.append(None if _hidden(y) and _hidden(r) else sum(int(t) for t in (y, r) if not _hidden(t)))
+    return {"ids": areas, "names": [geo.names.get(a, a) for a in areas], "yellow": yellow, "red": red, "value": value}
+
+
+def cluster_rows(found: list[dict], geo: CityGeography, state: ViewState, minimum: int, now: float) -> list[dict]:
+    """Clusters with a site in scope, largest first: size ('<N' when few), sites and hours since first and last seen.
+
+    No case token leaves the server.
+    """
+    now_ms = now * 1000
+    rows = []
+    for c in found:
+        places = [geo.places[v] for v in c["sites"] if v in geo.places]
+        if state.district and not any(
+            geo.in_scope(p["community_id"], state.district, state.neighbourhood) for p in places
+        ):
+            continue
+        rows.append(
+            {
+                "cluster": f"K{int(c['cluster_id']) + 1}",
+                "size": shown_count(int(c["size"]), minimum),
+                "sites": len(c["sites"]),
+                "site_names": ", ".join(sorted(p["name"] for p in places)),
+                "first_seen_h": round(max(now_ms - c["first_arrive_ts"], 0) / 3_600_000, 1),
+                "last_seen_h": round(max(now_ms - c["last_leave_ts"], 0) / 3_600_000, 1),
+            }
+        )
+    return rows
+
+
 def cases_snapshot(reader: CityReader, geo: CityGeography, state: ViewState, now: float, minimum: int = 3) -> dict:
-    """Confirmed cases per area (small cells suppressed), health-code mix per area and exposure sites."""
+    """Confirmed cases per area (small cells suppressed), exposure sites by recency, active health codes per
+    community, and case clusters. Case paths are left out: they need a restricted view."""
     window = _window(state, now)
-    facets = reader.counts_many(
-        "cases", ["cases.community_status", "declarations.community_code", "visits.venue", "checkins.community"], window
-    )
-    by_status = _split(_scoped(facets["cases.community_status"], geo, state))
+    now_ms = int(now * 1000)
+    params = tracing_params(reader.settings)
+    by_status = _split(_scoped(reader.counts("cases", "cases.community_status", window), geo, state))
     confirmed = {c: s.get("confirmed", 0) for c, s in by_status.items()}
     suspected = {c: s.get("suspected", 0) for c, s in by_status.items()}
     cases = area_values(confirmed, geo, state)
     hidden = suppressed(cases, minimum)
-    codes = _split(_scoped(facets["declarations.community_code"], geo, state))
-    level_map = geo.parent_map(state.level)
-    mix: dict[str, dict[str, int]] = {}
-    for community, by_code in codes.items():
-        slot = mix.setdefault(level_map.get(community, community), {})
-        for code, n in by_code.items():
-            slot[code] = slot.get(code, 0) + n
-    areas = geo.areas_of(state.level, state.district, state.neighbourhood)
-    flagged = []
-    for area in areas:
-        m = mix.get(area, {})
-        total = sum(m.values())
-        flagged.append(round(100 * (m.get("yellow", 0) + m.get("red", 0)) / total, 1) if total else None)
-    code_totals = {code: sum(m.get(code, 0) for m in mix.values()) for code in ("green", "yellow", "red")}
     rows = _area_rows(cases, geo)
+    sites = exposure_site_points(
+        case_keeper.exposure_sites(reader.client, reader.keys, now_ms, params), geo, state, minimum
+    )
+    table = case_keeper.health_code_counts(reader.client, reader.keys, minimum)
+    codes = code_mix(table, geo, state)
+    if state.district:
+        # The table's total row is city-wide; a drilled total is summed from what the drilled rows show.
+        active = {colour: shown_sum(codes[colour]) for colour in ("yellow", "red")}
+    else:
+        active = {
+            colour: str(table.at["total", colour]) if "total" in table.index else "0" for colour in ("yellow", "red")
+        }
+    clusters = cluster_rows(case_keeper.clusters(reader.client, reader.keys, now_ms, params), geo, state, minimum, now)
+    largest = clusters[0] if clusters else None
     return {
         **_base(geo, state, now),
         "cases": {
@@ -140,19 +201,17 @@ def cases_snapshot(reader: CityReader, geo: CityGeography, state: ViewState, now
             "values": [1.5 if v is None else v for v in hidden.values()],
             "shown": [shown_count(cases[a], minimum) for a in rows["ids"]],
         },
-        "codes": {
-            "ids": areas,
-            "names": [geo.names.get(a, a) for a in areas],
-            "flagged_pct": flagged,
-            "yellow": [shown_count(mix.get(a, {}).get("yellow", 0), minimum) for a in areas],
-            "red": [shown_count(mix.get(a, {}).get("red", 0), minimum) for a in areas],
-        },
-        "sites": exposure_sites(facets["visits.venue"], geo, state, minimum),
+        "codes": codes,
+        "sites": sites | {"window_h": params.infectious_days_before * 24},
+        "clusters": clusters,
         "headline": {
             "confirmed": shown_total(cases, minimum),
             "suspected": shown_total(area_values(suspected, geo, state), minimum),
-            "checkins": sum(_scoped(facets["checkins.community"], geo, state).values()),
-            "codes": code_totals,
+            "yellow": active["yellow"],
+            "red": active["red"],
+            "sites": len(sites["lon"]),
+            "clusters": len(clusters),
+            "largest": largest,
         },
     }
 
@@ -578,7 +637,7 @@ def _duration(seconds: float) -> str:
 
 
 def alarms(reader: CityReader, geo: CityGeography, settings, now: float) -> list[dict]:
-    """What must take over the wall: crowding over capacity, a case cluster, an urgent-complaint surge,
+    """What must take over the wall: crowding over capacity, a new case cluster, an urgent-complaint surge,
     a service center over its wait target. Each alarm says what and where."""
     out: list[dict] = []
     for s in reader.sensors().values():
@@ -599,19 +658,7 @@ def alarms(reader: CityReader, geo: CityGeography, settings, now: float) -> list
                     "key": f"crowding:{s['place_id']}",
                 }
             )
-    day = Window.last(DAY_S, now)
-    confirmed = _split(reader.counts("cases", "cases.community_status", day))
-    for community, by_status in confirmed.items():
-        n = by_status.get("confirmed", 0)
-        if n >= settings.alarm_cluster_cases and community in geo.community_parents:
-            out.append(
-                {
-                    "kind": "cases",
-                    "what": f"Case cluster: {n} confirmed cases in 24 h",
-                    "where": _where(geo, geo.names.get(community, community), community),
-                    "key": f"cases:{community}",
-                }
-            )
+    out += cluster_alarms(reader, geo, settings, now)
     hour = Window.last(3600, now)
     urgent: dict[str, int] = {}
     for key, n in reader.counts("complaints", "complaints.community_category", hour).items():
@@ -641,6 +688,31 @@ def alarms(reader: CityReader, geo: CityGeography, settings, now: float) -> list
                     "key": f"services:{center}",
                 }
             )
+    return out
+
+
+def cluster_alarms(reader: CityReader, geo: CityGeography, settings, now: float) -> list[dict]:
+    """A new case cluster: at least ``alarm_cluster_cases`` linked cases, the newest visit within 24 h."""
+    now_ms = int(now * 1000)
+    out = []
+    found = case_keeper.clusters(reader.client, reader.keys, now_ms, tracing_params(settings))
+    for c in found:
+        if c["size"] < settings.alarm_cluster_cases or c["last_leave_ts"] < now_ms - DAY_S * 1000:
+            continue
+        places = [geo.places[v] for v in c["sites"] if v in geo.places]
+        first = places[0] if places else None
+        sites = len(c["sites"])
+        alarm = {
+            "kind": "cases",
+            "what": f"New case cluster: {shown_count(int(c['size']), settings.privacy_min_count)} cases linked"
+            f" at {sites} site{'s' if sites != 1 else ''}",
+            "where": _where(geo, first["name"], first["community_id"]) if first else "unplaced venue",
+            # The cluster's earliest site names it across ticks: cluster ids follow the clusters' sizes.
+            "key": f"cases:cluster:{min(c['sites'])}",
+        }
+        if first:
+            alarm |= {"lon": first["lon"], "lat": first["lat"]}
+        out.append(alarm)
     return out
 
 

@@ -6,7 +6,12 @@ Events are written as the simulators would and folded by the real aggregator; th
 aggregates, so its time should not grow with the events in the window (flatness = ms_1m / ms_10k, worst
 view, target ≤ 1.5).
 
-    python -m bench.refresh [--sizes 10000,100000,1000000] [--repeat 5]     (uses REDIS_URL when set)
+    python -m bench.refresh [--sizes 10000,100000,1000000] [--repeat 5] [--no-window-cache]
+                                                                            (uses REDIS_URL when set)
+
+It also says where a refresh's time goes at each size (``BREAKDOWN`` lines): reading the aggregates
+(`CityReader`, Redis round trips and summing), the rest of the snapshot, each figure builder, and
+the JSON encoding.
 """
 
 from __future__ import annotations
@@ -18,6 +23,8 @@ import tempfile
 import threading
 import time
 import uuid
+from collections.abc import Callable
+from typing import Any
 
 import plotly.io
 
@@ -33,42 +40,93 @@ from views.geography import CityGeography
 from views.state import ViewState
 
 VIEWS = ("overview", "cases", "foot-traffic", "services", "complaints", "health")
+# The reader's methods that talk to Redis; `counts` goes through `counts_many`, so it is not listed.
+READER_CALLS = (
+    "counts_many",
+    "counts_in_windows",
+    "series",
+    "sensors",
+    "freshness",
+    "stream_lengths",
+    "consumer_lag",
+    "dead_letter_counts",
+    "dead_letters",
+    "workers",
+)
+
+
+class Stopwatch:
+    """Milliseconds spent per part of a refresh, summed over the refreshes it timed."""
+
+    def __init__(self) -> None:
+        self.ms: dict[str, float] = {}
+
+    def add(self, part: str, ms: float) -> None:
+        self.ms[part] = self.ms.get(part, 0.0) + ms
+
+    def time(self, part: str, build: Callable[..., Any], *args, **kwargs) -> Any:
+        start = time.perf_counter()
+        try:
+            return build(*args, **kwargs)
+        finally:
+            self.add(part, (time.perf_counter() - start) * 1000)
+
+
+def time_reads(reader: CityReader, watch: Stopwatch) -> None:
+    """Charge the time of every Redis-reading call of the reader to ``reads``."""
+    for name in READER_CALLS:
+        method = getattr(reader, name)
+        setattr(reader, name, lambda *a, _m=method, **k: watch.time("reads", _m, *a, **k))
 
 
 def build_view(
-    view: str, reader: CityReader, geo: CityGeography, state: ViewState, now: float, memo
+    view: str,
+    reader: CityReader,
+    geo: CityGeography,
+    state: ViewState,
+    now: float,
+    memo,
+    watch: Stopwatch | None = None,
 ) -> tuple[dict, list]:
-    """One refresh of a view as the callbacks do it: the snapshot, then its figures."""
+    """One refresh of a view as the callbacks do it: the snapshot, then its figures (each timed on ``watch``)."""
+    watch = watch or Stopwatch()
     rev = f"{view}:"
+
+    def fig(build: Callable[..., dict], *args, **kwargs) -> dict:
+        return watch.time(f"fig:{build.__name__}", build, *args, **kwargs)
+
+    snap_of = {
+        "overview": lambda: snapshots.overview_snapshot(reader, geo, state, now, memo),
+        "cases": lambda: snapshots.cases_snapshot(reader, geo, state, now),
+        "foot-traffic": lambda: snapshots.foot_snapshot(reader, geo, state, now),
+        "services": lambda: snapshots.services_snapshot(reader, geo, state, now),
+        "complaints": lambda: snapshots.complaints_snapshot(reader, geo, state, now, memo),
+        "health": lambda: snapshots.health_snapshot(reader, now),
+    }
+    snap = watch.time("snapshot", snap_of[view])
     if view == "overview":
-        snap = snapshots.overview_snapshot(reader, geo, state, now, memo)
         base = {"level": snap["level"], "bounds": snap["bounds"]}
         figs = [
-            figures.cases_map(snap["cases"] | base, rev, compact=True),
-            figures.foot_heat_map(snap["foot"] | base, rev, compact=True),
-            figures.services_map(snap["services"] | base, rev, compact=True, centers=False),
-            figures.complaints_map(snap["complaints"] | base, rev, compact=True),
+            fig(figures.cases_map, snap["cases"] | base, rev, compact=True),
+            fig(figures.foot_heat_map, snap["foot"] | base, rev, compact=True),
+            fig(figures.services_map, snap["services"] | base, rev, compact=True, centers=False),
+            fig(figures.complaints_map, snap["complaints"] | base, rev, compact=True),
         ]
     elif view == "cases":
-        snap = snapshots.cases_snapshot(reader, geo, state, now)
-        figs = [figures.cases_map(snap, rev), figures.codes_map(snap, rev)]
+        figs = [fig(figures.cases_map, snap, rev), fig(figures.codes_map, snap, rev)]
     elif view == "foot-traffic":
-        snap = snapshots.foot_snapshot(reader, geo, state, now)
-        figs = [figures.foot_heat_map(snap, rev), figures.sensors_map(snap, rev)]
+        figs = [fig(figures.foot_heat_map, snap, rev), fig(figures.sensors_map, snap, rev)]
     elif view == "services":
-        snap = snapshots.services_snapshot(reader, geo, state, now)
         figs = [
-            figures.services_map(snap, rev),
-            figures.bar_chart(list(snap["channels"]), list(snap["channels"].values()), rev),
+            fig(figures.services_map, snap, rev),
+            fig(figures.bar_chart, list(snap["channels"]), list(snap["channels"].values()), rev),
         ]
     elif view == "complaints":
-        snap = snapshots.complaints_snapshot(reader, geo, state, now, memo)
         figs = [
-            figures.complaints_map(snap, rev),
-            figures.bar_chart(list(snap["categories"]), list(snap["categories"].values()), rev),
+            fig(figures.complaints_map, snap, rev),
+            fig(figures.bar_chart, list(snap["categories"]), list(snap["categories"].values()), rev),
         ]
     else:
-        snap = snapshots.health_snapshot(reader, now)
         figs = []
     return snap, figs
 
@@ -85,7 +143,7 @@ def commands(client) -> int:
     return sum(v["calls"] for k, v in stats.items() if k != "cmdstat_info")
 
 
-def measure(client, settings, city, geo, n: int, repeat: int) -> dict:
+def measure(client, settings, city, geo, n: int, repeat: int, window_cache: bool = True) -> dict:
     keys = Keys(settings.key_prefix)
     t0 = time.perf_counter()
     fill(client, keys, city, n, seed=n % 997)
@@ -95,7 +153,7 @@ def measure(client, settings, city, geo, n: int, repeat: int) -> dict:
         pass
     worker.flush()
     load_s = time.perf_counter() - t0
-    reader = CityReader(client, settings)
+    reader = CityReader(client, settings, window_cache=window_cache)
     state = ViewState("1h")
     out = {"events": n, "load_s": load_s}
     # The app keeps the hotspot statistic for 30 s (it changes slowly and takes a fifth of a second);
@@ -112,12 +170,18 @@ def measure(client, settings, city, geo, n: int, repeat: int) -> dict:
     out["hotspots_ms"] = (time.perf_counter() - start) * 1000
     for view in VIEWS:
         timings = []
+        watch = Stopwatch()
+        time_reads(reader, watch)
         for _ in range(repeat):
             start = time.perf_counter()
-            snap, figs = build_view(view, reader, geo, state, time.time(), memo)
-            plotly.io.json.to_json_plotly(figs)
+            snap, figs = build_view(view, reader, geo, state, time.time(), memo, watch)
+            watch.time("json", plotly.io.json.to_json_plotly, figs)
             timings.append((time.perf_counter() - start) * 1000)
-        out[view] = {"ms": statistics.median(timings), "bytes": refresh_bytes(snap, figs)}
+        # Mean per refresh; the snapshot's own time excludes its reads.
+        parts = {k: v / repeat for k, v in watch.ms.items()}
+        parts["snapshot"] = parts.get("snapshot", 0.0) - parts.get("reads", 0.0)
+        out[view] = {"ms": statistics.median(timings), "bytes": refresh_bytes(snap, figs), "parts": parts}
+        reader = CityReader(client, settings, window_cache=window_cache)  # unwrapped again for the next view
     return out
 
 
@@ -149,6 +213,9 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.refresh", description=__doc__.split("\n\n")[0])
     parser.add_argument("--sizes", default="10000,100000,1000000", help="events in the window, comma-separated")
     parser.add_argument("--repeat", type=int, default=5, help="refreshes timed per view and size (median)")
+    parser.add_argument(
+        "--no-window-cache", action="store_true", help="sum every window from its buckets (the reader without caches)"
+    )
     args = parser.parse_args(argv)
     sizes = [int(s) for s in args.sizes.split(",")]
     base = Settings.from_env()
@@ -166,7 +233,7 @@ def main(argv=None) -> int:
     try:
         for n in sizes:
             settings = Settings.from_env({}, redis_url=url, key_prefix=f"bench-refresh-{uuid.uuid4().hex[:8]}")
-            results.append(measure(client, settings, city, geo, n, args.repeat))
+            results.append(measure(client, settings, city, geo, n, args.repeat, not args.no_window_cache))
             r = results[-1]
             print(
                 f"{n:>9,} events (loaded in {r['load_s']:.1f} s): "
@@ -182,6 +249,10 @@ def main(argv=None) -> int:
     print(f"{'view':<14}" + "".join(f"{n:>12,}" for n in sizes) + "   bytes/refresh")
     for v in VIEWS:
         print(f"{v:<14}" + "".join(f"{r[v]['ms']:>10.1f}ms" for r in results) + f"   {results[-1][v]['bytes']:>10,}")
+    for n, r in zip(sizes, results):
+        for v in VIEWS:
+            parts = sorted(r[v]["parts"].items(), key=lambda kv: -kv[1])
+            print(f"BREAKDOWN {n} {v} " + " ".join(f"{k}={ms:.1f}" for k, ms in parts))
     print(f"\nRedis commands: one foot-traffic snapshot built alone {alone}; 50 browsers in one tick {fifty}")
     first, last = results[0], results[-1]
     worst = max(VIEWS, key=lambda v: last[v]["ms"] / first[v]["ms"])

@@ -111,3 +111,21 @@ def test_two_workers_never_clobber_one_complaint(client, settings, city_map):
     second._commit("complaints", b, prepared_b)
     row = complaint_table(client, keys, now)[0]
     assert row["level"] == "district" and row["status"] == "resolved"
+
+
+def test_the_table_reads_only_the_most_urgent_open_complaints_and_counts_all_of_them(client, settings, worker):
+    from data.keepers.complaints import complaint_counts
+
+    now = int(time.time() * 1000)
+    write(client, settings, [
+        raw_event("complaint", seq=1, ts=now - 3000, complaint_id="k-noise", text="loud music from a bar at night"),
+        raw_event("complaint", seq=2, ts=now - 2000, complaint_id="k-manhole", text="manhole cover missing on the road"),
+        raw_event("complaint", seq=3, ts=now - 1000, complaint_id="k-litter", text="litter on the pavement"),
+    ])  # fmt: skip
+    drain(worker)
+    keys = Keys(settings.key_prefix)
+    top = complaint_table(client, keys, now, limit=1)
+    assert [r["complaint_id"] for r in top] == ["k-manhole"]
+    assert len(complaint_table(client, keys, now, limit=10)) == 3
+    assert complaint_counts(client, keys, now) == {"open": 3, "overdue": 0}
+    assert complaint_counts(client, keys, now + 30 * 24 * HOUR_MS)["overdue"] == 3

@@ -16,7 +16,7 @@ import pandas as pd
 
 from data.keepers import cases as case_keeper
 from data.keepers.cases import tracing_params
-from data.keepers.complaints import complaint_table
+from data.keepers.complaints import complaint_counts, complaint_table
 from data.keys import SOURCE_TITLES, SOURCES
 from data.read import CityReader, Window, rollup
 from engines.hotspots import HotspotParams, cell_hotspots
@@ -453,10 +453,13 @@ def hotspot_cells(counts: Mapping[str, int], geo: CityGeography, memo: Memo, key
     return memo(key, 30.0, build)
 
 
+OPEN_COMPLAINTS_READ = 2000  # the most urgent open complaints a refresh reads, before the scope filter
+
+
 def open_complaints(reader: CityReader, geo: CityGeography, state: ViewState, now: float) -> list[dict]:
-    """Every open complaint in scope, most urgent first: priority and its reason, where it is routed, how late."""
+    """The most urgent open complaints in scope: priority and its reason, where it is routed, how late."""
     rows = []
-    for c in complaint_table(reader.client, reader.keys, int(now * 1000)):
+    for c in complaint_table(reader.client, reader.keys, int(now * 1000), limit=OPEN_COMPLAINTS_READ):
         if not geo.in_scope(c["community_id"], state.district, state.neighbourhood):
             continue
         rows.append(
@@ -525,8 +528,11 @@ def complaints_snapshot(
         "headline": {
             "filed": filed,
             "urgent": int(sum(categories.get(c, 0) for c in URGENT_CATEGORIES)),
-            "open": len(table),
-            "overdue": sum(1 for row in table if row["overdue"] == "overdue"),
+            **(
+                complaint_counts(reader.client, reader.keys, int(now * 1000))
+                if not state.district
+                else {"open": len(table), "overdue": sum(1 for row in table if row["overdue"] == "overdue")}
+            ),
             "escalated": int(sum(routing[lv].get("escalated", 0) for lv in routing)),
             "hotspots": len(hot),
         },

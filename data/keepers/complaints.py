@@ -29,6 +29,9 @@ OPEN, CLOSED, DEADLINES, CLOSED_AT = (
     "complaints:closed_at",
 )
 WAITING = "complaints:waiting"  # updates that came before their complaint, kept until it arrives
+QUEUE = "complaints:queue"  # open complaints, most urgent first: score = priority, then oldest first
+DUE = "complaints:due"  # every open complaint's current deadline, to count the overdue ones
+PRIORITY_WEIGHT = 10**13  # above any ms timestamp, so priority orders first
 TEXT_KEPT = 280  # characters of a complaint's words kept with its route, for the table
 PRIORITIES = ("P1", "P2", "P3", "P4")
 TICK_LIMIT = 500  # complaints escalated per tick at most; the next tick takes the rest
@@ -167,7 +170,10 @@ class ComplaintKeeper:
 
     def _store(self, keys: Keys, route: Route, about: dict, version: int, changes: StateChanges) -> None:
         open_key, deadlines = keys.state(self.source, OPEN), keys.state(self.source, DEADLINES)
+        queue, due = keys.state(self.source, QUEUE), keys.state(self.source, DUE)
         if route.status == "closed":
+            changes.remove(queue, route.complaint_id)
+            changes.remove(due, route.complaint_id)
             changes.delete(open_key, route.complaint_id, version)
             changes.put.setdefault(keys.state(self.source, CLOSED), {})[route.complaint_id] = encode_route(route, about)
             changes.remove(deadlines, route.complaint_id)
@@ -176,6 +182,11 @@ class ComplaintKeeper:
             )
             return
         changes.set(open_key, route.complaint_id, encode_route(route, about), version)
+        changes.add(queue, route.priority * PRIORITY_WEIGHT + route.opened_ms, route.complaint_id)
+        if route.status == "open":
+            changes.add(due, route.stay.deadline_ms, route.complaint_id)
+        else:
+            changes.remove(due, route.complaint_id)
         if route.status == "open" and route.stay.level != "department":
             changes.add(deadlines, route.stay.deadline_ms, route.complaint_id)
         else:
@@ -220,12 +231,22 @@ class ComplaintKeeper:
                 changes.remove(closed_at, complaint_id)
 
 
-def complaint_table(client: redis.Redis, keys: Keys, now_ms: int, *, closed: bool = False) -> list[dict]:
-    """One row per complaint (open ones, or closed ones): triage, place, route and how long it waited."""
-    raw = client.hgetall(keys.state("complaints", CLOSED if closed else OPEN))
+def complaint_table(
+    client: redis.Redis, keys: Keys, now_ms: int, *, closed: bool = False, limit: int | None = None
+) -> list[dict]:
+    """One row per complaint (open ones, or closed ones): triage, place, route and how long it waited.
+
+    With ``limit``, only the most urgent open complaints (priority, then the oldest): a refresh then
+    reads a bounded number of routes however many complaints are open.
+    """
+    if limit is not None and not closed:
+        ids = client.zrange(keys.state("complaints", QUEUE), 0, limit - 1)
+        values = [v for v in (client.hmget(keys.state("complaints", OPEN), ids) if ids else []) if v is not None]
+    else:
+        values = list(client.hgetall(keys.state("complaints", CLOSED if closed else OPEN)).values())
     router = Router()
     about = {}
-    for value in raw.values():
+    for value in values:
         route, record = decode_route(value)
         router.routes[route.complaint_id] = route
         about[route.complaint_id] = record
@@ -235,3 +256,12 @@ def complaint_table(client: redis.Redis, keys: Keys, now_ms: int, *, closed: boo
     for row in rows:
         row.update(about[row["complaint_id"]])
     return rows
+
+
+def complaint_counts(client: redis.Redis, keys: Keys, now_ms: int) -> dict[str, int]:
+    """How many complaints are open, and how many of them are past the deadline at their level."""
+    pipe = client.pipeline(transaction=False)
+    pipe.zcard(keys.state("complaints", QUEUE))
+    pipe.zcount(keys.state("complaints", DUE), "-inf", f"({now_ms}")
+    open_, overdue = pipe.execute()
+    return {"open": int(open_), "overdue": int(overdue)}

@@ -50,10 +50,12 @@ def now_versus_normal(
     return judged
 
 
-def crowding_alerts(reader: CityReader, now_s: float, rule: CrowdingRule | None = None) -> list[dict]:
-    """Places over capacity for longer than the grace period, longest first."""
+def crowding_alerts(
+    reader: CityReader, now_s: float, rule: CrowdingRule | None = None, sensors: Mapping[str, dict] | None = None
+) -> list[dict]:
+    """Places over capacity for longer than the grace period, longest first (``sensors`` as in silent_sensors)."""
     rule = rule or crowding_rule(reader.settings)
-    sensors = reader.sensors()
+    sensors = reader.sensors() if sensors is None else sensors
     out = []
     for sensor, stretch in over_capacity(reader.client, reader.keys).items():
         over_s = now_s - stretch["since_ms"] / 1000
@@ -99,12 +101,17 @@ def fever_alerts(reader: CityReader, now_s: float, rule: FeverRule | None = None
     return sorted(out, key=lambda a: a["p_value"])
 
 
-def silent_sensors(reader: CityReader, rule: SilenceRule | None = None) -> list[dict]:
-    """Sensors that have not reported for the multiple of their cadence, quietest first."""
+def silent_sensors(
+    reader: CityReader, rule: SilenceRule | None = None, sensors: Mapping[str, dict] | None = None
+) -> list[dict]:
+    """Sensors that have not reported for the multiple of their cadence, quietest first.
+
+    ``sensors`` is ``reader.sensors()`` when the caller has already read it.
+    """
     rule = rule or SilenceRule()
     out = [
         {"sensor_id": sensor, **state}
-        for sensor, state in reader.sensors().items()
+        for sensor, state in (reader.sensors() if sensors is None else sensors).items()
         if state["age_s"] > rule.cadence_multiple * max(state["interval_s"], 1)
     ]
     return sorted(out, key=lambda s: -s["age_s"])

@@ -277,14 +277,15 @@ def test_crowding_over_capacity_raises_an_alarm_that_says_where(fed, geo, demo_c
     settings, reader, _ = fed
     keys = Keys(settings.key_prefix)
     mall = demo_city.places[demo_city.places.kind == "mall"].iloc[0]
-    reader.client.xadd(
-        keys.stream("foot"),
-        encode(
-            "reading", src="alarm", seq=1, ts=int(time.time() * 1000), sensor_id="S-ALARM", sensor_kind="counter",
-            place_id=mall.place_id, place_kind="mall", interval_s=60, people=50, fever=0,
-            occupancy=int(mall.capacity) * 2, capacity=int(mall.capacity), lon=mall.lon, lat=mall.lat,
-        ),
-    )  # fmt: skip
+    for seq, ago_s in ((0, 11 * 60), (1, 0)):  # over capacity for eleven minutes: past the grace period
+        reader.client.xadd(
+            keys.stream("foot"),
+            encode(
+                "reading", src="alarm", seq=seq, ts=int((time.time() - ago_s) * 1000), sensor_id="S-ALARM",
+                sensor_kind="counter", place_id=mall.place_id, place_kind="mall", interval_s=60, people=50, fever=0,
+                occupancy=int(mall.capacity) * 2, capacity=int(mall.capacity), lon=mall.lon, lat=mall.lat,
+            ),
+        )  # fmt: skip
     from data.aggregator import CityMap
 
     worker = Aggregator(reader.client, settings, CityMap.of(demo_city, 8))

@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from data.insights import crowding_alerts, silent_sensors
 from data.keepers import cases as case_keeper
 from data.keepers.cases import tracing_params
 from data.keepers.complaints import complaint_counts, complaint_table
@@ -251,6 +252,7 @@ def foot_snapshot(reader: CityReader, geo: CityGeography, state: ViewState, now:
         heat_lat.append(centre[1])
         heat_w.append(int(n))
     sensors = reader.sensors()
+    silent_ids = {s["sensor_id"] for s in silent_sensors(reader, sensors=sensors)}
     now_people, fever = facets["people.sensor"], facets["fever.sensor"]
     rows = []
     for sensor, s in sensors.items():
@@ -260,7 +262,6 @@ def foot_snapshot(reader: CityReader, geo: CityGeography, state: ViewState, now:
         n = now_people.get(sensor, 0)
         base = normal.get(sensor)
         ratio = (n / base) if base else None
-        silent = s["age_s"] > 3 * max(int(s["interval_s"]), 1)
         rows.append(
             {
                 "sensor": sensor,
@@ -276,7 +277,7 @@ def foot_snapshot(reader: CityReader, geo: CityGeography, state: ViewState, now:
                 if s["capacity"] > 0 and s["occupancy"] >= 0
                 else None,
                 "fever": int(fever.get(sensor, 0)),
-                "silent": bool(silent),
+                "silent": sensor in silent_ids,
                 "age_s": round(s["age_s"]),
             }
         )
@@ -646,24 +647,24 @@ def alarms(reader: CityReader, geo: CityGeography, settings, now: float) -> list
     """What must take over the wall: crowding over capacity, a new case cluster, an urgent-complaint surge,
     a service center over its wait target. Each alarm says what and where."""
     out: list[dict] = []
-    for s in reader.sensors().values():
-        if (
-            s["capacity"] > 0
-            and s["occupancy"] >= 0
-            and s["occupancy"] / s["capacity"] >= settings.alarm_crowding_ratio
-            and s["age_s"] < 600
+    # Crowding is an alarm once a place has stayed over capacity past the grace period (the foot keeper
+    # remembers since when), not on one reading.
+    for a in crowding_alerts(reader, now):
+        if not (
+            a["capacity"] and a["capacity"] > 0 and a["occupancy"] / a["capacity"] >= settings.alarm_crowding_ratio
         ):
-            place = geo.places.get(str(s["place_id"]), {})
-            out.append(
-                {
-                    "kind": "crowding",
-                    "what": f"Crowding: {s['occupancy']:,} people for {s['capacity']:,} places",
-                    "where": _where(geo, place.get("name", s["place_id"]), str(s["community_id"])),
-                    "lon": s["lon"],
-                    "lat": s["lat"],
-                    "key": f"crowding:{s['place_id']}",
-                }
-            )
+            continue
+        place = geo.places.get(a["place_id"], {})
+        out.append(
+            {
+                "kind": "crowding",
+                "what": f"Crowding: {a['occupancy']:,} people for {a['capacity']:,} places, for {_duration(a['over_s'])}",
+                "where": _where(geo, place.get("name", a["place_id"]), a["community_id"]),
+                "lon": a["lon"],
+                "lat": a["lat"],
+                "key": f"crowding:{a['place_id']}",
+            }
+        )
     out += cluster_alarms(reader, geo, settings, now)
     hour = Window.last(3600, now)
     urgent: dict[str, int] = {}

@@ -101,15 +101,17 @@ def test_an_alarm_takes_over_the_wall_and_clears(dash, city, demo_city):
     keys = Keys(settings.key_prefix)
     mall = demo_city.places[demo_city.places.kind == "mall"].iloc[0]
 
-    def reading(seq: int, occupancy: int) -> dict:
+    def reading(seq: int, occupancy: int, ago_s: float = 0) -> dict:
         return encode(
-            "reading", src="browser-test", seq=seq, ts=int(time.time() * 1000), sensor_id="S-BROWSER-TEST",
+            "reading", src="browser-test", seq=seq, ts=int((time.time() - ago_s) * 1000), sensor_id="S-BROWSER-TEST",
             sensor_kind="counter", place_id=mall.place_id, place_kind="mall", interval_s=60, people=10, fever=0,
             occupancy=occupancy, capacity=int(mall.capacity), lon=mall.lon, lat=mall.lat,
         )  # fmt: skip
 
     dash.wait_for_page(url=dash.server_url + "/wall?views=overview,services&dwell=30")
     dash.wait_for_element("#wall-title", timeout=15)
+    # Over capacity since eleven minutes ago: past the grace period, so an alarm.
+    client.xadd(keys.stream("foot"), reading(0, int(mall.capacity) * 10, ago_s=11 * 60))
     client.xadd(keys.stream("foot"), reading(1, int(mall.capacity) * 10))
     dash.wait_for_contains_text("#alarm", "Crowding", timeout=20)
     dash.wait_for_contains_text("#alarm", mall["name"], timeout=5)

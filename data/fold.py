@@ -34,9 +34,6 @@ class Dimension:
     labels: np.ndarray | None = None  # object array: code -> label, for a simple dimension
     parts: tuple[Dimension, Dimension] | None = None  # for a crossed dimension
 
-    def label(self, code: int) -> str:
-        return self.labels_of(np.array([code]))[0]
-
     def labels_of(self, codes: np.ndarray) -> list[str]:
         """Return the labels of many codes at once."""
         if self.parts is None:

@@ -248,24 +248,6 @@ class CityReader:
             out.append(total)
         return out
 
-    def series(self, source: str, facet: str, window: Window, field: str | None = None) -> list[tuple[int, int]]:
-        """Per fine bucket of a window: (start, total of one field, or of all fields)."""
-        step = self.settings.bucket_seconds
-        starts = list(range(window.start - window.start % step, window.end, step))
-        pipe = self.client.pipeline(transaction=False)
-        for start in starts:
-            key = self.keys.bucket(source, facet, "m", start)
-            pipe.hget(key, field) if field is not None else pipe.hvals(key)
-        out = []
-        for start, reply in zip(starts, pipe.execute()):
-            if field is not None:
-                out.append((start, int(reply or 0)))
-            else:
-                out.append((start, sum(int(v) for v in reply)))
-        return out
-
-    # ------------------------------------------------------------------ latest states
-
     def sensors(self) -> dict[str, dict[str, object]]:
         """The newest reading of every foot-traffic sensor, with its age."""
         raw = self.client.hgetall(self.keys.latest("foot", "sensor"))

@@ -188,7 +188,7 @@ def test_processing_times_fall_into_histogram_bins():
     import numpy as np
 
     dim = fold.processing_bins(np.array([0.2, 0.9, 1.0, 3.0, 10 * 86_400.0]))
-    assert [dim.label(c) for c in dim.codes] == ["le0.5", "le1", "le1", "le5", "leinf"]
+    assert dim.labels_of(dim.codes) == ["le0.5", "le1", "le1", "le5", "leinf"]
 
 
 def test_a_closed_hour_is_rolled_up_and_reads_the_same_as_its_fine_buckets(client, settings, worker):

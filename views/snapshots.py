@@ -496,7 +496,7 @@ def complaints_snapshot(
     if state.district:
         hot = [h for h in hot if _point_in_scope(geo, (h["lon"], h["lat"]), state)]
     community_category = _scoped(facets["complaints.community_category"], geo, state)
-    per_community = rollup(community_category, {})
+    per_community = community_category
     communities: dict[str, int] = {}
     categories: dict[str, int] = {}
     for key, n in per_community.items():

@@ -44,7 +44,6 @@ VIEWS = ("overview", "cases", "foot-traffic", "services", "complaints", "health"
 READER_CALLS = (
     "counts_many",
     "counts_in_windows",
-    "series",
     "sensors",
     "freshness",
     "stream_lengths",

@@ -148,9 +148,7 @@ def measure(client, settings, city, geo, n: int, repeat: int, window_cache: bool
     fill(client, keys, city, n, seed=n % 997)
     worker = Aggregator(client, settings, CityMap.of(city, settings.h3_resolution))
     worker.ensure_groups()
-    while worker.step(block_ms=None):
-        pass
-    worker.flush()
+    worker.drain()  # as live workers do: everything committed, the tracing picture built
     load_s = time.perf_counter() - t0
     reader = CityReader(client, settings, window_cache=window_cache)
     state = ViewState("1h")

@@ -379,7 +379,27 @@ class Aggregator:
                         committed += 1
                         break
                     log.info("%s tick raced another worker; redoing it", source)
+        self.publish()
         return committed
+
+    def publish(self) -> None:
+        """Let each keeper rebuild the picture dashboards read of its state, if it has one and it is due."""
+        now_ms = int(self.clock() * 1000)
+        for source in self.sources:
+            for keeper in self.keepers.get(source, ()):
+                publish = getattr(keeper, "publish", None)
+                if publish is not None:
+                    publish(self.client, self.keys, now_ms)
+
+    def drain(self) -> int:
+        """Process everything waiting without blocking, commit it and publish the keepers' pictures; return
+        the entries handled (for tools, tests and benchmarks that fill the streams first)."""
+        handled = 0
+        while step := self.step(block_ms=None):
+            handled += step
+        self.flush()
+        self.publish()
+        return handled
 
     def heartbeat(self) -> None:
         """Say this worker is alive, for the health view."""

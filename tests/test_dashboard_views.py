@@ -214,9 +214,7 @@ def fed(redis_url, demo_city, city_map, tmp_path_factory):
     )
     worker = Aggregator(client, settings, city_map)
     worker.ensure_groups()
-    while worker.step(block_ms=None):
-        pass
-    worker.flush()
+    worker.drain()
     yield settings, CityReader(client, settings), demo_city.communities["community_id"].iloc[0]
     client.close()
 
@@ -290,9 +288,7 @@ def test_crowding_over_capacity_raises_an_alarm_that_says_where(fed, geo, demo_c
 
     worker = Aggregator(reader.client, settings, CityMap.of(demo_city, 8))
     worker.ensure_groups()
-    while worker.step(block_ms=None):
-        pass
-    worker.flush()
+    worker.drain()
     found = [a for a in snapshots.alarms(reader, geo, settings, time.time()) if a["key"] == f"crowding:{mall.place_id}"]
     assert found and mall["name"] in found[0]["where"]
 
@@ -318,9 +314,7 @@ class CaseFeed:
         )
 
     def drain(self) -> None:
-        while self.worker.step(block_ms=None):
-            pass
-        self.worker.flush()
+        self.worker.drain()
 
 
 @pytest.fixture

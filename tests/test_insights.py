@@ -30,8 +30,7 @@ def run(client, settings, city_map, source: str, events) -> Aggregator:
     pipe.execute()
     worker = Aggregator(client, settings, city_map, name="insight")
     worker.ensure_groups()
-    while worker.step(block_ms=None):
-        pass
+    worker.drain()
     worker.roll_up()
     return worker
 
@@ -78,8 +77,7 @@ def test_crowding_is_an_alert_only_after_the_grace_period_and_ends_when_it_eases
         Keys(settings.key_prefix).stream("foot"),
         raw_event("reading", seq=5, ts=now, sensor_id="S-long", occupancy=500, capacity=1000),
     )
-    while worker.step(block_ms=None):
-        pass
+    worker.drain()
     assert crowding_alerts(reader, now / 1000) == []
 
 

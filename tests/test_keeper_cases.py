@@ -12,6 +12,7 @@ from data.keepers.cases import (
     ACTIVE,
     CONTACTS,
     active_codes,
+    case_picture,
     clusters,
     derived_case_token,
     exposure_sites,
@@ -28,11 +29,6 @@ MINUTE_MS = 60_000
 HOUR_MS = 60 * MINUTE_MS
 DAY_MS = 24 * HOUR_MS
 VENUE = "V-dumpling-house"
-
-
-def drain(worker: Aggregator) -> None:
-    while worker.step(block_ms=None):
-        pass
 
 
 @pytest.fixture
@@ -86,10 +82,10 @@ def test_a_checkin_inside_the_window_of_a_case_visit_is_a_contact_and_one_just_o
     feed.checkin("p-late-inside", leave + 29 * MINUTE_MS)  # stay unknown: the 30-minute window
     feed.checkin("p-late-outside", leave + 31 * MINUTE_MS)
     feed.checkin("p-overlap", leave - 2 * HOUR_MS, stay_s=75 * 60)  # still there when the case came
-    drain(worker)
+    worker.drain()
     feed.report("c-1", "confirmed", now - HOUR_MS, onset=now - DAY_MS)
     feed.visit("c-1", leave - HOUR_MS, leave, ts=now - 50 * MINUTE_MS)
-    drain(worker)
+    worker.drain()
     found = contacts(client, settings)
     assert sorted(found) == ["p-late-inside", "p-overlap"]
     assert found["p-overlap"]["case_ids"] == ["c-1"] and found["p-overlap"]["venue_id"] == VENUE
@@ -104,22 +100,22 @@ def test_contacts_are_found_whether_the_checkin_comes_before_or_after_the_visit_
     now = int(time.time() * 1000)
     arrive, leave = now - 70 * MINUTE_MS, now - 40 * MINUTE_MS
     feed.checkin("p-before", arrive + 5 * MINUTE_MS, stay_s=600)
-    drain(worker)
+    worker.drain()
     feed.visit("c-2", arrive, leave, ts=now - 35 * MINUTE_MS)  # the visit comes before the confirmation
-    drain(worker)
+    worker.drain()
     assert contacts(client, settings) == {}
     feed.report("c-2", "confirmed", now - 30 * MINUTE_MS, onset=now - 2 * HOUR_MS)
-    drain(worker)
+    worker.drain()
     assert set(contacts(client, settings)) == {"p-before"}
     feed.checkin("p-after", now - 20 * MINUTE_MS)  # 20 minutes after the case left
     feed.checkin("p-much-after", now - 5 * MINUTE_MS)
-    drain(worker)
+    worker.drain()
     assert set(contacts(client, settings)) == {"p-before", "p-after"}
     # Checking in, confirming and visiting in one batch finds the contact too.
     feed.checkin("p-same-batch", now - 4 * MINUTE_MS, venue="V-tea")
     feed.report("c-3", "confirmed", now - 3 * MINUTE_MS)
     feed.visit("c-3", now - 10 * MINUTE_MS, now - 5 * MINUTE_MS, ts=now - 2 * MINUTE_MS, venue="V-tea")
-    drain(worker)
+    worker.drain()
     assert contacts(client, settings)["p-same-batch"]["case_ids"] == ["c-3"]
     assert worker.tick_keepers() == 0  # tracing recent cases again finds nothing new
 
@@ -133,12 +129,12 @@ def test_a_contact_one_worker_misses_while_another_stores_the_exposure_is_found_
     late = Aggregator(client, settings, city_map, name="late", sources=("cases",), clock=lambda: now / 1000)
     tracer.ensure_groups()
     feed.checkin("p-elsewhere", now - 3 * HOUR_MS, venue="V-elsewhere")
-    drain(late)  # reads the venues with exposure sites: none yet
+    late.drain()  # reads the venues with exposure sites: none yet
     feed.report("c-1", "confirmed", now - HOUR_MS, onset=now - DAY_MS)
     feed.visit("c-1", now - 2 * HOUR_MS, now - 90 * MINUTE_MS, ts=now - 55 * MINUTE_MS)
-    drain(tracer)
+    tracer.drain()
     feed.checkin("p-missed", now - 65 * MINUTE_MS)  # 25 minutes after the case left
-    drain(late)
+    late.drain()
     assert contacts(client, settings) == {}
     assert late.tick_keepers() == 1
     assert set(contacts(client, settings)) == {"p-missed"} and totals(client, settings) == {"yellow": 1, "red": 1}
@@ -154,22 +150,22 @@ def test_a_contact_turns_yellow_a_case_red_and_a_contact_who_falls_ill_moves_to_
     feed.report("c-index", "confirmed", now - 2 * HOUR_MS, onset=now - DAY_MS)
     feed.visit("c-index", now - 3 * HOUR_MS, now - 2 * HOUR_MS - 30 * MINUTE_MS, ts=now - 110 * MINUTE_MS)
     feed.visit("c-index", now - 3 * HOUR_MS, now - 2 * HOUR_MS - 30 * MINUTE_MS, ts=now - 100 * MINUTE_MS)
-    drain(worker)
+    worker.drain()
     assert totals(client, settings) == {"yellow": 2, "red": 1}
     assert contacts(client, settings)[person]["case_ids"] == ["c-index"]
     # Met a second case: the link is recorded, the person is not counted again.
     feed.report("c-other", "confirmed", now - 90 * MINUTE_MS, onset=now - DAY_MS)
     feed.visit("c-other", now - 3 * HOUR_MS, now - 150 * MINUTE_MS, ts=now - 80 * MINUTE_MS)
-    drain(worker)
+    worker.drain()
     assert contacts(client, settings)[person]["case_ids"] == ["c-index", "c-other"]
     assert totals(client, settings) == {"yellow": 2, "red": 2}
     # The diner falls ill: red now, yellow no more.
     feed.report(derived_case_token(person), "suspected", now - 20 * MINUTE_MS, onset=now - HOUR_MS)
-    drain(worker)
+    worker.drain()
     assert totals(client, settings) == {"yellow": 2, "red": 2}
     feed.report(derived_case_token(person), "confirmed", now - 10 * MINUTE_MS, onset=now - HOUR_MS)
     feed.report(derived_case_token(person), "confirmed", now - 9 * MINUTE_MS, onset=now - HOUR_MS)
-    drain(worker)
+    worker.drain()
     assert totals(client, settings) == {"yellow": 1, "red": 3}
     moves = CityReader(client, settings).counts("cases", "codes.community_colour", Window.last(4 * 3600))
     assert sorted(k.rsplit("|", 1)[1] for k, n in moves.items() for _ in range(n)) == ["red"] * 3 + ["yellow"] * 2
@@ -178,9 +174,9 @@ def test_a_contact_turns_yellow_a_case_red_and_a_contact_who_falls_ill_moves_to_
 def test_the_earliest_confirmation_counts_whichever_report_is_processed_first(client, settings, worker, feed):
     now = int(time.time() * 1000)
     feed.report("c-twice", "confirmed", now - 2 * MINUTE_MS)
-    drain(worker)
+    worker.drain()
     feed.report("c-twice", "confirmed", now - 10 * MINUTE_MS)  # an earlier report, processed later
-    drain(worker)
+    worker.drain()
     reader = CityReader(client, settings)
     late = reader.counts("cases", "codes.community_colour", Window(now // 1000 - 300, now // 1000 + 60))
     early = reader.counts("cases", "codes.community_colour", Window(now // 1000 - 900, now // 1000 - 300))
@@ -193,7 +189,7 @@ def test_codes_return_to_green_when_the_quarantine_ends(client, settings, worker
     feed.checkin("p-long-ago", then, stay_s=3600)
     feed.report("c-long-ago", "confirmed", then + 2 * HOUR_MS, onset=then)
     feed.visit("c-long-ago", then, then + HOUR_MS, ts=then + 3 * HOUR_MS)
-    drain(worker)
+    worker.drain()
     assert totals(client, settings) == {"yellow": 1, "red": 1}
     assert worker.tick_keepers() == 1
     assert totals(client, settings) == {"yellow": 0, "red": 0}
@@ -212,7 +208,7 @@ def test_exposure_sites_and_clusters_come_from_the_read_functions_without_person
     feed.visit("c-b", now - 4 * HOUR_MS - 20 * MINUTE_MS, now - 4 * HOUR_MS + 10 * MINUTE_MS, ts=now - 2 * HOUR_MS)
     feed.visit("c-alone", now - 5 * HOUR_MS, now - 4 * HOUR_MS, ts=now - 2 * HOUR_MS, venue="V-elsewhere")
     feed.visit("c-a", now - 20 * DAY_MS, now - 20 * DAY_MS + HOUR_MS, ts=now - HOUR_MS, venue="V-before-illness")
-    drain(worker)
+    worker.drain()
     sites = {s["venue_id"]: s for s in exposure_sites(client, keys, now)}
     assert set(sites) == {VENUE, "V-elsewhere"}  # not the visit long before the infectious window
     site = sites[VENUE]
@@ -224,6 +220,35 @@ def test_exposure_sites_and_clusters_come_from_the_read_functions_without_person
     assert clusters(client, keys, now + 30 * DAY_MS) == []  # off the map once its sites are
 
 
+def test_the_workers_publish_sites_and_clusters_as_one_picture_without_tokens_and_rebuild_it_on_change(
+    client, settings, worker, feed
+):
+    keys = Keys(settings.key_prefix)
+    now = int(time.time() * 1000)
+    assert case_picture(client, keys, now) is None  # no worker has built one yet
+    feed.checkin("p-guest", now - 5 * HOUR_MS, stay_s=3600)
+    feed.report("c-a", "confirmed", now - 3 * HOUR_MS, onset=now - DAY_MS)
+    feed.visit("c-a", now - 5 * HOUR_MS, now - 4 * HOUR_MS, ts=now - 2 * HOUR_MS)
+    worker.drain()
+    picture = case_picture(client, keys, now)
+    assert [s["venue_id"] for s in picture["sites"]] == [VENUE] and picture["clusters"] == []
+    direct = exposure_sites(client, keys, now)[0]
+    assert {k: v for k, v in direct.items() if k not in ("case_ids", "visit_times")} == picture["sites"][0]
+    raw = client.get(keys.state("cases", "cases:picture")).decode()
+    assert "c-a" not in raw and "p-guest" not in raw  # the dashboards never see a person token
+    keeper = worker.keepers["cases"][0]
+    assert not keeper.publish(client, keys, now + 1000)  # nothing changed: the picture stands
+    feed.report("c-b", "confirmed", now - HOUR_MS, onset=now - DAY_MS)  # (within the lateness of the newest)
+    feed.visit("c-b", now - 4 * HOUR_MS - 20 * MINUTE_MS, now - 4 * HOUR_MS + 10 * MINUTE_MS, ts=now - HOUR_MS)
+    worker.drain()  # a new case linked at the same venue: the picture is rebuilt at once
+    picture = case_picture(client, keys, now)
+    assert [(c["size"], c["sites"]) for c in picture["clusters"]] == [(2, (VENUE,))]
+    assert picture["sites"][0]["cases"] == 2
+    assert keeper.publish(client, keys, now + 61_000)  # rebuilt once it has aged, changed or not
+    later = case_picture(client, keys, now + 30 * DAY_MS)
+    assert later["sites"] == [] and later["clusters"] == []  # off the map once past the horizon
+
+
 def test_small_counts_are_suppressed_on_the_shared_screen_counts(client, settings, worker, feed):
     keys = Keys(settings.key_prefix)
     now = int(time.time() * 1000)
@@ -231,7 +256,7 @@ def test_small_counts_are_suppressed_on_the_shared_screen_counts(client, setting
         feed.checkin(f"p-{i}", now - 2 * HOUR_MS, stay_s=3600)
     feed.report("c-1", "confirmed", now - HOUR_MS, onset=now - DAY_MS)
     feed.visit("c-1", now - 2 * HOUR_MS, now - 90 * MINUTE_MS, ts=now - 50 * MINUTE_MS)
-    drain(worker)
+    worker.drain()
     exact = active_codes(client, keys)
     assert len(exact) == 1 and exact.iloc[0].to_dict() == {"yellow": 3, "red": 1}
     view = health_code_counts(client, keys)
@@ -247,7 +272,7 @@ def test_precise_visits_give_a_case_path_only_when_asked(client, settings, worke
     feed.report("c-path", "confirmed", now - HOUR_MS, onset=now - DAY_MS)
     feed.visit("c-path", now - 5 * HOUR_MS, now - 4 * HOUR_MS, ts=now - 50 * MINUTE_MS)
     feed.visit("c-path", now - 3 * HOUR_MS, now - 2 * HOUR_MS, ts=now - 40 * MINUTE_MS, venue="V-gym")
-    drain(worker)
+    worker.drain()
     assert all("lon" not in s and "lat" not in s for s in exposure_sites(client, keys, now))
     path = precise_visits(client, keys, "c-path")
     assert [p["venue_id"] for p in path] == [VENUE, "V-gym"]
@@ -281,7 +306,7 @@ def test_the_outbreak_scenario_yields_contacts_yellow_and_red_codes_and_a_cluste
     pipe.execute()
     worker = Aggregator(client, settings, city_map, name="outbreak", sources=("cases",))
     worker.ensure_groups()
-    drain(worker)
+    worker.drain()
     worker.tick_keepers()
 
     found = contacts(client, settings)

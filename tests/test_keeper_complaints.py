@@ -16,11 +16,6 @@ pytestmark = pytest.mark.redis
 HOUR_MS = 3_600_000
 
 
-def drain(worker: Aggregator) -> None:
-    while worker.step(block_ms=None):
-        pass
-
-
 @pytest.fixture
 def worker(client, settings, city_map):
     w = Aggregator(client, settings, city_map, name="router")
@@ -39,7 +34,7 @@ def test_a_complaint_is_triaged_with_a_reason_and_routed_to_the_lowest_competent
         raw_event("complaint", seq=1, ts=now, complaint_id="k-manhole", text="Manhole cover missing on the road, a cyclist nearly fell in", category="road"),
         raw_event("complaint", seq=2, ts=now, complaint_id="k-noise", text="邻居装修噪音 every night after 11pm", category=None),
     ])  # fmt: skip
-    drain(worker)
+    worker.drain()
     rows = {r["complaint_id"]: r for r in complaint_table(client, Keys(settings.key_prefix), now)}
     manhole = rows["k-manhole"]
     assert manhole["category"] == "manhole" and manhole["priority"] == 1
@@ -55,7 +50,7 @@ def test_a_complaint_escalates_when_its_deadline_passes_and_updates_move_it(clie
     opened = int(time.time() * 1000) - 10 * 24 * HOUR_MS  # every deadline since then has passed
     text = "streetlight broken, the whole road is dark at night"
     write(client, settings, [raw_event("complaint", seq=1, ts=opened, complaint_id="k-dark", text=text)])
-    drain(worker)
+    worker.drain()
     first = complaint_table(client, keys, int(time.time() * 1000))[0]
     assert first["overdue"] and first["escalations"] == 0
     assert client.zscore(keys.state("complaints", DEADLINES), "k-dark") == first["deadline_ms"]
@@ -78,13 +73,13 @@ def test_a_complaint_escalates_when_its_deadline_passes_and_updates_move_it(clie
         raw_event("complaint_update", seq=3, ts=now, complaint_id="k-dark", action="closed", level="department"),
         raw_event("complaint_update", seq=4, ts=now, complaint_id="k-never-seen", action="closed", level="district"),
     ])  # fmt: skip
-    drain(worker)
+    worker.drain()
     assert complaint_table(client, keys, now) == []
     closed = complaint_table(client, keys, now, closed=True)
     assert [r["status"] for r in closed] == ["closed"]
     # The update for a complaint not seen yet waits for it, and applies when it comes.
     write(client, settings, [raw_event("complaint", seq=5, ts=now + 1, complaint_id="k-never-seen", text="water leak")])
-    drain(worker)
+    worker.drain()
     assert sorted(r["complaint_id"] for r in complaint_table(client, keys, now, closed=True)) == [
         "k-dark",
         "k-never-seen",
@@ -97,7 +92,7 @@ def test_two_workers_never_clobber_one_complaint(client, settings, city_map):
     first, second = (Aggregator(client, settings, city_map, name=n) for n in ("one", "two"))
     first.ensure_groups()
     write(client, settings, [raw_event("complaint", seq=1, ts=now, complaint_id="k-1", text="garbage not collected")])
-    drain(first)
+    first.drain()
     write(client, settings, [
         raw_event("complaint_update", seq=2, ts=now + 1, complaint_id="k-1", action="escalated", level="district"),
         raw_event("complaint_update", seq=3, ts=now + 2, complaint_id="k-1", action="resolved", level="district"),
@@ -122,7 +117,7 @@ def test_the_table_reads_only_the_most_urgent_open_complaints_and_counts_all_of_
         raw_event("complaint", seq=2, ts=now - 2000, complaint_id="k-manhole", text="manhole cover missing on the road"),
         raw_event("complaint", seq=3, ts=now - 1000, complaint_id="k-litter", text="litter on the pavement"),
     ])  # fmt: skip
-    drain(worker)
+    worker.drain()
     keys = Keys(settings.key_prefix)
     top = complaint_table(client, keys, now, limit=1)
     assert [r["complaint_id"] for r in top] == ["k-manhole"]

@@ -28,8 +28,7 @@ def feed(client, settings, city_map, source: str, events) -> Aggregator:
     pipe.execute()
     worker = Aggregator(client, settings, city_map, name="scenario")
     worker.ensure_groups()
-    while worker.step(block_ms=None):
-        pass
+    worker.drain()
     return worker
 
 

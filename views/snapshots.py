@@ -30,6 +30,7 @@ DAY_S = 86_400
 URGENT_CATEGORIES = ("manhole", "public_safety", "water", "drainage")
 ROUTING_LEVELS = ("community", "neighbourhood", "district", "department")
 Memo = Callable[[str, float, Callable[[], Any]], Any]
+NO_PICTURE = {"built_ms": None, "sites": [], "clusters": []}  # before any worker built the tracing picture
 
 
 def _no_memo(_key: str, _ttl: float, build: Callable[[], Any]) -> Any:
@@ -181,9 +182,8 @@ def cases_snapshot(reader: CityReader, geo: CityGeography, state: ViewState, now
     cases = area_values(confirmed, geo, state)
     hidden = suppressed(cases, minimum)
     rows = _area_rows(cases, geo)
-    sites = exposure_site_points(
-        case_keeper.exposure_sites(reader.client, reader.keys, now_ms, params), geo, state, minimum
-    )
+    picture = case_keeper.case_picture(reader.client, reader.keys, now_ms, params) or NO_PICTURE
+    sites = exposure_site_points(picture["sites"], geo, state, minimum)
     table = case_keeper.health_code_counts(reader.client, reader.keys, minimum)
     codes = code_mix(table, geo, state)
     if state.district:
@@ -193,7 +193,7 @@ def cases_snapshot(reader: CityReader, geo: CityGeography, state: ViewState, now
         active = {
             colour: str(table.at["total", colour]) if "total" in table.index else "0" for colour in ("yellow", "red")
         }
-    clusters = cluster_rows(case_keeper.clusters(reader.client, reader.keys, now_ms, params), geo, state, minimum, now)
+    clusters = cluster_rows(picture["clusters"], geo, state, minimum, now)
     largest = clusters[0] if clusters else None
     return {
         **_base(geo, state, now),
@@ -702,8 +702,8 @@ def cluster_alarms(reader: CityReader, geo: CityGeography, settings, now: float)
     """A new case cluster: at least ``alarm_cluster_cases`` linked cases, the newest visit within 24 h."""
     now_ms = int(now * 1000)
     out = []
-    found = case_keeper.clusters(reader.client, reader.keys, now_ms, tracing_params(settings))
-    for c in found:
+    picture = case_keeper.case_picture(reader.client, reader.keys, now_ms, tracing_params(settings)) or NO_PICTURE
+    for c in picture["clusters"]:
         if c["size"] < settings.alarm_cluster_cases or c["last_leave_ts"] < now_ms - DAY_S * 1000:
             continue
         places = [geo.places[v] for v in c["sites"] if v in geo.places]

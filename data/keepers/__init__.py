@@ -5,6 +5,10 @@ and returns the changes as a ``StateChanges``: hash fields to set (guarded by a 
 per entity, so two workers never clobber one complaint), sorted-set members to add or trim,
 and counters to add. The worker commits them in the same script as the batch's counters and
 acknowledgement, so they are applied exactly once too.
+
+A keeper may also have ``publish(client, keys, now_ms)``, called by the workers' tick: it rebuilds
+a derived picture that dashboards read as one key (the cases keeper's exposure sites and clusters),
+so no dashboard refresh has to read the whole state.
 """
 
 from __future__ import annotations

@@ -34,7 +34,9 @@ two facets are written as values, guarded by versions, so moving a count leaves 
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
+import os
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 
@@ -52,6 +54,7 @@ from engines.tracing import DAY_MS, MINUTE_MS, TracingParams, is_contact
 SOURCE = "cases"
 CASES, EXPOSURES, CONTACTS, CONTACTS_UNTIL = "cases:cases", "cases:exposures", "cases:contacts", "cases:contacts:until"
 CODES, CODES_UNTIL, ACTIVE, RETRACE = "cases:codes", "cases:codes:until", "cases:codes:active", "cases:retrace"
+PICTURE, CHANGED = "cases:picture", "cases:changed"
 SEP = "\x1f"  # between a check-in's parts: no venue id or token holds it, and it sorts before every digit
 DAY_S = 86_400
 LONGEST_STAY_MS = 86_400_000  # the schema's cap on a check-in's stay
@@ -59,6 +62,7 @@ REPORT_DELAY_DAYS = 3.0  # how long after onset a case's visits may still be rep
 RETRACE_MS = 60_000  # a batch prepared but not committed within a minute is redone by a claim
 SITES_REFRESH_MS = 5_000  # how stale a worker's list of exposure venues may grow (well within RETRACE_MS)
 TICK_LIMIT = 500  # codes and contacts expired per tick at most; the next tick takes the rest
+_STAMPS = itertools.count()  # with the pid: a token no other commit writes
 STATUS_RANK = {"suspected": 0, "confirmed": 1, "recovered": 2}
 COLOURS = ("yellow", "red")
 
@@ -179,6 +183,7 @@ class _Work:
     new_contacts: list[tuple[int, str, int]] = field(default_factory=list)  # (flagged ts, community, +1/-1)
     deltas: dict[str, int] = field(default_factory=dict)  # community|colour -> change of the active count
     retraced: set[str] = field(default_factory=set)
+    visited: bool = False  # visits were stored: clusters may have changed
 
     def __post_init__(self) -> None:
         state = self.keys.state
@@ -259,6 +264,7 @@ class CaseKeeper:
         for venue, raw in stored.items():
             self._match(work, json.loads(raw), checkins, venue, [], checkins.rows_of[venue])
         confirmed = self._report(work, reports)
+        work.visited = bool(visits)
         for v in visits:
             changes.add(keys.state(SOURCE, f"cases:visits:{v.case_id}"), v.arrive_ts, v.member())
             changes.expire_at[keys.state(SOURCE, f"cases:visits:{v.case_id}")] = now_ms // 1000 + self.case_retention_s
@@ -534,6 +540,9 @@ class CaseKeeper:
                 count = int(work.active.get(f) or 0) + work.deltas[f]
                 work.active.put(f, str(count) if count > 0 else None)
             self._apply_moves(work, moves, replies, folded, changes)
+        if work.cases.changed or work.exposures.changed or work.visited:
+            # Tells the picture builder that sites or clusters may have moved (any new token will do).
+            changes.put.setdefault(keys.state(SOURCE, CHANGED), {})["stamp"] = f"{os.getpid()}:{next(_STAMPS)}:{now_ms}"
         for h in (work.cases, work.exposures, work.contacts, work.codes, work.active):
             h.flush(changes)
         if work.retraced:
@@ -621,6 +630,10 @@ class CaseKeeper:
             changes.remove(retrace, case_id.decode())
         self._commit(client, work, folded, changes, now_ms)
 
+    def publish(self, client: redis.Redis, keys: Keys, now_ms: int) -> bool:
+        """Rebuild the tracing picture the dashboards read, when cases changed or it has aged; True if rebuilt."""
+        return publish_picture(client, keys, now_ms, self.params)
+
 
 def _confirmed_ts(raw: str | None) -> int | None:
     return None if raw is None else json.loads(raw).get("confirmed_ts")
@@ -637,13 +650,16 @@ def _code_member(holder: str, raw: str | None) -> str | None:
 # ---------------------------------------------------------------------------- reading, for the dashboard
 
 
-def _confirmed_cases(client: redis.Redis, keys: Keys) -> pd.DataFrame:
-    """Return the confirmed cases: ``case_id``, ``confirmed_ts``, ``onset_ts`` (NaN when unknown), ``status``."""
+def _confirmed_cases(client: redis.Redis, keys: Keys, case_id: str | None = None) -> pd.DataFrame:
+    """Return the confirmed cases (all, or the one asked for): ``case_id``, ``confirmed_ts``, ``onset_ts``
+    (NaN when unknown), ``status``."""
+    key = keys.state(SOURCE, CASES)
+    records = client.hgetall(key).items() if case_id is None else [(case_id.encode(), client.hget(key, case_id))]
     rows = []
-    for case_id, raw in client.hgetall(keys.state(SOURCE, CASES)).items():
-        record = json.loads(raw)
+    for case, raw in records:
+        record = json.loads(raw) if raw is not None else {}
         if "confirmed_ts" in record:
-            rows.append((case_id.decode(), record["confirmed_ts"], record.get("onset_ts", np.nan), record["status"]))
+            rows.append((case.decode(), record["confirmed_ts"], record.get("onset_ts", np.nan), record["status"]))
     return pd.DataFrame(rows, columns=["case_id", "confirmed_ts", "onset_ts", "status"])
 
 
@@ -655,9 +671,11 @@ def exposure_sites(client: redis.Redis, keys: Keys, now_ms: int, params: Tracing
     last infectious visit ended, 0 while one is under way), ``case_ids`` (case tokens) and
     ``visit_times`` ((arrive_ts, leave_ts) pairs).
     """
-    params = params or TracingParams()
+    return _exposure_sites(client, keys, _confirmed_cases(client, keys), now_ms, params or TracingParams())
+
+
+def _exposure_sites(client: redis.Redis, keys: Keys, cases: pd.DataFrame, now_ms: int, params: TracingParams):
     sites = {k.decode(): json.loads(v) for k, v in client.hgetall(keys.state(SOURCE, EXPOSURES)).items()}
-    cases = _confirmed_cases(client, keys)
     visits = pd.DataFrame(
         [
             (case_id, venue, arrive, leave)
@@ -719,8 +737,10 @@ def clusters(client: redis.Redis, keys: Keys, now_ms: int, params: TracingParams
     Each row: ``cluster_id``, ``size``, ``case_ids`` (case tokens), ``sites`` (venue ids),
     ``first_arrive_ts``, ``last_leave_ts``.
     """
-    params = params or TracingParams()
-    cases = _confirmed_cases(client, keys)
+    return _clusters(client, keys, _confirmed_cases(client, keys), now_ms, params or TracingParams())
+
+
+def _clusters(client: redis.Redis, keys: Keys, cases: pd.DataFrame, now_ms: int, params: TracingParams) -> list[dict]:
     if cases.empty:
         return []
     found = tracing.clusters(cases, _case_visits(client, keys, cases["case_id"].tolist()), params)
@@ -728,13 +748,90 @@ def clusters(client: redis.Redis, keys: Keys, now_ms: int, params: TracingParams
     return found.assign(cluster_id=np.arange(len(found), dtype="int64")).to_dict("records")
 
 
+# ---------------------------------------------------------------------------- the picture dashboards read
+
+PICTURE_MAX_AGE_MS = 60_000  # rebuilt at least this often: sites age, and leave the map, with time alone
+PICTURE_LOCK_MS = 30_000  # one worker builds at a time; a builder that dies lets go after this
+
+
+def publish_picture(client: redis.Redis, keys: Keys, now_ms: int, params: TracingParams) -> bool:
+    """Rebuild the tracing picture (exposure sites and clusters, with no person token in it) when a case,
+    visit or exposure changed since it was built, or it is older than ``PICTURE_MAX_AGE_MS``.
+
+    Finding sites and clusters reads every case on the map, so it is done here, by one worker every
+    few seconds at most, rather than by every dashboard refresh: a refresh reads one key whatever the
+    size of the outbreak. Return True when this call rebuilt it.
+    """
+    picture_key, changed_key = keys.state(SOURCE, PICTURE), keys.state(SOURCE, CHANGED)
+    stamp, raw = client.hget(changed_key, "stamp"), client.get(picture_key)
+    stamp = stamp.decode() if stamp else ""
+    if raw is not None:
+        old = json.loads(raw)
+        if old["stamp"] == stamp and now_ms - old["built_ms"] < PICTURE_MAX_AGE_MS:
+            return False
+    lock = f"{picture_key}:lock"
+    if not client.set(lock, os.getpid(), nx=True, px=PICTURE_LOCK_MS):
+        return False
+    try:
+        cases = _confirmed_cases(client, keys)
+        sites = _exposure_sites(client, keys, cases, now_ms, params)
+        found = _clusters(client, keys, cases, now_ms, params)
+        picture = {
+            "built_ms": now_ms,
+            "stamp": stamp,  # read before the cases: a change made while building is seen by the next call
+            "sites": [
+                [
+                    s["venue_id"],
+                    s["community_id"],
+                    s["district_id"],
+                    s["h3"],
+                    int(s["cases"]),
+                    int(s["visits"]),
+                    int(s["first_arrive_ts"]),
+                    int(s["last_leave_ts"]),
+                ]
+                for s in sites
+            ],  # fmt: skip
+            "clusters": [
+                [int(c["size"]), int(c["first_arrive_ts"]), int(c["last_leave_ts"]), list(c["sites"])] for c in found
+            ],
+        }
+        client.set(picture_key, json.dumps(picture, separators=(",", ":")))
+    finally:
+        client.delete(lock)
+    return True
+
+
+def case_picture(client: redis.Redis, keys: Keys, now_ms: int, params: TracingParams | None = None) -> dict | None:
+    """The tracing picture as the workers last built it, or None before any did.
+
+    ``built_ms``; ``sites``: one dict per exposure site on the map at ``now_ms``, most recent first, with
+    ``venue_id``, ``community_id``, ``district_id``, ``h3``, ``cases``, ``visits``, ``first_arrive_ts``,
+    ``last_leave_ts`` and ``recency_h``; ``clusters``: largest first, with ``cluster_id``, ``size``,
+    ``sites`` (venue ids), ``first_arrive_ts`` and ``last_leave_ts``. No person token, no point.
+    """
+    raw = client.get(keys.state(SOURCE, PICTURE))
+    if raw is None:
+        return None
+    picture = json.loads(raw)
+    horizon = now_ms - (params or TracingParams()).site_horizon_days * DAY_MS
+    names = ("venue_id", "community_id", "district_id", "h3", "cases", "visits", "first_arrive_ts", "last_leave_ts")
+    sites = [dict(zip(names, row)) for row in picture["sites"] if row[7] >= horizon]
+    for site in sites:
+        site["recency_h"] = max(now_ms - site["last_leave_ts"], 0) / 3_600_000
+    found = [
+        {"cluster_id": i, "size": size, "first_arrive_ts": first, "last_leave_ts": last, "sites": tuple(venues)}
+        for i, (size, first, last, venues) in enumerate(c for c in picture["clusters"] if c[2] >= horizon)
+    ]
+    return {"built_ms": picture["built_ms"], "sites": sites, "clusters": found}
+
+
 def precise_visits(client: redis.Redis, keys: Keys, case_id: str, params: TracingParams | None = None) -> list[dict]:
     """Return one case's infectious visits with exact times and points: its path, for role-gated views only.
 
     Each row: ``case_id``, ``venue_id``, ``arrive_ts``, ``leave_ts``, ``lon``, ``lat``.
     """
-    cases = _confirmed_cases(client, keys)
-    cases = cases[cases["case_id"] == case_id]
+    cases = _confirmed_cases(client, keys, case_id)
     if cases.empty:
         return []
     return tracing.precise_visits(cases, _case_visits(client, keys, [case_id]), params or TracingParams()).to_dict(

@@ -504,6 +504,7 @@ class Aggregator:
             self.keys.dead_counts(source),
             self.keys.meta(source),
             self.keys.open_hours(source),
+            self.keys.stamps(source),
         ]
         index: dict[str, int] = {}
 
@@ -584,6 +585,8 @@ class Aggregator:
             "now_ms": now_ms,
             "events": folded.events,
             "dead_maxlen": s.dead_letter_maxlen,
+            "stamps": sorted({start for _, start in folded.counters}),
+            "bucket_s": s.bucket_seconds,
         }
         return Prepared(doc, keys, result, idems, expiring)
 

@@ -3,7 +3,7 @@
 -- advance the source's meta and acknowledge every entry of the batch.
 --
 -- KEYS[1] stream, KEYS[2] dead-letter stream, KEYS[3] dead-letter counts, KEYS[4] meta,
--- KEYS[5] open hours; further keys are referenced by index from the batch document in ARGV[1]:
+-- KEYS[5] open hours, KEYS[6] bucket stamps; further keys are referenced by index from the batch document in ARGV[1]:
 --   seen    = {{key, expire_at, {idem, entry_id, ...}}, ...}
 --   incr    = {{{key, ...}, {expire_at or 0 when already set, ...}, {field, n, ...}}, ...}
 --   hours   = {{facets_key, hour, expire_at, {facet, ...}}, ...}
@@ -15,7 +15,8 @@
 --   zadd    = {{key, expire_at, {score, member, ...}}, ...}
 --   zrem    = {{key, {member, ...}}, ...}
 --   ack     = {entry_id, ...}
---   group, oldest_ms, newest_ms, lateness_ms, now_ms, events, dead_maxlen
+--   stamps  = {bucket start, ...}   (the minutes whose fine buckets this batch adds to)
+--   group, oldest_ms, newest_ms, lateness_ms, now_ms, events, dead_maxlen, bucket_s
 -- Returns '' on success. Nothing is written when it returns JSON instead: {conflicts =
 -- {{idem, entry_id already recorded}, ...}}, {watermark = newest_ms} when the batch holds an
 -- event later than the allowed lateness (its hour may already be rolled up), or {stale = n}
@@ -105,6 +106,27 @@ for _, g in ipairs(doc.incr) do
   end
   for k, ki in ipairs(g[1]) do
     if g[2][k] > 0 then redis.call('EXPIREAT', KEYS[ki], g[2][k]) end
+  end
+end
+
+-- Stamp the minutes written with this commit's number: a reader that cached an open bucket
+-- re-reads it only when its stamp moved. Minutes past the lateness (and two buckets more, for
+-- a reader that comes back late) can change no more; their stamps are trimmed.
+if #doc.stamps > 0 then
+  local commit = redis.call('HINCRBY', meta, 'commits', 1)
+  local stamped = {}
+  for i, start in ipairs(doc.stamps) do
+    stamped[2 * i - 1] = start
+    stamped[2 * i] = commit
+  end
+  redis.call('HSET', KEYS[6], unpack(stamped))
+  if redis.call('HLEN', KEYS[6]) > 2 * (doc.lateness_ms / 1000 / doc.bucket_s) + 8 then
+    local floor = math.max(newest, doc.newest_ms) / 1000 - doc.lateness_ms / 1000 - 2 * doc.bucket_s
+    local old = {}
+    for _, start in ipairs(redis.call('HKEYS', KEYS[6])) do
+      if tonumber(start) < floor then old[#old + 1] = start end
+    end
+    if #old > 0 then chunked('HDEL', KEYS[6], old, 1) end
   end
 end
 

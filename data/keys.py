@@ -53,6 +53,11 @@ class Keys:
         """Hash of facet key -> counter for one time bucket ('m' fine, or 'h' hourly once rolled up)."""
         return f"{self._tag(source)}:agg:{facet}:{width}:{start}"
 
+    def stamps(self, source: str) -> str:
+        """Hash of fine-bucket start (epoch s) -> number of the last commit that changed a bucket of that
+        minute, kept for the minutes late events can still reach: readers re-read only what moved."""
+        return f"{self._tag(source)}:agg:stamps"
+
     def open_hours(self, source: str) -> str:
         """Sorted set of hours (epoch s) holding fine buckets not yet rolled up into an hourly one."""
         return f"{self._tag(source)}:hours:open"

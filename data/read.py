@@ -5,16 +5,17 @@ elsewhere, so a read costs O(keys × buckets in the window) — never O(events) 
 the volume.
 
 A sliding window (one that reaches up to the newest events, as a dashboard's "last hour" does)
-is read from a cached sum instead: the commit script refuses any event older than the source's
-newest minus the allowed lateness, so a fine bucket that ends before that instant never changes
-again. Per (source, facet, window length) Redis keeps the sum of such closed buckets with the
-bucket range it covers; each read moves it forward (subtracting the buckets that left the
-window, adding those that closed since) and adds the still-open buckets, read directly. A read
-then costs one window sum plus the lateness's worth of buckets, however full the buckets are.
+is kept summed in the reader's process and moved forward, not summed again each time. The commit
+script refuses any event older than the source's newest minus the allowed lateness, so a fine
+bucket that ends before that instant never changes again; and it stamps every minute it writes
+with the commit's number. So a read subtracts the buckets that left the window, adds those that
+joined it, and re-reads an open bucket only when its stamp moved: a dashboard refresh reads the
+minute or two that changed since the last one, however many events the window holds.
 """
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable, Collection, Iterable, Mapping
 from dataclasses import dataclass, field
@@ -35,30 +36,6 @@ LAG_COUNT_CAP = 100_000  # Redis < 7 reports no lag: it is counted, up to this m
 UNSETTLED_FACETS = frozenset(
     {"appointments.slot_center_action", "contacts.community", "codes.community_colour", "escalations.level"}
 )
-CACHE_TTL_WINDOWS = 3  # a window sum nobody reads for this many window lengths expires
-
-# Replace a cached window sum and its range, only if the range is still the one the sum was
-# stepped from ('' = no cache was there): two readers (several dashboard workers) that step the
-# same cache write it once, and a reader whose view is older never moves it back.
-# KEYS[1] range, KEYS[2] sum; ARGV: expected range, new range, ttl s, 1 to replace the whole sum
-# (else only the listed fields change), number of fields to set, then field, value ... to set,
-# then the fields to delete.
-STORE_SCRIPT = """
-local current = redis.call('GET', KEYS[1]) or ''
-if current ~= ARGV[1] then return 0 end
-local nset = tonumber(ARGV[5])
-if ARGV[4] == '1' then redis.call('DEL', KEYS[2]) end
-local first, last = 6, 5 + 2 * nset
-for i = first, last, 1000 do
-  redis.call('HSET', KEYS[2], unpack(ARGV, i, math.min(i + 999, last)))
-end
-for i = last + 1, #ARGV, 1000 do
-  redis.call('HDEL', KEYS[2], unpack(ARGV, i, math.min(i + 999, #ARGV)))
-end
-redis.call('SET', KEYS[1], ARGV[2], 'EX', ARGV[3])
-redis.call('EXPIRE', KEYS[2], ARGV[3])
-return 1
-"""
 
 
 @dataclass(frozen=True)
@@ -103,7 +80,10 @@ class CityReader:
         self.keys = Keys(settings.key_prefix)
         self.clock = clock
         self.window_cache = window_cache
-        self._store = client.register_script(STORE_SCRIPT)
+        # (source, facet, window length) -> the window's running sum; one lock per (source, length)
+        self._sliding: dict[tuple[str, str, int], _Running] = {}
+        self._locks: dict[tuple[str, int], threading.Lock] = {}
+        self._locks_lock = threading.Lock()
 
     # ------------------------------------------------------------------ counters
 
@@ -135,117 +115,104 @@ class CityReader:
     # ------------------------------------------------------------------ sliding window sums
 
     def _slides(self, window: Window) -> bool:
-        """Whether a window can be read from a cached sum: a whole number of buckets long, and short
-        enough that the fine buckets leaving it are still kept (they expire after the retention)."""
+        """Whether a window can be kept summed: a whole number of buckets long, and short enough that the
+        fine buckets leaving it are still kept (they expire after the retention)."""
         length = window.end - window.start
         retention_s = int(self.settings.retention_hours * HOUR_S)
         return length > 0 and length % self.settings.bucket_seconds == 0 and length <= retention_s // 2
 
-    def _cache_keys(self, source: str, facet: str, length: int) -> tuple[str, str]:
-        """The (range, sum) keys of a window cache, under the source's hash tag like every key of it."""
-        tag = self.keys.meta(source).removesuffix(":meta")
-        base = f"{tag}:cache:window:{facet}:{length}"
-        return f"{base}:range", base
+    def _lock(self, source: str, length: int) -> threading.Lock:
+        with self._locks_lock:
+            return self._locks.setdefault((source, length), threading.Lock())
 
     def _sliding_counts(self, source: str, facets: list[str], window: Window) -> dict[str, dict[str, int]]:
-        """Sum facets over a sliding window: cached closed part, stepped forward, plus the open buckets.
+        """Sum facets over a sliding window from their running sums, moved to this window.
 
-        Three round trips at most: the newest event time with the caches (one MULTI, so each sum is
-        read with its own range), the buckets to step by and the open ones, and — only when a cache
-        moved — its new value.
+        Two round trips: the newest event time, rolled hours and stamps (one MULTI), then the buckets
+        that left or joined the window and the open ones whose stamp moved. Threads reading the same
+        window length of a source wait for each other: the second finds the sums already moved.
         """
         bs = self.settings.bucket_seconds
         length = window.end - window.start
-        cached = [f for f in facets if f not in UNSETTLED_FACETS]
-        read = self.client.pipeline(transaction=True)
-        read.hget(self.keys.meta(source), "newest_ms")
-        read.zrangebyscore(self.keys.rolled_hours(source), window.start - HOUR_S, window.end)
-        for facet in cached:
-            range_key, sum_key = self._cache_keys(source, facet, length)
-            read.get(range_key)
-            read.hgetall(sum_key)
-        replies = read.execute()
-        newest_ms = int(replies[0] or 0)
-        rolled = {int(h) for h in replies[1]}
-        # Buckets starting before `cut` are closed: an event in them would be older than the newest
-        # minus the lateness, which the commit script refuses.
-        cut = (newest_ms - self.settings.lateness_seconds * 1000) // 1000 // bs * bs
-        first = window.start - window.start % bs
-        end = (window.end - 1) // bs * bs + bs  # end of the window's last bucket
-        if window.end + length <= cut:
-            # A window of the past (the same hour yesterday): summing it would step the live cache
-            # a long way back and forth; it is read from its buckets.
-            buckets = cover(window, bs, rolled)
-            return dict(zip(facets, self._sums(source, [(facet, buckets) for facet in facets])))
-        closed_end = max(first, min(end, cut))
-        # Nothing was counted after the newest event's bucket yet, so the open part stops there.
-        open_end = min(end, newest_ms // 1000 // bs * bs + bs)
-        open_buckets = [("m", t) for t in range(closed_end, open_end, bs)]
-        plans = {
-            facet: _Plan.of(replies[2 + 2 * i], replies[3 + 2 * i], first, closed_end, cut, bs, self._floor())
-            for i, facet in enumerate(cached)
-        }
-        requests: list[tuple[str, list[tuple[str, int]]]] = []
-        for facet in facets:
-            plan = plans.get(facet)
-            if plan is None:
-                requests.append((facet, cover(window, bs, rolled)))
-                continue
-            requests.append((facet, open_buckets))
-            if plan.rebuild:
-                requests.append((facet, cover(Window(first, closed_end), bs, rolled) if closed_end > first else []))
-            else:
-                requests.append((facet, [("m", t) for t in plan.leaving]))
-                requests.append((facet, [("m", t) for t in plan.joining]))
-        sums = iter(self._sums(source, requests))
-        out: dict[str, dict[str, int]] = {}
-        stores = self.client.pipeline(transaction=False)
-        for facet in facets:
-            plan = plans.get(facet)
-            if plan is None:
-                out[facet] = next(sums)
-                continue
-            open_sum = next(sums)
-            if plan.rebuild:
-                closed = next(sums)
-                changed, gone = closed, []
-            else:
-                leaving, joining = next(sums), next(sums)
-                closed, changed, gone = plan.step(leaving, joining)
-            if plan.moves:
-                range_key, sum_key = self._cache_keys(source, facet, length)
-                new_range = f"{first}:{closed_end}"
-                ttl = CACHE_TTL_WINDOWS * length
-                args = [plan.expected, new_range, ttl, int(plan.rebuild), len(changed)]
-                args += [x for kv in changed.items() for x in kv] + gone
-                self._store(keys=[range_key, sum_key], args=args, client=stores)
-            total = dict(closed)
-            for k, v in open_sum.items():
-                total[k] = total.get(k, 0) + v
-            out[facet] = total
-        stores.execute()
-        return out
+        with self._lock(source, length):
+            read = self.client.pipeline(transaction=True)
+            read.hget(self.keys.meta(source), "newest_ms")
+            read.zrangebyscore(self.keys.rolled_hours(source), window.start - HOUR_S, window.end)
+            read.hgetall(self.keys.stamps(source))
+            newest_raw, rolled_raw, stamps_raw = read.execute()
+            newest_ms = int(newest_raw or 0)
+            rolled = {int(h) for h in rolled_raw}
+            stamps = {int(k): int(v) for k, v in stamps_raw.items()}
+            # Buckets starting before `cut` are closed: an event in them would be older than the newest
+            # minus the lateness, which the commit script refuses.
+            cut = (newest_ms - self.settings.lateness_seconds * 1000) // 1000 // bs * bs
+            first = window.start - window.start % bs
+            end = (window.end - 1) // bs * bs + bs  # end of the window's last bucket
+            if window.end + length <= cut:
+                # A window of the past (the same hour yesterday): moving the running sum there and back
+                # would cost more than summing it; it is read from its buckets.
+                buckets = cover(window, bs, rolled)
+                return dict(zip(facets, self._sums(source, [(facet, buckets) for facet in facets])))
+            closed_end = max(first, min(end, cut))
+            # Nothing was counted after the newest event's bucket yet, so the open part stops there.
+            open_end = max(closed_end, min(end, newest_ms // 1000 // bs * bs + bs))
+            span = _Span(first, closed_end, open_end, bs)
+            floor = self._floor()
+            plans: dict[str, tuple[_Running | None, list[list[tuple[str, int]]]]] = {}
+            requests: list[tuple[str, list[tuple[str, int]]]] = []
+            for facet in facets:
+                if facet in UNSETTLED_FACETS:
+                    requests.append((facet, cover(window, bs, rolled)))
+                    continue
+                running = self._sliding.get((source, facet, length))
+                if running is None or not running.can_move(span, floor):
+                    add = cover(Window(first, closed_end), bs, rolled) if closed_end > first else []
+                    plans[facet] = (None, [add + [("m", t) for t in span.open()]])
+                else:
+                    plans[facet] = (running, running.moves(span, stamps))
+                requests += [(facet, buckets) for buckets in plans[facet][1]]
+            sums = iter(self._sums(source, requests, keep_parts=True))
+            out: dict[str, dict[str, int]] = {}
+            for facet in facets:
+                if facet in UNSETTLED_FACETS:
+                    out[facet] = next(sums)[0]
+                    continue
+                running, asked = plans[facet]
+                replies = [next(sums) for _ in asked]
+                if running is None:
+                    ((total, parts),) = replies
+                    running = _Running(first, open_end, total)
+                    running.remember(span, stamps, dict(zip(asked[0], parts)))
+                else:
+                    running.move(span, stamps, replies, asked)
+                self._sliding[(source, facet, length)] = running
+                out[facet] = dict(running.total)
+            return out
 
     def _floor(self) -> int:
         """The oldest fine bucket start a step may subtract: older ones may have expired."""
         retention_s = int(self.settings.retention_hours * HOUR_S)
         return int(self.clock()) - retention_s + HOUR_S
 
-    def _sums(self, source: str, requests: list[tuple[str, list[tuple[str, int]]]]) -> list[dict[str, int]]:
-        """For each (facet, buckets), the sum of its buckets' fields; all read in one pipeline."""
+    def _sums(self, source: str, requests: list[tuple[str, list[tuple[str, int]]]], keep_parts: bool = False) -> list:
+        """For each (facet, buckets), the sum of its buckets' fields (with ``keep_parts``, the pair of
+        that sum and each bucket's own fields); all read in one pipeline."""
         pipe = self.client.pipeline(transaction=False)
         for facet, buckets in requests:
             for width, start in buckets:
                 pipe.hgetall(self.keys.bucket(source, facet, width, start))
-        replies = iter(pipe.execute())
+        replies = iter(pipe.execute() if any(buckets for _, buckets in requests) else ())
         out = []
         for _, buckets in requests:
             total: dict[str, int] = {}
+            parts = []
             for _ in buckets:
-                for k, v in next(replies).items():
-                    key = k.decode()
-                    total[key] = total.get(key, 0) + int(v)
-            out.append(total)
+                part = {k.decode(): int(v) for k, v in next(replies).items()}
+                for key, n in part.items():
+                    total[key] = total.get(key, 0) + n
+                if keep_parts:
+                    parts.append(part)
+            out.append((total, parts) if keep_parts else total)
         return out
 
     def sensors(self) -> dict[str, dict[str, object]]:
@@ -335,62 +302,81 @@ class CityReader:
         return {k.decode(): json.loads(v) for k, v in self.client.hgetall(self.keys.workers()).items()}
 
 
+@dataclass(frozen=True)
+class _Span:
+    """Where a sliding window's buckets stand at one read: [first, closed_end) closed, up to open_end open."""
+
+    first: int
+    closed_end: int
+    open_end: int
+    bs: int
+
+    def open(self) -> range:
+        return range(self.closed_end, self.open_end, self.bs)
+
+
 @dataclass
-class _Plan:
-    """How one facet's cached closed sum gets to a window's closed range [first, closed_end)."""
+class _Running:
+    """A window's running sum over the buckets [first, upto), and the open buckets' fields as last read
+    with their stamps (a closed bucket's fields are not kept: it is read again when it leaves)."""
 
-    expected: str  # the cache's range as read ('' when absent), for the compare-and-set
-    rebuild: bool
-    moves: bool  # whether the cache must be written
-    cached: dict[str, int] = field(default_factory=dict)
-    leaving: list[int] = field(default_factory=list)
-    joining: list[int] = field(default_factory=list)
+    first: int
+    upto: int
+    total: dict[str, int]
+    open: dict[int, tuple[int | None, dict[str, int]]] = field(default_factory=dict)
 
-    @classmethod
-    def of(
-        cls,
-        raw_range: bytes | None,
-        raw_sum: dict[bytes, bytes],
-        first: int,
-        closed_end: int,
-        cut: int,
-        bs: int,
-        floor: int,
-    ) -> _Plan:
-        """Plan from the cache as read: step it when that reads fewer buckets than a rebuild would."""
-        expected = raw_range.decode() if raw_range else ""
-        new = set(range(first, closed_end, bs))
-        old: set[int] | None = None
-        if expected:
-            a, _, c = expected.partition(":")
-            if a.isdigit() and c.isdigit() and int(a) % bs == 0 and int(c) % bs == 0 and int(a) <= int(c):
-                old = set(range(int(a), int(c), bs))
-        if old is None or (old - new and min(old - new) < floor) or (old and max(old) >= cut):
-            # No usable cache, one so old that the buckets to subtract may be gone, or one holding
-            # buckets that are not closed by the source's meta (Redis lost data): rebuild.
-            return cls(expected, rebuild=True, moves=bool(new) or bool(expected))
-        leaving, joining = sorted(old - new), sorted(new - old)
-        if len(leaving) + len(joining) >= len(new) and (leaving or joining):
-            # Stepping would read more buckets than summing the range afresh.
-            return cls(expected, rebuild=True, moves=True)
-        cached = {k.decode(): int(v) for k, v in raw_sum.items()}
-        return cls(expected, False, bool(leaving or joining), cached, leaving, joining)
+    def can_move(self, span: _Span, floor: int) -> bool:
+        """Whether moving is exact and cheaper than summing afresh: the window moved forward, the buckets
+        to subtract are still kept, and there are fewer of them than buckets in the window."""
+        if span.first < self.first or span.open_end < self.upto:
+            return False  # a window behind this sum (a reader with an older clock, Redis lost data)
+        leaving = max(min(span.first, self.upto) - self.first, 0) // span.bs
+        joining = max(span.open_end - max(self.upto, span.first), 0) // span.bs
+        return (leaving == 0 or self.first >= floor) and leaving + joining < (span.open_end - span.first) // span.bs
 
-    def step(self, leaving: dict[str, int], joining: dict[str, int]) -> tuple[dict[str, int], dict[str, int], list]:
-        """The closed sum after the step, the fields it changed (new values) and the fields it emptied."""
-        closed = self.cached
-        for k in leaving.keys() | joining.keys():
-            closed[k] = closed.get(k, 0) - leaving.get(k, 0) + joining.get(k, 0)
-        changed: dict[str, int] = {}
-        gone: list[str] = []
-        for k in leaving.keys() | joining.keys():
-            if closed[k]:
-                changed[k] = closed[k]
-            else:
-                # A field no bucket of the range holds: the buckets' sum would not list it either.
-                del closed[k]
-                gone.append(k)
-        return closed, changed, gone
+    def moves(self, span: _Span, stamps: Mapping[int, int]) -> list[list[tuple[str, int]]]:
+        """The buckets to read, as three lists: those that left the window (unless their fields are
+        kept), those that joined it, and the kept open buckets whose stamp moved (or is gone) since."""
+        bs = span.bs
+        leaving = [("m", t) for t in range(self.first, min(span.first, self.upto), bs) if t not in self.open]
+        joining = [("m", t) for t in range(max(self.upto, span.first), span.open_end, bs)]
+        changed = [
+            ("m", t) for t, (stamp, _) in sorted(self.open.items()) if t >= span.first and stamps.get(t) != stamp
+        ]
+        return [leaving, joining, changed]
+
+    def move(self, span: _Span, stamps: Mapping[int, int], replies: list[tuple[dict, list[dict]]], asked: list) -> None:
+        """Apply the buckets ``moves`` asked for, as read: subtract those that left, add those that joined,
+        replace the changed open ones; then keep only the still-open buckets' fields."""
+        (left, _), (joined, joined_parts), (_, changed_parts) = replies
+        total = dict(self.total)  # readers of the old total may still hold it
+        _add(total, left, -1)
+        for t in [t for t in self.open if t < span.first]:
+            _add(total, self.open.pop(t)[1], -1)
+        _add(total, joined, 1)
+        for (_, t), fields in zip(asked[2], changed_parts):
+            _add(total, self.open[t][1], -1)
+            _add(total, fields, 1)
+            self.open[t] = (stamps.get(t), fields)
+        self.total, self.first, self.upto = total, span.first, span.open_end
+        self.remember(span, stamps, dict(zip(asked[1], joined_parts)))
+
+    def remember(self, span: _Span, stamps: Mapping[int, int], parts: Mapping[tuple[str, int], dict]) -> None:
+        """Keep the fields of the open buckets just read, with their stamps; forget closed ones."""
+        for (width, t), fields in parts.items():
+            if width == "m" and span.closed_end <= t < span.open_end:
+                self.open[t] = (stamps.get(t), fields)
+        for t in [t for t in self.open if t < span.closed_end]:
+            del self.open[t]
+
+
+def _add(total: dict[str, int], fields: Mapping[str, int], sign: int) -> None:
+    for k, n in fields.items():
+        v = total.get(k, 0) + sign * n
+        if v:
+            total[k] = v
+        else:
+            total.pop(k, None)
 
 
 def rollup(counts: Mapping[str, int], parent_of: Mapping[str, str]) -> dict[str, int]:

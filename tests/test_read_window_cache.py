@@ -1,8 +1,8 @@
-"""The cached sliding-window sums of `CityReader` read exactly what summing the buckets reads.
+"""The running sliding-window sums of `CityReader` read exactly what summing the buckets reads.
 
-Events go through a real aggregator into a real Redis; a reader with the cache and one without
-it (`window_cache=False`) are compared as the event time moves on, buckets close, late events
-arrive and caches disappear.
+Events go through a real aggregator into a real Redis; a reader with the running sums and one
+without them (`window_cache=False`) are compared as the event time moves on, buckets close, late
+events arrive and stamps disappear.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ import pytest
 
 from data.aggregator import Aggregator
 from data.keys import Keys
-from data.read import STORE_SCRIPT, CityReader, Window
+from data.read import CityReader, Window
 from tests.events import raw_event
 
 pytestmark = pytest.mark.redis
@@ -61,9 +61,7 @@ class Feed:
             event["people"] = str(1 + self.seq % 17)
             event["fever"] = str(self.seq % 3)
             self.client.xadd(self.stream, event)
-        while self.worker.step(block_ms=None):
-            pass
-        self.worker.flush()
+        self.worker.drain()
 
 
 @pytest.fixture
@@ -84,13 +82,9 @@ def assert_same(cached: CityReader, exact: CityReader, length: int, now: float) 
     return got
 
 
-def cache_ranges(client, settings, length: int = HOUR_S) -> dict[str, str]:
-    prefix = f"{{{settings.key_prefix}:foot}}:cache:window:"
-    out = {}
-    for key in client.scan_iter(match=f"{prefix}*:{length}:range"):
-        facet = key.decode()[len(prefix) :].rsplit(":", 2)[0]
-        out[facet] = client.get(key).decode()
-    return out
+def ranges(reader: CityReader, length: int = HOUR_S) -> dict[str, str]:
+    """Facet -> 'first:upto' of the reader's running sums of that window length."""
+    return {facet: f"{r.first}:{r.upto}" for (_, facet, n), r in reader._sliding.items() if n == length}
 
 
 def test_a_sliding_window_reads_the_same_as_its_buckets_while_time_moves_on(client, settings, feed, base):
@@ -104,33 +98,34 @@ def test_a_sliding_window_reads_the_same_as_its_buckets_while_time_moves_on(clie
         for length in (HOUR_S, 300, 1800):
             assert_same(cached, exact, length, clock.now)
             assert_same(cached, exact, length, clock.now + 7)  # a window not starting on a bucket
-    assert set(cache_ranges(client, settings)) == set(FACETS)
+    assert set(ranges(cached)) == set(FACETS)
 
 
-def test_a_bucket_that_closes_moves_the_cached_sum_by_one_bucket(client, settings, feed, base):
+def test_a_refresh_reads_only_the_buckets_that_left_joined_or_changed(client, settings, feed, base):
     clock = Clock(base)
     cached, exact = both(client, settings, clock)
-    lateness = settings.lateness_seconds
     feed.readings([base - 3000 + i * 30 for i in range(100)])  # up to base - 30
+    read = spy_on_buckets(cached)
     assert_same(cached, exact, HOUR_S, base)
-    before = cache_ranges(client, settings)["people.sensor"]
-    first, closed_end = map(int, before.split(":"))
-    assert closed_end == (base - 30 - lateness) // 60 * 60  # buckets ending by newest - lateness
+    assert ranges(cached)["people.sensor"] == f"{base - HOUR_S}:{base}"
+    read.clear()
+    assert_same(cached, exact, HOUR_S, base + 1)
+    assert read == [0] * len(FACETS)  # nothing moved: nothing read
 
-    # The newest event moves one minute on: one more bucket is behind the horizon.
+    # The newest event moves one minute on, and the window with it.
     feed.readings([base + 30])
     clock.now = base + 60
-    read = spy_on_buckets(cached)
-    assert_same(cached, exact, HOUR_S, clock.now)
-    assert cache_ranges(client, settings)["people.sensor"] == f"{first + 60}:{closed_end + 60}"
-    # Per facet: the bucket that left, the one that closed, and the open ones up to the newest event.
-    open_buckets = (base + 60 - (closed_end + 60)) // 60
-    assert read == [1 + 1 + open_buckets] * len(FACETS)
-
-    # Read again within the same minute: the cached sum is used as it is.
     read.clear()
-    assert_same(cached, exact, HOUR_S, clock.now + 1)
-    assert read == [open_buckets] * len(FACETS)
+    assert_same(cached, exact, HOUR_S, clock.now)
+    # Per facet: the bucket that left the window and the one that joined it, nothing else.
+    assert read == [2] * len(FACETS)
+    assert ranges(cached)["people.sensor"] == f"{base - HOUR_S + 60}:{base + 60}"
+
+    # A late event within the lateness changes one open bucket: only that one is read again.
+    feed.readings([base - 300])
+    read.clear()
+    assert_same(cached, exact, HOUR_S, clock.now)
+    assert read == [1] * len(FACETS)
 
 
 def spy_on_buckets(reader: CityReader) -> list[int]:
@@ -138,12 +133,12 @@ def spy_on_buckets(reader: CityReader) -> list[int]:
     read: list[int] = []
     sums = reader._sums
 
-    def counting(source, requests):
+    def counting(source, requests, **kwargs):
         per_facet: dict[str, int] = {}
         for facet, buckets in requests:
             per_facet[facet] = per_facet.get(facet, 0) + len(buckets)
         read.extend(per_facet.values())
-        return sums(source, requests)
+        return sums(source, requests, **kwargs)
 
     reader._sums = counting
     return read
@@ -167,54 +162,33 @@ def test_late_events_within_the_lateness_are_counted_before_and_after_their_buck
         feed.readings([base + minutes * 60])
         clock.now = base + minutes * 60 + 1
         assert_same(cached, exact, HOUR_S, clock.now)
-    _, closed_end = map(int, cache_ranges(client, settings)["readings.sensor"].split(":"))
-    assert closed_end > max(late)
+    assert not any(t <= max(late) for r in cached._sliding.values() for t in r.open)  # closed, kept in the sum
 
 
-def test_a_deleted_or_damaged_cache_is_rebuilt_from_the_buckets(client, settings, feed, base):
+def test_lost_stamps_make_a_reader_read_the_open_buckets_again_and_stay_exact(client, settings, feed, base):
     clock = Clock(base)
     cached, exact = both(client, settings, clock)
     feed.readings([base - 3000 + i * 30 for i in range(100)])
     assert_same(cached, exact, HOUR_S, base)
-    keys = list(client.scan_iter(match=f"{{{settings.key_prefix}:foot}}:cache:window:*"))
-    assert keys
-    client.delete(*keys)
+    stamps = Keys(settings.key_prefix).stamps("foot")
+    assert client.hlen(stamps) > 0
+    client.delete(stamps)  # as if Redis lost them
+    feed.readings([base - 200, base - 100])  # two late events: stamped anew, the rest has no stamp
+    read = spy_on_buckets(cached)
     assert_same(cached, exact, HOUR_S, base)
-
-    # A range no reader could have written, and a sum that does not match its range.
-    range_key = next(k for k in client.scan_iter(match=f"*:people.sensor:{HOUR_S}:range"))
-    client.set(range_key, "garbage")
-    assert_same(cached, exact, HOUR_S, base)
-    client.set(range_key, f"{base + 600}:{base + 1200}")  # past the newest event: not closed
-    assert_same(cached, exact, HOUR_S, base)
-    assert cache_ranges(client, settings)["people.sensor"] != f"{base + 600}:{base + 1200}"
+    open_buckets = settings.lateness_seconds // 60 + 1
+    assert read == [open_buckets] * len(FACETS)
 
 
-def test_a_reader_with_an_older_clock_never_moves_the_cache_back_and_reads_exactly(client, settings, feed, base):
+def test_a_window_behind_the_running_sum_is_read_exactly(client, settings, feed, base):
     clock = Clock(base)
     cached, exact = both(client, settings, clock)
     feed.readings([base - 5400 + i * 30 for i in range(180)])
     assert_same(cached, exact, HOUR_S, base)
-    ahead = cache_ranges(client, settings)
-    # Another dashboard worker whose clock is a few minutes behind reads the same window length.
-    behind = Clock(base - 240)
-    late_reader, late_exact = both(client, settings, behind)
-    assert_same(late_reader, late_exact, HOUR_S, behind.now)
+    # The same reader asked for a window a few minutes behind (a dashboard worker with a slower clock
+    # shares nothing with it, but one reader may be asked with an older `now`): summed afresh, exactly.
+    assert_same(cached, exact, HOUR_S, base - 240)
     assert_same(cached, exact, HOUR_S, base)
-    assert cache_ranges(client, settings) == ahead
-
-
-def test_storing_a_step_is_refused_when_another_reader_moved_the_cache_first(client, settings):
-    store = client.register_script(STORE_SCRIPT)
-    range_key, sum_key = f"{{{settings.key_prefix}:foot}}:r", f"{{{settings.key_prefix}:foot}}:s"
-    assert store(keys=[range_key, sum_key], args=["", "0:60", 60, 1, 1, "a", 5]) == 1
-    # Two readers stepped from 0:60; the first one's step lands, the second's is refused.
-    assert store(keys=[range_key, sum_key], args=["0:60", "60:120", 60, 0, 1, "a", 7]) == 1
-    assert store(keys=[range_key, sum_key], args=["0:60", "60:120", 60, 0, 1, "a", 9]) == 0
-    assert client.get(range_key) == b"60:120" and client.hgetall(sum_key) == {b"a": b"7"}
-    assert store(keys=[range_key, sum_key], args=["60:120", "120:180", 60, 0, 0, "a"]) == 1
-    assert not client.exists(sum_key)  # its last field emptied
-    assert client.get(range_key) == b"120:180"
 
 
 def test_windows_of_the_past_and_unsettled_facets_are_read_from_buckets_without_a_cache(client, settings, feed, base):
@@ -226,7 +200,7 @@ def test_windows_of_the_past_and_unsettled_facets_are_read_from_buckets_without_
     assert cached.counts_in_windows("foot", "people.sensor", [past]) == exact.counts_in_windows(
         "foot", "people.sensor", [past]
     )
-    assert not cache_ranges(client, settings, 1800)
+    assert not ranges(cached, 1800)
     window = Window.last(HOUR_S, base)
     assert cached.counts("cases", "contacts.community", window) == exact.counts("cases", "contacts.community", window)
-    assert not list(client.scan_iter(match=f"{{{settings.key_prefix}:cases}}:cache:*"))
+    assert not any(source == "cases" for source, _, _ in cached._sliding)

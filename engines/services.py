@@ -364,15 +364,34 @@ def counters_needed(
         opened = out["center_id"].map(open_counters).fillna(0).astype(np.int64)
     else:
         opened = pd.Series(int(open_counters), index=out.index, dtype=np.int64)
-    arrivals = out["arrivals_per_h"].to_numpy(np.float64)
-    out["load_erlangs"] = arrivals * service / 3600.0
-    out["counters_open"] = opened.to_numpy()
-    wait = dict(service_cv=cv, arrival_cv=params.arrival_cv)
-    out["wait_open_s"] = [expected_wait_s(a, service, int(c), **wait) for a, c in zip(arrivals, out["counters_open"])]
-    needed = [
-        counters_for_wait(a, service, params.target_wait_s, max_counters=params.max_counters, **wait) for a in arrivals
-    ]
-    out["counters_needed"] = np.asarray(needed, dtype=np.int64)
-    out["wait_needed_s"] = [expected_wait_s(a, service, c, **wait) for a, c in zip(arrivals, needed)]
-    out["p_wait_needed"] = [erlang_c(c, a * service / 3600.0) for a, c in zip(arrivals, needed)]
+    arrivals = np.maximum(out["arrivals_per_h"].to_numpy(np.float64), 0.0)
+    load = arrivals * service / 3600.0
+    out["load_erlangs"] = load
+    open_now = opened.to_numpy()
+    out["counters_open"] = open_now
+    # Every row's Erlang B for every counter count at once: the recursion walks the counters, not the
+    # rows, so a plan costs the same whatever the demand (a loop per row walks up to its load).
+    top = max(int(params.max_counters), int(open_now.max(initial=0)))
+    blocking = np.ones((top + 1, len(out)))
+    for c in range(1, top + 1):
+        blocking[c] = load * blocking[c - 1] / (c + load * blocking[c - 1])
+    counts = np.arange(top + 1, dtype=np.float64)[:, None]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        waiting = blocking / (1.0 - (load / counts) * (1.0 - blocking))  # Erlang C where load < c
+        waits = (cv**2 + params.arrival_cv**2) / 2.0 * waiting * service / (counts - load)
+    stable = counts > load
+    waits = np.where(stable, waits, np.inf)
+    waiting = np.where(stable, waiting, 1.0)
+    waits[:, arrivals <= 0] = 0.0
+    waiting[:, arrivals <= 0] = 0.0
+    rows = np.arange(len(out))
+    out["wait_open_s"] = np.where(
+        open_now > 0, waits[np.clip(open_now, 0, top), rows], np.where(arrivals > 0, np.inf, 0)
+    )
+    meets = (waits[1 : params.max_counters + 1] <= params.target_wait_s) & stable[1 : params.max_counters + 1]
+    needed = np.where(meets.any(axis=0), meets.argmax(axis=0) + 1, params.max_counters)
+    needed = np.where(arrivals > 0, needed, 0).astype(np.int64)
+    out["counters_needed"] = needed
+    out["wait_needed_s"] = np.where(needed > 0, waits[needed, rows], 0.0)
+    out["p_wait_needed"] = np.where(needed > 0, waiting[needed, rows], 0.0)
     return out

@@ -173,3 +173,27 @@ def test_demand_adds_booked_visits_that_show_up_to_forecast_walk_ins():
     assert plan.loc["A", "counters_needed"] == 2
     assert plan.loc["A", "wait_needed_s"] < 300
     assert plan.loc["B", "counters_needed"] == 0
+
+
+def test_a_whole_plan_agrees_with_the_counter_by_counter_formulas():
+    rng = np.random.default_rng(7)
+    arrivals = np.concatenate([[0.0, 0.4, 3.0, 5_000.0], rng.gamma(2.0, 40.0, size=60)])  # idle to past the cap
+    demand = pd.DataFrame(
+        {"center_id": [f"C{i}" for i in range(len(arrivals))], "hour_ms": 0, "arrivals_per_h": arrivals}
+    )
+    opened = {f"C{i}": int(rng.integers(0, 12)) for i in range(len(arrivals))}
+    params = ServiceParams(target_wait_s=420)
+    plan = counters_needed(demand, opened, params, service_cv=1.3)
+    wait = dict(service_cv=1.3, arrival_cv=params.arrival_cv)
+    for row in plan.itertuples():
+        needed = counters_for_wait(
+            row.arrivals_per_h, params.mean_service_s, params.target_wait_s, max_counters=params.max_counters, **wait
+        )
+        assert row.counters_needed == needed
+        assert row.wait_open_s == pytest.approx(
+            expected_wait_s(row.arrivals_per_h, params.mean_service_s, row.counters_open, **wait)
+        )
+        assert row.wait_needed_s == pytest.approx(
+            expected_wait_s(row.arrivals_per_h, params.mean_service_s, needed, **wait)
+        )
+        assert row.p_wait_needed == pytest.approx(erlang_c(needed, row.load_erlangs) if needed else 0.0)

@@ -126,7 +126,9 @@ class CityGeography:
         if not h3.is_valid_cell(cell):
             return None
         lat, lon = h3.cell_to_latlng(cell)
-        return round(lon, 5), round(lat, 5)
+        # Cells beyond the boundary (points just outside the city) are remembered too: few, and asked often.
+        self._cell_centres[cell] = centre = (round(lon, 5), round(lat, 5))
+        return centre
 
     @cached_property
     def places(self) -> dict[str, dict]:

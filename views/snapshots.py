@@ -454,34 +454,45 @@ def hotspot_cells(counts: Mapping[str, int], geo: CityGeography, memo: Memo, key
     return memo(key, 30.0, build)
 
 
-OPEN_COMPLAINTS_READ = 2000  # the most urgent open complaints a refresh reads, before the scope filter
+OPEN_COMPLAINTS_READ = 2000  # the most open complaints a refresh reads looking for those in scope
 
 
-def open_complaints(reader: CityReader, geo: CityGeography, state: ViewState, now: float) -> list[dict]:
-    """The most urgent open complaints in scope: priority and its reason, where it is routed, how late."""
-    rows = []
-    for c in complaint_table(reader.client, reader.keys, int(now * 1000), limit=OPEN_COMPLAINTS_READ):
-        if not geo.in_scope(c["community_id"], state.district, state.neighbourhood):
-            continue
-        rows.append(
-            {
-                "complaint": c["complaint_id"],
-                "priority": f"P{c['priority']}",
-                "reason": c["reason"],
-                "category": c["category"],
-                "community": geo.names.get(c["community_id"], c["community_id"]),
-                "district": geo.names.get(c["district_id"], c["district_id"]),
-                "holder": c["holder"],
-                "path": c["path"],
-                "status": c["status"],
-                "waited_h": round(c["waited_s"] / 3600, 1),
-                "overdue": "overdue" if c["overdue"] else "",
-                "bounced": "bounced" if c["bounced"] else "",
-                "words": c["text"],
-            }
-        )
+def open_complaints(reader: CityReader, geo: CityGeography, state: ViewState, now: float, wanted: int) -> list[dict]:
+    """The ``wanted`` most urgent open complaints in scope: priority and its reason, where routed, how late.
+
+    Read from the queue a page at a time until enough are in scope (or ``OPEN_COMPLAINTS_READ`` were
+    read): the city-wide view reads what it shows, however many complaints are open.
+    """
+    rows: list[dict] = []
+    start = 0
+    while len(rows) < wanted and start < OPEN_COMPLAINTS_READ:
+        page = complaint_table(reader.client, reader.keys, int(now * 1000), limit=max(wanted, 100), start=start)
+        start += max(wanted, 100)
+        for c in page:
+            if geo.in_scope(c["community_id"], state.district, state.neighbourhood):
+                rows.append(_complaint_row(c, geo))
+        if len(page) < max(wanted, 100):
+            break
     rows.sort(key=lambda r: (r["priority"], r["overdue"] != "overdue", -r["waited_h"]))
-    return rows
+    return rows[:wanted]
+
+
+def _complaint_row(c: Mapping[str, Any], geo: CityGeography) -> dict:
+    return {
+        "complaint": c["complaint_id"],
+        "priority": f"P{c['priority']}",
+        "reason": c["reason"],
+        "category": c["category"],
+        "community": geo.names.get(c["community_id"], c["community_id"]),
+        "district": geo.names.get(c["district_id"], c["district_id"]),
+        "holder": c["holder"],
+        "path": c["path"],
+        "status": c["status"],
+        "waited_h": round(c["waited_s"] / 3600, 1),
+        "overdue": "overdue" if c["overdue"] else "",
+        "bounced": "bounced" if c["bounced"] else "",
+        "words": c["text"],
+    }
 
 
 def complaints_snapshot(
@@ -503,7 +514,8 @@ def complaints_snapshot(
         community, _, category = key.partition("|")
         communities[community] = communities.get(community, 0) + n
         categories[category] = categories.get(category, 0) + n
-    table = open_complaints(reader, geo, state, now)
+    table = open_complaints(reader, geo, state, now, max_rows) if max_rows else []
+    counts = complaint_counts(reader.client, reader.keys, int(now * 1000)) if not state.district else None
     routing = {level: {} for level in ROUTING_LEVELS}
     for key, n in updates.items():
         action, _, level = key.partition("|")
@@ -524,16 +536,13 @@ def complaints_snapshot(
         "areas": _area_rows(area_values(communities, geo, state), geo),
         "categories": dict(sorted(categories.items(), key=lambda kv: -kv[1])),
         "routing": routing,
-        "table": table[:max_rows],
-        "table_total_rows": len(table),
+        "table": table,
+        # In a district, the open complaints in scope are known as far as the queue was read for them.
+        "table_total_rows": counts["open"] if counts else len(table),
         "headline": {
             "filed": filed,
             "urgent": int(sum(categories.get(c, 0) for c in URGENT_CATEGORIES)),
-            **(
-                complaint_counts(reader.client, reader.keys, int(now * 1000))
-                if not state.district
-                else {"open": len(table), "overdue": sum(1 for row in table if row["overdue"] == "overdue")}
-            ),
+            **(counts or {"open": len(table), "overdue": sum(1 for row in table if row["overdue"] == "overdue")}),
             "escalated": int(sum(routing[lv].get("escalated", 0) for lv in routing)),
             "hotspots": len(hot),
         },

@@ -232,15 +232,15 @@ class ComplaintKeeper:
 
 
 def complaint_table(
-    client: redis.Redis, keys: Keys, now_ms: int, *, closed: bool = False, limit: int | None = None
+    client: redis.Redis, keys: Keys, now_ms: int, *, closed: bool = False, limit: int | None = None, start: int = 0
 ) -> list[dict]:
     """One row per complaint (open ones, or closed ones): triage, place, route and how long it waited.
 
-    With ``limit``, only the most urgent open complaints (priority, then the oldest): a refresh then
-    reads a bounded number of routes however many complaints are open.
+    With ``limit``, only the most urgent open complaints (priority, then the oldest), from the
+    ``start``-th on: a refresh then reads a bounded number of routes however many complaints are open.
     """
     if limit is not None and not closed:
-        ids = client.zrange(keys.state("complaints", QUEUE), 0, limit - 1)
+        ids = client.zrange(keys.state("complaints", QUEUE), start, start + limit - 1)
         values = [v for v in (client.hmget(keys.state("complaints", OPEN), ids) if ids else []) if v is not None]
     else:
         values = list(client.hgetall(keys.state("complaints", CLOSED if closed else OPEN)).values())

@@ -286,15 +286,19 @@ class Aggregator:
 
     def _receive_all(self) -> None:
         inflight, self._inflight = self._inflight, []
-        for i, (source, entries, prepared) in enumerate(inflight):
+        # Every reply is read before any batch is redone: a redo sent earlier would have its reply
+        # read in place of the next batch's.
+        outcomes: list[bytes | None] = []
+        for _ in inflight:
             try:
-                outcome = self._receive()
+                outcomes.append(self._receive())
             except redis.exceptions.NoScriptError:
-                # Redis restarted and lost its scripts: redo this and every later commit, in order.
-                for later in inflight[i:]:
-                    self._commit(*later)
-                return
-            self._settle(source, entries, prepared, outcome)
+                outcomes.append(None)  # Redis restarted and lost its scripts (reloaded): redo the batch
+        for (source, entries, prepared), outcome in zip(inflight, outcomes):
+            if outcome is None:
+                self._commit(source, entries, prepared)
+            else:
+                self._settle(source, entries, prepared, outcome)
 
     def claim_stale(self) -> int:
         """Take over entries that another worker read and never acknowledged."""

@@ -112,6 +112,25 @@ def test_a_duplicate_in_a_later_batch_is_caught_by_its_idempotency_key(client, s
     assert reader.dead_letter_counts()["foot"] == {"duplicate": 1}
 
 
+def test_a_refused_batch_in_flight_with_another_source_is_redone_without_mixing_their_replies(client, settings, worker):
+    t = now_ms()
+    write(client, settings, "foot", [raw_event("reading", seq=i, ts=t) for i in range(5)])
+    write(client, settings, "complaints", [raw_event("complaint", seq=100 + i, ts=t) for i in range(5)])
+    worker.drain()
+    # Both streams get a repeat in their next batch: two commits in flight, both refused once.
+    write(client, settings, "foot", [raw_event("reading", seq=2, ts=t), raw_event("reading", seq=9, ts=t)])
+    write(
+        client, settings, "complaints", [raw_event("complaint", seq=102, ts=t), raw_event("complaint", seq=109, ts=t)]
+    )
+    worker.drain()
+    reader = CityReader(client, settings)
+    fresh = reader.freshness()
+    assert fresh["foot"]["events"] == 6 and fresh["complaints"]["events"] == 6
+    dead = reader.dead_letter_counts()
+    assert dead["foot"] == {"duplicate": 1} and dead["complaints"] == {"duplicate": 1}
+    assert all(lag["pending"] == 0 and lag["lag"] == 0 for lag in reader.consumer_lag().values())
+
+
 def test_a_redelivered_entry_is_acknowledged_but_not_counted_again(client, settings, worker):
     t = now_ms()
     ids = write(client, settings, "foot", [raw_event("reading", seq=i, ts=t) for i in range(4)])

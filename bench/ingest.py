@@ -150,13 +150,13 @@ def forget_aggregates(client, settings: Settings) -> int:
     return gone
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m bench.ingest", description=__doc__.split("\n\n")[0])
     parser.add_argument("--events", type=int, default=100_000)
     parser.add_argument("--batch", type=int, default=Settings().batch_size)
     parser.add_argument("--rounds", type=int, default=3, help="alternating rounds of each; medians are reported")
     parser.add_argument("--seed", type=int, default=1)
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
 
     env = Settings.from_env()
     server = None

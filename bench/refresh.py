@@ -4,9 +4,11 @@ commands 50 browsers cost when they refresh the same view in one tick.
 
 Events are written as the simulators would and folded by the real aggregator; the refresh reads only
 aggregates, so its time should not grow with the events in the window (flatness = ms_1m / ms_10k, worst
-view, target ≤ 1.5).
+view, target ≤ 1.5). Every size is loaded first, each under its own key prefix, and then the sizes are
+timed side by side, round after round (a refresh of each view at each size per round, medians), so a
+machine busy for a while slows every size alike.
 
-    python -m bench.refresh [--sizes 10000,100000,1000000] [--repeat 5] [--no-window-cache]
+    python -m bench.refresh [--sizes 10000,100000,1000000] [--repeat 9] [--no-window-cache]
                                                                             (uses REDIS_URL when set)
 
 It also says where a refresh's time goes at each size (``BREAKDOWN`` lines): reading the aggregates
@@ -71,11 +73,11 @@ class Stopwatch:
             self.add(part, (time.perf_counter() - start) * 1000)
 
 
-def time_reads(reader: CityReader, watch: Stopwatch) -> None:
-    """Charge the time of every Redis-reading call of the reader to ``reads``."""
+def time_reads(reader: CityReader, watch: Callable[[], Stopwatch]) -> None:
+    """Charge the time of every Redis-reading call of the reader to ``reads`` of the current watch."""
     for name in READER_CALLS:
         method = getattr(reader, name)
-        setattr(reader, name, lambda *a, _m=method, **k: watch.time("reads", _m, *a, **k))
+        setattr(reader, name, lambda *a, _m=method, **k: watch().time("reads", _m, *a, **k))
 
 
 def build_view(
@@ -142,43 +144,59 @@ def commands(client) -> int:
     return sum(v["calls"] for k, v in stats.items() if k != "cmdstat_info")
 
 
-def measure(client, settings, city, geo, n: int, repeat: int, window_cache: bool = True) -> dict:
-    keys = Keys(settings.key_prefix)
-    t0 = time.perf_counter()
-    fill(client, keys, city, n, seed=n % 997)
-    worker = Aggregator(client, settings, CityMap.of(city, settings.h3_resolution))
-    worker.ensure_groups()
-    worker.drain()  # as live workers do: everything committed, the tracing picture built
-    load_s = time.perf_counter() - t0
-    reader = CityReader(client, settings, window_cache=window_cache)
+class Site:
+    """One size's events, loaded under its own key prefix, with the reader and memo a dashboard process keeps."""
+
+    def __init__(self, client, settings, city, n: int, window_cache: bool):
+        self.n, self.settings = n, settings
+        t0 = time.perf_counter()
+        fill(client, Keys(settings.key_prefix), city, n, seed=n % 997)
+        worker = Aggregator(client, settings, CityMap.of(city, settings.h3_resolution))
+        worker.ensure_groups()
+        worker.drain()  # as live workers do: everything committed, the tracing picture built
+        self.load_s = time.perf_counter() - t0
+        self.reader = CityReader(client, settings, window_cache=window_cache)
+        self.watch = Stopwatch()
+        time_reads(self.reader, lambda: self.watch)
+        self.kept: dict = {}
+
+    def memo(self, key, _ttl, build):
+        """The app keeps the hotspot statistic for 30 s (it changes slowly and takes a fifth of a second)."""
+        if key not in self.kept:
+            self.kept[key] = build()
+        return self.kept[key]
+
+
+def measure(sites: list[Site], geo, repeat: int) -> dict[int, dict]:
+    """Time a refresh of every view at every size, round after round; medians, and the mean of each part."""
     state = ViewState("1h")
-    out = {"events": n, "load_s": load_s}
-    # The app keeps the hotspot statistic for 30 s (it changes slowly and takes a fifth of a second);
-    # so does the benchmark: its first computation is timed apart, as `hotspots_ms`.
-    kept: dict = {}
-
-    def memo(key, _ttl, build):
-        if key not in kept:
-            kept[key] = build()
-        return kept[key]
-
-    start = time.perf_counter()
-    snapshots.complaints_snapshot(reader, geo, state, time.time(), memo)
-    out["hotspots_ms"] = (time.perf_counter() - start) * 1000
-    for view in VIEWS:
-        timings = []
-        watch = Stopwatch()
-        time_reads(reader, watch)
-        for _ in range(repeat):
-            start = time.perf_counter()
-            snap, figs = build_view(view, reader, geo, state, time.time(), memo, watch)
-            watch.time("json", plotly.io.json.to_json_plotly, figs)
-            timings.append((time.perf_counter() - start) * 1000)
-        # Mean per refresh; the snapshot's own time excludes its reads.
-        parts = {k: v / repeat for k, v in watch.ms.items()}
-        parts["snapshot"] = parts.get("snapshot", 0.0) - parts.get("reads", 0.0)
-        out[view] = {"ms": statistics.median(timings), "bytes": refresh_bytes(snap, figs), "parts": parts}
-        reader = CityReader(client, settings, window_cache=window_cache)  # unwrapped again for the next view
+    out: dict[int, dict] = {}
+    for site in sites:
+        start = time.perf_counter()
+        snapshots.complaints_snapshot(site.reader, geo, state, time.time(), site.memo)
+        out[site.n] = {"events": site.n, "load_s": site.load_s, "hotspots_ms": (time.perf_counter() - start) * 1000}
+    timings: dict[tuple[int, str], list[float]] = {}
+    watches = {(site.n, view): Stopwatch() for site in sites for view in VIEWS}
+    last: dict[tuple[int, str], tuple] = {}
+    for _ in range(repeat):
+        for view in VIEWS:
+            for site in sites:
+                site.watch = watch = watches[(site.n, view)]
+                start = time.perf_counter()
+                snap, figs = build_view(view, site.reader, geo, state, time.time(), site.memo, watch)
+                watch.time("json", plotly.io.json.to_json_plotly, figs)
+                timings.setdefault((site.n, view), []).append((time.perf_counter() - start) * 1000)
+                last[(site.n, view)] = (snap, figs)
+    for site in sites:
+        for view in VIEWS:
+            # Mean per refresh; the snapshot's own time excludes its reads.
+            parts = {k: v / repeat for k, v in watches[(site.n, view)].ms.items()}
+            parts["snapshot"] = parts.get("snapshot", 0.0) - parts.get("reads", 0.0)
+            out[site.n][view] = {
+                "ms": statistics.median(timings[(site.n, view)]),
+                "bytes": refresh_bytes(*last[(site.n, view)]),
+                "parts": parts,
+            }
     return out
 
 
@@ -209,7 +227,7 @@ def reads_for_clients(settings, city, clients: int = 50) -> tuple[int, int]:
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.refresh", description=__doc__.split("\n\n")[0])
     parser.add_argument("--sizes", default="10000,100000,1000000", help="events in the window, comma-separated")
-    parser.add_argument("--repeat", type=int, default=5, help="refreshes timed per view and size (median)")
+    parser.add_argument("--repeat", type=int, default=9, help="rounds: refreshes timed per view and size (median)")
     parser.add_argument(
         "--no-window-cache", action="store_true", help="sum every window from its buckets (the reader without caches)"
     )
@@ -226,17 +244,14 @@ def main(argv=None) -> int:
     city = demo_city(base.city_seed)
     geo = CityGeography(city, base.h3_resolution, base.geojson_simplify_m)
     geo.cells, geo.centres, geo.places  # noqa: B018  (warm the lookups outside the timings)
-    results = []
     try:
+        sites = []
         for n in sizes:
             settings = Settings.from_env({}, redis_url=url, key_prefix=f"bench-refresh-{uuid.uuid4().hex[:8]}")
-            results.append(measure(client, settings, city, geo, n, args.repeat, not args.no_window_cache))
-            r = results[-1]
-            print(
-                f"{n:>9,} events (loaded in {r['load_s']:.1f} s): "
-                + "  ".join(f"{v} {r[v]['ms']:.0f} ms/{r[v]['bytes'] / 1000:.1f} KB" for v in VIEWS),
-                flush=True,
-            )
+            sites.append(Site(client, settings, city, n, not args.no_window_cache))
+            print(f"{n:>9,} events loaded in {sites[-1].load_s:.1f} s", flush=True)
+        by_size = measure(sites, geo, args.repeat)
+        results = [by_size[n] for n in sizes]
         alone, fifty = reads_for_clients(settings, city)
     finally:
         client.close()

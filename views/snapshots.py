@@ -523,12 +523,11 @@ def complaints_snapshot(
             routing[level][action] = routing[level].get(action, 0) + n
     filed = int(sum(communities.values()))
     heat = {"lon": [], "lat": [], "weight": []}
-    for cell, n in by_cell.items():
-        centre = geo.cell_centre(cell)
-        if centre and n > 0 and (not state.district or _point_in_scope(geo, centre, state)):
-            heat["lon"].append(centre[0])
-            heat["lat"].append(centre[1])
-            heat["weight"].append(int(n))
+    placed = [(geo.cell_centre(cell), n) for cell, n in by_cell.items() if n > 0]
+    placed = [(c, n) for c, n in placed if c and (not state.district or _point_in_scope(geo, c, state))]
+    if placed:
+        centres, weights = zip(*placed)
+        heat = {"lon": [c[0] for c in centres], "lat": [c[1] for c in centres], "weight": list(weights)}
     return {
         **_base(geo, state, now),
         "hotspots": hot,

@@ -469,7 +469,8 @@ def open_complaints(reader: CityReader, geo: CityGeography, state: ViewState, no
         page = complaint_table(reader.client, reader.keys, int(now * 1000), limit=max(wanted, 100), start=start)
         start += max(wanted, 100)
         for c in page:
-            if geo.in_scope(c["community_id"], state.district, state.neighbourhood):
+            # City-wide, a complaint placed just outside the boundary is listed too: it is open all the same.
+            if not state.district or geo.in_scope(c["community_id"], state.district, state.neighbourhood):
                 rows.append(_complaint_row(c, geo))
         if len(page) < max(wanted, 100):
             break
@@ -483,8 +484,8 @@ def _complaint_row(c: Mapping[str, Any], geo: CityGeography) -> dict:
         "priority": f"P{c['priority']}",
         "reason": c["reason"],
         "category": c["category"],
-        "community": geo.names.get(c["community_id"], c["community_id"]),
-        "district": geo.names.get(c["district_id"], c["district_id"]),
+        "community": geo.names.get(c["community_id"], "outside the city"),
+        "district": geo.names.get(c["district_id"], "outside the city"),
         "holder": c["holder"],
         "path": c["path"],
         "status": c["status"],

@@ -14,11 +14,14 @@ from scipy.stats import poisson
 
 from data.keepers.foot import crowding_rule, over_capacity
 from data.read import HOUR_S, CityReader, Window
-from engines.foot import CrowdingRule, FeverRule, NormalBands, SilenceRule
-from engines.foot import now_versus_normal as judge_hours
+from engines.foot import CrowdingRule, FeverRule, NormalBands, SilenceRule, hour_baseline, judge_against
 from engines.services import ServiceParams, counters_needed
 
 DAY_S = 86_400
+
+
+BASELINE_KEEP_S = 600  # a baseline (past days only) is kept this long: history imported meanwhile shows soon
+_baselines: dict[tuple, pd.DataFrame] = {}
 
 
 def now_versus_normal(
@@ -35,19 +38,30 @@ def now_versus_normal(
     The current hour is scaled up from the minutes seen so far; previous days come from the
     hourly buckets (kept ``CITYDECK_HISTORY_DAYS``). Columns as ``engines.foot.now_versus_normal``
     plus ``key``: ``people``, ``baseline``, ``history_days``, ``ratio``, ``z``, ``flag``.
+
+    The hour so far is a running sum in the reader; the baseline depends only on past days, so it
+    is computed once per hour (and ``BASELINE_KEEP_S``) per process, not at every refresh.
     """
+    bands = bands or NormalBands()
     hour = int(now_s) - int(now_s) % HOUR_S
     elapsed = max(int(now_s) - hour, 60)
-    rows = []
-    now_counts = reader.counts("foot", facet, Window(hour, int(now_s) + 1))
-    for key, people in now_counts.items():
-        rows.append((key, hour * 1000, people * HOUR_S / elapsed, 1.0))
-    past = [Window(hour - d * DAY_S, hour - d * DAY_S + HOUR_S) for d in range(1, days + 1)]
-    for window, counts in zip(past, reader.counts_in_windows("foot", facet, past)):
-        rows.extend((key, window.start * 1000, people, 1.0) for key, people in counts.items())
-    hourly = pd.DataFrame(rows, columns=["key", "hour_ts", "people", "coverage"])
-    judged = judge_hours(hourly, hour * 1000, bands or NormalBands(), key="key", tz=tz, keys=list(now_counts))
-    return judged
+    now_counts = reader.counts_since("foot", [facet], hour, now_s)[facet]
+    cache_key = (reader.keys.prefix, facet, hour, days, tz, bands, int(now_s) // BASELINE_KEEP_S)
+    normal = _baselines.get(cache_key)
+    if normal is None:
+        past = [Window(hour - d * DAY_S, hour - d * DAY_S + HOUR_S) for d in range(1, days + 1)]
+        rows = [
+            (key, window.start * 1000, people, 1.0)
+            for window, counts in zip(past, reader.counts_in_windows("foot", facet, past))
+            for key, people in counts.items()
+        ]
+        hourly = pd.DataFrame(rows, columns=["key", "hour_ts", "people", "coverage"])
+        normal = hour_baseline(hourly, hour * 1000, bands, key="key", tz=tz)
+        for old in [k for k in _baselines if k[:2] == cache_key[:2]]:
+            del _baselines[old]
+        _baselines[cache_key] = normal
+    now = pd.Series({key: people * HOUR_S / elapsed for key, people in now_counts.items()}, dtype=float)
+    return judge_against(now, normal, pd.Index(sorted(now_counts)), bands, key="key")
 
 
 def crowding_alerts(

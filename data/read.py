@@ -80,9 +80,10 @@ class CityReader:
         self.keys = Keys(settings.key_prefix)
         self.clock = clock
         self.window_cache = window_cache
-        # (source, facet, window length) -> the window's running sum; one lock per (source, length)
-        self._sliding: dict[tuple[str, str, int], _Running] = {}
-        self._locks: dict[tuple[str, int], threading.Lock] = {}
+        # (source, facet, slot) -> a window's running sum, where the slot is a sliding window's length or
+        # ("since", start) for a window from a fixed start up to now; one lock per (source, slot)
+        self._sliding: dict[tuple[str, str, object], _Running] = {}
+        self._locks: dict[tuple[str, object], threading.Lock] = {}
         self._locks_lock = threading.Lock()
 
     # ------------------------------------------------------------------ counters
@@ -121,11 +122,29 @@ class CityReader:
         retention_s = int(self.settings.retention_hours * HOUR_S)
         return length > 0 and length % self.settings.bucket_seconds == 0 and length <= retention_s // 2
 
-    def _lock(self, source: str, length: int) -> threading.Lock:
+    def _lock(self, source: str, slot: object) -> threading.Lock:
         with self._locks_lock:
-            return self._locks.setdefault((source, length), threading.Lock())
+            return self._locks.setdefault((source, slot), threading.Lock())
 
-    def _sliding_counts(self, source: str, facets: list[str], window: Window) -> dict[str, dict[str, int]]:
+    def counts_since(self, source: str, facets: Iterable[str], start: int, now: float) -> dict[str, dict[str, int]]:
+        """Sum facets from ``start`` (a bucket boundary, such as the hour's) up to ``now``: kept as a running
+        sum that grows with the buckets that joined and the open ones that changed, like a sliding window."""
+        facets = list(facets)
+        window = Window(start, int(now) + 1)
+        if not self.window_cache or start % self.settings.bucket_seconds or window.end <= start:
+            return self.counts_many(source, facets, window)
+        slot = ("since", start)
+        with self._locks_lock:
+            # A running sum from an earlier start (the hour before) is not asked for again.
+            for key in [k for k in self._sliding if k[0] == source and k[1] in facets and _since_before(k[2], start)]:
+                del self._sliding[key]
+            for key in [k for k in self._locks if k[0] == source and _since_before(k[1], start)]:
+                del self._locks[key]
+        return self._sliding_counts(source, facets, window, slot)
+
+    def _sliding_counts(
+        self, source: str, facets: list[str], window: Window, slot: object = None
+    ) -> dict[str, dict[str, int]]:
         """Sum facets over a sliding window from their running sums, moved to this window.
 
         Two round trips: the newest event time, rolled hours and stamps (one MULTI), then the buckets
@@ -134,7 +153,8 @@ class CityReader:
         """
         bs = self.settings.bucket_seconds
         length = window.end - window.start
-        with self._lock(source, length):
+        slot = length if slot is None else slot
+        with self._lock(source, slot):
             read = self.client.pipeline(transaction=True)
             read.hget(self.keys.meta(source), "newest_ms")
             read.zrangebyscore(self.keys.rolled_hours(source), window.start - HOUR_S, window.end)
@@ -164,7 +184,7 @@ class CityReader:
                 if facet in UNSETTLED_FACETS:
                     requests.append((facet, cover(window, bs, rolled)))
                     continue
-                running = self._sliding.get((source, facet, length))
+                running = self._sliding.get((source, facet, slot))
                 if running is None or not running.can_move(span, floor):
                     add = cover(Window(first, closed_end), bs, rolled) if closed_end > first else []
                     plans[facet] = (None, [add + [("m", t) for t in span.open()]])
@@ -185,7 +205,7 @@ class CityReader:
                     running.remember(span, stamps, dict(zip(asked[0], parts)))
                 else:
                     running.move(span, stamps, replies, asked)
-                self._sliding[(source, facet, length)] = running
+                self._sliding[(source, facet, slot)] = running
                 out[facet] = dict(running.total)
             return out
 
@@ -368,6 +388,10 @@ class _Running:
                 self.open[t] = (stamps.get(t), fields)
         for t in [t for t in self.open if t < span.closed_end]:
             del self.open[t]
+
+
+def _since_before(slot: object, start: int) -> bool:
+    return isinstance(slot, tuple) and slot[0] == "since" and slot[1] < start
 
 
 def _add(total: dict[str, int], fields: Mapping[str, int], sign: int) -> None:

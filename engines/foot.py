@@ -28,6 +28,8 @@ __all__ = [
     "fever_alerts",
     "hourly_counts",
     "now_versus_normal",
+    "hour_baseline",
+    "judge_against",
     "silent_sensors",
 ]
 
@@ -179,18 +181,37 @@ def now_versus_normal(
     missing), ``baseline`` (median), ``history_days``, ``ratio``, ``z``, ``flag`` (one of
     :data:`FLAGS`).
     """
+    usable = hourly
+    if "coverage" in hourly:
+        usable = hourly[hourly["coverage"] >= bands.min_coverage]
+    normal = hour_baseline(hourly, hour_ts, bands, key=key, tz=tz, holidays=holidays)
+    now = usable[usable["hour_ts"] == hour_ts].groupby(key)["people"].sum()
+    keys = pd.Index(hourly[key].unique() if keys is None else list(keys)).sort_values()
+    return judge_against(now, normal, keys, bands, key=key)
+
+
+def hour_baseline(
+    hourly: pd.DataFrame,
+    hour_ts: int,
+    bands: NormalBands = NormalBands(),
+    *,
+    key: str = "sensor_id",
+    tz: str = "Asia/Shanghai",
+    holidays: Iterable[date] = (),
+) -> pd.DataFrame:
+    """The normal of each key for one hour from the comparable days before it: index ``key``, columns
+    ``median``, ``size`` (days) and ``mad``. Depends only on the past, so it can be kept for the hour."""
     holidays = frozenset(holidays)
     usable = hourly
     if "coverage" in hourly:
         usable = hourly[hourly["coverage"] >= bands.min_coverage]
-    local, offset = _local(usable["hour_ts"].to_numpy(dtype="int64"), tz)
+    local, _ = _local(usable["hour_ts"].to_numpy(dtype="int64"), tz)
     day = local // DAY_MS
     hour = (local % DAY_MS) // HOUR_MS
     (target_local,), _ = _local(np.array([hour_ts]), tz)
     target_day, target_hour = target_local // DAY_MS, (target_local % DAY_MS) // HOUR_MS
     kind = _day_kind(day, holidays)
     target_kind = _day_kind(np.array([target_day]), holidays)[0]
-
     in_history = (
         (hour == target_hour) & (kind == target_kind) & (day < target_day) & (day >= target_day - bands.baseline_days)
     )
@@ -198,16 +219,20 @@ def now_versus_normal(
     stats = history.groupby(key)["people"].agg(["median", "size"])
     deviation = (history["people"] - stats["median"].reindex(history[key]).to_numpy()).abs()
     stats["mad"] = deviation.groupby(history[key].to_numpy()).median()
-    now = usable[usable["hour_ts"] == hour_ts].groupby(key)["people"].sum()
+    return stats
 
-    keys = pd.Index(hourly[key].unique() if keys is None else list(keys)).sort_values()
+
+def judge_against(
+    now: pd.Series, normal: pd.DataFrame, keys: pd.Index, bands: NormalBands = NormalBands(), *, key: str = "sensor_id"
+) -> pd.DataFrame:
+    """Judge counts (``now``, by key) against a :func:`hour_baseline`; columns as :func:`now_versus_normal`."""
     out = pd.DataFrame({key: keys.to_numpy(dtype=object)})
     out["people"] = now.reindex(keys).to_numpy(dtype=float)
-    out["baseline"] = stats["median"].reindex(keys).to_numpy(dtype=float)
-    out["history_days"] = stats["size"].reindex(keys).fillna(0).to_numpy(dtype="int64")
+    out["baseline"] = normal["median"].reindex(keys).to_numpy(dtype=float)
+    out["history_days"] = normal["size"].reindex(keys).fillna(0).to_numpy(dtype="int64")
     spread = np.maximum.reduce(
         [
-            MAD_TO_SD * stats["mad"].reindex(keys).to_numpy(dtype=float),
+            MAD_TO_SD * normal["mad"].reindex(keys).to_numpy(dtype=float),
             np.sqrt(out["baseline"].to_numpy()),
             bands.spread_floor_share * out["baseline"].to_numpy(),
             np.ones(len(out)),

@@ -125,3 +125,24 @@ def test_counters_needed_follow_the_bookings_for_each_hour(client, settings, cit
     # 60 visits of ten minutes in an hour is ten counters busy: two open cannot keep up.
     assert ahead.loc["SC-busy", "counters_needed"] > 10 >= ahead.loc["SC-quiet", "counters_needed"]
     assert ahead.loc["SC-busy", "wait_open_s"] == float("inf")
+
+
+def test_the_foot_page_colours_sensors_by_the_same_judgement(client, history, city_map, demo_city):
+    from views.geography import CityGeography
+    from views.snapshots import foot_snapshot
+    from views.state import ViewState
+
+    now = time.time()
+    hour = int(now * 1000) // HOUR_MS * HOUR_MS
+    events = [
+        raw_event("reading", seq=d, ts=hour - d * DAY_MS + 5 * MINUTE_MS, sensor_id="S-busy", people=100 + d % 3)
+        for d in range(1, 22)
+    ]
+    events.append(raw_event("reading", seq=100, ts=int(now * 1000) - 1000, sensor_id="S-busy", people=2_000))
+    run(client, history, city_map, "foot", events)
+    geo = CityGeography(demo_city, history.h3_resolution, history.geojson_simplify_m)
+    snap = foot_snapshot(CityReader(client, history), geo, ViewState("15m"), now)
+    (sensor,) = [s for s in snap["sensors"] if s["sensor"] == "S-busy"]
+    judged = now_versus_normal(CityReader(client, history), now).set_index("key").loc["S-busy"]
+    assert sensor["normal"] == judged["flag"] == "unusual"
+    assert sensor["ratio"] == pytest.approx(judged["ratio"], rel=0.01) and snap["history_days"] >= 3

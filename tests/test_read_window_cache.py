@@ -204,3 +204,22 @@ def test_windows_of_the_past_and_unsettled_facets_are_read_from_buckets_without_
     window = Window.last(HOUR_S, base)
     assert cached.counts("cases", "contacts.community", window) == exact.counts("cases", "contacts.community", window)
     assert not any(source == "cases" for source, _, _ in cached._sliding)
+
+
+def test_the_hour_so_far_is_a_running_sum_that_grows_and_is_forgotten_when_the_hour_turns(client, settings, feed, base):
+    clock = Clock(base)
+    cached, exact = both(client, settings, clock)
+    hour = base - base % HOUR_S
+    feed.readings([hour + i * 40 for i in range(int((base - hour) / 40) + 1)] or [hour])
+    read = spy_on_buckets(cached)
+    for minutes in range(0, 3):
+        now = base + minutes * 60
+        if minutes:
+            feed.readings([now - 5])
+        read.clear()
+        got = cached.counts_since("foot", FACETS, hour, now)
+        assert got == exact.counts_many("foot", FACETS, Window(hour, int(now) + 1))
+        if minutes:
+            assert read == [1] * len(FACETS)  # the minute that joined, nothing else
+    cached.counts_since("foot", FACETS, hour + HOUR_S, base + HOUR_S)
+    assert not any(slot == ("since", hour) for _, _, slot in cached._sliding)

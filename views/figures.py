@@ -268,7 +268,10 @@ def sensors_map(snap: dict, uirevision: str, tile_style: str = "") -> dict:
     history = snap["history_days"] > 0
 
     def ratio_text(s):
-        return "no history" if s["ratio"] is None else f"{s['ratio']:.2f}× normal"
+        if s["ratio"] is None:
+            return "not enough history for a normal" if s.get("normal") == "no_history" else "no normal"
+        flag = s.get("normal", "normal")
+        return f"{s['ratio']:.2f}× normal for this hour" + ("" if flag == "normal" else f" ({flag})")
 
     traces = [
         points_trace(

@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from data.insights import crowding_alerts, silent_sensors
+from data.insights import crowding_alerts, now_versus_normal, silent_sensors
 from data.keepers import cases as case_keeper
 from data.keepers.cases import tracing_params
 from data.keepers.complaints import complaint_counts, complaint_table
@@ -220,27 +220,15 @@ def cases_snapshot(reader: CityReader, geo: CityGeography, state: ViewState, now
 # ---------------------------------------------------------------------------- foot traffic
 
 
-def normal_counts(
-    reader: CityReader, source: str, facet: str, window: Window, days: int
-) -> tuple[dict[str, float], int]:
-    """The mean of a facet over the same window on previous days that have data, and how many days had any."""
-    totals: dict[str, float] = {}
-    seen = 0
-    for d in range(1, days + 1):
-        past = reader.counts(source, facet, Window(window.start - d * DAY_S, window.end - d * DAY_S))
-        if not past:
-            continue
-        seen += 1
-        for k, v in past.items():
-            totals[k] = totals.get(k, 0) + v
-    return ({k: v / seen for k, v in totals.items()} if seen else {}), seen
+def foot_snapshot(reader: CityReader, geo: CityGeography, state: ViewState, now: float) -> dict:
+    """Heat of people counted per H3 cell, sensors now versus normal, crowding, fever and silent sensors.
 
-
-def foot_snapshot(reader: CityReader, geo: CityGeography, state: ViewState, now: float, history_days: int = 1) -> dict:
-    """Heat of people counted per H3 cell, sensors now versus normal, crowding, fever and silent sensors."""
+    A sensor's "now versus normal" judges its hour so far against the same hour on comparable days
+    (weekdays with weekdays) over the kept history, whatever the window chosen for the counts."""
     window = _window(state, now)
     facets = reader.counts_many("foot", ["people.h3", "people.sensor", "fever.sensor", "people.community"], window)
-    normal, days = normal_counts(reader, "foot", "people.sensor", window, history_days)
+    judged = now_versus_normal(reader, now, days=reader.settings.history_days).set_index("key")
+    days = int(judged["history_days"].max()) if len(judged) else 0
     heat_lon, heat_lat, heat_w = [], [], []
     for cell, n in facets["people.h3"].items():
         centre = geo.cell_centre(cell)
@@ -260,8 +248,9 @@ def foot_snapshot(reader: CityReader, geo: CityGeography, state: ViewState, now:
             continue
         place = geo.places.get(str(s["place_id"]), {})
         n = now_people.get(sensor, 0)
-        base = normal.get(sensor)
-        ratio = (n / base) if base else None
+        verdict = judged.loc[sensor] if sensor in judged.index else None
+        has_normal = verdict is not None and verdict["flag"] not in ("no_history", "no_data")
+        ratio = float(verdict["ratio"]) if has_normal and np.isfinite(verdict["ratio"]) else None
         rows.append(
             {
                 "sensor": sensor,
@@ -271,6 +260,7 @@ def foot_snapshot(reader: CityReader, geo: CityGeography, state: ViewState, now:
                 "lat": s["lat"],
                 "now": int(n),
                 "ratio": None if ratio is None else round(ratio, 2),
+                "normal": verdict["flag"] if verdict is not None else "no_data",
                 "occupancy": s["occupancy"],
                 "capacity": s["capacity"],
                 "crowding": round(s["occupancy"] / s["capacity"], 2)

@@ -285,16 +285,23 @@ class Aggregator:
             raise
 
     def _receive_all(self) -> None:
+        """Take the replies of every commit in flight, then settle each in order.
+
+        All replies are read before any is settled: settling a refused commit sends its redo and
+        reads the redo's reply, which must not be the reply of a later commit still in flight.
+        """
         inflight, self._inflight = self._inflight, []
-        for i, (source, entries, prepared) in enumerate(inflight):
+        outcomes: list[bytes | None] = []
+        for _ in inflight:
             try:
-                outcome = self._receive()
+                outcomes.append(self._receive())
             except redis.exceptions.NoScriptError:
-                # Redis restarted and lost its scripts: redo this and every later commit, in order.
-                for later in inflight[i:]:
-                    self._commit(*later)
-                return
-            self._settle(source, entries, prepared, outcome)
+                outcomes.append(None)  # Redis restarted and lost its scripts: nothing was done
+        for (source, entries, prepared), outcome in zip(inflight, outcomes):
+            if outcome is None:
+                self._commit(source, entries, prepared)
+            else:
+                self._settle(source, entries, prepared, outcome)
 
     def claim_stale(self) -> int:
         """Take over entries that another worker read and never acknowledged."""

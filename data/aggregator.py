@@ -98,7 +98,6 @@ class Prepared:
 
     doc: dict
     keys: list[str]
-    strings: list[str | bytes]  # the script's further ARGV, which the document's sections point into
     result: BatchResult
     idems: list[tuple[int, str, str]]  # (hour, idempotency key, stream entry id) of the events it counts
     expiring: list[str]  # keys whose expiry this commit sets
@@ -344,7 +343,6 @@ class Aggregator:
             self._connection = self.client.connection_pool.get_connection()
         self._connection.send_command(
             "EVALSHA", self.commit.sha, len(prepared.keys), *prepared.keys, orjson.dumps(prepared.doc),
-            *prepared.strings,
             # A health check's PING would take the reply of a commit still in flight as its own.
             check_health=not self._inflight,
         )  # fmt: skip
@@ -572,7 +570,9 @@ class Aggregator:
         """Build the commit script's document and keys for a batch its keepers have seen."""
         s = self.settings
         now_ms, result, folded, changes = staged.now_ms, staged.result, staged.folded, staged.changes
-        ids, fields, rejected, idems = staged.ids, staged.fields, staged.rejected, staged.idems
+        ids, id_texts, fields, rejected, idems = (
+            staged.ids, staged.id_texts, staged.fields, staged.rejected, staged.idems
+        )  # fmt: skip
 
         keys = [
             self.keys.stream(source),
@@ -589,22 +589,12 @@ class Aggregator:
                 index[name] = len(keys)
             return index[name]
 
-        # Long runs of strings (acknowledged ids, idempotency pairs, members, states) travel as
-        # arguments of their own, which the script passes on to Redis without decoding them.
-        strings: list[str | bytes] = []
-
-        def spill(items: list) -> list[int]:
-            """Put strings after the document; return where they start in ARGV, and how many."""
-            first = len(strings) + 2
-            strings.extend(items)
-            return [first, len(items)]
-
         retention_s = int(s.retention_hours * HOUR_S)
         seen_groups: dict[int, list[str]] = {}
         for hour, idem, entry_id in idems:
             seen_groups.setdefault(hour, []).extend((idem, entry_id))
         seen = [
-            [key_index(self.keys.seen(source, hour)), hour + HOUR_S + retention_s, *spill(pairs)]
+            [key_index(self.keys.seen(source, hour)), hour + HOUR_S + retention_s, pairs]
             for hour, pairs in seen_groups.items()
         ]
         incr = []
@@ -657,12 +647,12 @@ class Aggregator:
             )
         doc = {
             "seen": seen,
-            **self._state_sections(changes, key_index, spill),
+            **self._state_sections(changes, key_index),
             "incr": incr,
             "hours": hours,
             "latest": latest,
             "dead": dead,
-            "ack": spill(ids),
+            "ack": id_texts,
             "group": self.group,
             "oldest_ms": folded.oldest_ms,
             "newest_ms": folded.newest_ms,
@@ -671,25 +661,20 @@ class Aggregator:
             "events": folded.events,
             "dead_maxlen": s.dead_letter_maxlen,
         }
-        return Prepared(doc, keys, strings, result, idems, expiring)
+        return Prepared(doc, keys, result, idems, expiring)
 
     @staticmethod
-    def _state_sections(
-        changes: StateChanges, key_index: Callable[[str], int], spill: Callable[[list], list[int]]
-    ) -> dict[str, list]:
+    def _state_sections(changes: StateChanges, key_index: Callable[[str], int]) -> dict[str, list]:
         """The commit document's sections for a keeper's changes."""
         expire = changes.expire_at.get
         return {
             "expect": [
                 [key_index(versions_key(k)), list(chain.from_iterable(v.items()))] for k, v in changes.expect.items()
             ],
-            "put": [
-                [key_index(k), expire(k, 0), *spill(list(chain.from_iterable(v.items())))]
-                for k, v in changes.put.items()
-            ],
+            "put": [[key_index(k), expire(k, 0), list(chain.from_iterable(v.items()))] for k, v in changes.put.items()],
             "drop": [[key_index(k), v] for k, v in changes.drop.items()],
             "zadd": [
-                [key_index(k), expire(k, 0), *spill([x for score, member in v for x in (str(score), member)])]
+                [key_index(k), expire(k, 0), [x for score, member in v for x in (score, member)]]
                 for k, v in changes.zadd.items()
             ],
             "zrem": [[key_index(k), v] for k, v in changes.zrem.items()],

@@ -3,19 +3,18 @@
 -- advance the source's meta and acknowledge every entry of the batch.
 --
 -- KEYS[1] stream, KEYS[2] dead-letter stream, KEYS[3] dead-letter counts, KEYS[4] meta,
--- KEYS[5] open hours; further keys are referenced by index from the batch document in ARGV[1],
--- and runs of strings by {first, count}: ARGV[first .. first + count - 1], passed on undecoded:
---   seen    = {{key, expire_at, first, count}, ...}           (strings: idem, entry_id, ...)
+-- KEYS[5] open hours; further keys are referenced by index from the batch document in ARGV[1]:
+--   seen    = {{key, expire_at, {idem, entry_id, ...}}, ...}
 --   incr    = {{{key, ...}, {expire_at or 0 when already set, ...}, {field, n, ...}}, ...}
 --   hours   = {{facets_key, hour, expire_at, {facet, ...}}, ...}
 --   latest  = {{state_key, time_key, {entity, ts, state, ...}}, ...}
 --   dead    = {{reason_kind, {field, value, ...}}, ...}
 --   expect  = {{versions_key, {entity, version, ...}}, ...}   (keepers' optimistic check)
---   put     = {{key, expire_at, first, count}, ...}           (strings: field, value, ...)
+--   put     = {{key, expire_at, {field, value, ...}}, ...}
 --   drop    = {{key, {field, ...}}, ...}
---   zadd    = {{key, expire_at, first, count}, ...}           (strings: score, member, ...)
+--   zadd    = {{key, expire_at, {score, member, ...}}, ...}
 --   zrem    = {{key, {member, ...}}, ...}
---   ack     = {first, count}                                  (strings: entry_id, ...)
+--   ack     = {entry_id, ...}
 --   group, oldest_ms, newest_ms, lateness_ms, now_ms, events, dead_maxlen
 -- Returns '' on success. Nothing is written when it returns JSON instead: {conflicts =
 -- {{idem, entry_id already recorded}, ...}}, {watermark = newest_ms} when the batch holds an
@@ -32,13 +31,6 @@ local function chunked(command, key, list, step)
   end
 end
 
-local function spilled(command, key, first, count, step)
-  local last = first + count - 1
-  for i = first, last, CHUNK * step do
-    redis.call(command, key, unpack(ARGV, i, math.min(i + CHUNK * step - 1, last)))
-  end
-end
-
 local meta = KEYS[4]
 local newest = tonumber(redis.call('HGET', meta, 'newest_ms') or '0')
 if doc.events > 0 and doc.oldest_ms < newest - doc.lateness_ms then
@@ -47,10 +39,10 @@ end
 
 local conflicts = {}
 for _, s in ipairs(doc.seen) do
-  local key, last = KEYS[s[1]], s[3] + s[4] - 1
-  for i = s[3], last, 2 * CHUNK do
+  local key, pairs_ = KEYS[s[1]], s[3]
+  for i = 1, #pairs_, 2 * CHUNK do
     local ids = {}
-    for j = i, math.min(i + 2 * CHUNK - 1, last), 2 do ids[#ids + 1] = ARGV[j] end
+    for j = i, math.min(i + 2 * CHUNK - 1, #pairs_), 2 do ids[#ids + 1] = pairs_[j] end
     local prev = redis.call('HMGET', key, unpack(ids))
     for j = 1, #ids do
       if prev[j] then conflicts[#conflicts + 1] = {ids[j], prev[j]} end
@@ -81,14 +73,14 @@ for i, e in ipairs(doc.expect) do
   chunked('HSET', KEYS[e[1]], bumped[i], 2)
 end
 for _, p in ipairs(doc.put) do
-  spilled('HSET', KEYS[p[1]], p[3], p[4], 2)
+  chunked('HSET', KEYS[p[1]], p[3], 2)
   if p[2] > 0 then redis.call('EXPIREAT', KEYS[p[1]], p[2]) end
 end
 for _, d in ipairs(doc.drop) do
   chunked('HDEL', KEYS[d[1]], d[2], 1)
 end
 for _, z in ipairs(doc.zadd) do
-  spilled('ZADD', KEYS[z[1]], z[3], z[4], 2)
+  chunked('ZADD', KEYS[z[1]], z[3], 2)
   if z[2] > 0 then redis.call('EXPIREAT', KEYS[z[1]], z[2]) end
 end
 for _, z in ipairs(doc.zrem) do
@@ -96,7 +88,7 @@ for _, z in ipairs(doc.zrem) do
 end
 
 for _, s in ipairs(doc.seen) do
-  spilled('HSET', KEYS[s[1]], s[3], s[4], 2)
+  chunked('HSET', KEYS[s[1]], s[3], 2)
   redis.call('EXPIREAT', KEYS[s[1]], s[2])
 end
 
@@ -165,12 +157,11 @@ if doc.events > 0 then
     redis.call('HSET', meta, 'newest_ms', string.format('%d', doc.newest_ms))
   end
 end
-local acked_first, acked = doc.ack[1], doc.ack[2]
-if acked > 0 then
+if #doc.ack > 0 then
   redis.call('HSET', meta, 'ingested_ms', string.format('%d', doc.now_ms))
 end
 
-for i = acked_first, acked_first + acked - 1, CHUNK do
-  redis.call('XACK', KEYS[1], doc.group, unpack(ARGV, i, math.min(i + CHUNK - 1, acked_first + acked - 1)))
+for i = 1, #doc.ack, CHUNK do
+  redis.call('XACK', KEYS[1], doc.group, unpack(doc.ack, i, math.min(i + CHUNK - 1, #doc.ack)))
 end
 return ''

@@ -14,8 +14,9 @@ from __future__ import annotations
 
 import functools
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from operator import itemgetter
 
 import numpy as np
 
@@ -350,20 +351,21 @@ _FIELDS_AFTER_TYPE = {t.name: ENVELOPE[2:] + t.fields for t in EVENT_TYPES}
 
 def decode_batch(
     source: str,
-    entries: Sequence[Mapping[bytes, bytes]],
+    entries: Sequence[Sequence[bytes] | Mapping[bytes, bytes]],
     *,
     now_ms: int,
     future_tolerance_ms: int,
     max_text_length: int,
 ) -> tuple[list[Decoded], list[Rejected]]:
-    """Decode a batch of raw stream entries of one source into columns per event type."""
+    """Decode a batch of raw stream entries of one source into columns per event type.
+
+    An entry is either the flat ``[name, value, ...]`` list a stream read returns or a mapping of
+    names to values; a name given twice counts with its last value, as in a mapping.
+    """
     types = TYPES_BY_SOURCE[source]
     rejected: list[Rejected] = []
-    groups: dict[bytes, list[int]] = {}
-    for i, e in enumerate(entries):
-        groups.setdefault(e.get(b"type"), []).append(i)
     decoded = []
-    for type_name, rows in groups.items():
+    for type_name, rows, column in _columns_by_type(entries):
         t = types.get(type_name.decode(errors="replace")) if type_name else None
         if t is None:
             reason = (
@@ -371,11 +373,90 @@ def decode_batch(
             )
             rejected.extend(Rejected(r, reason) for r in rows)
             continue
-        d, rej = _decode_group(t, entries, rows, now_ms, future_tolerance_ms, max_text_length)
+        d, rej = _decode_group(t, rows, column, now_ms, future_tolerance_ms, max_text_length)
         rejected.extend(rej)
         if len(d):
             decoded.append(d)
     return decoded, rejected
+
+
+Column = Callable[[bytes], Sequence]
+
+
+def _columns_by_type(
+    entries: Sequence[Sequence[bytes] | Mapping[bytes, bytes]],
+) -> list[tuple[bytes | None, list[int], Column]]:
+    """Group a batch by event type, in order of first appearance: (type, rows, the raw column of a name).
+
+    Producers write every event of a type with the same names in the same order (``encode``), so
+    the flat entries of one type and length are read by position, a whole column at once, once
+    their names are checked to line up; any other entry is read by name.
+    """
+    layouts, by_name = _layouts(entries)
+    parts: dict[bytes | None, list[tuple[list[int], Column]]] = {}
+    for (_, type_name), rows in layouts.items():
+        transposed = list(zip(*map(entries.__getitem__, rows)))
+        names = [c[0] for c in transposed[0::2]]
+        n = len(rows)
+        if len(set(names)) == len(names) and all(c.count(c[0]) == n for c in transposed[0::2]):
+            values = dict(zip(names, transposed[1::2]))
+            absent = (None,) * n
+            parts.setdefault(type_name, []).append((rows, lambda name, v=values, a=absent: v.get(name, a)))
+        else:
+            by_name.extend(rows)
+    if by_name:
+        named: dict[bytes | None, tuple[list[int], list[Mapping[bytes, bytes]]]] = {}
+        for r in sorted(by_name):
+            e = entries[r]
+            fields = e if isinstance(e, Mapping) else dict(zip(e[0::2], e[1::2]))
+            rows, mappings = named.setdefault(fields.get(b"type"), ([], []))
+            rows.append(r)
+            mappings.append(fields)
+        for type_name, (rows, mappings) in named.items():
+            parts.setdefault(type_name, []).append((rows, lambda name, m=mappings: [f.get(name) for f in m]))
+    out = []
+    for type_name, group in sorted(parts.items(), key=lambda kv: min(rows[0] for rows, _ in kv[1])):
+        if len(group) == 1:
+            out.append((type_name, *group[0]))
+            continue
+        # Several layouts of one type (an optional field here and not there): merged back into batch order.
+        rows = [r for part_rows, _ in group for r in part_rows]
+        order = sorted(range(len(rows)), key=rows.__getitem__)
+
+        def column(name: bytes, group=group, order=order) -> list:
+            merged = [v for _, part in group for v in part(name)]
+            return [merged[i] for i in order]
+
+        out.append((type_name, [rows[i] for i in order], column))
+    return out
+
+
+def _layouts(entries: Sequence) -> tuple[dict[tuple[int, bytes], list[int]], list[int]]:
+    """The rows of each (length, type) of the flat entries whose second name is ``type``; the other rows."""
+    n = len(entries)
+    try:
+        # The whole batch at once, without a Python step per entry: a mapping or a short entry
+        # fails here and the batch is grouped one entry at a time instead.
+        if list(map(itemgetter(2), entries)).count(b"type") != n:
+            raise LookupError
+        shapes = list(zip(map(len, entries), map(itemgetter(3), entries)))
+    except (LookupError, TypeError):
+        layouts: dict[tuple[int, bytes], list[int]] = {}
+        by_name: list[int] = []
+        for i, e in enumerate(entries):
+            if isinstance(e, list | tuple) and len(e) > 3 and e[2] == b"type":
+                layouts.setdefault((len(e), e[3]), []).append(i)
+            else:
+                by_name.append(i)
+        return layouts, by_name
+    code_of = {shape: code for code, shape in enumerate(dict.fromkeys(shapes))}
+    if len(code_of) == 1:
+        return {shapes[0]: list(range(n))}, []
+    codes = np.fromiter(map(code_of.__getitem__, shapes), dtype=np.int64, count=n)
+    order = np.argsort(codes, kind="stable")
+    ends = np.cumsum(np.bincount(codes, minlength=len(code_of))).tolist()
+    starts = [0, *ends[:-1]]
+    return {shape: order[a:b].tolist() for shape, a, b in zip(code_of, starts, ends)}, []
 
 
 def decode(
@@ -408,8 +489,8 @@ def decode(
 
 def _decode_group(
     t: EventType,
-    entries: Sequence[Mapping[bytes, bytes]],
     rows: list[int],
+    column: Column,
     now_ms: int,
     future_tolerance_ms: int,
     max_text_length: int,
@@ -417,7 +498,6 @@ def _decode_group(
     n = len(rows)
     bad = np.zeros(n, dtype=bool)
     reasons: dict[int, str] = {}
-    group = [entries[r] for r in rows]
 
     def reject(mask: np.ndarray, reason: str) -> None:
         for i in np.flatnonzero(mask & ~bad):
@@ -425,14 +505,14 @@ def _decode_group(
         bad[mask] = True
 
     columns: dict[str, object] = {}
-    version = [e.get(b"v") for e in group]
+    version = column(b"v")
     if version.count(_CURRENT_VERSION) == n:
         columns["v"] = np.full(n, SCHEMA_VERSION, dtype=np.int64)  # the usual case, without parsing
     for f in _FIELDS_AFTER_TYPE[t.name] if "v" in columns else ENVELOPE + t.fields:
         if f.name == "type":
             continue  # the batch was grouped by it
         key = f.name.encode()
-        raw = [e.get(key) for e in group]
+        raw = column(key)
         # An empty number or choice fails to parse and is found missing on the slow path.
         if None in raw or (f.kind in ("str", "text") and b"" in raw):
             missing = np.fromiter((v is None or v == b"" for v in raw), dtype=bool, count=n)
@@ -469,7 +549,7 @@ def _parse_column(f: Field, raw: list, missing: np.ndarray, reject, max_text_len
         if max(map(len, raw) if missing is None else (len(v) for v in raw if v is not None)) > MAX_ID_LENGTH:
             too_long = np.fromiter((v is not None and len(v) > MAX_ID_LENGTH for v in raw), dtype=bool, count=n)
             reject(too_long, f"text_too_long:{f.name}")
-        return raw
+        return list(raw)
     if f.kind == "text":
         texts = []
         bad_utf8 = np.zeros(n, dtype=bool)

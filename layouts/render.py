@@ -114,7 +114,11 @@ def foot_numbers(snap: dict) -> list:
 
 
 def foot_alerts(snap: dict) -> list:
-    history = "" if snap["history_days"] else "no history yet: now-versus-normal needs the same hour on comparable previous days"
+    history = (
+        ""
+        if snap["history_days"]
+        else "no history yet: now-versus-normal needs the same hour on comparable previous days"
+    )
     crowded = [
         [r["name"], r["kind"].replace("_", " "), f"{r['occupancy']:,} / {r['capacity']:,}", f"{r['crowding']:.0%}"]
         for r in snap["crowded"]

@@ -166,6 +166,26 @@ def test_late_events_within_the_allowed_lateness_go_to_their_own_bucket_later_on
     assert reader.counts("foot", "readings.sensor", own) == {"S-1": 1}
 
 
+def test_each_refused_commit_is_redone_while_others_are_in_flight(client, settings, worker):
+    t = now_ms()
+    keys = Keys(settings.key_prefix)
+    write(client, settings, "foot", [raw_event("reading", seq=i, ts=t) for i in range(3)])
+    write(client, settings, "services", [raw_event("application", seq=i, ts=t) for i in range(2)])
+    inflight = [(source, entries, worker._prepare(source, entries, {})) for source, entries in worker._read(">", None)]
+    # Another worker moves both sources far on meanwhile: both commits are refused, and redone with their events late.
+    for source in ("foot", "services"):
+        client.hset(keys.meta(source), "newest_ms", t + 2 * settings.lateness_seconds * 1000)
+    for batch in inflight:
+        worker._send(batch[2])
+    worker._inflight = inflight
+    worker._receive_all()
+    reader = CityReader(client, settings)
+    assert reader.dead_letter_counts()["foot"] == {"late": 3}
+    assert reader.dead_letter_counts()["services"] == {"late": 2}
+    lag = reader.consumer_lag()
+    assert lag["foot"]["pending"] == 0 and lag["services"]["pending"] == 0
+
+
 def test_a_second_worker_claims_the_entries_a_dead_worker_left_pending(client, settings, city_map):
     keys = Keys(settings.key_prefix)
     first = Aggregator(client, settings, city_map, name="doomed")

@@ -77,6 +77,19 @@ def read_states(client: redis.Redis, key: str, names: Sequence[str]) -> tuple[li
     return states, [int(v or 0) for v in versions]
 
 
+def read_many_states(
+    client: redis.Redis, wanted: Sequence[tuple[str, Sequence[str]]]
+) -> list[tuple[list[bytes | None], list[int]]]:
+    """Read the states and versions of entities of several hashes in one round trip."""
+    pipe = client.pipeline(transaction=False)
+    for key, names in wanted:
+        if names:
+            pipe.hmget(key, names)
+            pipe.hmget(versions_key(key), names)
+    replies = iter(pipe.execute() if any(names for _, names in wanted) else ())
+    return [(next(replies), [int(v or 0) for v in next(replies)]) if names else ([], []) for _, names in wanted]
+
+
 class Keeper(Protocol):
     """Keeps one source's engine state; called for every batch of that source."""
 

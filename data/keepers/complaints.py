@@ -11,13 +11,14 @@ from __future__ import annotations
 import functools
 import json
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import numpy as np
 import orjson
 import redis
 
 from data.fold import Dimension, Folded, Placement, enumerated
-from data.keepers import StateChanges, read_states
+from data.keepers import StateChanges, read_many_states, read_states
 from data.keys import Keys
 from data.schema import COMPLAINT_CATEGORIES, Decoded
 from engines.complaints import Route, Router, Stay, triage_text
@@ -59,6 +60,26 @@ def decode_route(raw: bytes | str) -> tuple[Route, dict]:
     return route, record
 
 
+@dataclass(frozen=True)
+class _StateKeys:
+    """The names of this keeper's keys under one prefix, spelled once rather than per complaint."""
+
+    open: str
+    closed: str
+    deadlines: str
+    closed_at: str
+    waiting: str
+    queue: str
+    due: str
+
+    @classmethod
+    @functools.lru_cache(maxsize=64)
+    def of(cls, keys: Keys) -> _StateKeys:
+        return cls(
+            *(keys.state("complaints", name) for name in (OPEN, CLOSED, DEADLINES, CLOSED_AT, WAITING, QUEUE, DUE))
+        )
+
+
 class ComplaintKeeper:
     """Keeps each complaint's triage and route; escalates on deadlines."""
 
@@ -93,37 +114,38 @@ class ComplaintKeeper:
         ids = d.texts("complaint_id")
         texts = c["text"]
         intake = [COMPLAINT_CATEGORIES[i] if i >= 0 else None for i in c["category"].tolist()]
-        open_key, waiting_key = keys.state(self.source, OPEN), keys.state(self.source, WAITING)
-        states, versions = read_states(client, open_key, ids)
-        early, early_versions = read_states(client, waiting_key, ids)
+        names = _StateKeys.of(keys)
+        (states, versions), (early, early_versions) = read_many_states(
+            client, [(names.open, ids), (names.waiting, ids)]
+        )
         router = Router()
         communities = where.community.labels_of(where.community.codes)
         districts = where.district.labels_of(where.district.codes)
-        priorities = np.zeros(len(d), dtype=np.int64)
+        times, lons, lats = c["ts"].tolist(), c["lon"].tolist(), c["lat"].tolist()
+        priorities = []
         for j, complaint_id in enumerate(ids):
             category, priority, reason, keywords = triaged(texts[j] or "", intake[j])
-            priorities[j] = priority - 1
+            priorities.append(priority - 1)
             if states[j] is not None:
                 continue  # reported again under the same number: the route already exists
-            ts = int(c["ts"][j])
-            route = router.open(complaint_id, category, priority, ts)
+            route = router.open(complaint_id, category, priority, times[j])
             if early[j] is not None:
                 for update in sorted(json.loads(early[j]), key=lambda u: u["ts"]):
                     router.apply(update)
-                changes.delete(waiting_key, complaint_id, early_versions[j])
+                changes.delete(names.waiting, complaint_id, early_versions[j])
             about = {
                 "reason": reason,
                 "keywords": keywords,
                 "text": (texts[j] or "")[:TEXT_KEPT],
                 "intake_category": intake[j],
-                "lon": round(float(c["lon"][j]), 6),
-                "lat": round(float(c["lat"][j]), 6),
+                "lon": round(lons[j], 6),
+                "lat": round(lats[j], 6),
                 "community_id": communities[j],
                 "district_id": districts[j],
             }
-            self._store(keys, route, about, versions[j], changes)
+            self._store(names, route, about, versions[j], changes)
         buckets = (c["ts"] // (self.bucket_s * 1000)) * self.bucket_s
-        priority = Dimension(priorities, len(PRIORITIES), np.array(PRIORITIES, dtype=object))
+        priority = Dimension(np.array(priorities, dtype=np.int64), len(PRIORITIES), np.array(PRIORITIES, dtype=object))
         folded.add("complaints.priority", buckets, priority)
         folded.add("complaints.community_priority", buckets, where.community.cross(priority))
 
@@ -146,40 +168,38 @@ class ComplaintKeeper:
                 records[complaint_id] = about
                 version_of[complaint_id] = version
         departments = d.texts("department")
+        times, action_codes, level_codes = c["ts"].tolist(), c["action"].tolist(), c["level"].tolist()
         waiting: dict[str, list[dict]] = {}
         for j in np.argsort(c["ts"], kind="stable").tolist():
             update = {
                 "complaint_id": ids[j],
-                "ts": int(c["ts"][j]),
-                "action": actions[c["action"][j]],
-                "level": levels[c["level"][j]] if c["level"][j] >= 0 else None,
+                "ts": times[j],
+                "action": actions[action_codes[j]],
+                "level": levels[level_codes[j]] if level_codes[j] >= 0 else None,
                 "department": departments[j],
             }
             if not router.apply(update):
                 waiting.setdefault(ids[j], []).append(update)
+        names = _StateKeys.of(keys)
         for complaint_id in records:
-            self._store(keys, router.routes[complaint_id], records[complaint_id], version_of[complaint_id], changes)
+            self._store(names, router.routes[complaint_id], records[complaint_id], version_of[complaint_id], changes)
         if waiting:
             # An update for a complaint not seen yet (it may come later, or from another system): kept, not lost.
-            waiting_key = keys.state(self.source, WAITING)
-            before, versions = read_states(client, waiting_key, list(waiting))
+            before, versions = read_states(client, names.waiting, list(waiting))
             for (complaint_id, updates), raw, version in zip(waiting.items(), before, versions):
                 kept = json.loads(raw) if raw is not None else []
-                changes.set(waiting_key, complaint_id, json.dumps(kept + updates, separators=(",", ":")), version)
-            changes.expire_at[waiting_key] = now_ms // 1000 + self.retention_s
+                changes.set(names.waiting, complaint_id, orjson.dumps(kept + updates).decode(), version)
+            changes.expire_at[names.waiting] = now_ms // 1000 + self.retention_s
 
-    def _store(self, keys: Keys, route: Route, about: dict, version: int, changes: StateChanges) -> None:
-        open_key, deadlines = keys.state(self.source, OPEN), keys.state(self.source, DEADLINES)
-        queue, due = keys.state(self.source, QUEUE), keys.state(self.source, DUE)
+    def _store(self, names: _StateKeys, route: Route, about: dict, version: int, changes: StateChanges) -> None:
+        open_key, deadlines, queue, due = names.open, names.deadlines, names.queue, names.due
         if route.status == "closed":
             changes.remove(queue, route.complaint_id)
             changes.remove(due, route.complaint_id)
             changes.delete(open_key, route.complaint_id, version)
-            changes.put.setdefault(keys.state(self.source, CLOSED), {})[route.complaint_id] = encode_route(route, about)
+            changes.put.setdefault(names.closed, {})[route.complaint_id] = encode_route(route, about)
             changes.remove(deadlines, route.complaint_id)
-            changes.add(
-                keys.state(self.source, CLOSED_AT), route.stay.left_ms or route.stay.entered_ms, route.complaint_id
-            )
+            changes.add(names.closed_at, route.stay.left_ms or route.stay.entered_ms, route.complaint_id)
             return
         changes.set(open_key, route.complaint_id, encode_route(route, about), version)
         changes.add(queue, route.priority * PRIORITY_WEIGHT + route.opened_ms, route.complaint_id)
@@ -210,8 +230,11 @@ class ComplaintKeeper:
                 records[complaint_id] = about
                 version_of[complaint_id] = version
             made = router.tick(now_ms)
+            names = _StateKeys.of(keys)
             for complaint_id in records:
-                self._store(keys, router.routes[complaint_id], records[complaint_id], version_of[complaint_id], changes)
+                self._store(
+                    names, router.routes[complaint_id], records[complaint_id], version_of[complaint_id], changes
+                )
             if len(made):
                 ts = made["ts"].to_numpy(dtype=np.int64)
                 buckets = (ts // (self.bucket_s * 1000)) * self.bucket_s

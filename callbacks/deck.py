@@ -1,11 +1,15 @@
 """What the callbacks of one app share: settings, the Redis client, the city, and the snapshot cache.
 
 A snapshot is built once per view, view state and tick, whichever browser or gunicorn worker asks
-first; the others wait briefly for it and read it from the shared Redis cache (flask-caching).
+first; the other workers wait briefly for it and read it from the shared Redis cache (flask-caching).
+Within one worker, the browsers asking at the same time wait for the one request that asks Redis,
+and later ones in the same tick get the snapshot from the worker's memory: fifty browsers on one
+view cost one build and a few cache commands per tick, not a cache poll each.
 """
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable
 from functools import cached_property
@@ -42,6 +46,9 @@ class Deck:
             }
         )
         self.reader = CityReader(client, settings)
+        self._guard = threading.Lock()
+        self._local: dict[str, Any] = {}  # this tick's snapshots, as built or read by this process
+        self._asking: dict[str, threading.Event] = {}  # keys one request of this process is getting now
 
     def init_app(self, server) -> None:
         self.cache.init_app(server)
@@ -62,7 +69,37 @@ class Deck:
         """Return this tick's snapshot of a view, building it at most once across browsers and workers."""
         now = time.time()
         scope = "-" if state is None else f"{state.window}:{state.district or ''}:{state.neighbourhood or ''}"
-        key = f"snap:{view}:{scope}:{self.tick(now)}"
+        tick = self.tick(now)
+        key = f"snap:{view}:{scope}:{tick}"
+        with self._guard:
+            if key in self._local:
+                return self._local[key]
+            asking = self._asking.get(key)
+            if asking is None:
+                asking = self._asking[key] = threading.Event()
+                first = True
+            else:
+                first = False
+        if not first:
+            asking.wait(LOCK_WAIT_S * 2)
+            with self._guard:
+                if key in self._local:
+                    return self._local[key]
+            # The request that asked failed (Redis down): this one asks for itself, and says so.
+        try:
+            value = self._shared(key, now, build)
+            with self._guard:
+                self._local = {k: v for k, v in self._local.items() if k.endswith(f":{tick}")}
+                self._local[key] = value
+            return value
+        finally:
+            if first:
+                with self._guard:
+                    self._asking.pop(key, None)
+                asking.set()
+
+    def _shared(self, key: str, now: float, build: Callable[[float], Any]) -> Any:
+        """The snapshot from the shared cache, or built here (once across workers, with a lock in Redis)."""
         try:
             hit = self.cache.get(key)
             if hit is not None:

@@ -489,7 +489,15 @@ class Router:
     def table(self, now_ms: int) -> pd.DataFrame:
         """Return one row per complaint: where it is, since when, its deadline and its history.
 
-        Columns: ``complaint_id``, ``category``, ``priority``, ``status``, ``level``, ``department``,
+        Columns as :meth:`rows`.
+        """
+        return pd.DataFrame(self.rows(now_ms))
+
+    def rows(self, now_ms: int) -> list[dict]:
+        """One dict per complaint: where it is, since when, its deadline and its history (the table's
+        rows, for a caller that wants plain rows rather than a frame).
+
+        Keys: ``complaint_id``, ``category``, ``priority``, ``status``, ``level``, ``department``,
         ``holder`` (department name or level), ``entered_ms``, ``deadline_ms``, ``overdue`` (open and past
         its deadline), ``overdue_s``, ``waited_s`` (since opened), ``escalations``, ``bounces``,
         ``bounced`` and ``path`` (levels held, e.g. ``community → neighbourhood``).
@@ -518,7 +526,7 @@ class Router:
                     "path": " → ".join(x.department or x.level for x in r.stays),
                 }
             )
-        return pd.DataFrame(rows)
+        return rows
 
     def stays(self, now_ms: int) -> pd.DataFrame:
         """Return every stay of every complaint: ``complaint_id``, ``step``, ``level``, ``department``,

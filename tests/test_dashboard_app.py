@@ -4,6 +4,7 @@ one snapshot build per tick however many browsers ask."""
 from __future__ import annotations
 
 import threading
+import time
 
 import pytest
 from dash import html
@@ -116,6 +117,53 @@ def test_many_browsers_on_one_tick_build_one_snapshot(deck):
         t.join()
     assert len(results) == 20
     assert len(builds) <= 2  # two only when the threads straddle a tick boundary
+
+
+def _commands(client) -> int:
+    return sum(v["calls"] for k, v in client.info("commandstats").items() if k != "cmdstat_info")
+
+
+@pytest.mark.redis
+def test_browsers_asking_one_worker_at_once_cost_a_few_cache_commands_not_a_poll_each(deck):
+    release = threading.Event()
+
+    def build(now):
+        release.wait(1.0)  # a slow build: the other browsers arrive while it runs
+        return {"at": now}
+
+    time.sleep(deck.refresh_s - time.time() % deck.refresh_s + 0.01)  # all in one tick
+    before = _commands(deck.client)
+    results = []
+    threads = [
+        threading.Thread(target=lambda: results.append(deck.snapshot("slow", ViewState(), build))) for _ in range(30)
+    ]
+    for t in threads:
+        t.start()
+    time.sleep(0.3)
+    release.set()
+    for t in threads:
+        t.join()
+    assert len(results) == 30 and all(r == results[0] for r in results)
+    # One cache miss, the build lock and the cache write; the other 29 waited in the worker.
+    assert _commands(deck.client) - before <= 4
+    assert deck.snapshot("slow", ViewState(), build) == results[0]  # later in the tick: from memory
+
+
+@pytest.mark.redis
+def test_a_second_worker_reads_the_first_ones_snapshot_from_the_shared_cache(app, deck, settings):
+    from callbacks.deck import Deck
+
+    other = Deck(settings, deck.client, lambda: None)
+    other.init_app(app.server)
+    builds = []
+
+    def build(now):
+        builds.append(now)
+        return {"at": now}
+
+    time.sleep(deck.refresh_s - time.time() % deck.refresh_s + 0.01)
+    first = deck.snapshot("shared", ViewState(), build)
+    assert other.snapshot("shared", ViewState(), build) == first and len(builds) == 1
 
 
 def test_ids_module_names_every_page_tick():

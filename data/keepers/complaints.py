@@ -54,7 +54,7 @@ def encode_route(route: Route, about: dict) -> str:
 
 def decode_route(raw: bytes | str) -> tuple[Route, dict]:
     """Rebuild a route (and the rest of the record) from its stored form."""
-    record = json.loads(raw)
+    record = orjson.loads(raw)
     r = record.pop("route")
     route = Route(**{**r, "stays": [Stay(**s) for s in r["stays"]]})
     return route, record
@@ -275,7 +275,7 @@ def complaint_table(
         about[route.complaint_id] = record
     if not router.routes:
         return []
-    rows = router.table(now_ms).to_dict("records")
+    rows = router.rows(now_ms)
     for row in rows:
         row.update(about[row["complaint_id"]])
     return rows

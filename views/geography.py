@@ -130,6 +130,31 @@ class CityGeography:
         self._cell_centres[cell] = centre = (round(lon, 5), round(lat, 5))
         return centre
 
+    def cell_points(self, cells: tuple[str, ...]) -> tuple[list[float], list[float], list[int]]:
+        """The centres of some H3 cells as lon and lat lists, with the positions of the cells that have one.
+
+        The same cells in the same order come back refresh after refresh (a window's counts keep their
+        order), so the last few answers are kept: a map of thousands of cells is then laid out once.
+        """
+        known = self._cell_layouts.get(cells)
+        if known is None:
+            lon, lat, kept = [], [], []
+            for i, cell in enumerate(cells):
+                centre = self.cell_centre(cell)
+                if centre is not None:
+                    lon.append(centre[0])
+                    lat.append(centre[1])
+                    kept.append(i)
+            known = (lon, lat, kept)
+            if len(self._cell_layouts) >= 8:
+                self._cell_layouts.pop(next(iter(self._cell_layouts)))
+            self._cell_layouts[cells] = known
+        return known
+
+    @cached_property
+    def _cell_layouts(self) -> dict[tuple[str, ...], tuple[list[float], list[float], list[int]]]:
+        return {}
+
     @cached_property
     def places(self) -> dict[str, dict]:
         """Place id -> name, kind, lon, lat, community, district and capacity."""

@@ -229,16 +229,6 @@ def foot_snapshot(reader: CityReader, geo: CityGeography, state: ViewState, now:
     facets = reader.counts_many("foot", ["people.h3", "people.sensor", "fever.sensor", "people.community"], window)
     judged = now_versus_normal(reader, now, days=reader.settings.history_days).set_index("key")
     days = int(judged["history_days"].max()) if len(judged) else 0
-    heat_lon, heat_lat, heat_w = [], [], []
-    for cell, n in facets["people.h3"].items():
-        centre = geo.cell_centre(cell)
-        if centre is None or n <= 0:
-            continue
-        if state.district and not _point_in_scope(geo, centre, state):
-            continue
-        heat_lon.append(centre[0])
-        heat_lat.append(centre[1])
-        heat_w.append(int(n))
     sensors = reader.sensors()
     silent_ids = {s["sensor_id"] for s in silent_sensors(reader, sensors=sensors)}
     now_people, fever = facets["people.sensor"], facets["fever.sensor"]
@@ -279,7 +269,7 @@ def foot_snapshot(reader: CityReader, geo: CityGeography, state: ViewState, now:
     )
     return {
         **_base(geo, state, now),
-        "heat": {"lon": heat_lon, "lat": heat_lat, "weight": heat_w},
+        "heat": heat_points(facets["people.h3"], geo, state),
         "sensors": rows,
         "history_days": days,
         "crowded": crowded[:12],
@@ -288,6 +278,18 @@ def foot_snapshot(reader: CityReader, geo: CityGeography, state: ViewState, now:
         "silent_count": sum(r["silent"] for r in rows),
         "headline": {"people": int(people_now), "people_yesterday": people_yesterday, "sensors": len(rows)},
     }
+
+
+def heat_points(counts: Mapping[str, int], geo: CityGeography, state: ViewState) -> dict[str, list]:
+    """Positive counts per H3 cell as weighted points at the cells' centres (within the drilled area's bounds)."""
+    cells = tuple(cell for cell, n in counts.items() if n > 0)
+    lon, lat, kept = geo.cell_points(cells)
+    weight = [int(counts[cells[i]]) for i in kept]
+    if state.district:
+        minx, miny, maxx, maxy = geo.bounds_of(state.district, state.neighbourhood)
+        inside = [j for j, (x, y) in enumerate(zip(lon, lat)) if minx <= x <= maxx and miny <= y <= maxy]
+        lon, lat, weight = [lon[j] for j in inside], [lat[j] for j in inside], [weight[j] for j in inside]
+    return {"lon": list(lon), "lat": list(lat), "weight": weight}
 
 
 def _point_in_scope(geo: CityGeography, lonlat: tuple[float, float], state: ViewState) -> bool:
@@ -513,16 +515,10 @@ def complaints_snapshot(
         if level in routing:
             routing[level][action] = routing[level].get(action, 0) + n
     filed = int(sum(communities.values()))
-    heat = {"lon": [], "lat": [], "weight": []}
-    placed = [(geo.cell_centre(cell), n) for cell, n in by_cell.items() if n > 0]
-    placed = [(c, n) for c, n in placed if c and (not state.district or _point_in_scope(geo, c, state))]
-    if placed:
-        centres, weights = zip(*placed)
-        heat = {"lon": [c[0] for c in centres], "lat": [c[1] for c in centres], "weight": list(weights)}
     return {
         **_base(geo, state, now),
         "hotspots": hot,
-        "heat": heat,
+        "heat": heat_points(by_cell, geo, state),
         "areas": _area_rows(area_values(communities, geo, state), geo),
         "categories": dict(sorted(categories.items(), key=lambda kv: -kv[1])),
         "routing": routing,

@@ -275,6 +275,11 @@ def _complaint(d: Decoded, w: Placement, b: np.ndarray, out: Folded) -> None:
     out.add("complaints.h3", b, w.h3)
     out.add("complaints.channel", b, enumerated(d.columns["channel"], _choices(d, "channel")))
     out.add("complaints.community_category", b, w.community.cross(category))
+    # Per category over the city (not the points just outside it): what a city-wide view shows,
+    # without summing the community × category counts at every refresh.
+    inside = np.flatnonzero(~np.isin(w.community.codes, np.flatnonzero(w.community.labels == OUTSIDE)))
+    if len(inside):
+        out.add("complaints.category", b[inside], category.take(inside))
 
 
 def _complaint_update(d: Decoded, w: Placement, b: np.ndarray, out: Folded) -> None:

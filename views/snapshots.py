@@ -493,20 +493,24 @@ def complaints_snapshot(
 ) -> dict:
     """Complaint hotspots, counts per area, category and routing level, and the community × category table."""
     window = _window(state, now)
-    facets = reader.counts_many("complaints", ["complaints.h3", "complaints.community_category"], window)
+    # City-wide, the per-community and per-category facets; drilled, the community × category counts
+    # in scope (the category facet is city-wide).
+    wanted = ["complaints.h3", "complaints.community_category" if state.district else "complaints.category"]
+    facets = reader.counts_many("complaints", [*wanted, "complaints.community"], window)
     updates = reader.counts("complaints", "updates.action_level", window)
     by_cell = facets["complaints.h3"]
     hot = hotspot_cells(by_cell, geo, memo, f"hotspots:{state.window}:{int(now // 30)}")
     if state.district:
         hot = [h for h in hot if _point_in_scope(geo, (h["lon"], h["lat"]), state)]
-    community_category = _scoped(facets["complaints.community_category"], geo, state)
-    per_community = community_category
-    communities: dict[str, int] = {}
-    categories: dict[str, int] = {}
-    for key, n in per_community.items():
-        community, _, category = key.partition("|")
-        communities[community] = communities.get(community, 0) + n
-        categories[category] = categories.get(category, 0) + n
+        communities: dict[str, int] = {}
+        categories: dict[str, int] = {}
+        for key, n in _scoped(facets["complaints.community_category"], geo, state).items():
+            community, _, category = key.partition("|")
+            communities[community] = communities.get(community, 0) + n
+            categories[category] = categories.get(category, 0) + n
+    else:
+        communities = _scoped(facets["complaints.community"], geo, state)
+        categories = dict(facets["complaints.category"])
     table = open_complaints(reader, geo, state, now, max_rows) if max_rows else []
     counts = complaint_counts(reader.client, reader.keys, int(now * 1000)) if not state.district else None
     routing = {level: {} for level in ROUTING_LEVELS}

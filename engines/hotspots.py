@@ -35,6 +35,9 @@ class HotspotParams:
     permutations: int = 999  # draws: conditional permutations for the pseudo p-value (p ≥ 1/1000)
     alpha: float = 0.05  # probability: pseudo p-value under which a positive z is a hotspot
     seed: int = 12345  # random seed of the permutations, so a refresh shows the same answer
+    # points: a hotspot needs at least this many in its neighbourhood (the area and its ring). In a
+    # quiet hour nearly every area is empty, and Gi* then calls any area with one point significant.
+    min_points: int = 3
 
 
 def city_cells(city: City, resolution: int = 8) -> list[str]:
@@ -106,9 +109,9 @@ def getis_ord(counts: np.ndarray, weights: W, params: HotspotParams = HotspotPar
     z = np.nan_to_num(np.asarray(g.Zs, dtype=np.float64))
     p = np.asarray(g.p_sim, dtype=np.float64) if params.permutations else np.asarray(g.p_norm, dtype=np.float64)
     significant = p < params.alpha
-    return pd.DataFrame(
-        {"count": y, "gi_z": z, "p_sim": p, "hotspot": significant & (z > 0), "coldspot": significant & (z < 0)}
-    )[columns]
+    around = y + (weights.sparse > 0).astype(np.float64) @ y  # the points in each area's neighbourhood
+    hot = significant & (z > 0) & (around >= params.min_points)
+    return pd.DataFrame({"count": y, "gi_z": z, "p_sim": p, "hotspot": hot, "coldspot": significant & (z < 0)})[columns]
 
 
 def cell_hotspots(counts: pd.Series, cells: list[str], params: HotspotParams = HotspotParams()) -> pd.DataFrame:

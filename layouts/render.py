@@ -196,7 +196,12 @@ def complaints_numbers(snap: dict) -> list:
         number("open", _n(h["open"]), "routed and not yet closed, in scope"),
         number("overdue", _n(h["overdue"]), "past the deadline at their level", "alert" if h["overdue"] else ""),
         number("escalations", _n(h["escalated"])),
-        number("hotspots", _n(h["hotspots"]), "H3 cells, Gi* p < 0.05", "warn" if h["hotspots"] else ""),
+        number(
+            "hotspots",
+            _n(h["hotspots"]),
+            "H3 cells, Gi* p < 0.05, 3+ complaints around",
+            "warn" if h["hotspots"] else "",
+        ),
     ]
 
 

@@ -80,3 +80,12 @@ def test_a_simulated_storm_shows_a_gi_star_hotspot(demo_city, cells):
     hot = result[result["hotspot"]]
     assert len(hot) > 0
     assert hot["gi_z"].max() > 5 and hot["p_sim"].min() < 0.01
+
+
+def test_scattered_single_points_in_a_quiet_hour_are_not_hotspots(cells):
+    counts = pd.Series(0.0, index=cells)
+    for cell in cells[::250][:20]:  # twenty lone points far apart
+        counts[cell] = 1
+    assert not cell_hotspots(counts, cells)["hotspot"].any()
+    counts[cells[500]] = 4  # one place with several: that one is
+    assert cell_hotspots(counts, cells).set_index("cell").loc[cells[500], "hotspot"]

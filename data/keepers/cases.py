@@ -778,7 +778,6 @@ def publish_picture(client: redis.Redis, keys: Keys, now_ms: int, params: Tracin
         found = _clusters(client, keys, cases, now_ms, params)
         picture = {
             "built_ms": now_ms,
-            "stamp": stamp,  # read before the cases: a change made while building is seen by the next call
             "sites": [
                 [
                     s["venue_id"],
@@ -798,6 +797,7 @@ def publish_picture(client: redis.Redis, keys: Keys, now_ms: int, params: Tracin
         }
         write = client.pipeline(transaction=True)
         write.set(picture_key, json.dumps(picture, separators=(",", ":")))
+        # The stamp was read before the cases: a change made while building is seen by the next call.
         write.hset(changed_key, mapping={"built_stamp": stamp, "built_ms": now_ms})
         write.execute()
     finally:

@@ -7,6 +7,7 @@ and the same hour on the comparable days before), never raw events.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterable, Mapping
 
 import pandas as pd
@@ -22,6 +23,7 @@ DAY_S = 86_400
 
 BASELINE_KEEP_S = 600  # a baseline (past days only) is kept this long: history imported meanwhile shows soon
 _baselines: dict[tuple, pd.DataFrame] = {}
+_baselines_lock = threading.Lock()  # dashboard requests run in threads
 
 
 def now_versus_normal(
@@ -57,9 +59,10 @@ def now_versus_normal(
         ]
         hourly = pd.DataFrame(rows, columns=["key", "hour_ts", "people", "coverage"])
         normal = hour_baseline(hourly, hour * 1000, bands, key="key", tz=tz)
-        for old in [k for k in _baselines if k[:2] == cache_key[:2]]:
-            del _baselines[old]
-        _baselines[cache_key] = normal
+        with _baselines_lock:
+            for old in [k for k in _baselines if k[:2] == cache_key[:2]]:
+                del _baselines[old]
+            _baselines[cache_key] = normal
     now = pd.Series({key: people * HOUR_S / elapsed for key, people in now_counts.items()}, dtype=float)
     return judge_against(now, normal, pd.Index(sorted(now_counts)), bands, key="key")
 

@@ -136,8 +136,9 @@ class CityReader:
         slot = ("since", start)
         with self._locks_lock:
             # A running sum from an earlier start (the hour before) is not asked for again.
-            for key in [k for k in self._sliding if k[0] == source and k[1] in facets and _since_before(k[2], start)]:
-                del self._sliding[key]
+            # (list() copies the keys at once: other threads add running sums without this lock)
+            for key in [k for k in list(self._sliding) if k[0] == source and _since_before(k[2], start)]:
+                self._sliding.pop(key, None)
             for key in [k for k in self._locks if k[0] == source and _since_before(k[1], start)]:
                 del self._locks[key]
         return self._sliding_counts(source, facets, window, slot)

@@ -181,9 +181,7 @@ def now_versus_normal(
     missing), ``baseline`` (median), ``history_days``, ``ratio``, ``z``, ``flag`` (one of
     :data:`FLAGS`).
     """
-    usable = hourly
-    if "coverage" in hourly:
-        usable = hourly[hourly["coverage"] >= bands.min_coverage]
+    usable = _covered(hourly, bands)
     normal = hour_baseline(hourly, hour_ts, bands, key=key, tz=tz, holidays=holidays)
     now = usable[usable["hour_ts"] == hour_ts].groupby(key)["people"].sum()
     keys = pd.Index(hourly[key].unique() if keys is None else list(keys)).sort_values()
@@ -202,9 +200,7 @@ def hour_baseline(
     """The normal of each key for one hour from the comparable days before it: index ``key``, columns
     ``median``, ``size`` (days) and ``mad``. Depends only on the past, so it can be kept for the hour."""
     holidays = frozenset(holidays)
-    usable = hourly
-    if "coverage" in hourly:
-        usable = hourly[hourly["coverage"] >= bands.min_coverage]
+    usable = _covered(hourly, bands)
     local, _ = _local(usable["hour_ts"].to_numpy(dtype="int64"), tz)
     day = local // DAY_MS
     hour = (local % DAY_MS) // HOUR_MS
@@ -220,6 +216,11 @@ def hour_baseline(
     deviation = (history["people"] - stats["median"].reindex(history[key]).to_numpy()).abs()
     stats["mad"] = deviation.groupby(history[key].to_numpy()).median()
     return stats
+
+
+def _covered(hourly: pd.DataFrame, bands: NormalBands) -> pd.DataFrame:
+    """The hours covered well enough to judge or to learn from (all of them when coverage is not given)."""
+    return hourly[hourly["coverage"] >= bands.min_coverage] if "coverage" in hourly else hourly
 
 
 def judge_against(

@@ -227,8 +227,9 @@ def foot_snapshot(reader: CityReader, geo: CityGeography, state: ViewState, now:
     (weekdays with weekdays) over the kept history, whatever the window chosen for the counts."""
     window = _window(state, now)
     facets = reader.counts_many("foot", ["people.h3", "people.sensor", "fever.sensor", "people.community"], window)
-    judged = now_versus_normal(reader, now, days=reader.settings.history_days).set_index("key")
+    judged = now_versus_normal(reader, now, days=reader.settings.history_days)
     days = int(judged["history_days"].max()) if len(judged) else 0
+    verdicts = judged.set_index("key").to_dict("index")  # one conversion, not a frame lookup per sensor
     sensors = reader.sensors()
     silent_ids = {s["sensor_id"] for s in silent_sensors(reader, sensors=sensors)}
     now_people, fever = facets["people.sensor"], facets["fever.sensor"]
@@ -238,7 +239,7 @@ def foot_snapshot(reader: CityReader, geo: CityGeography, state: ViewState, now:
             continue
         place = geo.places.get(str(s["place_id"]), {})
         n = now_people.get(sensor, 0)
-        verdict = judged.loc[sensor] if sensor in judged.index else None
+        verdict = verdicts.get(sensor)
         has_normal = verdict is not None and verdict["flag"] not in ("no_history", "no_data")
         ratio = float(verdict["ratio"]) if has_normal and np.isfinite(verdict["ratio"]) else None
         rows.append(
@@ -493,24 +494,21 @@ def complaints_snapshot(
 ) -> dict:
     """Complaint hotspots, counts per area, category and routing level, and the community × category table."""
     window = _window(state, now)
-    # City-wide, the per-community and per-category facets; drilled, the community × category counts
-    # in scope (the category facet is city-wide).
-    wanted = ["complaints.h3", "complaints.community_category" if state.district else "complaints.category"]
-    facets = reader.counts_many("complaints", [*wanted, "complaints.community"], window)
+    # Categories: the city-wide facet, or in a district the community × category counts in scope.
+    per_category = "complaints.community_category" if state.district else "complaints.category"
+    facets = reader.counts_many("complaints", ["complaints.h3", "complaints.community", per_category], window)
     updates = reader.counts("complaints", "updates.action_level", window)
     by_cell = facets["complaints.h3"]
     hot = hotspot_cells(by_cell, geo, memo, f"hotspots:{state.window}:{int(now // 30)}")
+    communities = _scoped(facets["complaints.community"], geo, state)
     if state.district:
         hot = [h for h in hot if _point_in_scope(geo, (h["lon"], h["lat"]), state)]
-        communities: dict[str, int] = {}
         categories: dict[str, int] = {}
-        for key, n in _scoped(facets["complaints.community_category"], geo, state).items():
-            community, _, category = key.partition("|")
-            communities[community] = communities.get(community, 0) + n
+        for key, n in _scoped(facets[per_category], geo, state).items():
+            category = key.partition("|")[2]
             categories[category] = categories.get(category, 0) + n
     else:
-        communities = _scoped(facets["complaints.community"], geo, state)
-        categories = dict(facets["complaints.category"])
+        categories = dict(facets[per_category])
     table = open_complaints(reader, geo, state, now, max_rows) if max_rows else []
     counts = complaint_counts(reader.client, reader.keys, int(now * 1000)) if not state.district else None
     routing = {level: {} for level in ROUTING_LEVELS}

@@ -38,7 +38,6 @@ format: $(STAMP)
 bench: $(STAMP)  ## every benchmark, each ending with its RESULT line
 	$(PY) -m bench.placement
 	$(PY) -m bench.ingest
-	$(PY) -m bench.contacts
 	$(PY) -m bench.hotspots
 	$(PY) -m bench.refresh
 

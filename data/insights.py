@@ -1,14 +1,14 @@
 """Read-side judgements: the domain engines applied to the aggregates a dashboard reads.
 
-Foot traffic now versus normal, crowding, fever and silent-sensor alerts, and the counters
-each service center needs. Every function reads a bounded number of buckets (the hour now
-and the same hour on the comparable days before), never raw events.
+Foot traffic now versus normal, crowding, fever and silent-sensor alerts. Every function reads a
+bounded number of buckets (the hour now and the same hour on the comparable days before), never
+raw events.
 """
 
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 
 import pandas as pd
 from scipy.stats import poisson
@@ -16,7 +16,6 @@ from scipy.stats import poisson
 from data.keepers.foot import crowding_rule, over_capacity
 from data.read import HOUR_S, CityReader, Window
 from engines.foot import CrowdingRule, FeverRule, NormalBands, SilenceRule, hour_baseline, judge_against
-from engines.services import ServiceParams, counters_needed
 
 DAY_S = 86_400
 
@@ -132,56 +131,3 @@ def silent_sensors(
         if state["age_s"] > rule.cadence_multiple * max(state["interval_s"], 1)
     ]
     return sorted(out, key=lambda s: -s["age_s"])
-
-
-def counter_plan(
-    reader: CityReader,
-    centers: Iterable[str],
-    now_s: float,
-    *,
-    hours_ahead: int = 4,
-    open_counters: Mapping[str, int] | int = 4,
-    params: ServiceParams | None = None,
-    history_days: int = 28,
-) -> pd.DataFrame:
-    """Counters each service center needs per hour from now: booked visits that will show plus walk-ins.
-
-    Bookings come from the slot-hour counters (booked minus cancelled for the slot); the show-up
-    share from the last day's arrivals and no-shows; walk-ins from the same hour of the week in
-    the history. Columns of ``engines.services.counters_needed`` plus ``booked`` and ``walk_ins``.
-    """
-    params = params or ServiceParams()
-    centers = list(centers)
-    hour = int(now_s) - int(now_s) % HOUR_S
-    hours = [hour + h * HOUR_S for h in range(hours_ahead)]
-    slots = reader.counts_in_windows(
-        "services", "appointments.slot_center_action", [Window(h, h + HOUR_S) for h in hours]
-    )
-    day = reader.counts("services", "appointments.center_action", Window(int(now_s) - DAY_S, int(now_s) + 1))
-    weeks = max(history_days // 7, 1)
-    walk_history = reader.counts_in_windows(
-        "services",
-        "appointments.walk_ins",
-        [Window(h - w * 7 * DAY_S, h - w * 7 * DAY_S + HOUR_S) for h in hours for w in range(1, weeks + 1)],
-    )
-    rows = []
-    for i, h in enumerate(hours):
-        for center in centers:
-            booked = slots[i].get(f"{center}|booked", 0) - slots[i].get(f"{center}|cancelled", 0)
-            arrived, no_show = day.get(f"{center}|arrived", 0), day.get(f"{center}|no_show", 0)
-            show_up = arrived / (arrived + no_show) if arrived + no_show else 1.0
-            walk_ins = sum(walk_history[i * weeks + w].get(center, 0) for w in range(weeks)) / weeks
-            rows.append(
-                {
-                    "center_id": center,
-                    "hour_ms": h * 1000,
-                    "booked": max(booked, 0),
-                    "walk_ins": walk_ins,
-                    "arrivals_per_h": max(booked, 0) * show_up + walk_ins,
-                }
-            )
-    demand = pd.DataFrame(rows, columns=["center_id", "hour_ms", "booked", "walk_ins", "arrivals_per_h"])
-    if demand.empty:
-        return demand
-    # Events carry the wait before a counter, not the time at it: the engine's service time stands.
-    return counters_needed(demand, open_counters, params)

@@ -1,5 +1,5 @@
-"""Complaint triage and routing: each complaint's category and priority with the reason, repeated reports
-merged into incidents, and each complaint's way up community → neighbourhood → district → department.
+"""Complaint triage and routing: each complaint's category and priority with the reason, and each
+complaint's way up community → neighbourhood → district → department.
 
 The taxonomy (keywords in English and Chinese, base priorities, danger terms) and the routing rules
 (competent level, departments, deadlines) are data files in ``engines/rules``, loaded through
@@ -16,28 +16,14 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
-from scipy.sparse import coo_matrix
-from scipy.sparse.csgraph import connected_components
-from scipy.spatial import cKDTree
 
 from data.schema import COMPLAINT_CATEGORIES, ROUTING_LEVELS
 
 RULES_DIR = Path(__file__).resolve().parent / "rules"
 TAXONOMY_PATH = RULES_DIR / "taxonomy.json"
 ROUTING_PATH = RULES_DIR / "routing.json"
-EARTH_RADIUS_M = 6_371_008.8
 HOUR_MS = 3_600_000
-
-
-@dataclass(frozen=True)
-class TriageParams:
-    """Parameters of complaint triage and duplicate merging (name, default, unit)."""
-
-    duplicate_distance_m: float = 50.0  # m: reports of one category closer than this may be one incident
-    duplicate_window_s: float = 6 * 3600.0  # s: ...and no further apart in time than this
-    cluster_reports: int = 3  # reports: an incident with at least this many is raised one priority level
 
 
 # ---------------------------------------------------------------------------- taxonomy
@@ -161,120 +147,7 @@ def triage_text(text: str, intake_category: str | None = None, taxonomy: Taxonom
     return Triage(category.name, priority, f"P{priority}: {why}", keywords)
 
 
-def triage(complaints: pd.DataFrame, taxonomy: Taxonomy | None = None) -> pd.DataFrame:
-    """Triage complaints: ``complaint_id``, ``text`` and optionally the intake ``category``.
-
-    Returns the input's columns with ``category`` (triaged), ``intake_category`` (the given one or
-    None), ``priority`` (1–4), ``priority_label`` (``P1``...), ``reason`` and ``keywords`` (matched words).
-    """
-    taxonomy = taxonomy or load_taxonomy()
-    intake = complaints["category"] if "category" in complaints else pd.Series(None, index=complaints.index)
-    results = [
-        triage_text(text, None if pd.isna(given) else given, taxonomy)
-        for text, given in zip(complaints["text"].fillna("").astype(str), intake, strict=True)
-    ]
-    out = complaints.copy()
-    out["intake_category"] = intake.where(intake.notna(), None).to_numpy()
-    out["category"] = [r.category for r in results]
-    out["priority"] = np.asarray([r.priority for r in results], dtype=np.int64)
-    out["priority_label"] = "P" + out["priority"].astype(str)
-    out["reason"] = [r.reason for r in results]
-    out["keywords"] = [", ".join(r.keywords) for r in results]
-    return out
-
-
 # ---------------------------------------------------------------------------- incidents
-
-
-def _metres(lon: np.ndarray, lat: np.ndarray) -> np.ndarray:
-    # An equirectangular plane about the reports' mean latitude: within a city (< 100 km) distances
-    # of tens of metres are off by well under 1 %, which a duplicate threshold does not notice.
-    lat0 = math.radians(float(np.nanmean(lat))) if len(lat) else 0.0
-    return np.column_stack((np.radians(lon) * EARTH_RADIUS_M * math.cos(lat0), np.radians(lat) * EARTH_RADIUS_M))
-
-
-def merge_incidents(triaged: pd.DataFrame, params: TriageParams = TriageParams()) -> pd.DataFrame:
-    """Merge repeated reports of one problem into incidents and raise the priority of clusters.
-
-    ``triaged`` has ``complaint_id``, ``ts`` (ms), ``lon``, ``lat``, ``category``, ``priority`` and
-    ``reason`` (from ``triage``). Two reports are of one incident when they share a category and lie
-    within ``duplicate_distance_m`` and ``duplicate_window_s`` of each other; incidents are the
-    connected groups of such pairs (so a chain of close reports along a road is one incident).
-    Adds ``incident_id`` (the first report's complaint id), ``reports`` (in the incident),
-    ``incident_priority`` and ``incident_reason``.
-    """
-    out = triaged.reset_index(drop=True).copy()
-    n = len(out)
-    if n == 0:
-        return out.assign(incident_id=[], reports=[], incident_priority=[], incident_reason=[])
-    lon = out["lon"].to_numpy(np.float64)
-    lat = out["lat"].to_numpy(np.float64)
-    ts = out["ts"].to_numpy(np.int64)
-    category = pd.factorize(out["category"])[0]
-    placed = np.isfinite(lon) & np.isfinite(lat)
-    where = np.flatnonzero(placed)
-    pairs = cKDTree(_metres(lon[where], lat[where])).query_pairs(params.duplicate_distance_m, output_type="ndarray")
-    a, b = where[pairs[:, 0]], where[pairs[:, 1]]
-    same = (category[a] == category[b]) & (np.abs(ts[a] - ts[b]) <= params.duplicate_window_s * 1000)
-    a, b = a[same], b[same]
-    graph = coo_matrix((np.ones(len(a), dtype=np.int8), (a, b)), shape=(n, n))
-    _, group = connected_components(graph, directed=False)
-
-    order = np.lexsort((out["complaint_id"].astype(str).to_numpy(), ts))
-    first = pd.Series(order, index=group[order]).groupby(level=0).first()
-    out["incident_id"] = out["complaint_id"].to_numpy()[first.loc[group].to_numpy()]
-    out["reports"] = np.bincount(group)[group]
-
-    priority = out["priority"].to_numpy(np.int64)
-    frame = pd.DataFrame({"group": group, "priority": priority, "row": np.arange(n)})
-    # The incident takes its most urgent report's priority and reason.
-    top = frame.sort_values(["priority", "row"]).groupby("group")["row"].first()
-    top_row = top.loc[group].to_numpy()
-    base = priority[top_row]
-    reason = out["reason"].to_numpy(dtype=object)[top_row]
-    spans = pd.Series(ts).groupby(group).agg(["min", "max"])
-    span_h = ((spans["max"] - spans["min"]) / HOUR_MS).loc[group].to_numpy()
-    clustered = out["reports"].to_numpy() >= params.cluster_reports
-    raised = np.where(clustered, np.maximum(base - 1, 1), base)
-    out["incident_priority"] = raised
-    notes = [
-        _cluster_note(r, int(b), int(p), int(k), h, params) if c else r
-        for r, b, p, k, h, c in zip(reason, base, raised, out["reports"], span_h, clustered)
-    ]
-    out["incident_reason"] = [_retitle(note, int(p)) for note, p in zip(notes, raised)]
-    return out
-
-
-def _cluster_note(reason: str, base: int, raised: int, reports: int, span_h: float, params: TriageParams) -> str:
-    cluster = f"{reports} reports within {params.duplicate_distance_m:g} m in {span_h:.1f} h"
-    if raised < base:
-        return f"{reason}; raised from P{base}: cluster of {cluster}"
-    return f"{reason}; cluster of {cluster}"
-
-
-def _retitle(reason: str, priority: int) -> str:
-    return f"P{priority}:" + reason.split(":", 1)[1] if reason.startswith("P") else reason
-
-
-def incident_table(merged: pd.DataFrame) -> pd.DataFrame:
-    """Return one row per incident from ``merge_incidents``.
-
-    Columns: ``incident_id``, ``category``, ``priority``, ``reason``, ``reports``, ``first_ms``,
-    ``last_ms``, ``lon``, ``lat`` (mean of the reports) and ``complaint_ids`` (tuple).
-    """
-    grouped = merged.groupby("incident_id", sort=False)
-    out = grouped.agg(
-        category=("category", "first"),
-        priority=("incident_priority", "first"),
-        reason=("incident_reason", "first"),
-        reports=("reports", "first"),
-        first_ms=("ts", "min"),
-        last_ms=("ts", "max"),
-        lon=("lon", "mean"),
-        lat=("lat", "mean"),
-        complaint_ids=("complaint_id", tuple),
-    )
-    return out.reset_index().sort_values(["priority", "reports", "first_ms"], ascending=[True, False, True])
 
 
 # ---------------------------------------------------------------------------- routing
@@ -381,12 +254,6 @@ class Router:
         self.routes[complaint_id] = route
         return route
 
-    def open_all(self, triaged: pd.DataFrame) -> None:
-        """Open every complaint of a triaged frame (``complaint_id``, ``category``, ``priority``, ``ts``)."""
-        columns = (triaged[c].to_numpy() for c in ("complaint_id", "category", "priority", "ts"))
-        for complaint_id, category, priority, ts in zip(*columns, strict=True):
-            self.open(str(complaint_id), str(category), int(priority), int(ts))
-
     def _department_for(self, route: Route) -> str:
         owners = self.rules.owners.get(route.category, ())
         fresh = [d for d in owners if d not in route.tried]
@@ -408,20 +275,6 @@ class Router:
         stay = Stay(level, department, ts, ts + self.rules.deadline_ms(level, route.priority), how)
         route.stays.append(stay)
         return stay
-
-    def escalate(self, complaint_id: str, ts: int, how: str = "escalated") -> Stay | None:
-        """Send a complaint one level up (a department sends it back to the district); None if closed."""
-        route = self.routes[complaint_id]
-        if route.status == "closed":
-            return None
-        rank = self._rank[route.stay.level]
-        if rank + 1 < len(self.rules.levels):
-            return self._enter(route, self.rules.levels[rank + 1], ts, how)
-        return self._enter(route, self.rules.levels[rank - 1], ts, "bounced")
-
-    def declare_beyond_remit(self, complaint_id: str, ts: int) -> Stay | None:
-        """Record that the level holding a complaint says it is not theirs: it goes up (or back)."""
-        return self.escalate(complaint_id, int(ts), "remit")
 
     def apply(self, update: Mapping) -> bool:
         """Apply one complaint_update-like mapping (complaint_id, ts, action, level, department); False if unknown."""
@@ -452,13 +305,6 @@ class Router:
             route.stay.left_ms = ts
         return True
 
-    def apply_all(self, updates: pd.DataFrame) -> int:
-        """Apply updates in event-time order; return how many referred to known complaints."""
-        known = 0
-        for row in updates.sort_values("ts", kind="stable").to_dict("records"):
-            known += self.apply(row)
-        return known
-
     def tick(self, now_ms: int) -> pd.DataFrame:
         """Escalate every open complaint whose deadline has passed, at the moment it passed.
 
@@ -485,13 +331,6 @@ class Router:
 
     def _holder(self, stay: Stay) -> str:
         return self.rules.departments.get(stay.department, stay.department) if stay.department else stay.level
-
-    def table(self, now_ms: int) -> pd.DataFrame:
-        """Return one row per complaint: where it is, since when, its deadline and its history.
-
-        Columns as :meth:`rows`.
-        """
-        return pd.DataFrame(self.rows(now_ms))
 
     def rows(self, now_ms: int) -> list[dict]:
         """One dict per complaint: where it is, since when, its deadline and its history (the table's
@@ -527,25 +366,3 @@ class Router:
                 }
             )
         return rows
-
-    def stays(self, now_ms: int) -> pd.DataFrame:
-        """Return every stay of every complaint: ``complaint_id``, ``step``, ``level``, ``department``,
-        ``how``, ``entered_ms``, ``left_ms`` (NaN while there), ``held_s`` (until left or now), ``overdue``."""
-        rows = []
-        for r in self.routes.values():
-            for step, s in enumerate(r.stays):
-                end = s.left_ms if s.left_ms is not None else now_ms
-                rows.append(
-                    {
-                        "complaint_id": r.complaint_id,
-                        "step": step,
-                        "level": s.level,
-                        "department": s.department,
-                        "how": s.how,
-                        "entered_ms": s.entered_ms,
-                        "left_ms": s.left_ms,
-                        "held_s": (end - s.entered_ms) / 1000,
-                        "overdue": end > s.deadline_ms,
-                    }
-                )
-        return pd.DataFrame(rows)

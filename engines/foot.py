@@ -1,51 +1,22 @@
-"""Foot traffic: each sensor's (or area's) count now against its normal for the hour, crowding
-against capacity, fever screening rises, and sensors that have gone silent.
+"""Foot traffic rules: a count judged against its normal for the hour, and the rules of crowding,
+fever rises and silent sensors that the foot keeper and the read side apply.
 
-Pure computations over pandas frames of sensor readings (the ``reading`` events): ``sensor_id``,
-``ts`` (end of the counting interval, int64 ms since the epoch, UTC), ``interval_s``,
-``people``, and where the sensor reports them ``fever``, ``occupancy``, ``capacity`` (missing
-otherwise), optionally ``place_id``.
+Times are int64 ms since the epoch, UTC.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date
 
 import numpy as np
 import pandas as pd
-from scipy.stats import poisson
-
-__all__ = [
-    "FLAGS",
-    "CrowdingRule",
-    "FeverRule",
-    "NormalBands",
-    "SilenceRule",
-    "area_hourly",
-    "crowding_alerts",
-    "fever_alerts",
-    "hourly_counts",
-    "now_versus_normal",
-    "hour_baseline",
-    "judge_against",
-    "silent_sensors",
-]
 
 HOUR_MS = 3_600_000
 DAY_MS = 24 * HOUR_MS
 # 1.4826 x MAD estimates the standard deviation of normally distributed counts.
 MAD_TO_SD = 1.4826
-
-FLAGS = {
-    "quiet": "well below the normal for this hour",
-    "normal": "within the normal band for this hour",
-    "busy": "well above the normal for this hour",
-    "unusual": "outside anything this sensor usually does at this hour (robust z-score)",
-    "no_history": "too few comparable past days to say what normal is",
-    "no_data": "no complete count for the hour being judged",
-}
 
 
 @dataclass(frozen=True)
@@ -122,72 +93,6 @@ def _local(ts_ms: np.ndarray, tz: str) -> tuple[np.ndarray, np.ndarray]:
     return local, local - np.asarray(ts_ms, dtype="int64")
 
 
-def hourly_counts(readings: pd.DataFrame, tz: str = "Asia/Shanghai") -> pd.DataFrame:
-    """Sum readings into local clock hours: ``sensor_id``, ``hour_ts`` (UTC ms of the hour's start), ``people``, ``coverage``.
-
-    A reading belongs to the hour its interval starts in; ``coverage`` is the share of the hour
-    its readings cover (1.0 for a complete hour).
-    """
-    ts = readings["ts"].to_numpy(dtype="int64")
-    interval_ms = readings["interval_s"].to_numpy(dtype="int64") * 1000
-    start = ts - interval_ms
-    local, _ = _local(start, tz)
-    hour_ts = start - local % HOUR_MS
-    grouped = pd.DataFrame(
-        {
-            "sensor_id": readings["sensor_id"].to_numpy(dtype=object),
-            "hour_ts": hour_ts,
-            "people": readings["people"].to_numpy(dtype="int64"),
-            "coverage": interval_ms / HOUR_MS,
-        }
-    ).groupby(["sensor_id", "hour_ts"], as_index=False)
-    return grouped.sum()
-
-
-def area_hourly(
-    hourly: pd.DataFrame, areas: Mapping[str, str] | pd.Series, area_column: str = "area_id"
-) -> pd.DataFrame:
-    """Sum sensors' hourly counts per area (community, H3 cell...): ``area_column``, ``hour_ts``, ``people``, ``coverage``.
-
-    ``areas`` maps sensor → area; an area's coverage is the mean of its sensors' (a sensor
-    missing from an hour counts as 0), so an hour with a sensor down is not taken for a quiet one.
-    """
-    areas = pd.Series(areas, dtype=object) if not isinstance(areas, pd.Series) else areas
-    sensors_per_area = areas.value_counts()
-    placed = hourly.assign(**{area_column: areas.reindex(hourly["sensor_id"]).to_numpy()}).dropna(subset=[area_column])
-    summed = placed.groupby([area_column, "hour_ts"], as_index=False)[["people", "coverage"]].sum()
-    summed["coverage"] = summed["coverage"] / sensors_per_area.reindex(summed[area_column]).to_numpy()
-    return summed
-
-
-def now_versus_normal(
-    hourly: pd.DataFrame,
-    hour_ts: int,
-    bands: NormalBands = NormalBands(),
-    *,
-    key: str = "sensor_id",
-    tz: str = "Asia/Shanghai",
-    holidays: Iterable[date] = (),
-    keys: Iterable[str] | None = None,
-) -> pd.DataFrame:
-    """Judge each sensor's (or area's) count in one hour against its normal for that hour.
-
-    ``hourly`` has ``key``, ``hour_ts``, ``people`` and optionally ``coverage`` (as from
-    :func:`hourly_counts` or :func:`area_hourly`); ``hour_ts`` is the UTC ms of the start of the
-    hour judged (pass a complete hour). Weekends and ``holidays`` are compared only with
-    weekends and holidays, weekdays only with weekdays. ``keys`` (e.g. the sensor register) lists
-    what to judge, so a sensor that never reported still appears; by default, every key in
-    ``hourly``. Columns: ``key``, ``people`` (NaN when
-    missing), ``baseline`` (median), ``history_days``, ``ratio``, ``z``, ``flag`` (one of
-    :data:`FLAGS`).
-    """
-    usable = _covered(hourly, bands)
-    normal = hour_baseline(hourly, hour_ts, bands, key=key, tz=tz, holidays=holidays)
-    now = usable[usable["hour_ts"] == hour_ts].groupby(key)["people"].sum()
-    keys = pd.Index(hourly[key].unique() if keys is None else list(keys)).sort_values()
-    return judge_against(now, normal, keys, bands, key=key)
-
-
 def hour_baseline(
     hourly: pd.DataFrame,
     hour_ts: int,
@@ -226,7 +131,11 @@ def _covered(hourly: pd.DataFrame, bands: NormalBands) -> pd.DataFrame:
 def judge_against(
     now: pd.Series, normal: pd.DataFrame, keys: pd.Index, bands: NormalBands = NormalBands(), *, key: str = "sensor_id"
 ) -> pd.DataFrame:
-    """Judge counts (``now``, by key) against a :func:`hour_baseline`; columns as :func:`now_versus_normal`."""
+    """Judge counts (``now``, by key) against a :func:`hour_baseline`.
+
+    Columns: ``key``, ``people`` (NaN when missing), ``baseline`` (median), ``history_days``, ``ratio``,
+    ``z`` and ``flag``: ``no_history``, ``no_data``, ``unusual``, ``busy``, ``quiet`` or ``normal``.
+    """
     out = pd.DataFrame({key: keys.to_numpy(dtype=object)})
     out["people"] = now.reindex(keys).to_numpy(dtype=float)
     out["baseline"] = normal["median"].reindex(keys).to_numpy(dtype=float)
@@ -265,135 +174,3 @@ def _day_kind(day: np.ndarray, holidays: frozenset[date]) -> np.ndarray:
         holiday_days = np.array([(d - date(1970, 1, 1)).days for d in holidays])
         weekend |= np.isin(day, holiday_days)
     return weekend.astype(np.int8)
-
-
-# ---------------------------------------------------------------------------- crowding
-
-
-def crowding_alerts(
-    readings: pd.DataFrame, rule: CrowdingRule = CrowdingRule(), *, key: str = "place_id"
-) -> pd.DataFrame:
-    """Find stretches where a place stayed over its crowding share for longer than the grace period.
-
-    Uses the readings with ``occupancy`` and a positive ``capacity``, per ``key`` (``place_id``,
-    or ``sensor_id`` when there is no place column). Columns: ``key``, ``over_since_ts`` (first
-    reading over), ``start_ts`` (the reading that raised the alert), ``end_ts`` (the first reading
-    back under, or the last reading over when data stopped; missing while still ongoing),
-    ``ongoing``, ``peak_share``, ``peak_occupancy``, ``capacity``.
-    """
-    if key not in readings:
-        key = "sensor_id"
-    columns = [key, "over_since_ts", "start_ts", "end_ts", "ongoing", "peak_share", "peak_occupancy", "capacity"]
-    frame = readings[[key, "ts", "occupancy", "capacity"]].dropna()
-    frame = frame[frame["capacity"] > 0].sort_values([key, "ts"], kind="stable").reset_index(drop=True)
-    if frame.empty:
-        return pd.DataFrame(columns=columns)
-    place = frame[key].to_numpy(dtype=object)
-    ts = frame["ts"].to_numpy(dtype="int64")
-    share = frame["occupancy"].to_numpy(dtype=float) / frame["capacity"].to_numpy(dtype=float)
-    over = share >= rule.share
-    same_place = np.r_[False, place[1:] == place[:-1]]
-    continuous = same_place & np.r_[False, np.diff(ts) <= rule.max_gap_s * 1000]
-    previous_over = np.r_[False, over[:-1]]
-    starts = over & ~(continuous & previous_over)
-    stretch = np.cumsum(starts)
-    rows = np.flatnonzero(over)
-    stretches = pd.DataFrame(
-        {
-            "stretch": stretch[rows],
-            "row": rows,
-            "ts": ts[rows],
-            "share": share[rows],
-            "occupancy": frame["occupancy"].to_numpy(dtype="int64")[rows],
-        }
-    )
-    stretches["since"] = stretches.groupby("stretch")["ts"].transform("min")
-    stretches["alerting"] = stretches["ts"] - stretches["since"] > rule.grace_s * 1000
-    grouped = stretches.groupby("stretch")
-    summary = grouped.agg(
-        first_row=("row", "min"),
-        last_row=("row", "max"),
-        over_since_ts=("since", "first"),
-        peak_share=("share", "max"),
-        peak_occupancy=("occupancy", "max"),
-    )
-    raised = stretches[stretches["alerting"]].groupby("stretch")["ts"].min()
-    summary = summary.join(raised.rename("start_ts"), how="inner")
-    if summary.empty:
-        return pd.DataFrame(columns=columns)
-    last = summary["last_row"].to_numpy()
-    following = np.minimum(last + 1, len(frame) - 1)
-    has_next = (last + 1 < len(frame)) & same_place[following]
-    back_under = has_next & continuous[following]
-    end = np.where(back_under, ts[following], np.where(has_next, ts[last], -1))
-    # The last reading over with no later reading at all: still crowded as far as we know.
-    summary["ongoing"] = ~has_next
-    summary["end_ts"] = pd.array(np.where(end < 0, pd.NA, end), dtype="Int64")
-    summary[key] = place[summary["first_row"].to_numpy()]
-    summary["capacity"] = frame["capacity"].to_numpy(dtype="int64")[summary["first_row"].to_numpy()]
-    return summary[columns].reset_index(drop=True)
-
-
-# ---------------------------------------------------------------------------- fever screening
-
-
-def fever_alerts(
-    readings: pd.DataFrame,
-    now_ms: int,
-    rule: FeverRule = FeverRule(),
-    *,
-    areas: Mapping[str, str] | pd.Series | None = None,
-) -> pd.DataFrame:
-    """Judge each infrared sensor's (or, given ``areas`` sensor → area, each area's) fever count.
-
-    Uses readings with a ``fever`` value. Columns: ``sensor_id`` (or ``area_id``), ``fever`` and
-    ``people`` in the last window, ``expected`` fevers at the recent rate, ``p_value``
-    P(X ≥ fever) for X ~ Poisson(expected), ``alert``.
-    """
-    infrared = readings.dropna(subset=["fever"])
-    key = "sensor_id"
-    if areas is not None:
-        areas = pd.Series(areas, dtype=object) if not isinstance(areas, pd.Series) else areas
-        infrared = infrared.assign(area_id=areas.reindex(infrared["sensor_id"]).to_numpy()).dropna(subset=["area_id"])
-        key = "area_id"
-    window_start = now_ms - rule.window_min * 60_000
-    baseline_start = window_start - rule.baseline_h * HOUR_MS
-    ts = infrared["ts"]
-    current = infrared[(ts > window_start) & (ts <= now_ms)].groupby(key)[["fever", "people"]].sum()
-    recent = infrared[(ts > baseline_start) & (ts <= window_start)].groupby(key)[["fever", "people"]].sum()
-    recent = recent.reindex(current.index, fill_value=0)
-    rate = (recent["fever"] + 1.0) / (recent["people"] + 1.0 / rule.prior_rate)
-    out = pd.DataFrame(
-        {
-            key: current.index.to_numpy(dtype=object),
-            "fever": current["fever"].to_numpy(dtype="int64"),
-            "people": current["people"].to_numpy(dtype="int64"),
-            "expected": (rate * current["people"]).to_numpy(dtype=float),
-        }
-    )
-    out["p_value"] = poisson.sf(out["fever"] - 1, out["expected"])
-    out["alert"] = (out["p_value"] < rule.alert_p) & (out["fever"] >= rule.min_count)
-    return out
-
-
-# ---------------------------------------------------------------------------- silent sensors
-
-
-def silent_sensors(
-    readings: pd.DataFrame, now_ms: int, rule: SilenceRule = SilenceRule(), *, sensors: Iterable[str] | None = None
-) -> pd.DataFrame:
-    """Mark sensors that stopped reporting: ``sensor_id``, ``last_ts``, ``interval_s``, ``quiet_s``, ``silent``.
-
-    ``readings`` may be the raw readings or one row per sensor of its latest; the cadence is the
-    latest reading's ``interval_s``. Sensors of the ``sensors`` register never heard from are
-    silent, with missing ``last_ts``.
-    """
-    latest = readings.sort_values("ts", kind="stable").drop_duplicates("sensor_id", keep="last")
-    latest = latest.set_index("sensor_id")[["ts", "interval_s"]].rename(columns={"ts": "last_ts"})
-    if sensors is not None:
-        latest = latest.reindex(latest.index.union(pd.Index(list(sensors))))
-    latest.index.name = "sensor_id"
-    out = latest.reset_index()
-    out["quiet_s"] = (now_ms - out["last_ts"]) / 1000.0
-    out["silent"] = out["last_ts"].isna() | (out["quiet_s"] > rule.cadence_multiple * out["interval_s"])
-    return out.sort_values("sensor_id").reset_index(drop=True)

@@ -1,8 +1,7 @@
 """Complaint hotspots: places where complaints cluster beyond chance, by the Getis-Ord Gi* statistic.
 
 Gi* compares the complaints in a cell and its neighbours with the city-wide mean. We use binary
-weights (a cell and its H3 ring, or a community and the communities sharing an edge or corner with
-it, Queen contiguity) and ``esda.G_Local`` with ``star=True``, which puts the focal area in its own
+weights (a cell and its H3 ring) and ``esda.G_Local`` with ``star=True``, which puts the focal area in its own
 neighbourhood. The z-score is the analytic one; the p-value comes from conditional permutations
 (each area's neighbours redrawn from the rest of the map), so it holds whatever the skew of the
 counts; it is one-sided in the direction the area deviates (esda's folded, "directed" pseudo p). A hotspot is an area with a positive z and a pseudo p-value under ``alpha``. With thousands
@@ -50,16 +49,6 @@ def city_cells(city: City, resolution: int = 8) -> list[str]:
     return sorted(cells)
 
 
-def cell_counts(lon: np.ndarray, lat: np.ndarray, resolution: int = 8) -> pd.Series:
-    """Count points per H3 cell (hex id); points without coordinates are left out."""
-    lon = np.asarray(lon, dtype=np.float64)
-    lat = np.asarray(lat, dtype=np.float64)
-    ok = np.isfinite(lon) & np.isfinite(lat)
-    # h3 has no vectorised lookup; mapping over plain floats is its fastest loop.
-    cells = list(map(h3.latlng_to_cell, lat[ok].tolist(), lon[ok].tolist(), [resolution] * int(ok.sum())))
-    return pd.Series(cells, dtype=object).value_counts().rename("count").rename_axis("cell")
-
-
 def ring_weights(cells: list[str], ring: int = 1) -> W:
     """Return binary weights linking each cell to the cells within ``ring`` steps that are in the list."""
     position = {cell: i for i, cell in enumerate(cells)}
@@ -74,16 +63,6 @@ def ring_weights(cells: list[str], ring: int = 1) -> W:
     n = len(cells)
     adjacency = sp.csr_matrix((np.ones(len(rows)), (rows, cols)), shape=(n, n))
     return WSP(adjacency, id_order=list(range(n))).to_W(silence_warnings=True)
-
-
-def community_weights(city: City) -> W:
-    """Return Queen-contiguity weights between the city's communities, in ``city.communities`` order."""
-    from libpysal.weights import Queen
-
-    with warnings.catch_warnings():
-        # Islands (a community touching no other) are legitimate; they simply get no neighbours.
-        warnings.simplefilter("ignore")
-        return Queen.from_dataframe(city.communities.reset_index(drop=True), use_index=False, silence_warnings=True)
 
 
 def getis_ord(counts: np.ndarray, weights: W, params: HotspotParams = HotspotParams()) -> pd.DataFrame:
@@ -117,23 +96,10 @@ def getis_ord(counts: np.ndarray, weights: W, params: HotspotParams = HotspotPar
 def cell_hotspots(counts: pd.Series, cells: list[str], params: HotspotParams = HotspotParams()) -> pd.DataFrame:
     """Return Gi* hotspots over H3 cells: one row per cell of ``cells`` (zero where ``counts`` has none).
 
-    ``counts`` is indexed by hex cell id (e.g. from ``cell_counts`` or the aggregator's ``complaints.h3``).
+    ``counts`` is indexed by hex cell id (e.g. the aggregator's ``complaints.h3`` facet).
     Columns: ``cell``, ``count``, ``gi_z``, ``p_sim``, ``hotspot``, ``coldspot``.
     """
     y = counts.reindex(cells, fill_value=0).to_numpy(np.float64)
     result = getis_ord(y, ring_weights(cells, params.ring), params)
     result.insert(0, "cell", cells)
-    return result
-
-
-def community_hotspots(counts: pd.Series, city: City, params: HotspotParams = HotspotParams()) -> pd.DataFrame:
-    """Return Gi* hotspots over communities (Queen contiguity), one row per community of the city.
-
-    ``counts`` is indexed by ``community_id``. Columns: ``community_id``, ``count``, ``gi_z``, ``p_sim``,
-    ``hotspot``, ``coldspot``.
-    """
-    ids = city.communities["community_id"].astype(str).tolist()
-    y = counts.rename(index=str).reindex(ids, fill_value=0).to_numpy(np.float64)
-    result = getis_ord(y, community_weights(city), params)
-    result.insert(0, "community_id", ids)
     return result

@@ -1,4 +1,5 @@
-"""Foot-traffic engine: now versus normal, crowding, fever screening and silent sensors."""
+"""Foot-traffic engine: a count judged against the same hour on comparable days (the read side's
+``data.insights.now_versus_normal`` reads the counts from the aggregates and applies these)."""
 
 from __future__ import annotations
 
@@ -9,18 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from engines.foot import (
-    CrowdingRule,
-    FeverRule,
-    NormalBands,
-    SilenceRule,
-    area_hourly,
-    crowding_alerts,
-    fever_alerts,
-    hourly_counts,
-    now_versus_normal,
-    silent_sensors,
-)
+from engines.foot import NormalBands, hour_baseline, judge_against
 from tests.conftest import real_data
 
 SHENZHEN = ZoneInfo("Asia/Shanghai")
@@ -47,6 +37,24 @@ def eight_am_history(sensor: str = "MALL-S1", days: int = 28) -> pd.DataFrame:
         people = 20 + k % 3 if day.weekday() >= 5 else 98 + k % 5
         rows.append((sensor, local_ms(day, 8), people, 1.0))
     return pd.DataFrame(rows, columns=["sensor_id", "hour_ts", "people", "coverage"])
+
+
+def now_versus_normal(
+    hourly: pd.DataFrame,
+    hour_ts: int,
+    bands: NormalBands | None = None,
+    *,
+    tz: str = "Asia/Shanghai",
+    holidays=(),
+    keys=None,
+) -> pd.DataFrame:
+    """Judge each sensor's count in one hour against its baseline from the days before, as the read side does."""
+    bands = bands or NormalBands()
+    normal = hour_baseline(hourly, hour_ts, bands, tz=tz, holidays=holidays)
+    usable = hourly[hourly["coverage"] >= bands.min_coverage] if "coverage" in hourly else hourly
+    now = usable[usable["hour_ts"] == hour_ts].groupby("sensor_id")["people"].sum()
+    keys = pd.Index(hourly["sensor_id"].unique() if keys is None else list(keys)).sort_values()
+    return judge_against(now, normal, keys, bands)
 
 
 def judged(history: pd.DataFrame, day: date, people: int, **kwargs) -> pd.Series:
@@ -97,138 +105,6 @@ def test_a_missing_hour_is_no_data_and_incomplete_hours_are_not_history():
     assert verdict["flag"] == "no_data"
     partial = history.assign(coverage=np.where(history["people"] > 50, 0.5, 1.0))
     assert judged(partial, JUDGED_MONDAY, 100)["flag"] == "no_history"
-
-
-def test_hourly_counts_sum_minute_readings_into_local_hours():
-    start = local_ms(JUDGED_MONDAY, 8)
-    readings = pd.DataFrame(
-        {
-            "sensor_id": "GATE-1",
-            "ts": [start + (i + 1) * MINUTE for i in range(90)],
-            "interval_s": 60,
-            "people": 2,
-        }
-    )
-    hourly = hourly_counts(readings)
-    assert hourly["hour_ts"].tolist() == [start, start + HOUR]
-    assert hourly["people"].tolist() == [120, 60]
-    assert hourly["coverage"].tolist() == pytest.approx([1.0, 0.5])
-
-
-def test_areas_are_judged_on_the_sum_of_their_sensors():
-    history = pd.concat([eight_am_history("A"), eight_am_history("B")])
-    now = pd.DataFrame(
-        [("A", local_ms(JUDGED_MONDAY, 8), 100, 1.0), ("B", local_ms(JUDGED_MONDAY, 8), 300, 1.0)],
-        columns=history.columns,
-    )
-    areas = area_hourly(pd.concat([history, now]), {"A": "EAST", "B": "EAST"}, "community_id")
-    verdict = now_versus_normal(areas, local_ms(JUDGED_MONDAY, 8), key="community_id").iloc[0]
-    assert verdict["community_id"] == "EAST"
-    assert verdict["baseline"] == 200
-    assert verdict["people"] == 400
-    assert verdict["flag"] == "unusual"
-
-
-def occupancy(shares: list[float], capacity: int = 1000, start: int = 0) -> pd.DataFrame:
-    """Build minute-by-minute occupancy readings of one mall at these shares of capacity."""
-    return pd.DataFrame(
-        {
-            "sensor_id": "MALL-S1",
-            "place_id": "MALL",
-            "ts": [start + i * MINUTE for i in range(len(shares))],
-            "interval_s": 60,
-            "people": 0,
-            "occupancy": [round(s * capacity) for s in shares],
-            "capacity": capacity,
-        }
-    )
-
-
-def test_crowding_alerts_only_after_the_grace_period():
-    rule = CrowdingRule(share=0.9, grace_s=600)
-    # Over from minute 5 to minute 20, back under at minute 21.
-    readings = occupancy([0.5] * 5 + [0.95] * 16 + [0.6] * 5)
-    alert = crowding_alerts(readings, rule).iloc[0]
-    assert alert["over_since_ts"] == 5 * MINUTE
-    assert alert["start_ts"] == 16 * MINUTE  # over for 11 minutes: longer than 10
-    assert alert["end_ts"] == 21 * MINUTE
-    assert not alert["ongoing"]
-    assert alert["peak_share"] == pytest.approx(0.95)
-    # Over for exactly ten minutes, then under: no alert.
-    assert crowding_alerts(occupancy([0.5] * 5 + [0.95] * 11 + [0.6] * 5), rule).empty
-
-
-def test_crowding_still_over_at_the_last_reading_is_ongoing_and_a_data_gap_breaks_a_stretch():
-    ongoing = crowding_alerts(occupancy([0.95] * 30)).iloc[0]
-    assert ongoing["ongoing"] and pd.isna(ongoing["end_ts"])
-    before_gap = occupancy([0.95] * 8)
-    after_gap = occupancy([0.95] * 8, start=60 * MINUTE)
-    assert crowding_alerts(pd.concat([before_gap, after_gap]), CrowdingRule(grace_s=600)).empty
-
-
-def fever_readings(sensor: str, hours: list[tuple[int, int]], start: int) -> pd.DataFrame:
-    """Build one reading per hour of (people, fever) for an infrared sensor."""
-    return pd.DataFrame(
-        {
-            "sensor_id": sensor,
-            "ts": [start + (i + 1) * HOUR for i in range(len(hours))],
-            "interval_s": 3600,
-            "people": [p for p, _ in hours],
-            "fever": [f for _, f in hours],
-        }
-    )
-
-
-def test_a_rise_in_fever_counts_raises_an_alert_and_a_crowd_alone_does_not():
-    start = 0
-    ordinary = [(1000, 1)] * 24
-    readings = pd.concat(
-        [
-            fever_readings("STATION", ordinary + [(1000, 10)], start),
-            fever_readings("HOSPITAL", ordinary + [(1000, 2)], start),
-            # Ten times the people bring ten times the (false) fevers: no alert.
-            fever_readings("STADIUM", ordinary + [(10_000, 10)], start),
-        ]
-    )
-    result = fever_alerts(readings, start + 25 * HOUR).set_index("sensor_id")
-    assert result.loc["STATION", "alert"]
-    assert result.loc["STATION", "p_value"] < 1e-5
-    assert not result.loc["HOSPITAL", "alert"]
-    assert not result.loc["STADIUM", "alert"]
-    assert result.loc["STADIUM", "expected"] == pytest.approx(10.0, rel=0.05)
-
-
-def test_fever_alerts_sum_sensors_per_area_and_need_a_minimum_count():
-    readings = pd.concat(
-        [
-            fever_readings("A", [(1000, 0)] * 24 + [(1000, 2)], 0),
-            fever_readings("B", [(1000, 0)] * 24 + [(1000, 2)], 0),
-        ]
-    )
-    per_sensor = fever_alerts(readings, 25 * HOUR)
-    assert not per_sensor["alert"].any()  # 2 each: below the minimum of 3
-    per_area = fever_alerts(readings, 25 * HOUR, areas={"A": "EAST", "B": "EAST"})
-    assert per_area.iloc[0]["area_id"] == "EAST"
-    assert per_area.iloc[0]["fever"] == 4
-    assert per_area.iloc[0]["alert"]
-    assert not fever_alerts(readings, 25 * HOUR, FeverRule(min_count=5), areas={"A": "EAST", "B": "EAST"})[
-        "alert"
-    ].any()
-
-
-def test_a_sensor_is_silent_after_three_missed_intervals():
-    now = 1_000 * MINUTE
-    readings = pd.DataFrame(
-        {
-            "sensor_id": ["LATE", "LATE", "GONE", "SLOW"],
-            "ts": [now - 10 * MINUTE, now - 179_000, now - 181_000, now - 50 * MINUTE],
-            "interval_s": [60, 60, 60, 3600],
-        }
-    )
-    result = silent_sensors(readings, now, sensors=["LATE", "GONE", "SLOW", "NEVER"]).set_index("sensor_id")
-    assert result["silent"].to_dict() == {"GONE": True, "LATE": False, "NEVER": True, "SLOW": False}
-    assert result.loc["LATE", "quiet_s"] == 179
-    assert silent_sensors(readings, now, SilenceRule(cadence_multiple=2)).set_index("sensor_id").loc["LATE", "silent"]
 
 
 # ---------------------------------------------------------------------------- real data

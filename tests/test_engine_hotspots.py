@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from engines.hotspots import HotspotParams, cell_counts, cell_hotspots, city_cells, community_hotspots
+from engines.hotspots import cell_hotspots, city_cells
 
 T0 = 1_704_675_600_000
 
@@ -56,18 +56,6 @@ def test_flat_or_empty_counts_have_no_hotspot(cells):
     assert not cell_hotspots(pd.Series(3.0, index=cells), cells)["hotspot"].any()
 
 
-def test_communities_use_queen_contiguity_and_find_a_planted_hot_community(demo_city):
-    ids = demo_city.communities["community_id"].astype(str).tolist()
-    rng = np.random.default_rng(1)
-    counts = pd.Series(rng.poisson(3.0, len(ids)).astype(float), index=ids)
-    target = demo_city.communities.iloc[300]
-    touching = demo_city.communities[demo_city.communities.touches(target.geometry)]["community_id"].astype(str)
-    counts[[str(target["community_id"]), *touching]] += 15
-    result = community_hotspots(counts, demo_city, HotspotParams(permutations=499)).set_index("community_id")
-    assert result.loc[str(target["community_id"]), "hotspot"]
-    assert result.loc[str(target["community_id"]), "p_sim"] < 0.05
-
-
 @pytest.mark.slow
 def test_a_simulated_storm_shows_a_gi_star_hotspot(demo_city, cells):
     from simulators.generate import generate
@@ -76,7 +64,8 @@ def test_a_simulated_storm_shows_a_gi_star_hotspot(demo_city, cells):
         "complaints", demo_city, start_ms=T0, end_ms=T0 + 6 * 3_600_000, scenario="storm", scale=0.1, seed=3
     )
     points = np.array([(e.fields["lon"], e.fields["lat"]) for e in events if e.type == "complaint"])
-    result = cell_hotspots(cell_counts(points[:, 0], points[:, 1]), cells)
+    placed = [h3.latlng_to_cell(lat, lon, 8) for lon, lat in points]
+    result = cell_hotspots(pd.Series(placed).value_counts(), cells)
     hot = result[result["hotspot"]]
     assert len(hot) > 0
     assert hot["gi_z"].max() > 5 and hot["p_sim"].min() < 0.01

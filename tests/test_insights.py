@@ -1,4 +1,4 @@
-"""Read-side judgements through the real aggregator: now versus normal, crowding, fever, counters needed."""
+"""Read-side judgements through the real aggregator: now versus normal, crowding, fever, silent sensors."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import time
 import pytest
 
 from data.aggregator import Aggregator
-from data.insights import counter_plan, crowding_alerts, fever_alerts, now_versus_normal, silent_sensors
+from data.insights import crowding_alerts, fever_alerts, now_versus_normal, silent_sensors
 from data.keys import Keys
 from data.read import CityReader
 from tests.events import raw_event
@@ -104,27 +104,6 @@ def test_a_sensor_that_stopped_reporting_is_silent(client, settings, city_map):
         raw_event("reading", seq=2, ts=now - 30_000, sensor_id="S-alive", interval_s=60),
     ])  # fmt: skip
     assert [s["sensor_id"] for s in silent_sensors(CityReader(client, settings))] == ["S-quiet"]
-
-
-def test_counters_needed_follow_the_bookings_for_each_hour(client, settings, city_map):
-    now = int(time.time() * 1000)
-    next_hour = (now // HOUR_MS + 1) * HOUR_MS
-    events = [
-        raw_event("appointment", seq=i, ts=now - MINUTE_MS, appointment_id=f"a{i}", center_id="SC-busy",
-                  action="booked", slot_ts=next_hour + 5 * MINUTE_MS, wait_s=None)
-        for i in range(60)
-    ] + [
-        raw_event("appointment", seq=100 + i, ts=now - MINUTE_MS, appointment_id=f"b{i}", center_id="SC-quiet",
-                  action="booked", slot_ts=next_hour + 5 * MINUTE_MS, wait_s=None)
-        for i in range(3)
-    ]  # fmt: skip
-    run(client, settings, city_map, "services", events)
-    plan = counter_plan(CityReader(client, settings), ["SC-busy", "SC-quiet"], now / 1000, open_counters=2)
-    ahead = plan[plan["hour_ms"] == next_hour].set_index("center_id")
-    assert ahead.loc["SC-busy", "booked"] == 60 and ahead.loc["SC-quiet", "booked"] == 3
-    # 60 visits of ten minutes in an hour is ten counters busy: two open cannot keep up.
-    assert ahead.loc["SC-busy", "counters_needed"] > 10 >= ahead.loc["SC-quiet", "counters_needed"]
-    assert ahead.loc["SC-busy", "wait_open_s"] == float("inf")
 
 
 def test_the_foot_page_colours_sensors_by_the_same_judgement(client, history, city_map, demo_city):

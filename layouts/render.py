@@ -80,10 +80,10 @@ def _ago(hours: float) -> str:
 def cases_areas(snap: dict) -> html.Table:
     """Areas by confirmed cases, small counts shown as '<3' and listed by name, never ranked among themselves."""
     areas = snap["cases"]
-    rows = list(zip(areas["names"], areas["shown"]))
-    exact = sorted((r for r in rows if not r[1].startswith("<")), key=lambda r: (-int(r[1]), r[0]))
-    small = sorted((r for r in rows if r[1].startswith("<")), key=lambda r: r[0])
-    return table(["area", "confirmed"], [list(r) for r in (exact + small)[:15]])
+    rows = list(zip(areas["names"], areas["shown"], areas["exact"]))
+    exact = sorted((r for r in rows if r[2] is not None), key=lambda r: (-r[2], r[0]))
+    small = sorted((r for r in rows if r[2] is None), key=lambda r: r[0])
+    return table(["area", "confirmed"], [[name, text] for name, text, _ in (exact + small)[:15]])
 
 
 def foot_numbers(snap: dict) -> list:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import time
 
+import numpy as np
 import plotly.graph_objects as go
 import pytest
 
@@ -17,7 +18,7 @@ from data.read import CityReader, Window
 from data.schema import encode
 from views import figures, snapshots
 from views.geography import CityGeography
-from views.privacy import shown_count, shown_total, suppressed
+from views.privacy import shown_count, shown_total
 from views.snapshots import DAY_S
 from views.state import DEFAULT_WINDOW, ViewState, parse_state, parse_wall, state_query
 
@@ -75,16 +76,31 @@ def test_wall_playlist_and_dwell_come_from_the_url_or_the_settings():
 # ---------------------------------------------------------------------------- privacy
 
 
-def test_counts_below_three_are_shown_as_less_than_three():
-    assert [shown_count(n) for n in (0, 1, 2, 3, 40)] == ["0", "<3", "<3", "3", "40"]
-    assert suppressed({"a": 1, "b": 5, "c": 0}) == {"a": None, "b": 5, "c": 0}
+def test_zero_is_shown_one_and_two_are_suppressed_and_three_is_shown():
+    shown = [shown_count(n) for n in (0, 1, 2, 3, 40)]
+    assert [c.text for c in shown] == ["0", "<3", "<3", "3", "40"]
+    assert [c.value for c in shown] == [0, None, None, 3, 40]
+    assert [c.at_least for c in shown] == [0, 1, 1, 3, 40]
+    assert shown_count(4, minimum=5).text == "<5" and shown_count(4, minimum=5).spoken == "fewer than 5"
 
 
 def test_a_total_never_reveals_a_suppressed_area():
-    counts = {"a": 1, "b": 5, "c": 7}
-    total = shown_total(counts)
-    assert total.startswith("12+") and "13" not in total and "<3" in total
-    assert shown_total({"a": 3, "b": 4}) == "7"
+    total = shown_total({"a": 1, "b": 5, "c": 7})
+    assert total.value is None and total.at_least == 13
+    assert total.text.startswith("12+") and "13" not in total.text and "<3" in total.text
+    assert shown_total({"a": 3, "b": 4, "c": 0}) == shown_count(7)
+
+
+def test_no_suppressed_count_can_be_derived_from_what_is_shown():
+    # Every value a suppressed cell could take must give the same screen, totals included.
+    rng = np.random.default_rng(11)
+    for _ in range(40):
+        counts = rng.choice([0, 1, 2, 3, 4, 9, 25], size=5).tolist()
+        screen = ([shown_count(n) for n in counts], shown_total(counts))
+        for i in [i for i, n in enumerate(counts) if 0 < n < 3]:
+            for other in (1, 2):
+                changed = counts[:i] + [other] + counts[i + 1 :]
+                assert ([shown_count(n) for n in changed], shown_total(changed)) == screen
 
 
 # ---------------------------------------------------------------------------- figures
@@ -95,13 +111,20 @@ def _snapshot_like(geo):
     return {
         "level": "district",
         "bounds": geo.bounds,
-        "cases": {"ids": ids, "names": ids, "values": [1.5] * len(ids), "shown": ["<3"] * len(ids)},
+        "cases": {
+            "ids": ids,
+            "names": ids,
+            "values": [1.5] * len(ids),
+            "shown": ["<3"] * len(ids),
+            "exact": [None] * len(ids),
+        },
         "codes": {
             "ids": ids,
             "names": ids,
             "value": [None] + [4] * (len(ids) - 1),
             "yellow": ["<3"] + ["4"] * (len(ids) - 1),
             "red": ["<3"] * len(ids),
+            "spoken": [["fewer than 3", "fewer than 3"]] + [["4", "fewer than 3"]] * (len(ids) - 1),
         },
         "sites": {
             "lon": [114.0],
@@ -354,8 +377,9 @@ def test_the_cases_snapshot_colours_sites_by_recency_and_reads_codes_and_cluster
     assert snap["sites"]["window_h"] == reader.settings.infectious_days * 24
     codes = {i: (y, r, v) for i, y, r, v in zip(*(snap["codes"][k] for k in ("ids", "yellow", "red", "value")))}
     assert codes[near.community_id] == ("4", "<3", 4)
-    assert codes[far.community_id] == ("<3", "<3", None)
-    assert snap["headline"]["yellow"] == "≥4" and snap["headline"]["red"] == "≥0"
+    # No yellow code there: 0 is shown as 0, it reveals nobody; one red code is suppressed.
+    assert codes[far.community_id] == ("0", "<3", None)
+    assert snap["headline"]["yellow"] == "4" and snap["headline"]["red"] == "0+ · 2 areas <3"
     assert snap["headline"]["clusters"] == 1 and len(snap["clusters"]) == 1
     cluster = snap["clusters"][0]
     assert cluster["size"] == "<3" and cluster["sites"] == 1 and cluster["site_names"] == near["name"]
@@ -371,7 +395,7 @@ def test_a_drilled_cases_snapshot_keeps_only_the_sites_codes_and_clusters_of_tha
     snap = snapshots.cases_snapshot(reader, geo, ViewState("24h", district), time.time())
     assert snap["sites"]["names"] == [far["name"]] and snap["clusters"] == []
     assert near.community_id not in snap["codes"]["ids"] and far.community_id in snap["codes"]["ids"]
-    assert snap["headline"]["yellow"] == "≥0" and snap["headline"]["largest"] is None
+    assert snap["headline"]["yellow"] == "0" and snap["headline"]["largest"] is None
 
 
 @pytest.mark.redis
@@ -387,7 +411,7 @@ def test_a_suppressed_code_count_never_reaches_the_page(outbreak, geo):
     assert "red 2" not in payload and "red 1" not in payload and "c-a" not in payload and "p-0" not in payload
     few = figures.codes_map(snap, "r")["data"][1]
     i = few["locations"].index(far.community_id)
-    assert few["customdata"][i][1:] == ["fewer than 3", "fewer than 3"]
+    assert few["customdata"][i][1:] == ["0", "fewer than 3"]
     assert far.community_id not in figures.codes_map(snap, "r")["data"][0]["locations"]
 
 

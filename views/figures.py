@@ -216,10 +216,6 @@ def cases_map(snap: dict, uirevision: str, tile_style: str = "", compact: bool =
     return figure(traces, map_layout(snap["bounds"], uirevision, tile_style, compact))
 
 
-def _spoken(count: str) -> str:
-    return f"fewer than {count[1:]}" if count.startswith("<") else count
-
-
 def codes_map(snap: dict, uirevision: str, tile_style: str = "") -> dict:
     """Active yellow and red health codes per community; a community whose counts are all hidden is drawn
     in a neutral 'few' colour and says 'fewer than 3'."""
@@ -228,7 +224,7 @@ def codes_map(snap: dict, uirevision: str, tile_style: str = "") -> dict:
     few = [i for i, v in enumerate(codes["value"]) if v is None]
 
     def hover_data(rows):
-        return [[codes["names"][i], _spoken(codes["yellow"][i]), _spoken(codes["red"][i])] for i in rows]
+        return [[codes["names"][i], *codes["spoken"][i]] for i in rows]
 
     shown = area_trace(
         "community",

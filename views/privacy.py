@@ -1,30 +1,59 @@
-"""The small-cell rule for shared screens: a health count below the threshold in an area is shown as
-'<N', and totals are shown so that no suppressed count can be worked out from them.
+"""The small-cell rule for shared screens, in one place: a health count of 1 to N-1 in an area is
+suppressed (shown as '<N'), 0 is shown as 0 (it reveals nobody), and a total is shown so that no
+suppressed count can be worked out from it.
+
+A count leaves here as a ``ShownCount``: the value a screen may use (None where suppressed), the
+least it can be, and its text, so nothing downstream parses '<3' back into a number.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 
 
-def shown_count(n: int, minimum: int = 3) -> str:
-    """The text a shared screen shows for one area's count."""
-    return f"<{minimum}" if 0 < n < minimum else str(n)
+@dataclass(frozen=True)
+class ShownCount:
+    """A count as a shared screen may show it.
 
-
-def suppressed(counts: Mapping[str, int], minimum: int = 3) -> dict[str, int | None]:
-    """Per area: its count, or None where it must not be shown (0 is shown: it reveals nobody)."""
-    return {k: (None if 0 < n < minimum else int(n)) for k, n in counts.items()}
-
-
-def shown_total(counts: Mapping[str, int], minimum: int = 3) -> str:
-    """A total that cannot be subtracted back to a suppressed area.
-
-    With no suppressed area it is exact. Otherwise it is the sum of the shown areas as a lower bound,
-    with how many areas hold a few more ('412+ · 3 areas <3'): the suppressed counts never enter it.
+    ``value`` is the exact count, or None where it must not be shown; ``at_least`` is what the
+    screen can say for sure (a suppressed cell is at least 1); ``text`` is what it shows.
     """
-    shown = sum(n for n in counts.values() if n >= minimum)
-    hidden = sum(1 for n in counts.values() if 0 < n < minimum)
+
+    value: int | None
+    at_least: int
+    text: str
+
+    @property
+    def suppressed(self) -> bool:
+        """Whether the exact count is withheld."""
+        return self.value is None
+
+    @property
+    def spoken(self) -> str:
+        """The text in words, for hover labels and screen readers."""
+        return f"fewer than {self.text[1:]}" if self.text.startswith("<") else self.text
+
+
+def shown_count(n: int, minimum: int = 3) -> ShownCount:
+    """One area's count as a shared screen shows it: 1..minimum-1 suppressed, 0 and the rest exact."""
+    n = int(n)
+    if 0 < n < minimum:
+        return ShownCount(None, 1, f"<{minimum}")
+    return ShownCount(n, n, f"{n:,}")
+
+
+def shown_total(counts: Mapping[str, int] | Iterable[int], minimum: int = 3) -> ShownCount:
+    """A total of areas' counts that cannot be subtracted back to a suppressed area.
+
+    With no suppressed area it is exact. Otherwise the screen says the sum of the shown areas and
+    how many areas hold a few more ('412+ · 3 areas <3'); its value is withheld and ``at_least``
+    counts each suppressed area as 1. Whatever the suppressed counts are, the total reads the same.
+    """
+    values = counts.values() if isinstance(counts, Mapping) else counts
+    cells = [shown_count(n, minimum) for n in values]
+    shown = sum(c.value for c in cells if c.value is not None)
+    hidden = sum(c.suppressed for c in cells)
     if not hidden:
-        return f"{shown:,}"
-    return f"{shown:,}+ · {hidden} area{'s' if hidden != 1 else ''} <{minimum}"
+        return ShownCount(shown, shown, f"{shown:,}")
+    return ShownCount(None, shown + hidden, f"{shown:,}+ · {hidden} area{'s' if hidden != 1 else ''} <{minimum}")

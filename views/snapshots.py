@@ -23,7 +23,7 @@ from data.read import CityReader, Window, rollup
 from engines.hotspots import HotspotParams, cell_hotspots
 from engines.services import ServiceParams, counters_needed, processing_from_bins
 from views.geography import CityGeography
-from views.privacy import shown_count, shown_total, suppressed
+from views.privacy import ShownCount, shown_count, shown_total
 from views.state import ViewState
 
 DAY_S = 86_400
@@ -90,16 +90,6 @@ def _base(geo: CityGeography, state: ViewState, now: float) -> dict[str, Any]:
 # ---------------------------------------------------------------------------- cases
 
 
-def _hidden(text: str) -> bool:
-    return str(text).startswith("<")
-
-
-def shown_sum(texts: list[str]) -> str:
-    """A total of shared-screen counts that uses only what they show: exact, or '≥N' when any is hidden."""
-    shown = sum(int(t) for t in texts if not _hidden(t))
-    return f"≥{shown}" if any(_hidden(t) for t in texts) else str(shown)
-
-
 def exposure_site_points(
     sites: list[dict], geo: CityGeography, state: ViewState, minimum: int, limit: int = 400
 ) -> dict[str, list]:
@@ -121,27 +111,38 @@ def exposure_site_points(
         "names": [r[2] for r in rows],
         "recency_h": [r[3] for r in rows],
         "size": [max(r[4], minimum) for r in rows],  # a few cases draw as the threshold: size reveals nothing
-        "shown": [shown_count(r[4], minimum) for r in rows],
+        "shown": [shown_count(r[4], minimum).text for r in rows],
     }
 
 
-def code_mix(table: pd.DataFrame, geo: CityGeography, state: ViewState) -> dict[str, list]:
-    """Active yellow and red codes per community in scope, as the shared-screen table shows them.
+def code_mix(
+    active: pd.DataFrame, geo: CityGeography, state: ViewState, minimum: int
+) -> tuple[dict[str, list], dict[str, ShownCount]]:
+    """Active yellow and red codes per community in scope as a shared screen shows them, and their totals.
 
-    ``value`` is what the colour shows (the sum of the shown counts, a lower bound) or None where every
-    count of the community is hidden; communities with no active code are 0.
+    ``active`` holds the exact counts per community (the keeper's). ``value`` is what the colour shows:
+    the community's exact total, the sum of its shown counts where one is suppressed (a lower bound), or
+    None where nothing of it may be shown. The totals are over the communities in scope.
     """
     areas = geo.areas_of("community", state.district, state.neighbourhood)
-    yellow, red, value = [], [], []
-    for community in areas:
-        if community in table.index:
-            y, r = str(table.at[community, "yellow"]), str(table.at[community, "red"])
-        else:
-            y, r = "0", "0"
-        yellow.append(y)
-        red.append(r)
-        value.append(None if _hidden(y) and _hidden(r) else sum(int(t) for t in (y, r) if not _hidden(t)))
-    return {"ids": areas, "names": [geo.names.get(a, a) for a in areas], "yellow": yellow, "red": red, "value": value}
+    exact = {
+        colour: {a: int(active.at[a, colour]) if a in active.index else 0 for a in areas}
+        for colour in ("yellow", "red")
+    }
+    shown = {colour: [shown_count(exact[colour][a], minimum) for a in areas] for colour in exact}
+    value = []
+    for y, r in zip(shown["yellow"], shown["red"]):
+        visible = sum(c.value for c in (y, r) if c.value is not None)
+        value.append(None if (y.suppressed or r.suppressed) and not visible else visible)
+    mix = {
+        "ids": areas,
+        "names": [geo.names.get(a, a) for a in areas],
+        "yellow": [c.text for c in shown["yellow"]],
+        "red": [c.text for c in shown["red"]],
+        "spoken": [[y.spoken, r.spoken] for y, r in zip(shown["yellow"], shown["red"])],
+        "value": value,
+    }
+    return mix, {colour: shown_total(exact[colour], minimum) for colour in exact}
 
 
 def cluster_rows(found: list[dict], geo: CityGeography, state: ViewState, minimum: int, now: float) -> list[dict]:
@@ -160,7 +161,7 @@ def cluster_rows(found: list[dict], geo: CityGeography, state: ViewState, minimu
         rows.append(
             {
                 "cluster": f"K{int(c['cluster_id']) + 1}",
-                "size": shown_count(int(c["size"]), minimum),
+                "size": shown_count(int(c["size"]), minimum).text,
                 "sites": len(c["sites"]),
                 "site_names": ", ".join(sorted(p["name"] for p in places)),
                 "first_seen_h": round(max(now_ms - c["first_arrive_ts"], 0) / 3_600_000, 1),
@@ -180,36 +181,30 @@ def cases_snapshot(reader: CityReader, geo: CityGeography, state: ViewState, now
     confirmed = {c: s.get("confirmed", 0) for c, s in by_status.items()}
     suspected = {c: s.get("suspected", 0) for c, s in by_status.items()}
     cases = area_values(confirmed, geo, state)
-    hidden = suppressed(cases, minimum)
+    shown = {a: shown_count(n, minimum) for a, n in cases.items()}
     rows = _area_rows(cases, geo)
     picture = case_keeper.case_picture(reader.client, reader.keys, now_ms, params) or NO_PICTURE
     sites = exposure_site_points(picture["sites"], geo, state, minimum)
-    table = case_keeper.health_code_counts(reader.client, reader.keys, minimum)
-    codes = code_mix(table, geo, state)
-    if state.district:
-        # The table's total row is city-wide; a drilled total is summed from what the drilled rows show.
-        active = {colour: shown_sum(codes[colour]) for colour in ("yellow", "red")}
-    else:
-        active = {
-            colour: str(table.at["total", colour]) if "total" in table.index else "0" for colour in ("yellow", "red")
-        }
+    codes, active = code_mix(case_keeper.active_codes(reader.client, reader.keys), geo, state, minimum)
     clusters = cluster_rows(picture["clusters"], geo, state, minimum, now)
     largest = clusters[0] if clusters else None
     return {
         **_base(geo, state, now),
         "cases": {
             **rows,
-            "values": [1.5 if v is None else v for v in hidden.values()],
-            "shown": [shown_count(cases[a], minimum) for a in rows["ids"]],
+            # A suppressed area is coloured as 1.5 whatever its count: the colour reveals nothing.
+            "values": [1.5 if shown[a].suppressed else shown[a].value for a in rows["ids"]],
+            "shown": [shown[a].text for a in rows["ids"]],
+            "exact": [shown[a].value for a in rows["ids"]],
         },
         "codes": codes,
         "sites": sites | {"window_h": params.infectious_days_before * 24},
         "clusters": clusters,
         "headline": {
-            "confirmed": shown_total(cases, minimum),
-            "suspected": shown_total(area_values(suspected, geo, state), minimum),
-            "yellow": active["yellow"],
-            "red": active["red"],
+            "confirmed": shown_total(cases, minimum).text,
+            "suspected": shown_total(area_values(suspected, geo, state), minimum).text,
+            "yellow": active["yellow"].text,
+            "red": active["red"].text,
             "sites": len(sites["lon"]),
             "clusters": len(clusters),
             "largest": largest,
@@ -708,7 +703,7 @@ def cluster_alarms(reader: CityReader, geo: CityGeography, settings, now: float)
         sites = len(c["sites"])
         alarm = {
             "kind": "cases",
-            "what": f"New case cluster: {shown_count(int(c['size']), settings.privacy_min_count)} cases linked"
+            "what": f"New case cluster: {shown_count(int(c['size']), settings.privacy_min_count).text} cases linked"
             f" at {sites} site{'s' if sites != 1 else ''}",
             "where": _where(geo, first["name"], first["community_id"]) if first else "unplaced venue",
             # The cluster's earliest site names it across ticks: cluster ids follow the clusters' sizes.

@@ -74,7 +74,6 @@ def tracing_params(settings) -> TracingParams:
         contact_window_min=settings.contact_window_min,
         contact_quarantine_days=settings.contact_quarantine_days,
         case_isolation_days=settings.case_isolation_days,
-        small_count=settings.privacy_min_count,
     )
 
 
@@ -703,16 +702,6 @@ def active_codes(client: redis.Redis, keys: Keys) -> pd.DataFrame:
     frame = pd.DataFrame.from_dict(counts, orient="index").reindex(columns=list(COLOURS)).fillna(0).astype("int64")
     frame.index.name = "community_id"
     return frame.sort_index()
-
-
-def health_code_counts(
-    client: redis.Redis, keys: Keys, threshold: int = TracingParams.small_count, *, totals: bool = True
-) -> pd.DataFrame:
-    """Return the active codes per community as text fit for a shared screen: counts below ``threshold`` read "<3".
-
-    Rows are communities (and ``total`` with ``totals``), columns ``yellow``, ``red`` (and ``total``).
-    """
-    return tracing.shared_screen_view(active_codes(client, keys), threshold, totals=totals)
 
 
 def _case_visits(client: redis.Redis, keys: Keys, case_ids: Sequence[str]) -> pd.DataFrame:

@@ -141,13 +141,17 @@ class Settings:
         "CITYDECK_CASE_ISOLATION_DAYS", 14.0, "days", "How long a confirmed case's health code stays red."
     )
     crowding_share: float = _setting(
-        "CITYDECK_CROWDING_SHARE", 0.9, "share of capacity", "Occupancy at or over this share of capacity is crowding."
+        "CITYDECK_CROWDING_SHARE",
+        0.9,
+        "share of capacity",
+        "A place whose occupancy is at or over this share of its capacity is crowded: listed and marked on the foot"
+        " page, and the start of a crowding stretch.",
     )
     crowding_grace_s: float = _setting(
         "CITYDECK_CROWDING_GRACE_S",
         600.0,
         "s",
-        "Crowding becomes an alert once a place has been over the share for longer than this.",
+        "A place crowded reading after reading for longer than this raises the crowding alarm.",
     )
     refresh_ms: int = _setting(
         "CITYDECK_REFRESH_MS",
@@ -189,12 +193,6 @@ class Settings:
     )
     wall_dwell_s: float = _setting(
         "CITYDECK_WALL_DWELL_S", 20.0, "s", "How long the wall shows each view (the URL's ?dwell= overrides it)."
-    )
-    alarm_crowding_ratio: float = _setting(
-        "CITYDECK_ALARM_CROWDING_RATIO",
-        1.0,
-        "ratio",
-        "A place whose occupancy over capacity reaches this raises an alarm.",
     )
     alarm_cluster_cases: int = _setting(
         "CITYDECK_ALARM_CLUSTER_CASES",

@@ -13,7 +13,7 @@ from collections.abc import Mapping
 import pandas as pd
 from scipy.stats import poisson
 
-from data.keepers.foot import crowding_rule, over_capacity
+from data.keepers.foot import over_capacity
 from data.read import HOUR_S, CityReader, Window
 from engines.foot import CrowdingRule, FeverRule, NormalBands, SilenceRule, hour_baseline, judge_against
 
@@ -69,13 +69,17 @@ def now_versus_normal(
 def crowding_alerts(
     reader: CityReader, now_s: float, rule: CrowdingRule | None = None, sensors: Mapping[str, dict] | None = None
 ) -> list[dict]:
-    """Places over capacity for longer than the grace period, longest first (``sensors`` as in silent_sensors)."""
-    rule = rule or crowding_rule(reader.settings)
+    """Places crowded for longer than the grace period and still reporting, longest first.
+
+    ``sensors`` as in silent_sensors. A stretch whose last crowded reading is older than the rule's
+    gap is over: a sensor that stopped reporting is silent, not crowded.
+    """
+    rule = rule or CrowdingRule.of(reader.settings)
     sensors = reader.sensors() if sensors is None else sensors
     out = []
     for sensor, stretch in over_capacity(reader.client, reader.keys).items():
         over_s = now_s - stretch["since_ms"] / 1000
-        if over_s < rule.grace_s:
+        if over_s < rule.grace_s or now_s - stretch["last_ms"] / 1000 > rule.gap_s(stretch["interval_s"]):
             continue
         latest = sensors.get(sensor, {})
         out.append(

@@ -45,17 +45,34 @@ class NormalBands:
 
 @dataclass(frozen=True)
 class CrowdingRule:
-    """When a place is crowded.
+    """When a place is crowded, and when its crowding is an alert.
 
-    - ``share`` (0.9, a share of capacity): occupancy at or over this is over capacity.
-    - ``grace_s`` (600 s): the alert is raised once over capacity for longer than this.
-    - ``max_gap_s`` (300 s): readings further apart than this break a stretch (no data is not
-      evidence of crowding).
+    - ``share`` (0.9, a share of capacity): a reading with occupancy at or over this share of a
+      positive capacity is crowded (``CITYDECK_CROWDING_SHARE``).
+    - ``grace_s`` (600 s): a place crowded for longer than this, reading after reading, raises the
+      alert (``CITYDECK_CROWDING_GRACE_S``).
+    - ``max_gap_s`` (300 s) or ``gap_intervals`` (3) of the sensor's counting interval, whichever
+      is longer: readings further apart break a stretch, and a stretch whose last reading is older
+      is over. No data is not evidence of crowding.
     """
 
     share: float = 0.9
     grace_s: float = 600.0
     max_gap_s: float = 300.0
+    gap_intervals: float = 3.0
+
+    @classmethod
+    def of(cls, settings) -> CrowdingRule:
+        """The crowding rule a deployment set."""
+        return cls(share=settings.crowding_share, grace_s=settings.crowding_grace_s)
+
+    def gap_s(self, interval_s: float) -> float:
+        """The longest silence a crowded stretch survives, for a sensor counting every ``interval_s``."""
+        return max(self.max_gap_s, self.gap_intervals * interval_s)
+
+    def crowded(self, occupancy, capacity):
+        """Whether readings are crowded (numbers or arrays; a missing or zero capacity never is)."""
+        return (capacity > 0) & (occupancy >= self.share * capacity)
 
 
 @dataclass(frozen=True)

@@ -95,7 +95,7 @@ def foot_numbers(snap: dict) -> list:
         number(
             "crowded places",
             _n(len(snap["crowded"])),
-            "occupancy ≥ 80 % of capacity",
+            f"occupancy ≥ {snap['crowding_share']:.0%} of capacity",
             "alert" if snap["crowded"] else "",
         ),
         number(
@@ -130,7 +130,7 @@ def foot_alerts(snap: dict) -> list:
             "Crowding",
             table(["place", "kind", "occupancy", "of capacity"], crowded)
             if crowded
-            else empty("no place above 80 % of capacity"),
+            else empty(f"no place at or above {snap['crowding_share']:.0%} of capacity"),
         ),
         card(
             "Fever alerts",

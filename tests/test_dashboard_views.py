@@ -298,7 +298,8 @@ def test_crowding_over_capacity_raises_an_alarm_that_says_where(fed, geo, demo_c
     settings, reader, _ = fed
     keys = Keys(settings.key_prefix)
     mall = demo_city.places[demo_city.places.kind == "mall"].iloc[0]
-    for seq, ago_s in ((0, 11 * 60), (1, 0)):  # over capacity for eleven minutes: past the grace period
+    for seq in range(12):  # crowded minute after minute for eleven minutes: past the grace period
+        ago_s = (11 - seq) * 60
         reader.client.xadd(
             keys.stream("foot"),
             encode(

@@ -59,14 +59,28 @@ def test_a_sensor_with_no_past_says_so(client, settings, city_map):
     assert judged.loc["S-new", "flag"] == "no_history"
 
 
+def crowded_minutes(sensor: str, minutes_ago, seq: int, now: int, occupancy: int = 950) -> list[dict]:
+    """A reading a minute of one sensor at these minutes before now (capacity 1,000, no fever)."""
+    return [
+        raw_event(
+            "reading",
+            seq=seq + i,
+            ts=now - m * MINUTE_MS,
+            sensor_id=sensor,
+            occupancy=occupancy,
+            capacity=1000,
+            fever=0,
+        )
+        for i, m in enumerate(minutes_ago)
+    ]
+
+
 def test_crowding_is_an_alert_only_after_the_grace_period_and_ends_when_it_eases(client, settings, city_map):
     now = int(time.time() * 1000)
-    full = {"occupancy": 950, "capacity": 1000}
     worker = run(client, settings, city_map, "foot", [
-        raw_event("reading", seq=1, ts=now - 20 * MINUTE_MS, sensor_id="S-long", **full),
-        raw_event("reading", seq=2, ts=now - MINUTE_MS, sensor_id="S-long", **full),
-        raw_event("reading", seq=3, ts=now - 2 * MINUTE_MS, sensor_id="S-brief", **full),
-        raw_event("reading", seq=4, ts=now - MINUTE_MS, sensor_id="S-fine", occupancy=300, capacity=1000),
+        *crowded_minutes("S-long", range(20, 0, -1), 0, now),
+        *crowded_minutes("S-brief", range(2, 0, -1), 100, now),
+        *crowded_minutes("S-fine", [1], 200, now, occupancy=300),
     ])  # fmt: skip
     reader = CityReader(client, settings)
     alerts = crowding_alerts(reader, now / 1000)
@@ -79,6 +93,26 @@ def test_crowding_is_an_alert_only_after_the_grace_period_and_ends_when_it_eases
     )
     worker.drain()
     assert crowding_alerts(reader, now / 1000) == []
+
+
+def test_a_data_gap_breaks_a_crowded_stretch_in_one_batch_or_across_two(client, settings, city_map):
+    now = int(time.time() * 1000)
+    keys = Keys(settings.key_prefix)
+    # Crowded for twenty minutes with eight of them unreported: two short stretches, neither past the grace.
+    worker = run(client, settings, city_map, "foot", [
+        *crowded_minutes("S-gap", [*range(20, 12, -1), *range(4, 0, -1)], 0, now),
+        *crowded_minutes("S-gap-later", range(20, 12, -1), 100, now),
+        *crowded_minutes("S-steady", range(20, 0, -1), 200, now),
+        # Crowded for twenty minutes, then nothing for eight: silent, not crowded.
+        *crowded_minutes("S-went-quiet", range(28, 8, -1), 300, now),
+    ])  # fmt: skip
+    pipe = client.pipeline(transaction=False)
+    for event in crowded_minutes("S-gap-later", range(4, 0, -1), 400, now):
+        pipe.xadd(keys.stream("foot"), event)
+    pipe.execute()
+    worker.drain()
+    alerts = crowding_alerts(CityReader(client, settings), now / 1000)
+    assert [a["sensor_id"] for a in alerts] == ["S-steady"]
 
 
 def test_a_rise_in_fever_readings_raises_an_alert_and_steady_ones_do_not(client, settings, city_map):
@@ -125,3 +159,36 @@ def test_the_foot_page_colours_sensors_by_the_same_judgement(client, history, ci
     judged = now_versus_normal(CityReader(client, history), now).set_index("key").loc["S-busy"]
     assert sensor["normal"] == judged["flag"] == "unusual"
     assert sensor["ratio"] == pytest.approx(judged["ratio"], rel=0.01) and snap["history_days"] >= 3
+
+
+@pytest.mark.parametrize("share", [0.5, 0.9])
+def test_every_consumer_of_crowded_follows_the_one_setting(client, settings, city_map, demo_city, share):
+    """The keeper's stretch, the alarm, the foot page's list, its ringed markers and its words all
+    change with ``CITYDECK_CROWDING_SHARE`` and nothing else."""
+    from layouts.render import foot_alerts, foot_numbers
+    from views.figures import sensors_map
+    from views.geography import CityGeography
+    from views.snapshots import alarms, foot_snapshot
+    from views.state import ViewState
+
+    settings = type(settings)(**{**settings.__dict__, "crowding_share": share})
+    now = int(time.time() * 1000)
+    occupancy = {"S-60": 600, "S-85": 850, "S-95": 950}  # of a capacity of 1,000
+    run(client, settings, city_map, "foot", [
+        e for i, (sensor, n) in enumerate(occupancy.items())
+        for e in crowded_minutes(sensor, range(12, 0, -1), 100 * i, now, occupancy=n)
+    ])  # fmt: skip
+    expected = sorted(s for s, n in occupancy.items() if n >= share * 1000)
+    reader = CityReader(client, settings)
+    geo = CityGeography(demo_city, settings.h3_resolution, settings.geojson_simplify_m)
+
+    assert sorted(a["sensor_id"] for a in crowding_alerts(reader, now / 1000)) == expected
+    crowding_alarms = [a for a in alarms(reader, geo, settings, now / 1000) if a["kind"] == "crowding"]
+    assert len(crowding_alarms) == len(expected)
+    snap = foot_snapshot(reader, geo, ViewState("15m"), now / 1000)
+    assert sorted(r["sensor"] for r in snap["crowded"]) == expected
+    assert sorted(r["sensor"] for r in snap["sensors"] if r["crowded"]) == expected
+    ringed = sensors_map(snap, "r")["data"][0]["text"]
+    assert len(ringed) == len(expected)
+    words = str(foot_numbers(snap)) + str(foot_alerts(snap))
+    assert f"{share:.0%} of capacity" in words and ("80 %" in words) == (share == 0.8)

@@ -20,6 +20,7 @@ from data.keepers.cases import tracing_params
 from data.keepers.complaints import complaint_counts, complaint_table
 from data.keys import SOURCE_TITLES, SOURCES
 from data.read import CityReader, Window, rollup
+from engines.foot import CrowdingRule
 from engines.hotspots import HotspotParams, cell_hotspots
 from engines.services import ServiceParams, counters_needed, processing_from_bins
 from views.geography import CityGeography
@@ -226,6 +227,7 @@ def foot_snapshot(reader: CityReader, geo: CityGeography, state: ViewState, now:
     days = int(judged["history_days"].max()) if len(judged) else 0
     verdicts = judged.set_index("key").to_dict("index")  # one conversion, not a frame lookup per sensor
     sensors = reader.sensors()
+    crowding = CrowdingRule.of(reader.settings)
     silent_ids = {s["sensor_id"] for s in silent_sensors(reader, sensors=sensors)}
     now_people, fever = facets["people.sensor"], facets["fever.sensor"]
     rows = []
@@ -252,6 +254,7 @@ def foot_snapshot(reader: CityReader, geo: CityGeography, state: ViewState, now:
                 "crowding": round(s["occupancy"] / s["capacity"], 2)
                 if s["capacity"] > 0 and s["occupancy"] >= 0
                 else None,
+                "crowded": bool(crowding.crowded(s["occupancy"], s["capacity"])),
                 "fever": int(fever.get(sensor, 0)),
                 "silent": sensor in silent_ids,
                 "age_s": round(s["age_s"]),
@@ -260,15 +263,14 @@ def foot_snapshot(reader: CityReader, geo: CityGeography, state: ViewState, now:
     people_now = sum(_scoped(facets["people.community"], geo, state).values())
     yesterday = reader.counts("foot", "people.community", Window(window.start - DAY_S, window.end - DAY_S))
     people_yesterday = sum(_scoped(yesterday, geo, state).values()) if yesterday else None
-    crowded = sorted(
-        (r for r in rows if r["crowding"] is not None and r["crowding"] >= 0.8), key=lambda r: -r["crowding"]
-    )
+    crowded = sorted((r for r in rows if r["crowded"]), key=lambda r: -r["crowding"])
     return {
         **_base(geo, state, now),
         "heat": heat_points(facets["people.h3"], geo, state),
         "sensors": rows,
         "history_days": days,
         "crowded": crowded[:12],
+        "crowding_share": crowding.share,
         "fever": sorted((r for r in rows if r["fever"] > 0), key=lambda r: -r["fever"])[:12],
         "silent": sorted((r for r in rows if r["silent"]), key=lambda r: -r["age_s"])[:12],
         "silent_count": sum(r["silent"] for r in rows),
@@ -639,13 +641,9 @@ def alarms(reader: CityReader, geo: CityGeography, settings, now: float) -> list
     """What must take over the wall: crowding over capacity, a new case cluster, an urgent-complaint surge,
     a service center over its wait target. Each alarm says what and where."""
     out: list[dict] = []
-    # Crowding is an alarm once a place has stayed over capacity past the grace period (the foot keeper
+    # Crowding is an alarm once a place has stayed crowded past the grace period (the foot keeper
     # remembers since when), not on one reading.
     for a in crowding_alerts(reader, now):
-        if not (
-            a["capacity"] and a["capacity"] > 0 and a["occupancy"] / a["capacity"] >= settings.alarm_crowding_ratio
-        ):
-            continue
         place = geo.places.get(a["place_id"], {})
         out.append(
             {

@@ -66,7 +66,7 @@ def city(tmp_path_factory):
         refresh_ms=1000,
         stale_after_s=60.0,
         # Only the alarms a test raises on purpose.
-        alarm_crowding_ratio=5.0,
+        crowding_share=5.0,  # crowded only at five times capacity: no simulated place is
         alarm_cluster_cases=10_000,
         alarm_urgent_complaints=10_000,
         alarm_wait_target_s=1e9,

@@ -110,14 +110,14 @@ def test_an_alarm_takes_over_the_wall_and_clears(dash, city, demo_city):
 
     dash.wait_for_page(url=dash.server_url + "/wall?views=overview,services&dwell=30")
     dash.wait_for_element("#wall-title", timeout=15)
-    # Over capacity since eleven minutes ago: past the grace period, so an alarm.
-    client.xadd(keys.stream("foot"), reading(0, int(mall.capacity) * 10, ago_s=11 * 60))
-    client.xadd(keys.stream("foot"), reading(1, int(mall.capacity) * 10))
+    # Crowded minute after minute for eleven minutes: past the grace period, so an alarm.
+    for minute in range(12):
+        client.xadd(keys.stream("foot"), reading(minute, int(mall.capacity) * 10, ago_s=(11 - minute) * 60))
     dash.wait_for_contains_text("#alarm", "Crowding", timeout=20)
     dash.wait_for_contains_text("#alarm", mall["name"], timeout=5)
     dash.driver.save_screenshot(str(ARTIFACTS / "wall-alarm.png"))
     time.sleep(1)
-    client.xadd(keys.stream("foot"), reading(2, 0))
+    client.xadd(keys.stream("foot"), reading(12, 0))
     dash.wait_for_class_to_equal("#alarm", "alarm hidden", timeout=20)
     assert dash.find_element("#wall-title").text in ("Overview", "Services")
     assert _errors(dash) == []

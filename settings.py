@@ -204,8 +204,8 @@ class Settings:
         "CITYDECK_ALARM_URGENT_COMPLAINTS",
         5,
         "complaints",
-        "Urgent-category complaints (manhole, public safety, water, drainage) in one community within 1 h that raise"
-        " a complaint-surge alarm.",
+        "Complaints of the urgent categories (engines.complaints.URGENT_CATEGORIES) in one community within 1 h"
+        " that raise a complaint-surge alarm.",
     )
     alarm_wait_target_s: float = _setting(
         "CITYDECK_ALARM_WAIT_TARGET_S",

@@ -24,6 +24,10 @@ RULES_DIR = Path(__file__).resolve().parent / "rules"
 TAXONOMY_PATH = RULES_DIR / "taxonomy.json"
 ROUTING_PATH = RULES_DIR / "routing.json"
 HOUR_MS = 3_600_000
+# The categories treated as urgent whatever their words say: a danger to people or property now (an
+# open manhole, a hazard, a burst main or flood, a blocked drain). The complaints page counts them, a
+# surge of them is a wall alarm, and the simulated city's departments answer them at once.
+URGENT_CATEGORIES = ("manhole", "public_safety", "water", "drainage")
 
 
 # ---------------------------------------------------------------------------- taxonomy
@@ -145,9 +149,6 @@ def triage_text(text: str, intake_category: str | None = None, taxonomy: Taxonom
             why += f"; raised from P{priority}: {raised[0]}"
             priority = new
     return Triage(category.name, priority, f"P{priority}: {why}", keywords)
-
-
-# ---------------------------------------------------------------------------- incidents
 
 
 # ---------------------------------------------------------------------------- routing

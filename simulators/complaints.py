@@ -14,6 +14,7 @@ from datetime import UTC, datetime, timedelta
 
 import numpy as np
 
+from engines.complaints import URGENT_CATEGORIES
 from simulators import rhythm
 from simulators.source import MINUTE_MS, SourceModel
 
@@ -53,7 +54,6 @@ STORM_CATEGORIES: dict[str, float] = {
 STORM_SURGE = 6.0
 STORM_DISTRICTS = 3
 INTAKE_CATEGORY_SHARE = 0.85
-URGENT_CATEGORIES = ("manhole", "public_safety")
 # How far up the hierarchy a complaint goes before it is resolved.
 FINAL_LEVEL_WEIGHTS = {"community": 0.55, "neighbourhood": 0.25, "district": 0.12, "department": 0.08}
 BOUNCE_SHARE = 0.2

@@ -447,3 +447,39 @@ def test_city_wide_complaint_categories_agree_with_the_community_by_category_cou
             expected[category] = expected.get(category, 0) + n
     assert snap["categories"] == dict(sorted(expected.items(), key=lambda kv: -kv[1])) and expected
     assert snap["headline"]["filed"] == sum(expected.values())
+
+
+@pytest.mark.redis
+def test_the_urgent_headline_and_the_surge_alarm_count_exactly_the_urgent_categories(
+    client, settings, city_map, demo_city, geo
+):
+    from data.schema import COMPLAINT_CATEGORIES
+    from engines.complaints import URGENT_CATEGORIES, load_routing
+    from simulators.complaints import TEXTS
+    from tests.events import raw_event
+
+    settings = type(settings)(**{**settings.__dict__, "alarm_urgent_complaints": 2})
+    now = int(time.time() * 1000)
+    # Two complaints of each category, each category in a community of its own.
+    spots = demo_city.communities.iloc[::40].head(len(COMPLAINT_CATEGORIES))
+    where = dict(zip(COMPLAINT_CATEGORIES, spots.itertuples(), strict=True))
+    stream = Keys(settings.key_prefix).stream("complaints")
+    for i, category in enumerate(COMPLAINT_CATEGORIES):
+        point = where[category].geometry.representative_point()
+        text = TEXTS[category][0].format(road="Shennan Avenue", community="here")
+        for k in range(2):
+            client.xadd(stream, raw_event(
+                "complaint", seq=2 * i + k, ts=now - (k + 1) * 60_000, complaint_id=f"K-{i}-{k}", text=text,
+                category=category, lon=point.x, lat=point.y,
+            ))  # fmt: skip
+    worker = Aggregator(client, settings, city_map, name="urgent", sources=("complaints",))
+    worker.ensure_groups()
+    worker.drain()
+    reader = CityReader(client, settings)
+
+    snap = snapshots.complaints_snapshot(reader, geo, ViewState("1h"), now / 1000, max_rows=0)
+    assert snap["headline"]["urgent"] == 2 * len(URGENT_CATEGORIES)
+    # The routing chart has the router's levels, in its order.
+    assert list(snap["routing"]) == list(load_routing().levels)
+    surges = {a["key"] for a in snapshots.alarms(reader, geo, settings, now / 1000) if a["kind"] == "complaints"}
+    assert surges == {f"complaints:{where[c].community_id}" for c in URGENT_CATEGORIES}

@@ -192,6 +192,26 @@ def test_complaints_are_routed_up_the_hierarchy_and_closed(city):
     assert all(u["department"] for u in updates if u["level"] == "department")
 
 
+def test_the_simulated_departments_answer_exactly_the_urgent_categories_at_once(city):
+    from data.schema import COMPLAINT_CATEGORIES
+    from engines.complaints import URGENT_CATEGORIES
+
+    world = World(city, scale=0.1, seed=5)
+    start = local_ms(*MONDAY, 9)
+    events = generate("complaints", world, start_ms=start, end_ms=start + 12 * HOUR_MS, seed=5)
+    filed = {e.fields["complaint_id"]: (e.ts, e.fields["category"]) for e in events if e.type == "complaint"}
+    assigned_after_min: dict[str, list[float]] = {}
+    for e in events:
+        if e.type == "complaint_update" and e.fields["action"] == "assigned":
+            ts, category = filed[e.fields["complaint_id"]]
+            if category is not None:  # the intake desk named it
+                assigned_after_min.setdefault(category, []).append((e.ts - ts) / 60_000)
+    assert set(assigned_after_min) == set(COMPLAINT_CATEGORIES)
+    # An urgent complaint is picked up within minutes, day or night; any other waits at least ten.
+    for category, delays in assigned_after_min.items():
+        assert (max(delays) < 10) if category in URGENT_CATEGORIES else (min(delays) >= 10), category
+
+
 def test_a_dark_road_draws_streetlight_complaints_night_after_night(city):
     world = World(city, scale=0.05, seed=4)
     start = local_ms(*MONDAY, 12)

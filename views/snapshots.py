@@ -20,6 +20,8 @@ from data.keepers.cases import tracing_params
 from data.keepers.complaints import complaint_counts, complaint_table
 from data.keys import SOURCE_TITLES, SOURCES
 from data.read import CityReader, Window, rollup
+from data.schema import ROUTING_LEVELS
+from engines.complaints import URGENT_CATEGORIES
 from engines.foot import CrowdingRule
 from engines.hotspots import HotspotParams, cell_hotspots
 from engines.services import ServiceParams, counters_needed, processing_from_bins
@@ -28,8 +30,6 @@ from views.privacy import ShownCount, shown_count, shown_total
 from views.state import ViewState
 
 DAY_S = 86_400
-URGENT_CATEGORIES = ("manhole", "public_safety", "water", "drainage")
-ROUTING_LEVELS = ("community", "neighbourhood", "district", "department")
 Memo = Callable[[str, float, Callable[[], Any]], Any]
 NO_PICTURE = {"built_ms": None, "sites": [], "clusters": []}  # before any worker built the tracing picture
 

@@ -7,7 +7,8 @@ raw events.
 
 from __future__ import annotations
 
-import threading
+import hashlib
+import json
 from collections.abc import Mapping
 
 import pandas as pd
@@ -21,8 +22,6 @@ DAY_S = 86_400
 
 
 BASELINE_KEEP_S = 600  # a baseline (past days only) is kept this long: history imported meanwhile shows soon
-_baselines: dict[tuple, pd.DataFrame] = {}
-_baselines_lock = threading.Lock()  # dashboard requests run in threads
 
 
 def now_versus_normal(
@@ -41,29 +40,44 @@ def now_versus_normal(
     plus ``key``: ``people``, ``baseline``, ``history_days``, ``ratio``, ``z``, ``flag``.
 
     The hour so far is a running sum in the reader; the baseline depends only on past days, so it
-    is computed once per hour (and ``BASELINE_KEEP_S``) per process, not at every refresh.
+    is computed once per hour and kept in Redis (see :func:`hour_normal`), not at every refresh.
     """
     bands = bands or NormalBands()
     hour = int(now_s) - int(now_s) % HOUR_S
     elapsed = max(int(now_s) - hour, 60)
     now_counts = reader.counts_since("foot", [facet], hour, now_s)[facet]
-    cache_key = (reader.keys.prefix, facet, hour, days, tz, bands, int(now_s) // BASELINE_KEEP_S)
-    normal = _baselines.get(cache_key)
-    if normal is None:
+    normal = hour_normal(reader, facet, hour, days=days, tz=tz, bands=bands)
+    now = pd.Series({key: people * HOUR_S / elapsed for key, people in now_counts.items()}, dtype=float)
+    return judge_against(now, normal, pd.Index(sorted(now_counts)), bands, key="key")
+
+
+def hour_normal(reader: CityReader, facet: str, hour: int, *, days: int, tz: str, bands: NormalBands) -> pd.DataFrame:
+    """The normal of each key of a foot facet for one hour (epoch s), as ``engines.foot.hour_baseline``.
+
+    Every dashboard process must judge with the same normal, whichever built the tick: the first
+    reader of the hour computes it and stores it in Redis (SET NX, kept ``BASELINE_KEEP_S``); the
+    others, and the first itself, use what is stored.
+    """
+    rule = hashlib.sha1(repr((days, tz, bands)).encode()).hexdigest()[:12]
+    key = reader.keys.baseline("foot", facet, hour, rule)
+    stored = reader.client.get(key)
+    if stored is None:
         past = [Window(hour - d * DAY_S, hour - d * DAY_S + HOUR_S) for d in range(1, days + 1)]
         rows = [
-            (key, window.start * 1000, people, 1.0)
+            (name, window.start * 1000, people, 1.0)
             for window, counts in zip(past, reader.counts_in_windows("foot", facet, past))
-            for key, people in counts.items()
+            for name, people in counts.items()
         ]
         hourly = pd.DataFrame(rows, columns=["key", "hour_ts", "people", "coverage"])
         normal = hour_baseline(hourly, hour * 1000, bands, key="key", tz=tz)
-        with _baselines_lock:
-            for old in [k for k in _baselines if k[:2] == cache_key[:2]]:
-                del _baselines[old]
-            _baselines[cache_key] = normal
-    now = pd.Series({key: people * HOUR_S / elapsed for key, people in now_counts.items()}, dtype=float)
-    return judge_against(now, normal, pd.Index(sorted(now_counts)), bands, key="key")
+        columns = zip(normal.index, normal["median"], normal["size"], normal["mad"])
+        mine = json.dumps({name: [float(m), int(n), float(mad)] for name, m, n, mad in columns})
+        # Another process may have stored its baseline meanwhile: then that one is everyone's.
+        stored = mine if reader.client.set(key, mine, nx=True, ex=BASELINE_KEEP_S) else reader.client.get(key)
+    stats = json.loads(stored or "{}")
+    normal = pd.DataFrame.from_dict(stats, orient="index", columns=["median", "size", "mad"])
+    normal.index.name = "key"
+    return normal
 
 
 def crowding_alerts(

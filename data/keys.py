@@ -78,6 +78,10 @@ class Keys:
         """Hash of entity -> event time (ms) of the state held in `latest`."""
         return f"{self._tag(source)}:latest:{facet}:ts"
 
+    def baseline(self, source: str, facet: str, hour: int, rule: str) -> str:
+        """JSON of a facet's normal for one hour (epoch s) under one rule, shared by every dashboard process."""
+        return f"{self._tag(source)}:baseline:{facet}:{hour}:{rule}"
+
     def state(self, source: str, name: str) -> str:
         """A keeper's state: a hash of entity -> state, or a sorted set, named within its source."""
         return f"{self._tag(source)}:state:{name}"

@@ -192,3 +192,34 @@ def test_every_consumer_of_crowded_follows_the_one_setting(client, settings, cit
     assert len(ringed) == len(expected)
     words = str(foot_numbers(snap)) + str(foot_alerts(snap))
     assert f"{share:.0%} of capacity" in words and ("80 %" in words) == (share == 0.8)
+
+
+def test_two_dashboard_processes_judge_an_hour_against_the_same_normal(client, history, city_map):
+    """Whichever gunicorn worker builds the tick, and whenever in the hour it first looks, a sensor's
+    normal for the hour is the same: history imported later does not make two screens disagree."""
+    settings = type(history)(**{**history.__dict__, "lateness_seconds": 30 * 86_400})
+    hour = (int(time.time() * 1000) // HOUR_MS - 2) * HOUR_MS
+    days = range(1, 22)
+
+    def past(seq: int, people: int) -> list[dict]:
+        return [
+            raw_event("reading", seq=seq + d, ts=hour - d * DAY_MS + 10 * MINUTE_MS, sensor_id="S-x", people=people)
+            for d in days
+        ]
+
+    now = [raw_event("reading", seq=1000, ts=hour + 2 * MINUTE_MS, sensor_id="S-x", people=30)]
+    worker = run(client, settings, city_map, "foot", past(0, 100) + now)
+    first = now_versus_normal(CityReader(client, settings), (hour + 5 * MINUTE_MS) / 1000).set_index("key")
+    # An import doubles every past day after the first process looked; a second process looks ten minutes on.
+    pipe = client.pipeline(transaction=False)
+    for event in past(500, 100):
+        pipe.xadd(Keys(settings.key_prefix).stream("foot"), event)
+    pipe.execute()
+    worker.drain()
+    worker.roll_up()
+    second = now_versus_normal(CityReader(client, settings), (hour + 15 * MINUTE_MS) / 1000).set_index("key")
+    assert first.loc["S-x", "baseline"] == 100
+    assert (
+        second.loc["S-x", ["baseline", "history_days"]].tolist()
+        == first.loc["S-x", ["baseline", "history_days"]].tolist()
+    )

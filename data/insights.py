@@ -138,14 +138,21 @@ def fever_alerts(reader: CityReader, now_s: float, rule: FeverRule | None = None
 def silent_sensors(
     reader: CityReader, rule: SilenceRule | None = None, sensors: Mapping[str, dict] | None = None
 ) -> list[dict]:
-    """Sensors that have not reported for the multiple of their cadence, quietest first.
+    """Sensors that have fallen behind their source by the multiple of their cadence, quietest first.
 
-    ``sensors`` is ``reader.sensors()`` when the caller has already read it.
+    A sensor is silent when the foot source has moved on without it: its last reading is that far
+    behind the newest reading of any sensor (or behind now, if that is earlier). So at start-up,
+    while a source replays its last hour, or when every sensor stops at once (the source is stale,
+    which the freshness line says), no sensor is silent on its own. ``quiet_s`` is how far behind
+    it is. ``sensors`` is ``reader.sensors()`` when the caller has already read it.
     """
     rule = rule or SilenceRule()
-    out = [
-        {"sensor_id": sensor, **state}
-        for sensor, state in (reader.sensors() if sensors is None else sensors).items()
-        if state["age_s"] > rule.cadence_multiple * max(state["interval_s"], 1)
-    ]
-    return sorted(out, key=lambda s: -s["age_s"])
+    newest_ms = reader.freshness()["foot"]["newest_ms"]
+    now_ms = reader.clock() * 1000
+    reference_ms = now_ms if newest_ms is None else min(newest_ms, now_ms)
+    out = []
+    for sensor, state in (reader.sensors() if sensors is None else sensors).items():
+        quiet_s = (reference_ms - state["ts"]) / 1000
+        if quiet_s > rule.cadence_multiple * max(state["interval_s"], 1):
+            out.append({"sensor_id": sensor, **state, "quiet_s": quiet_s})
+    return sorted(out, key=lambda s: -s["quiet_s"])

@@ -223,3 +223,15 @@ def test_two_dashboard_processes_judge_an_hour_against_the_same_normal(client, h
         second.loc["S-x", ["baseline", "history_days"]].tolist()
         == first.loc["S-x", ["baseline", "history_days"]].tolist()
     )
+
+
+def test_no_sensor_is_silent_while_its_source_replays_the_last_hour(client, settings, city_map):
+    """At start-up the simulators replay the last hour: every sensor's reading is old by the wall
+    clock, yet none has fallen silent; one that stopped while the others went on has."""
+    now = int(time.time() * 1000)
+    replayed_to = now - 40 * MINUTE_MS  # how far the replay has come
+    run(client, settings, city_map, "foot", [
+        raw_event("reading", seq=i, ts=replayed_to - lag_min * MINUTE_MS, sensor_id=sensor, interval_s=60)
+        for i, (sensor, lag_min) in enumerate([("S-a", 0), ("S-b", 1), ("S-c", 0), ("S-stopped", 5)])
+    ])  # fmt: skip
+    assert [s["sensor_id"] for s in silent_sensors(CityReader(client, settings))] == ["S-stopped"]

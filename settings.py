@@ -182,8 +182,8 @@ class Settings:
         "CITYDECK_STALE_AFTER_S",
         120.0,
         "s",
-        "A source with no event ingested for this long is reported as stale (sparse sources, e.g. complaints in a"
-        " small demo city, go quiet for tens of seconds).",
+        "The shortest silence reported as stale. A source is stale only when it is also silent for ten of its"
+        " usual gaps between events at this hour: a quiet night is not a fault.",
     )
     wall_views: str = _setting(
         "CITYDECK_WALL_VIEWS",

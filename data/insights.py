@@ -1,6 +1,7 @@
 """Read-side judgements: the domain engines applied to the aggregates a dashboard reads.
 
-Foot traffic now versus normal, crowding, fever and silent-sensor alerts. Every function reads a
+Foot traffic now versus normal, crowding, fever and silent-sensor alerts, and the rate each source
+is expected to send at now. Every function reads a
 bounded number of buckets (the hour now and the same hour on the comparable days before), never
 raw events.
 """
@@ -15,6 +16,7 @@ import pandas as pd
 from scipy.stats import poisson
 
 from data.keepers.foot import over_capacity
+from data.keys import SOURCES
 from data.read import HOUR_S, CityReader, Window
 from engines.foot import CrowdingRule, FeverRule, NormalBands, SilenceRule, hour_baseline, judge_against
 
@@ -22,6 +24,7 @@ DAY_S = 86_400
 
 
 BASELINE_KEEP_S = 600  # a baseline (past days only) is kept this long: history imported meanwhile shows soon
+RATE_HISTORY_DAYS = 7  # days whose same clock hour tells a source's usual rate
 
 
 def now_versus_normal(
@@ -108,6 +111,26 @@ def crowding_alerts(
             }
         )
     return sorted(out, key=lambda a: -a["over_s"])
+
+
+def expected_rates(reader: CityReader, now_s: float, days: int = RATE_HISTORY_DAYS) -> dict[str, float | None]:
+    """Per source: the events per second to expect from it now, or None when it is usually quiet now.
+
+    The lower of its rate over the last hour and its mean rate in this clock hour on the previous
+    ``days`` days that had any (a source slowing down for the night is not expected at the day's
+    pace); whichever of the two is known when the other is not.
+    """
+    hour = int(now_s) - int(now_s) % HOUR_S
+    past = [Window(hour - d * DAY_S, hour - d * DAY_S + HOUR_S) for d in range(1, days + 1)]
+    out: dict[str, float | None] = {}
+    for source in SOURCES:
+        recent = sum(reader.counts(source, "events.type", Window.last(HOUR_S, now_s)).values()) / HOUR_S
+        usual_days = [sum(c.values()) for c in reader.counts_in_windows(source, "events.type", past)]
+        usual_days = [n for n in usual_days if n > 0]
+        usual = sum(usual_days) / len(usual_days) / HOUR_S if usual_days else 0.0
+        known = [rate for rate in (recent, usual) if rate > 0]
+        out[source] = min(known) if known else None
+    return out
 
 
 def fever_alerts(reader: CityReader, now_s: float, rule: FeverRule | None = None) -> list[dict]:

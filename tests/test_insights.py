@@ -235,3 +235,35 @@ def test_no_sensor_is_silent_while_its_source_replays_the_last_hour(client, sett
         for i, (sensor, lag_min) in enumerate([("S-a", 0), ("S-b", 1), ("S-c", 0), ("S-stopped", 5)])
     ])  # fmt: skip
     assert [s["sensor_id"] for s in silent_sensors(CityReader(client, settings))] == ["S-stopped"]
+
+
+def test_a_source_is_stale_when_it_sends_less_than_expected_not_when_it_is_quiet(client, history, city_map, demo_city):
+    """Five minutes after the last event: the busy sensors are stale, the few complaints of a quiet
+    hour are not, services that were busy at this hour yesterday and sent nothing since are, and a
+    source that never sent anything says so."""
+    from views.geography import CityGeography
+    from views.snapshots import status_snapshot
+
+    settings = type(history)(**{**history.__dict__, "lateness_seconds": 30 * 86_400})
+    now = int(time.time() * 1000)
+    later = now + 5 * MINUTE_MS
+    hour = later // HOUR_MS * HOUR_MS
+    run(client, settings, city_map, "foot", [
+        raw_event("reading", seq=i, ts=now - i * 6_000, sensor_id=f"S-{i % 20}") for i in range(600)
+    ])  # fmt: skip
+    run(client, settings, city_map, "complaints", [
+        raw_event("complaint", seq=i, ts=now - i * 10 * MINUTE_MS, complaint_id=f"k-{i}") for i in range(6)
+    ])  # fmt: skip
+    run(client, settings, city_map, "services", [
+        raw_event("application", seq=i, ts=hour - DAY_MS + i * 9_000, application_id=f"a-{i}") for i in range(400)
+    ])  # fmt: skip
+    geo = CityGeography(demo_city, settings.h3_resolution, settings.geojson_simplify_m)
+    reader = CityReader(client, settings, clock=lambda: later / 1000)
+    lines = {line["source"]: line for line in status_snapshot(reader, geo, settings, later / 1000)["freshness"]}
+    assert {s: line["stale"] for s, line in lines.items()} == {
+        "foot": True,
+        "complaints": False,
+        "services": True,
+        "cases": True,
+    }
+    assert "events were expected" in lines["foot"]["message"] and "yet" in lines["cases"]["message"]

@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from data.insights import crowding_alerts, now_versus_normal, silent_sensors
+from data.insights import crowding_alerts, expected_rates, now_versus_normal, silent_sensors
 from data.keepers import cases as case_keeper
 from data.keepers.cases import tracing_params
 from data.keepers.complaints import complaint_counts, complaint_table
@@ -613,17 +613,30 @@ def _raw(row: Mapping[str, str]) -> str:
     return text[:160]
 
 
-def freshness_lines(fresh: Mapping[str, Mapping], stale_after_s: float) -> list[dict]:
-    """Per source: its age and whether it is stale, with the sentence a wall shows when it is."""
+SILENCE_GAPS = 10.0  # a silence of this many usual gaps between events happens by chance once in e^10
+
+
+def freshness_lines(
+    fresh: Mapping[str, Mapping], expected: Mapping[str, float | None], stale_after_s: float
+) -> list[dict]:
+    """Per source: its age and whether it is stale, with the sentence a wall shows when it is.
+
+    Stale means less than expected from the source now: silent for longer than ``SILENCE_GAPS`` of
+    its usual gaps between events at this hour (``expected`` events per second, None when it is
+    usually quiet now) and longer than ``stale_after_s``. A quiet night is not a fault.
+    """
     out = []
     for source in SOURCES:
         f = fresh.get(source, {})
         age = f.get("ingest_age_s")
-        stale = age is None or age > stale_after_s
+        rate = expected.get(source)
         if age is None:
-            message = f"no data from {SOURCE_TITLES[source]} yet"
+            stale, message = True, f"no data from {SOURCE_TITLES[source]} yet"
         else:
+            stale = rate is not None and age > max(stale_after_s, SILENCE_GAPS / rate)
             message = f"no data from {SOURCE_TITLES[source]} for {_duration(age)}"
+            if stale:
+                message += f", where about {rate * age:,.0f} events were expected"
         out.append({"source": source, "title": SOURCE_TITLES[source], "age_s": age, "stale": stale, "message": message})
     return out
 
@@ -724,6 +737,6 @@ def status_snapshot(reader: CityReader, geo: CityGeography, settings, now: float
     """What every screen shows above its view: freshness per source and the alarms."""
     return {
         "at": now,
-        "freshness": freshness_lines(reader.freshness(), settings.stale_after_s),
+        "freshness": freshness_lines(reader.freshness(), expected_rates(reader, now), settings.stale_after_s),
         "alarms": alarms(reader, geo, settings, now),
     }

@@ -89,7 +89,7 @@ def test_crowding_is_an_alert_only_after_the_grace_period_and_ends_when_it_eases
 
     client.xadd(
         Keys(settings.key_prefix).stream("foot"),
-        raw_event("reading", seq=5, ts=now, sensor_id="S-long", occupancy=500, capacity=1000),
+        raw_event("reading", seq=500, ts=now, sensor_id="S-long", occupancy=500, capacity=1000),
     )
     worker.drain()
     assert crowding_alerts(reader, now / 1000) == []

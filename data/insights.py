@@ -61,10 +61,8 @@ def hour_normal(reader: CityReader, facet: str, hour: int, *, days: int, tz: str
     reader of the hour computes it and stores it in Redis (SET NX, kept ``BASELINE_KEEP_S``); the
     others, and the first itself, use what is stored.
     """
-    rule = hashlib.sha1(repr((days, tz, bands)).encode()).hexdigest()[:12]
-    key = reader.keys.baseline("foot", facet, hour, rule)
-    stored = reader.client.get(key)
-    if stored is None:
+
+    def build() -> dict:
         past = [Window(hour - d * DAY_S, hour - d * DAY_S + HOUR_S) for d in range(1, days + 1)]
         rows = [
             (name, window.start * 1000, people, 1.0)
@@ -74,13 +72,24 @@ def hour_normal(reader: CityReader, facet: str, hour: int, *, days: int, tz: str
         hourly = pd.DataFrame(rows, columns=["key", "hour_ts", "people", "coverage"])
         normal = hour_baseline(hourly, hour * 1000, bands, key="key", tz=tz)
         columns = zip(normal.index, normal["median"], normal["size"], normal["mad"])
-        mine = json.dumps({name: [float(m), int(n), float(mad)] for name, m, n, mad in columns})
-        # Another process may have stored its baseline meanwhile: then that one is everyone's.
-        stored = mine if reader.client.set(key, mine, nx=True, ex=BASELINE_KEEP_S) else reader.client.get(key)
-    stats = json.loads(stored or "{}")
+        return {name: [float(m), int(n), float(mad)] for name, m, n, mad in columns}
+
+    rule = hashlib.sha1(repr((days, tz, bands)).encode()).hexdigest()[:12]
+    stats = _shared(reader, reader.keys.baseline("foot", facet, hour, rule), build)
     normal = pd.DataFrame.from_dict(stats, orient="index", columns=["median", "size", "mad"])
     normal.index.name = "key"
     return normal
+
+
+def _shared(reader: CityReader, key: str, build):
+    """A value that depends only on closed hours, built by the first process to need it and then read
+    by every process from Redis (SET NX, kept ``BASELINE_KEEP_S``), so no two screens disagree on it."""
+    stored = reader.client.get(key)
+    if stored is None:
+        mine = json.dumps(build())
+        # Another process may have stored its value meanwhile: then that one is everyone's.
+        stored = mine if reader.client.set(key, mine, nx=True, ex=BASELINE_KEEP_S) else reader.client.get(key)
+    return json.loads(stored)
 
 
 def crowding_alerts(
@@ -124,10 +133,14 @@ def expected_rates(reader: CityReader, now_s: float, days: int = RATE_HISTORY_DA
     past = [Window(hour - d * DAY_S, hour - d * DAY_S + HOUR_S) for d in range(1, days + 1)]
     out: dict[str, float | None] = {}
     for source in SOURCES:
+
+        def usual_rate(source: str = source) -> float:
+            busy_days = [n for c in reader.counts_in_windows(source, "events.type", past) if (n := sum(c.values()))]
+            return sum(busy_days) / len(busy_days) / HOUR_S if busy_days else 0.0
+
         recent = sum(reader.counts(source, "events.type", Window.last(HOUR_S, now_s)).values()) / HOUR_S
-        usual_days = [sum(c.values()) for c in reader.counts_in_windows(source, "events.type", past)]
-        usual_days = [n for n in usual_days if n > 0]
-        usual = sum(usual_days) / len(usual_days) / HOUR_S if usual_days else 0.0
+        # Past days' hours are closed: their rate is worked out once an hour, for every process.
+        usual = _shared(reader, reader.keys.baseline(source, "events.type", hour, f"rate{days}"), usual_rate)
         known = [rate for rate in (recent, usual) if rate > 0]
         out[source] = min(known) if known else None
     return out

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 
 import pytest
@@ -267,3 +268,14 @@ def test_a_source_is_stale_when_it_sends_less_than_expected_not_when_it_is_quiet
         "cases": True,
     }
     assert "events were expected" in lines["foot"]["message"] and "yet" in lines["cases"]["message"]
+
+
+def test_a_stretch_stored_by_an_older_version_is_begun_again_not_a_crash(client, settings, city_map):
+    from data.keepers.foot import OVER
+
+    now = int(time.time() * 1000)
+    keys = Keys(settings.key_prefix)
+    client.hset(keys.state("foot", OVER), "S-old", f"{now - HOUR_MS}|P-1|C-1")
+    run(client, settings, city_map, "foot", crowded_minutes("S-old", range(3, 0, -1), 0, now))
+    assert crowding_alerts(CityReader(client, settings), now / 1000) == []  # three minutes: within the grace
+    assert json.loads(client.hget(keys.state("foot", OVER), "S-old"))["since_ms"] == now - 3 * MINUTE_MS

@@ -64,7 +64,7 @@ class FootKeeper:
         states, versions = read_states(client, key, names)
         for name, state, version in zip(names, states, versions):
             gap_ms = self.rule.gap_s(intervals[name]) * 1000
-            stored = json.loads(state) if state is not None else None
+            stored = _stretch(state)
             # The stretch the batch carries on: the stored one, while readings keep coming close enough.
             since, last = (stored["since_ms"], stored["last_ms"]) if stored else (None, None)
             ordered = sorted(readings[name])
@@ -95,4 +95,13 @@ class FootKeeper:
 
 def over_capacity(client: redis.Redis, keys: Keys) -> dict[str, dict[str, object]]:
     """Sensor -> its crowded stretch: since when and until which reading (ms), with the place and community."""
-    return {sensor.decode(): json.loads(raw) for sensor, raw in client.hgetall(keys.state("foot", OVER)).items()}
+    stretches = {sensor.decode(): _stretch(raw) for sensor, raw in client.hgetall(keys.state("foot", OVER)).items()}
+    return {sensor: stretch for sensor, stretch in stretches.items() if stretch is not None}
+
+
+def _stretch(raw: bytes | None) -> dict | None:
+    """A stored stretch, or None; one written by an older version (text, not JSON) is begun again."""
+    try:
+        return json.loads(raw) if raw is not None else None
+    except ValueError:
+        return None

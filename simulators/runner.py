@@ -119,6 +119,8 @@ def run(
     next_log = began + options.log_every_s
     live_announced = False
     while not stop.is_set():
+        # Read before the target: the present is reached once a whole round has produced up to it.
+        caught_up = clock.caught_up()
         target = clock.now_ms()
         for source, model in models.items():
             producer = producers[source]
@@ -128,7 +130,7 @@ def run(
             if stop.is_set():
                 break
         now = time.monotonic()
-        if not live_announced and clock.caught_up():
+        if not live_announced and caught_up and not stop.is_set():
             live_announced = True
             log.info("caught up with the present after %.1f s; running in real time", now - began)
         if now >= next_log:

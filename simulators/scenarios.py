@@ -61,13 +61,15 @@ SCENARIOS: dict[str, Scenario] = {
         Scenario("normal", "an ordinary week: daily and weekly rhythms, a few complaint clusters"),
         Scenario(
             "outbreak",
-            "an index case at a restaurant about an hour into the run; contacts fall ill days later "
-            "(play it with --speed 3600 and a few days of --backfill or --duration)",
+            "a shift of workers at one workplace confirmed within the run's first hour (a case cluster at once); "
+            "an index case at a restaurant about an hour into the run, whose contacts fall ill days later "
+            "(play that with --speed 3600 and a few days of --backfill or --duration)",
             outbreak=True,
         ),
         Scenario(
             "storm",
-            "a rainstorm from 10 minutes into the run for 10 hours: flooding, fallen trees, blocked drains, "
+            "a rainstorm from 10 minutes into the run for 10 hours: flooded streets reported by many, fallen trees, "
+            "blocked drains, "
             "power cuts and dark streetlights; parks empty, counters quieter",
             storm=True,
         ),

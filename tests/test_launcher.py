@@ -130,3 +130,14 @@ def test_a_clean_stop_says_what_stopped_it_and_exits_0(demo, sig):
     assert d.finish() == 0, d.output
     assert f"stopping 1 process(es) on {sig.name}" in d.output
     assert "error" not in d.output.lower() and "Traceback" not in d.output
+
+
+@pytest.mark.parametrize(
+    "args", [["--speed", "nan"], ["--scale", "inf"], ["--backfill", "-1"], ["--scenario", "storn"], ["--speed", "0"]]
+)
+def test_the_simulators_refuse_a_wrong_argument_with_exit_code_2(args):
+    from simulators.__main__ import parse_options
+
+    with pytest.raises(SystemExit) as stopped:
+        parse_options(args)
+    assert stopped.value.code == 2

@@ -8,24 +8,31 @@ a crash stops the leftovers of the crashed run before starting anew, and joins i
 
 from __future__ import annotations
 
+import _thread
 import argparse
 import contextlib
 import json
 import logging
+import math
 import os
 import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 from data.connection import connect
 from settings import PROJECT_ROOT, Settings
+from simulators.scenarios import SCENARIOS
 
 log = logging.getLogger("citydeck")
 STOP_TIMEOUT_S = 10.0
+# How often the launcher looks whether a child has exited.
+CHILD_POLL_S = 0.2
 
 
 class Supervisor:
@@ -76,9 +83,9 @@ class Supervisor:
         children = [{"name": n, "pid": p.pid, "command": " ".join(p.args[1:3])} for n, p in self.children]
         self.record.write_text(json.dumps({"pid": os.getpid(), "redis_pid": self.redis_pid, "children": children}))
 
-    def failed(self) -> list[str]:
-        """Names of children that exited."""
-        return [name for name, p in self.children if p.poll() is not None]
+    def exited(self) -> list[tuple[str, int]]:
+        """Children that exited, by name, with their exit codes (negative: the signal that ended them)."""
+        return [(name, p.returncode) for name, p in self.children if p.poll() is not None]
 
     def stop_all(self, timeout: float = STOP_TIMEOUT_S) -> None:
         """SIGTERM every child's process group, wait, then SIGKILL what is left."""
@@ -129,41 +136,107 @@ def _is_ours(pid: int, command: str) -> bool:
     return command in cmdline
 
 
-def _port_free(host: str, port: int) -> bool:
+def _cannot_listen(host: str, port: int) -> str | None:
+    """Why the dashboard could not listen on host:port, or None if it can."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             s.bind((host, port))
+        except socket.gaierror as exc:
+            return f"cannot listen on {host!r} ({exc.strerror}): pass --host with an address of this machine"
         except OSError:
-            return False
-    return True
+            return f"port {port} on {host} is in use: stop what uses it or pass --port"
+    return None
+
+
+def _number(kind: type, low: float, *, inclusive: bool = True):
+    """An argparse type: a number of that kind at or above ``low`` (above it if not ``inclusive``)."""
+    bound = f"at least {low:g}" if inclusive else f"above {low:g}"
+
+    def parse(text: str):
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a{'n integer' if kind is int else ' number'}") from None
+        if not math.isfinite(value) or value < low or (value == low and not inclusive):
+            raise argparse.ArgumentTypeError(f"{text} is out of range: must be {bound}")
+        return value
+
+    return parse
+
+
+def _port(text: str) -> int:
+    port = _number(int, 1)(text)
+    if port > 65535:
+        raise argparse.ArgumentTypeError(f"{text} is not a port: must be 1 to 65535")
+    return port
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    """Read and check the command line; a wrong argument ends here (exit code 2), before anything starts."""
     parser = argparse.ArgumentParser(
-        prog="python app.py", description="Start the citydeck demo: Redis, aggregator, simulators and dashboard."
+        prog="python app.py",
+        description="Start the citydeck demo: Redis, aggregator, simulators and dashboard.",
+        epilog="If a worker or the simulators stop unexpectedly, the demo says which and stops (exit code 1).",
     )
     parser.add_argument("--host", default="127.0.0.1", help="address the dashboard listens on (default 127.0.0.1)")
-    parser.add_argument("--port", type=int, default=8050, help="port of the dashboard (default 8050)")
-    parser.add_argument("--scenario", default="normal", help="simulated scenario: normal, outbreak, storm, holiday")
-    parser.add_argument("--scale", type=float, default=0.05, help="simulated population scale (default 0.05)")
-    parser.add_argument("--speed", type=float, default=60.0, help="simulated seconds per real second while catching up")
+    parser.add_argument("--port", type=_port, default=8050, help="port of the dashboard (default 8050)")
     parser.add_argument(
-        "--backfill", type=float, default=1.0, help="hours of past the simulators replay first (default 1)"
+        "--scenario", choices=list(SCENARIOS), default="normal", help="what happens in the city (default normal)"
     )
-    parser.add_argument("--workers", type=int, default=1, help="aggregator workers (default 1)")
+    parser.add_argument(
+        "--scale", type=_number(float, 0, inclusive=False), default=0.05, help="population scale (default 0.05)"
+    )
+    parser.add_argument(
+        "--speed",
+        type=_number(float, 0, inclusive=False),
+        default=60.0,
+        help="simulated seconds per real second while catching up (default 60)",
+    )
+    parser.add_argument(
+        "--backfill", type=_number(float, 0), default=1.0, help="hours of past the simulators replay first (default 1)"
+    )
+    parser.add_argument("--workers", type=_number(int, 1), default=1, help="aggregator workers (default 1)")
     parser.add_argument("--no-simulators", action="store_true", help="start no simulators (feed it yourself)")
     parser.add_argument("--no-aggregator", action="store_true", help="start no aggregator workers")
     return parser.parse_args(argv)
 
 
+@dataclass(frozen=True)
+class _Reason:
+    """Why the demo stops, as the log says it, and whether that is a failure."""
+
+    text: str
+    error: bool
+
+
+def _exit_description(code: int) -> str:
+    if code < 0:
+        with contextlib.suppress(ValueError):
+            return f"killed by {signal.Signals(-code).name}"
+    return f"exit code {code}"
+
+
+def _watch(supervisor: Supervisor, stopping: threading.Event, on_exit) -> None:
+    """Wait for a child to exit while the demo runs; report the first one at once."""
+    while not stopping.wait(CHILD_POLL_S):
+        for name, code in supervisor.exited():
+            on_exit(name, code)
+            return
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    """Start everything, serve the dashboard until Ctrl-C, then stop everything."""
+    """Start everything, serve the dashboard until Ctrl-C, SIGTERM or a child's exit, then stop everything.
+
+    A child that exits while the demo runs (an aggregator worker, the simulators) stops the whole
+    demo with exit code 1 and says which one and how it ended: a dashboard that goes on without
+    its data would look alive while showing an ever older picture.
+    """
     args = parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     settings = Settings.from_env()
-    if not _port_free(args.host, args.port):
-        print(f"port {args.port} on {args.host} is in use: stop what uses it or pass --port", file=sys.stderr)
+    if problem := _cannot_listen(args.host, args.port):
+        print(f"python app.py: error: {problem}", file=sys.stderr)
         return 2
     client, embedded = connect(settings)
     client.close()
@@ -176,14 +249,26 @@ def main(argv: Sequence[str] | None = None) -> int:
     leftovers = supervisor.clear_leftovers()
     if leftovers:
         log.info("stopped %d leftover process(es) of a previous run", leftovers)
-    stopping = False
+    stopping = threading.Event()
+    why: list[_Reason] = []  # the first reason to stop is the one the log gives
 
-    def on_term(signum, _frame):
+    def on_signal(signum, _frame):
+        if stopping.is_set():
+            return  # already stopping: a second Ctrl-C does not cut the stop short
+        stopping.set()
+        if not why:
+            why.append(_Reason(f"on {signal.Signals(signum).name}", error=False))
         raise KeyboardInterrupt
 
+    def on_child_exit(name: str, code: int) -> None:
+        log.error("%s stopped unexpectedly (%s): stopping the demo", name, _exit_description(code))
+        why.append(_Reason(f"because {name} stopped ({_exit_description(code)})", error=True))
+        _thread.interrupt_main()  # the main thread stops as on Ctrl-C, for the reason above
+
     # Explicitly: a launcher started in the background inherits SIGINT ignored.
-    signal.signal(signal.SIGINT, on_term)
-    signal.signal(signal.SIGTERM, on_term)
+    signal.signal(signal.SIGINT, on_signal)
+    signal.signal(signal.SIGTERM, on_signal)
+    watcher = threading.Thread(target=_watch, args=(supervisor, stopping, on_child_exit), daemon=True)
     try:
         if not args.no_aggregator:
             for i in range(args.workers):
@@ -204,6 +289,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                     str(args.backfill),
                 ],
             )
+        watcher.start()
         from app import create_app
 
         app = create_app(Settings.from_env(env))
@@ -211,11 +297,14 @@ def main(argv: Sequence[str] | None = None) -> int:
             f"\n  citydeck is running: http://{args.host}:{args.port}/   (wall: http://{args.host}:{args.port}/wall)\n  Ctrl-C stops everything.\n",
             flush=True,
         )
+        # The development server swallows the interrupt that ends it and returns: why says what it was.
         app.run(host=args.host, port=args.port, debug=False, threaded=True)
     except KeyboardInterrupt:
-        stopping = True
+        pass
     finally:
-        log.info("stopping %d process(es)%s", len(supervisor.children), "" if stopping else " after an error")
+        stopping.set()
+        reason = why[0] if why else _Reason("after an error", error=True)
+        log.info("stopping %d process(es) %s", len(supervisor.children), reason.text)
         supervisor.stop_all()
         if embedded is not None and embedded.owner:
             embedded.stop()
@@ -223,7 +312,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         elif supervisor.redis_pid is not None:
             _stop_group(supervisor.redis_pid, STOP_TIMEOUT_S)  # adopted from a crashed run
             log.info("stopped the embedded redis-server of the crashed run")
-    return 0
+    return 1 if reason.error else 0
 
 
 if __name__ == "__main__":

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import math
 import signal
 import sys
 import threading
@@ -63,8 +64,11 @@ def parse_options(argv: Sequence[str] | None = None) -> RunOptions:
     unknown = [s for s in args.sources if s not in SOURCES]
     if unknown:
         parser.error(f"unknown source(s) {', '.join(unknown)}; choose from {', '.join(SOURCES)}")
-    if args.speed <= 0 or args.scale <= 0 or (args.duration is not None and args.duration <= 0):
+    positive = [args.speed, args.scale] + ([] if args.duration is None else [args.duration])
+    if not all(math.isfinite(x) and x > 0 for x in positive):
         parser.error("--speed, --scale and --duration must be positive")
+    if not (math.isfinite(args.backfill) and args.backfill >= 0):
+        parser.error("--backfill must be zero or more hours")
     return RunOptions(
         sources=tuple(dict.fromkeys(args.sources)) or SOURCES,
         seed=args.seed,

@@ -2,7 +2,8 @@
 with the places they visited.
 
 On an ordinary day a handful of suspected cases appear (a quarter are confirmed). In the outbreak
-scenario an index case dines at a busy restaurant about an hour into the run, among some forty
+scenario a cluster of workers of one shift at a workplace is confirmed within the run's first hour;
+an index case dines at a busy restaurant about an hour into the run, among some forty
 other diners who check in there; two days later the index case falls ill and is confirmed, the
 diners' health codes turn red, and about a quarter of them become cases three to eight days after
 the dinner, each with the places they visited.
@@ -52,6 +53,11 @@ OUTBREAK_ATTACK_RATE = 0.25
 RED_CODE_DAYS = 14
 YELLOW_CODE_DAYS = 7
 YELLOW_CONTACTS = 60
+# The outbreak is found at a workplace that runs round the clock: workers of one shift, infected there over
+# the last days, are confirmed in the run's first hour, so their cluster is on the map as soon as it starts.
+WORKPLACE_CASES = 5
+WORKPLACE_SHIFTS = 3
+WORKPLACE_SHIFT_HOURS = 10
 
 
 @dataclass(frozen=True)
@@ -122,6 +128,7 @@ class CaseTracing(SourceModel):
         if self.scenario.outbreak and len(venues):
             self.plan = outbreak_plan(self.world, self.start_ms, self.seed, self.calendar)
             self._play_outbreak(self.plan, rng)
+            self._workplace_cluster(self.plan, rng)
 
     def category_profile(self, category: str) -> tuple[float, rhythm.Rhythm, float]:
         """Return (share of check-ins, rhythm, median stay minutes) of a venue category."""
@@ -297,6 +304,27 @@ class CaseTracing(SourceModel):
             visits = [(plan.venue, arrive, arrive + stay * 1000)]
             visits += self.recent_visits(diner, t0 + 3 * HOUR_MS, confirmed, int(rng.integers(1, 4)), rng)
             self.confirm(diner, onset, suspected + int(rng.uniform(4, 12) * HOUR_MS), visits, rng)
+
+    def _workplace_cluster(self, plan: OutbreakPlan, rng: np.random.Generator) -> None:
+        """Workers of one shift, ill since yesterday or today, confirmed one after another in the first hour."""
+        pool = self.local_venues.get((plan.district_id, "office"), self.category_venues.get("office"))
+        if pool is None or len(pool) == 0:
+            return
+        workplace = int(pool[rng.integers(len(pool))])
+        # The last shift ended a couple of hours before the run, on the hour; the ones before a day apart.
+        last_end = (self.start_ms - 2 * HOUR_MS) // HOUR_MS * HOUR_MS
+        shifts = [
+            (last_end - d * DAY_MS - WORKPLACE_SHIFT_HOURS * HOUR_MS, last_end - d * DAY_MS)
+            for d in range(WORKPLACE_SHIFTS)
+        ]
+        workers = np.unique(self.world.random_residents(WORKPLACE_CASES * 2, rng))[:WORKPLACE_CASES]
+        for k, worker in enumerate(map(int, workers)):
+            onset = self.start_ms - int(rng.uniform(4, 30) * HOUR_MS)
+            # The first is confirmed about ten minutes in; tracing tests the shift and confirms the others.
+            confirmed = self.start_ms + int((rng.uniform(8, 12) if k == 0 else rng.uniform(12, 30)) * MINUTE_MS)
+            self.report(worker, "suspected", self.start_ms + int(rng.uniform(1, 6) * MINUTE_MS), onset)
+            visits = [(workplace, begin + int(rng.uniform(-10, 10) * MINUTE_MS), end) for begin, end in shifts]
+            self.confirm(worker, onset, confirmed, visits, rng)
 
 
 def _case_id(world: World, resident: int) -> str:

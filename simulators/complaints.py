@@ -5,7 +5,7 @@ Besides the everyday mix (noise at night, rubbish, potholes...), every run carri
 clusters: a road whose street lights stay dark for several nights, a neighbourhood with
 construction noise late at night, and a missing manhole cover reported by several passers-by.
 The storm scenario brings a surge of flooding, fallen-tree, drainage and power complaints,
-concentrated in a few low-lying districts.
+concentrated in a few low-lying districts, and in those on a few streets that flood first.
 """
 
 from __future__ import annotations
@@ -50,6 +50,11 @@ STORM_CATEGORIES: dict[str, float] = {
     "streetlight": 0.13,
     "public_safety": 0.10,
 }
+# Low-lying streets that flood first: this share of the storm's complaints comes from a few spots,
+# each reported by many people, so a surge of urgent flooding complaints stands out in one community.
+FLOOD_SPOTS = 3
+FLOOD_SPOT_SHARE = 0.4
+FLOOD_CATEGORIES: dict[str, float] = {"water": 0.6, "drainage": 0.4}
 # At the storm's peak, complaints come in this many times faster than usual.
 STORM_SURGE = 6.0
 STORM_DISTRICTS = 3
@@ -230,6 +235,11 @@ class Complaints(SourceModel):
         self._noisy_neighbourhood(rng)
         self._missing_manhole(rng)
         self._prefix = "TS"
+        storm_communities = np.flatnonzero(in_storm)
+        shares = world.population_share[storm_communities]
+        self.flood_spots = rng.choice(
+            storm_communities, size=min(FLOOD_SPOTS, len(storm_communities)), replace=False, p=shares / shares.sum()
+        )
 
     def minute(self, start_ms: int, rng: np.random.Generator) -> None:
         hour, day = self.calendar.hour_and_day(start_ms)
@@ -243,6 +253,8 @@ class Complaints(SourceModel):
         storm = self.scenario.storm_intensity(start_ms, self.start_ms)
         storm_names = list(STORM_CATEGORIES)
         storm_weights = np.array(list(STORM_CATEGORIES.values()))
+        flood_names = list(FLOOD_CATEGORIES)
+        flood_weights = np.array(list(FLOOD_CATEGORIES.values()))
         for channel, (share, channel_rhythm) in CHANNELS.items():
             expected = world.residents * COMPLAINTS_PER_RESIDENT_DAY * share * channel_rhythm.share_of_day(hour, day)
             for _ in range(rng.poisson(expected)):
@@ -252,8 +264,12 @@ class Complaints(SourceModel):
             # Storm complaints come in at the day's average pace times the surge, whatever the hour.
             surge = world.residents * COMPLAINTS_PER_RESIDENT_DAY * share / 1440 * STORM_SURGE * storm
             for _ in range(rng.poisson(surge)):
-                category = storm_names[rng.choice(len(storm_names), p=storm_weights)]
-                community = int(rng.choice(len(world.community_ids), p=self.storm_weights))
+                if rng.random() < FLOOD_SPOT_SHARE:
+                    category = flood_names[rng.choice(len(flood_names), p=flood_weights)]
+                    community = int(self.flood_spots[rng.integers(len(self.flood_spots))])
+                else:
+                    category = storm_names[rng.choice(len(storm_names), p=storm_weights)]
+                    community = int(rng.choice(len(world.community_ids), p=self.storm_weights))
                 self.file(start_ms + int(rng.integers(MINUTE_MS)), channel, category, STORM_TEXTS, community, rng)
 
     def _number(self, ts: int) -> str:

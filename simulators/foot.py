@@ -150,6 +150,14 @@ class FootTraffic(SourceModel):
             pd.Series(self.sensors.people_per_minute).groupby(self.sensors.place_id).transform("sum").to_numpy()
         )
         self._silent_hour: tuple[int, np.ndarray] = (-1, np.zeros(0, dtype=bool))
+        # The holiday's festival crowd gathers in the largest park whose main sensor (the one reporting occupancy)
+        # is never silent.
+        parks = np.flatnonzero((self.sensors.place_kind == "park") & (self.sensors.capacity > 0) & ~self.sensors.flaky)
+        self.festival_place = (
+            self.sensors.place_id[parks[np.argmax(self.sensors.capacity[parks])]]
+            if self.scenario.festival and len(parks)
+            else None
+        )
         # Where the outbreak spreads, thermal cameras flag more people from two days in.
         self.outbreak_district = None
         if self.scenario.outbreak:
@@ -201,6 +209,15 @@ class FootTraffic(SourceModel):
         fever = rng.binomial(people, fever_rate)
         # Whole-place occupancy: the main sensor carries its place's total flow (all sensors).
         inside = np.round(occupancy * self._place_flow * scale * rng.lognormal(0, 0.05, len(s))).astype(np.int64)
+        fill = self.scenario.festival_fill(start_ms, self.start_ms)
+        if fill and self.festival_place is not None:
+            at_park = s.place_id == self.festival_place
+            crowd = fill * s.capacity[at_park].max()
+            inside[at_park & (s.capacity > 0)] = np.maximum(
+                inside[at_park & (s.capacity > 0)], round(crowd * rng.lognormal(0, 0.03))
+            )
+            # By Little's law the crowd inside is kept up by this many arrivals a minute, over the park's gates.
+            people[at_park] += rng.poisson(crowd / STAY_MINUTES["park"] / at_park.sum(), at_park.sum())
         silent = self.silent(start_ms)
         report_ts = end_ms - rng.integers(0, 3_000, len(s))
         for i in np.flatnonzero(~silent):

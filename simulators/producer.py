@@ -1,7 +1,8 @@
 """Writing simulated events to a source's Redis stream: pipelined batches that survive a Redis restart.
 
-Events are encoded with ``data.schema.encode`` under a producer id unique to the run
-(``sim-<source>-<hex>``) and a sequence number from 0, so ``src:seq`` identifies each event.
+Events are encoded with ``data.schema.encode`` under the run's producer id (a random
+``sim-<source>-<hex>`` unless given; the runner gives the stable id of ``simulators.resume``) and
+a sequence number counted from the run's first event, so ``src:seq`` identifies each event.
 A batch is sent when it holds ``batch_size`` events or is ``flush_seconds`` old. When Redis is
 unreachable the unsent batch is kept and resent, whole, after a capped, jittered exponential
 backoff; entries that did reach Redis before the failure are then written twice under the same
@@ -53,6 +54,7 @@ class StreamProducer:
         source: str,
         maxlen: int,
         src: str | None = None,
+        seq: int = 0,
         batch_size: int = BATCH_SIZE,
         flush_seconds: float = FLUSH_SECONDS,
         stop: threading.Event | None = None,
@@ -64,7 +66,7 @@ class StreamProducer:
         self.source = source
         self.maxlen = maxlen
         self.src = src or f"sim-{source}-{secrets.token_hex(4)}"
-        self.seq = 0
+        self.seq = seq
         self.batch_size = batch_size
         self.flush_seconds = flush_seconds
         self.stop = stop or threading.Event()

@@ -23,6 +23,7 @@ import redis
 from data.keys import SOURCES, Keys
 from geo.city import City
 from settings import Settings
+from simulators import resume
 from simulators.clock import DEFAULT_BACKFILL_HOURS, SimulatedClock, run_start_ms
 from simulators.generate import source_model
 from simulators.producer import BATCH_SIZE, FLUSH_SECONDS, StreamProducer
@@ -49,6 +50,8 @@ class RunOptions:
     batch_size: int = BATCH_SIZE
     flush_seconds: float = FLUSH_SECONDS
     log_every_s: float = 30.0
+    # Where simulated time starts when nothing is resumed; by default from the backfill or the duration.
+    start_ms: int | None = None
 
 
 def run(
@@ -60,26 +63,51 @@ def run(
 ) -> int:
     """Simulate until stopped or the duration is over, then flush; return the process exit code."""
     world = World(city, scale=options.scale, seed=options.seed)
-    start_ms = run_start_ms(int(time.time() * 1000), options.speed, options.duration_s, options.backfill_hours)
+    wanted_ms = options.start_ms
+    if wanted_ms is None:
+        wanted_ms = run_start_ms(int(time.time() * 1000), options.speed, options.duration_s, options.backfill_hours)
     keys = Keys(settings.key_prefix)
-    models = {
-        s: source_model(
-            s, world, start_ms=start_ms, scenario=options.scenario, seed=options.seed, timezone=options.timezone
+
+    def build(source: str):
+        return lambda origin_ms: source_model(
+            source, world, start_ms=origin_ms, scenario=options.scenario, seed=options.seed, timezone=options.timezone
         )
-        for s in options.sources
-    }
+
+    starts: dict[str, resume.Start] = {}
+    models = {}
+    client = connect()
+    try:
+        for s in options.sources:
+            digest = resume.story(
+                s,
+                seed=options.seed,
+                scenario=options.scenario,
+                scale=options.scale,
+                timezone=options.timezone,
+                city=city.name,
+            )
+            starts[s], models[s] = resume.start_of(s, client, keys.stream(s), wanted_ms, digest, build(s))
+    finally:
+        client.close()
     producers = {
         s: StreamProducer(
             connect,
             keys.stream(s),
             source=s,
             maxlen=settings.stream_maxlen,
+            src=starts[s].src,
+            seq=starts[s].first_seq,
             batch_size=options.batch_size,
             flush_seconds=options.flush_seconds,
             stop=stop,
         )
         for s in options.sources
     }
+    for s, start in starts.items():
+        for event in start.pending:
+            producers[s].add(event)
+    # A resumed source carries on from where its stream ends; a new one from its origin.
+    start_ms = min(s.origin_ms if s.resume_ms is None else s.resume_ms for s in starts.values())
     log.info(
         "simulating %s in %s (scenario %s, scale %g, seed %d, speed %gx) from %s; producers %s",
         ", ".join(options.sources), city.name, options.scenario, options.scale, options.seed, options.speed,
@@ -91,6 +119,8 @@ def run(
     next_log = began + options.log_every_s
     live_announced = False
     while not stop.is_set():
+        # Read before the target: the present is reached once a whole round has produced up to it.
+        caught_up = clock.caught_up()
         target = clock.now_ms()
         for source, model in models.items():
             producer = producers[source]
@@ -100,7 +130,7 @@ def run(
             if stop.is_set():
                 break
         now = time.monotonic()
-        if not live_announced and clock.caught_up():
+        if not live_announced and caught_up and not stop.is_set():
             live_announced = True
             log.info("caught up with the present after %.1f s; running in real time", now - began)
         if now >= next_log:

@@ -151,13 +151,6 @@ def test_a_tile_style_from_settings_replaces_the_background(geo):
     assert fig["layout"]["map"]["style"] == "carto-darkmatter"
 
 
-def test_data_patch_carries_data_arrays_but_no_layout(geo):
-    fig = figures.cases_map(_snapshot_like(geo), "r")
-    paths = {(i, p) for i, p, _ in figures.data_patch(fig)}
-    assert (0, "z") in paths and (0, "locations") in paths and (1, "lat") in paths
-    assert all(not p.startswith("layout") and p != "geojson" for _, p, _ in figures.data_patch(fig))
-
-
 def test_the_geojson_of_each_level_is_simplified_and_keeps_every_area(geo, demo_city):
     for level in ("district", "neighbourhood", "community"):
         body = json.loads(geo.geojson(level))

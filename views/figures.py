@@ -1,8 +1,8 @@
 """Figure builders: a snapshot in, a Plotly figure (as a plain dict) out. Maps are MapLibre traces on a
 background-only style, with the city drawn from our own boundaries, so they are complete with no tiles.
 
-Every figure keeps the same traces for a given view state; a refresh replaces only their data arrays
-(``data_patch``), so the layout, the boundaries and the operator's zoom stay where they are.
+A figure's layout depends only on the drilled area; its traces carry everything a snapshot changes. A
+refresh replaces the traces whole and keeps the layout, so the boundaries and the operator's zoom stay.
 """
 
 from __future__ import annotations
@@ -27,7 +27,6 @@ CODES = [[0, "#1c2a1f"], [0.35, "#ca8a04"], [1, "#dc2626"]]
 FEW = "#64748b"  # a community whose every count is hidden: neither its colour nor its hover gives a number
 VOLUME = [[0, "#0c1a33"], [0.5, "#0e7490"], [1, "#67e8f9"]]
 RATIO = [[0, "#3b82f6"], [0.5, "#e5e7eb"], [1, "#ef4444"]]
-DATA_KEYS = ("locations", "z", "lat", "lon", "customdata", "text", "marker.size", "marker.color")
 
 
 def background_style(color: str = WATER) -> dict[str, Any]:
@@ -417,17 +416,3 @@ def chart_layout(uirevision: str) -> dict:
         "uirevision": uirevision,
         "bargap": 0.25,
     }
-
-
-def data_patch(fig: dict) -> list[tuple[int, str, Any]]:
-    """The data arrays of a figure, as (trace index, property path, value): all a refresh needs to send."""
-    out = []
-    for i, trace in enumerate(fig["data"]):
-        for key in DATA_KEYS:
-            head, _, tail = key.partition(".")
-            value = trace.get(head)
-            if tail:
-                value = value.get(tail) if isinstance(value, dict) else None
-            if value is not None:
-                out.append((i, key, value))
-    return out

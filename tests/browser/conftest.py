@@ -15,8 +15,10 @@ import pytest
 from selenium import webdriver
 
 from data.connection import EmbeddedRedis, client_from_url
+from data.keys import Keys
 from data.read import CityReader
 from settings import PROJECT_ROOT, Settings
+from tests.events import raw_event
 
 ARTIFACTS = PROJECT_ROOT / "test-artifacts"
 CHROME_FLAGS = (
@@ -97,3 +99,117 @@ def city(tmp_path_factory):
         except subprocess.TimeoutExpired:
             os.killpg(child.pid, signal.SIGKILL)
     embedded.stop()
+
+
+class QuietCity:
+    """A city with no simulators: only the events a test feeds, drained by a real aggregator in the test."""
+
+    def __init__(self, settings: Settings, client, worker, communities):
+        self.settings = settings
+        self.client = client
+        self.worker = worker
+        self.keys = Keys(settings.key_prefix)
+        self._communities = communities
+        self._seq = 0
+
+    def district_points(self, district: str) -> tuple[float, float]:
+        """A point inside the first community of a district."""
+        row = self._communities[self._communities.district_id == district].iloc[0]
+        point = row.geometry.representative_point()
+        return point.x, point.y
+
+    def feed(self, source: str, type_name: str, **fields) -> None:
+        """Write one valid event of a type, now, with some fields given."""
+        self._seq += 1
+        event = raw_event(type_name, seq=self._seq, ts=int(time.time() * 1000), src="browser-test", **fields)
+        self.client.xadd(self.keys.stream(source), event)
+
+    def drain(self) -> None:
+        self.worker.drain()
+
+
+@pytest.fixture
+def quiet_city(redis_url, tmp_path, city_map, demo_city):
+    """A city of its own key prefix on the session's Redis, fed by the test alone, refreshing every second."""
+    from data.aggregator import Aggregator
+
+    settings = Settings.from_env(
+        {},
+        redis_url=redis_url,
+        key_prefix=f"q{uuid.uuid4().hex[:8]}",
+        state_dir=tmp_path / "state",
+        refresh_ms=1000,
+        stale_after_s=3600.0,
+    )
+    client = client_from_url(redis_url)
+    worker = Aggregator(client, settings, city_map)
+    worker.ensure_groups()
+    yield QuietCity(settings, client, worker, demo_city.communities)
+    client.close()
+
+
+@pytest.fixture
+def app_of():
+    """Build the real dashboard for some settings."""
+    from app import create_app
+
+    return create_app
+
+
+FIGURE = """
+var id = arguments[0];
+var el = document.getElementById(typeof id === 'string' ? id : window.dash_component_api.stringifyId(id));
+var gd = el && el.querySelector('.js-plotly-plot');
+if (!gd || !gd.data) { return {data: [], layout: {}}; }
+return {
+  data: gd.data.map(function (t) {
+    return {name: t.name || null, x: t.x || null, y: t.y || null, locations: t.locations || null, z: t.z || null,
+            zmax: t.zmax === undefined ? null : t.zmax};
+  }),
+  layout: {uirevision: gd.layout.uirevision || null}
+};
+"""
+
+NUMBERS = """
+var out = {};
+document.querySelectorAll('#' + arguments[0] + ' .number').forEach(function (n) {
+  out[n.querySelector('.number-label').textContent] = n.querySelector('.number-value').textContent;
+});
+return out;
+"""
+
+TICKS = """
+var layout = window.dash_component_api.getLayout(arguments[0]);
+var props = layout && (layout.props || layout);
+return props ? props.n_intervals : null;
+"""
+
+
+def figure_of(driver, component_id) -> dict:
+    """The data a graph on the page draws now (its traces' arrays, as Plotly holds them)."""
+    return driver.execute_script(FIGURE, component_id)
+
+
+def numbers_of(driver, container_id: str) -> dict[str, int | str]:
+    """The headline numbers shown in a container, by label; counts as integers."""
+    shown = driver.execute_script(NUMBERS, container_id)
+    return {label: int(v.replace(",", "")) if v.replace(",", "").isdigit() else v for label, v in shown.items()}
+
+
+def refreshes(driver, tick_id: str) -> int | None:
+    """How many times a page's refresh interval has fired in this tab."""
+    return driver.execute_script(TICKS, tick_id)
+
+
+def wait_for_refreshes(driver, tick_id: str, count: int, timeout: float = 60) -> None:
+    """Wait until a page's refresh interval has fired ``count`` more times."""
+    deadline = time.monotonic() + timeout
+    start = refreshes(driver, tick_id)
+    while start is None and time.monotonic() < deadline:
+        time.sleep(0.2)
+        start = refreshes(driver, tick_id)
+    now = start
+    while (now or 0) < (start or 0) + count and time.monotonic() < deadline:
+        time.sleep(0.2)
+        now = refreshes(driver, tick_id)
+    assert now is not None and now >= start + count, f"{tick_id} fired {now} times, wanted {start} + {count}"

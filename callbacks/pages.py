@@ -7,6 +7,7 @@ from __future__ import annotations
 from dash import Input, Output, Patch, State
 from dash.exceptions import PreventUpdate
 
+from callbacks import values
 from callbacks.deck import DataUnavailable, Deck
 from callbacks.routing import view_state
 from layouts import ids, render
@@ -33,7 +34,7 @@ def sent(full: list[dict], rendered: str | None, key: str) -> list:
     A patch carries each trace whole, as the builder made it, so an open page draws exactly what a freshly
     opened one does: new bars, new labels, a new top of the colour scale.
     """
-    if rendered != key:
+    if values.text(rendered) != key:
         return full
     out = []
     for fig in full:

@@ -5,15 +5,17 @@ from __future__ import annotations
 
 from dash import ALL, Input, Output, State, ctx, dcc, html, no_update
 
+from callbacks import values
 from callbacks.deck import Deck
 from layouts import ids
 from layouts.pages import page_layout
 from layouts.wall import wall_layout
-from views.state import WALL_PATH, ViewState, page_of, parse_state, parse_wall, state_query
+from views.state import PAGES, WALL_PATH, ViewState, page_of, parse_state, parse_wall, state_query
 
 
 def view_state(deck: Deck, window, district, neighbourhood) -> ViewState:
     """The view state of the controls, with anything unknown dropped (a stale or hand-made value never fails)."""
+    window, district, neighbourhood = values.text(window), values.text(district), values.text(neighbourhood)
     query = state_query(ViewState(window or "1h", district or None, neighbourhood or None))
     state, _notes = parse_state(query, deck.geo.district_ids, deck.geo.neighbourhood_district)
     return state
@@ -21,6 +23,7 @@ def view_state(deck: Deck, window, district, neighbourhood) -> ViewState:
 
 def route(deck: Deck, pathname: str | None, search: str | None):
     """Return the content, notice, controls and shell class for a URL."""
+    pathname, search = values.text(pathname), values.text(search)
     geo = deck.geo
     state, notes = parse_state(search, geo.district_ids, geo.neighbourhood_district)
     if (pathname or "").rstrip("/") == WALL_PATH:
@@ -44,6 +47,7 @@ def route(deck: Deck, pathname: str | None, search: str | None):
 
 def drill(deck: Deck, clicked: str | None, back: bool, district: str | None, neighbourhood: str | None):
     """Return (district, neighbourhood) after a click on an area or on 'up'."""
+    district, neighbourhood = values.text(district), values.text(neighbourhood)
     if back:
         up = ViewState("1h", district, neighbourhood).up()
         return up.district, up.neighbourhood
@@ -83,13 +87,14 @@ def register(app, deck: Deck) -> None:
     def write_url(window, district, neighbourhood, pathname, nav_ids, card_ids):
         state = view_state(deck, window, district, neighbourhood)
         query = state_query(state)
+        nav, cards = values.names_of(nav_ids, "page", PAGES), values.names_of(card_ids, "page", PAGES)
 
         def href(page):
             return ("/" if page == "overview" else f"/{page}") + query
 
         crumbs = ["City"] + [deck.geo.names.get(a, a) for a in (state.district, state.neighbourhood) if a]
-        search = no_update if (pathname or "").rstrip("/") == WALL_PATH else query
-        return search, [href(i["page"]) for i in nav_ids], [href(i["page"]) for i in card_ids], " › ".join(crumbs)
+        search = no_update if (values.text(pathname) or "").rstrip("/") == WALL_PATH else query
+        return search, [href(p) for p in nav], [href(p) for p in cards], " › ".join(crumbs)
 
     @app.callback(
         Output(ids.DISTRICT, "value", allow_duplicate=True),
@@ -105,8 +110,7 @@ def register(app, deck: Deck) -> None:
             return drill(deck, None, True, district, neighbourhood)
         by_page = {item["id"]["page"]: click for item, click in zip(ctx.inputs_list[0], clicks)}
         click = by_page.get(getattr(ctx.triggered_id, "page", None)) if ctx.triggered_id else None
-        points = (click or {}).get("points") or [{}]
-        return drill(deck, points[0].get("location"), False, district, neighbourhood)
+        return drill(deck, values.clicked_area(click), False, district, neighbourhood)
 
     @app.callback(
         Output(ids.NEIGHBOURHOOD, "data", allow_duplicate=True),
@@ -115,6 +119,7 @@ def register(app, deck: Deck) -> None:
         prevent_initial_call=True,
     )
     def leave_neighbourhood(district, neighbourhood):
+        district, neighbourhood = values.text(district), values.text(neighbourhood)
         if neighbourhood and deck.geo.neighbourhood_district.get(neighbourhood) != district:
             return None
         return no_update

@@ -79,13 +79,16 @@ def register(app, deck: Deck) -> None:
             lambda now: snapshots.overview_snapshot(deck.reader, deck.geo, state, now, deck.memo, minimum),
         )
         rev = revision("overview", state)
+        # The heat maps drill too, through the areas the services map lists (every area shown, zeros included).
+        volumes = snap["services"]["volumes"]
+        areas = {"level": snap["level"], "ids": volumes["ids"], "names": volumes["names"]}
         full = [
             figures.cases_map(snap["cases"] | {"level": snap["level"], "bounds": snap["bounds"]}, rev, style, True),
-            figures.foot_heat_map(snap["foot"] | {"bounds": snap["bounds"]}, rev, style, True),
+            figures.foot_heat_map(snap["foot"] | {"bounds": snap["bounds"]}, rev, style, True, areas),
             figures.services_map(
                 snap["services"] | {"level": snap["level"], "bounds": snap["bounds"]}, rev, style, True, centers=False
             ),
-            figures.complaints_map(snap["complaints"] | {"bounds": snap["bounds"]}, rev, style, True),
+            figures.complaints_map(snap["complaints"] | {"bounds": snap["bounds"]}, rev, style, True, areas),
         ]
         numbers = render.overview_numbers(snap)
         return (

@@ -252,10 +252,30 @@ def codes_map(snap: dict, uirevision: str, tile_style: str = "") -> dict:
     return figure([shown, hidden], map_layout(snap["bounds"], uirevision, tile_style))
 
 
-def foot_heat_map(snap: dict, uirevision: str, tile_style: str = "", compact: bool = False) -> dict:
-    """People counted in the window, as heat."""
+def drill_areas(areas: dict) -> dict:
+    """Invisible areas under a heat layer: they name the area under the pointer, so a click drills into it."""
+    clear = "rgba(0,0,0,0)"
+    return {
+        "type": "choroplethmap",
+        "geojson": GEOJSON_URL.format(level=areas["level"]),
+        "featureidkey": "id",
+        "locations": areas["ids"],
+        "z": [0] * len(areas["ids"]),
+        "colorscale": [[0, clear], [1, clear]],
+        "marker": {"line": {"width": 0}},
+        "customdata": areas["names"],
+        "hovertemplate": "<b>%{customdata}</b><extra></extra>",
+        "showscale": False,
+    }
+
+
+def foot_heat_map(
+    snap: dict, uirevision: str, tile_style: str = "", compact: bool = False, areas: dict | None = None
+) -> dict:
+    """People counted in the window, as heat; over ``areas`` ({level, ids, names}) that a click drills into."""
+    traces = [heat_trace(snap["heat"], 14 if compact else 20)]
     return figure(
-        [heat_trace(snap["heat"], 14 if compact else 20)], map_layout(snap["bounds"], uirevision, tile_style, compact)
+        ([drill_areas(areas)] if areas else []) + traces, map_layout(snap["bounds"], uirevision, tile_style, compact)
     )
 
 
@@ -345,8 +365,10 @@ def services_map(
     return figure(traces, map_layout(snap["bounds"], uirevision, tile_style, compact))
 
 
-def complaints_map(snap: dict, uirevision: str, tile_style: str = "", compact: bool = False) -> dict:
-    """Complaints as heat, with the Gi* hotspot cells marked."""
+def complaints_map(
+    snap: dict, uirevision: str, tile_style: str = "", compact: bool = False, areas: dict | None = None
+) -> dict:
+    """Complaints as heat, with the Gi* hotspot cells marked; over ``areas`` that a click drills into."""
     hot = snap["hotspots"]
     traces = [
         heat_trace(snap["heat"], 14 if compact else 22),
@@ -360,7 +382,9 @@ def complaints_map(snap: dict, uirevision: str, tile_style: str = "", compact: b
             hover="<b>hotspot</b><br>%{text}",
         ),
     ]
-    return figure(traces, map_layout(snap["bounds"], uirevision, tile_style, compact))
+    return figure(
+        ([drill_areas(areas)] if areas else []) + traces, map_layout(snap["bounds"], uirevision, tile_style, compact)
+    )
 
 
 def _minutes(seconds) -> str:

@@ -17,7 +17,6 @@ from tests.browser.conftest import (
 pytestmark = pytest.mark.browser
 
 SERVICES_MAP = {"type": "area-map", "page": "services"}
-OVERVIEW_SERVICES_MAP = {"type": "area-map", "page": "overview-services"}
 
 
 def _control(driver, component_id: str, prop: str):
@@ -72,13 +71,15 @@ def test_back_after_a_drill_returns_the_view_to_the_city(dash_duo, quiet_city, a
     wait_until(lambda: _district_view(driver, SERVICES_MAP, "D-LU", "Luohu"), "Luohu again after Forward")
 
 
-def test_a_click_on_an_overview_map_drills_into_the_area(dash_duo, quiet_city, app_of):
+@pytest.mark.parametrize("card", ["overview-cases", "overview-foot", "overview-services", "overview-complaints"])
+def test_a_click_on_each_overview_map_drills_into_the_area(dash_duo, quiet_city, app_of, card):
     driver = dash_duo.driver
+    overview_map = {"type": "area-map", "page": card}
     dash_duo.start_server(app_of(quiet_city.settings))
     dash_duo.wait_for_page(url=dash_duo.server_url + "/")
-    wait_until(lambda: _city_view(driver, OVERVIEW_SERVICES_MAP), "the overview's map of the whole city")
-    click_map_at(driver, OVERVIEW_SERVICES_MAP, *_district_point(quiet_city, "D-LU"))
-    wait_until(lambda: _district_view(driver, OVERVIEW_SERVICES_MAP, "D-LU", "Luohu"), "the drill into Luohu")
+    wait_until(lambda: _city_view(driver, overview_map), "the overview's map of the whole city")
+    click_map_at(driver, overview_map, *_district_point(quiet_city, "D-LU"))
+    wait_until(lambda: _district_view(driver, overview_map, "D-LU", "Luohu"), "the drill into Luohu")
 
 
 def test_a_new_time_window_keeps_the_zoom_of_the_map(dash_duo, quiet_city, app_of):

@@ -6,7 +6,7 @@ from __future__ import annotations
 from dash import Dash
 from flask import Response, abort, request
 
-from callbacks import register
+from callbacks import guard, register
 from callbacks.deck import Deck
 from data.connection import client_from_url, connect
 from geo.configured import city_for
@@ -39,6 +39,7 @@ def create_app(settings: Settings | None = None) -> Dash:
     app.server.extensions["citydeck"] = deck
     _serve_geojson(app.server, deck)
     register(app, deck)
+    guard.init_app(app, settings.max_request_bytes)
     return app
 
 

@@ -159,6 +159,13 @@ class Settings:
         "ms",
         "How often every dashboard view refreshes (one cached snapshot per view per tick).",
     )
+    max_request_bytes: int = _setting(
+        "CITYDECK_MAX_REQUEST_BYTES",
+        1_000_000,
+        "bytes",
+        "Largest request body the dashboard reads; a larger one is refused with 413 (a browser's refresh sends a"
+        " few KB).",
+    )
     map_style: str = _setting(
         "CITYDECK_MAP_STYLE",
         "",

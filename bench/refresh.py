@@ -134,8 +134,8 @@ def build_view(
 
 
 def refresh_bytes(snap: dict, figs: list) -> int:
-    """Bytes of a tick's response: the figures' data arrays (the Patch) plus the snapshot's small text parts."""
-    patches = [[(i, p, v) for i, p, v in figures.data_patch(f)] for f in figs]
+    """Bytes of a tick's response: the figures' traces (the Patch) plus the snapshot's small text parts."""
+    patches = [f["data"] for f in figs]
     return len(plotly.io.json.to_json_plotly(patches)) + (len(json.dumps(snap, default=str)) if not figs else 0)
 
 

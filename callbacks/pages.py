@@ -1,12 +1,13 @@
 """One refresh callback per page: on each tick, the page's cached snapshot becomes figures and numbers.
-The first refresh of a view state sends whole figures; later ticks send only their data arrays (Patch),
-so zoom, pan and selection stay (uirevision) and nothing flickers."""
+The first refresh of a drilled area sends whole figures; later ticks replace their traces whole (Patch)
+and keep their layout, so zoom, pan and selection stay (uirevision) and nothing flickers."""
 
 from __future__ import annotations
 
 from dash import Input, Output, Patch, State
 from dash.exceptions import PreventUpdate
 
+from callbacks import values
 from callbacks.deck import DataUnavailable, Deck
 from callbacks.routing import view_state
 from layouts import ids, render
@@ -19,23 +20,26 @@ CONTROLS = (State(ids.WINDOW, "value"), State(ids.DISTRICT, "value"), State(ids.
 
 
 def revision(page: str, state: ViewState) -> str:
-    """The uirevision of a page's figures: kept while the drilled area stays, so zoom survives refreshes."""
+    """The uirevision of a page's figures: kept while the drilled area stays, so zoom survives refreshes.
+
+    A figure's layout depends on the drilled area alone, so this is also the key of the last whole figure
+    sent: a new time window or new data changes traces, never the layout (nor the operator's zoom).
+    """
     return f"{page}:{state.district or ''}:{state.neighbourhood or ''}"
 
 
 def sent(full: list[dict], rendered: str | None, key: str) -> list:
-    """Whole figures when this view state has not been drawn yet, else patches of their data arrays."""
-    if rendered != key:
+    """Whole figures when this drilled area has not been drawn yet, else patches that replace every trace.
+
+    A patch carries each trace whole, as the builder made it, so an open page draws exactly what a freshly
+    opened one does: new bars, new labels, a new top of the colour scale.
+    """
+    if values.text(rendered) != key:
         return full
     out = []
     for fig in full:
         patch = Patch()
-        for i, path, value in figures.data_patch(fig):
-            head, _, tail = path.partition(".")
-            if tail:
-                patch["data"][i][head][tail] = value
-            else:
-                patch["data"][i][head] = value
+        patch["data"] = fig["data"]
         out.append(patch)
     return out
 
@@ -75,23 +79,25 @@ def register(app, deck: Deck) -> None:
             lambda now: snapshots.overview_snapshot(deck.reader, deck.geo, state, now, deck.memo, minimum),
         )
         rev = revision("overview", state)
+        # The heat maps drill too, through the areas the services map lists (every area shown, zeros included).
+        volumes = snap["services"]["volumes"]
+        areas = {"level": snap["level"], "ids": volumes["ids"], "names": volumes["names"]}
         full = [
             figures.cases_map(snap["cases"] | {"level": snap["level"], "bounds": snap["bounds"]}, rev, style, True),
-            figures.foot_heat_map(snap["foot"] | {"bounds": snap["bounds"]}, rev, style, True),
+            figures.foot_heat_map(snap["foot"] | {"bounds": snap["bounds"]}, rev, style, True, areas),
             figures.services_map(
                 snap["services"] | {"level": snap["level"], "bounds": snap["bounds"]}, rev, style, True, centers=False
             ),
-            figures.complaints_map(snap["complaints"] | {"bounds": snap["bounds"]}, rev, style, True),
+            figures.complaints_map(snap["complaints"] | {"bounds": snap["bounds"]}, rev, style, True, areas),
         ]
         numbers = render.overview_numbers(snap)
-        key = f"{rev}:{state.window}"
         return (
-            *sent(full, rendered, key),
+            *sent(full, rendered, rev),
             numbers["cases"],
             numbers["foot"],
             numbers["services"],
             numbers["complaints"],
-            key,
+            rev,
         )
 
     @app.callback(
@@ -112,9 +118,8 @@ def register(app, deck: Deck) -> None:
         )
         rev = revision("cases", state)
         full = [figures.cases_map(snap, rev, style), figures.codes_map(snap, rev, style)]
-        key = f"{rev}:{state.window}"
         numbers, areas, found = render.cases_numbers(snap), render.cases_areas(snap), render.cases_clusters(snap)
-        return *sent(full, rendered, key), numbers, areas, found, key
+        return *sent(full, rendered, rev), numbers, areas, found, rev
 
     @app.callback(
         Output(ids.FOOT_HEAT_MAP, "figure"),
@@ -131,9 +136,7 @@ def register(app, deck: Deck) -> None:
         snap = load(deck, "foot-traffic", state, lambda now: snapshots.foot_snapshot(deck.reader, deck.geo, state, now))
         rev = revision("foot-traffic", state)
         full = [figures.foot_heat_map(snap, rev, style), figures.sensors_map(snap, rev, style)]
-        # The sensors map colours by ratio only once history exists: a change of that is a new figure.
-        key = f"{rev}:{state.window}:{snap['history_days'] > 0}"
-        return *sent(full, rendered, key), render.foot_numbers(snap), render.foot_alerts(snap), key
+        return *sent(full, rendered, rev), render.foot_numbers(snap), render.foot_alerts(snap), rev
 
     @app.callback(
         Output(ids.SERVICES_MAP, "figure"),
@@ -154,8 +157,7 @@ def register(app, deck: Deck) -> None:
             figures.services_map(snap, rev, style),
             figures.bar_chart(list(channels), list(channels.values()), rev),
         ]
-        key = f"{rev}:{state.window}"
-        return *sent(full, rendered, key), render.services_numbers(snap), render.service_centers(snap), key
+        return *sent(full, rendered, rev), render.services_numbers(snap), render.service_centers(snap), rev
 
     @app.callback(
         Output(ids.COMPLAINTS_MAP, "figure"),
@@ -200,13 +202,12 @@ def register(app, deck: Deck) -> None:
                 ACTION_COLORS,
             ),
         ]
-        key = f"{rev}:{state.window}:{','.join(actions)}"
         return (
-            *sent(full, rendered, key),
+            *sent(full, rendered, rev),
             render.complaints_numbers(snap),
             snap["table"],
             render.complaints_table_note(snap),
-            key,
+            rev,
         )
 
     @app.callback(Output(ids.HEALTH_BODY, "children"), Input(ids.HEALTH_TICK, "n_intervals"))

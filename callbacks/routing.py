@@ -5,24 +5,27 @@ from __future__ import annotations
 
 from dash import ALL, Input, Output, State, ctx, dcc, html, no_update
 
+from callbacks import values
 from callbacks.deck import Deck
 from layouts import ids
 from layouts.pages import page_layout
 from layouts.wall import wall_layout
-from views.state import WALL_PATH, ViewState, page_of, parse_state, parse_wall, state_query
+from views.state import PAGES, WALL_PATH, ViewState, page_of, parse_state, parse_wall, state_query
 
 
 def view_state(deck: Deck, window, district, neighbourhood) -> ViewState:
     """The view state of the controls, with anything unknown dropped (a stale or hand-made value never fails)."""
+    window, district, neighbourhood = values.text(window), values.text(district), values.text(neighbourhood)
     query = state_query(ViewState(window or "1h", district or None, neighbourhood or None))
     state, _notes = parse_state(query, deck.geo.district_ids, deck.geo.neighbourhood_district)
     return state
 
 
 def route(deck: Deck, pathname: str | None, search: str | None):
-    """Return the content, notice, controls and shell class for a URL."""
+    """Return the content, notice and shell class for a URL."""
+    pathname, search = values.text(pathname), values.text(search)
     geo = deck.geo
-    state, notes = parse_state(search, geo.district_ids, geo.neighbourhood_district)
+    _state, notes = parse_state(search, geo.district_ids, geo.neighbourhood_district)
     if (pathname or "").rstrip("/") == WALL_PATH:
         plan, wall_notes = parse_wall(search, deck.settings.wall_views, deck.settings.wall_dwell_s)
         content, shell_class = wall_layout(deck.settings.refresh_ms, plan.views), "shell wall"
@@ -39,11 +42,38 @@ def route(deck: Deck, pathname: str | None, search: str | None):
             content = page_layout(page, deck.settings.refresh_ms)
             shell_class = f"shell page-{page}"
     notice = ("Showing defaults: " + "; ".join(notes) + ".") if notes else ""
-    return content, notice, state.window, state.district, state.neighbourhood, shell_class
+    return content, notice, shell_class
+
+
+def follow(
+    deck: Deck, from_url: bool, search, controls: tuple, on_wall: bool
+) -> tuple[ViewState, str | None, tuple[bool, ...]]:
+    """The view state after a change of the URL or of the controls, the search to write (None: leave the URL
+    as it is) and which of the controls (window, district, neighbourhood) must be set to the state's.
+
+    The URL leads when it changed (a page opened, Back or Forward) and the controls follow it. Otherwise
+    the controls lead and the URL follows them, one history entry per view, so Back returns to the last.
+    """
+    search = values.text(search) or ""
+    if from_url:
+        state, _notes = parse_state(search, deck.geo.district_ids, deck.geo.neighbourhood_district)
+    else:
+        state = view_state(deck, *controls)
+    wanted = state_values(state)
+    to_set = tuple(want != (given or None) for want, given in zip(wanted, controls))
+    query = state_query(state)
+    keep_url = from_url or on_wall or query.lstrip("?") == search.lstrip("?")
+    return state, None if keep_url else query, to_set
+
+
+def state_values(state: ViewState) -> tuple[str, str | None, str | None]:
+    """The controls' values for a view state: window, district, neighbourhood."""
+    return state.window, state.district, state.neighbourhood
 
 
 def drill(deck: Deck, clicked: str | None, back: bool, district: str | None, neighbourhood: str | None):
     """Return (district, neighbourhood) after a click on an area or on 'up'."""
+    district, neighbourhood = values.text(district), values.text(neighbourhood)
     if back:
         up = ViewState("1h", district, neighbourhood).up()
         return up.district, up.neighbourhood
@@ -58,9 +88,6 @@ def register(app, deck: Deck) -> None:
     @app.callback(
         Output(ids.CONTENT, "children"),
         Output(ids.NOTICE, "children"),
-        Output(ids.WINDOW, "value"),
-        Output(ids.DISTRICT, "value"),
-        Output(ids.NEIGHBOURHOOD, "data"),
         Output(ids.SHELL, "className"),
         Input(ids.URL, "pathname"),
         State(ids.URL, "search"),
@@ -68,11 +95,16 @@ def register(app, deck: Deck) -> None:
     def show_page(pathname, search):
         return route(deck, pathname, search)
 
+    # One callback keeps the URL and the controls in step both ways: as two, they would form a cycle.
     @app.callback(
         Output(ids.URL, "search"),
+        Output(ids.WINDOW, "value"),
+        Output(ids.DISTRICT, "value"),
+        Output(ids.NEIGHBOURHOOD, "data"),
         Output({"type": ids.NAV_LINK, "page": ALL}, "href"),
         Output({"type": ids.CARD_LINK, "page": ALL}, "href"),
         Output(ids.BREADCRUMB, "children"),
+        Input(ids.URL, "search"),
         Input(ids.WINDOW, "value"),
         Input(ids.DISTRICT, "value"),
         Input(ids.NEIGHBOURHOOD, "data"),
@@ -80,16 +112,26 @@ def register(app, deck: Deck) -> None:
         State({"type": ids.NAV_LINK, "page": ALL}, "id"),
         State({"type": ids.CARD_LINK, "page": ALL}, "id"),
     )
-    def write_url(window, district, neighbourhood, pathname, nav_ids, card_ids):
-        state = view_state(deck, window, district, neighbourhood)
+    def follow_url(search, window, district, neighbourhood, pathname, nav_ids, card_ids):
+        controls = (values.text(window), values.text(district), values.text(neighbourhood))
+        nav, cards = values.names_of(nav_ids, "page", PAGES), values.names_of(card_ids, "page", PAGES)
+        # No trigger: the page has just loaded, or new links appeared; the URL holds the state then.
+        from_url = not ctx.triggered_id or ctx.triggered_id == ids.URL
+        on_wall = (values.text(pathname) or "").rstrip("/") == WALL_PATH
+        state, new_search, to_set = follow(deck, from_url, search, controls, on_wall)
         query = state_query(state)
 
         def href(page):
             return ("/" if page == "overview" else f"/{page}") + query
 
         crumbs = ["City"] + [deck.geo.names.get(a, a) for a in (state.district, state.neighbourhood) if a]
-        search = no_update if (pathname or "").rstrip("/") == WALL_PATH else query
-        return search, [href(i["page"]) for i in nav_ids], [href(i["page"]) for i in card_ids], " › ".join(crumbs)
+        return (
+            no_update if new_search is None else new_search,
+            *(want if changed else no_update for want, changed in zip(state_values(state), to_set)),
+            [href(p) for p in nav],
+            [href(p) for p in cards],
+            " › ".join(crumbs),
+        )
 
     @app.callback(
         Output(ids.DISTRICT, "value", allow_duplicate=True),
@@ -105,16 +147,4 @@ def register(app, deck: Deck) -> None:
             return drill(deck, None, True, district, neighbourhood)
         by_page = {item["id"]["page"]: click for item, click in zip(ctx.inputs_list[0], clicks)}
         click = by_page.get(getattr(ctx.triggered_id, "page", None)) if ctx.triggered_id else None
-        points = (click or {}).get("points") or [{}]
-        return drill(deck, points[0].get("location"), False, district, neighbourhood)
-
-    @app.callback(
-        Output(ids.NEIGHBOURHOOD, "data", allow_duplicate=True),
-        Input(ids.DISTRICT, "value"),
-        State(ids.NEIGHBOURHOOD, "data"),
-        prevent_initial_call=True,
-    )
-    def leave_neighbourhood(district, neighbourhood):
-        if neighbourhood and deck.geo.neighbourhood_district.get(neighbourhood) != district:
-            return None
-        return no_update
+        return drill(deck, values.clicked_area(click), False, district, neighbourhood)

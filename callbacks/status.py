@@ -7,6 +7,7 @@ import time
 
 from dash import Input, Output, State, no_update
 
+from callbacks import values
 from callbacks.deck import DataUnavailable, Deck
 from layouts import ids, render
 from views.snapshots import status_snapshot
@@ -26,6 +27,7 @@ def register(app, deck: Deck) -> None:
         State(ids.STATUS_SINCE, "data"),
     )
     def show_status(_n, down_since):
+        down_since = values.moment(down_since)
         clock = time.strftime("%H:%M")
         try:
             snap = deck.snapshot("status", None, lambda now: status_snapshot(deck.reader, deck.geo, deck.settings, now))

@@ -7,6 +7,7 @@ import time
 
 from dash import ALL, Input, Output, State, no_update
 
+from callbacks import values
 from callbacks.deck import Deck
 from layouts import ids
 from views.state import PAGES, parse_wall
@@ -24,11 +25,12 @@ def register(app, deck: Deck) -> None:
         State({"type": ids.WALL_SLOT, "view": ALL}, "id"),
     )
     def rotate(_n, search, showing, slots):
+        search, showing, slots = values.text(search), values.text(showing), values.names_of(slots, "view", PAGES)
         plan, _notes = parse_wall(search, deck.settings.wall_views, deck.settings.wall_dwell_s)
         now = time.time()
         view = plan.showing(now)
         progress = {"width": f"{100 * (now % plan.dwell_s) / plan.dwell_s:.1f}%"}
         if view == showing:
             return [no_update] * len(slots), no_update, no_update, progress
-        classes = ["wall-slot" if slot["view"] == view else "wall-slot parked" for slot in slots]
+        classes = ["wall-slot" if slot == view else "wall-slot parked" for slot in slots]
         return classes, view, PAGES[view], progress

@@ -26,10 +26,10 @@ AREA_MAP = "area-map"  # pattern: {"type": AREA_MAP, "page": name}; clicking an 
 # Overview.
 OVERVIEW_TICK = "overview-tick"
 OVERVIEW_RENDERED = "overview-rendered"  # view state of the last whole figure sent
-OVERVIEW_CASES_MAP = "overview-cases-map"
-OVERVIEW_FOOT_MAP = "overview-foot-map"
-OVERVIEW_SERVICES_MAP = "overview-services-map"
-OVERVIEW_COMPLAINTS_MAP = "overview-complaints-map"
+OVERVIEW_CASES_MAP = {"type": AREA_MAP, "page": "overview-cases"}
+OVERVIEW_FOOT_MAP = {"type": AREA_MAP, "page": "overview-foot"}
+OVERVIEW_SERVICES_MAP = {"type": AREA_MAP, "page": "overview-services"}
+OVERVIEW_COMPLAINTS_MAP = {"type": AREA_MAP, "page": "overview-complaints"}
 OVERVIEW_CASES_NUMBERS = "overview-cases-numbers"
 OVERVIEW_FOOT_NUMBERS = "overview-foot-numbers"
 OVERVIEW_SERVICES_NUMBERS = "overview-services-numbers"

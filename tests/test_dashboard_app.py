@@ -73,11 +73,12 @@ def test_every_callback_id_exists_in_some_layout(app):
 @pytest.mark.parametrize("path", ["/nowhere", "/cases/../../etc", "/%00", "/wall", "/health"])
 @pytest.mark.parametrize("search", ["", "?window=999d&district=<script>", "?views=x,,y&dwell=-4", "?%zz"])
 def test_a_bad_url_gives_a_page_and_a_notice_never_an_error(deck, path, search):
-    from callbacks.routing import route
+    from callbacks.routing import follow, route
 
-    content, notice, window, district, neighbourhood, shell_class = route(deck, path, search)
+    content, notice, _shell_class = route(deck, path, search)
     assert isinstance(content, html.Div)
-    assert window in ("15m", "1h", "24h") and district is None and neighbourhood is None
+    state, _search, _to_set = follow(deck, True, search, (None, None, None), False)
+    assert state.window in ("15m", "1h", "24h") and state.district is None and state.neighbourhood is None
     if "999d" in search or path == "/nowhere":
         assert notice.startswith("Showing defaults")
 
@@ -168,3 +169,23 @@ def test_a_second_worker_reads_the_first_ones_snapshot_from_the_shared_cache(app
 
 def test_ids_module_names_every_page_tick():
     assert {ids.OVERVIEW_TICK, ids.CASES_TICK, ids.FOOT_TICK, ids.SERVICES_TICK, ids.COMPLAINTS_TICK, ids.HEALTH_TICK}
+
+
+@pytest.mark.redis
+def test_back_to_a_url_sets_the_controls_and_a_control_writes_the_url(deck):
+    from callbacks.routing import follow
+
+    # Back from a drilled view: the URL leads, the controls follow, the URL is left as it is.
+    state, search, to_set = follow(deck, True, "", ("15m", "D-FT", "D-FT-N01"), False)
+    assert (state.window, state.district, state.neighbourhood) == ("1h", None, None)
+    assert search is None and to_set == (True, True, True)
+    # A drill: the controls lead, a neighbourhood of another district is left, and the URL follows.
+    state, search, to_set = follow(
+        deck, False, "?district=D-FT&neighbourhood=D-FT-N01", ("1h", "D-LU", "D-FT-N01"), False
+    )
+    assert (state.district, state.neighbourhood) == ("D-LU", None)
+    assert search == "?district=D-LU" and to_set == (False, False, True)
+    # Nothing new: neither the URL nor a control is written again, so no history entry is added.
+    assert follow(deck, False, "?district=D-LU", ("1h", "D-LU", None), False)[1:] == (None, (False, False, False))
+    # The wall keeps its own URL.
+    assert follow(deck, False, "?views=overview", ("15m", None, None), True)[1] is None

@@ -174,11 +174,16 @@ def test_a_tile_style_from_settings_replaces_the_background(geo):
     assert fig["layout"]["map"]["style"] == "carto-darkmatter"
 
 
-def test_data_patch_carries_data_arrays_but_no_layout(geo):
-    fig = figures.cases_map(_snapshot_like(geo), "r")
-    paths = {(i, p) for i, p, _ in figures.data_patch(fig)}
-    assert (0, "z") in paths and (0, "locations") in paths and (1, "lat") in paths
-    assert all(not p.startswith("layout") and p != "geojson" for _, p, _ in figures.data_patch(fig))
+def test_a_refresh_replaces_every_trace_whole_and_keeps_the_layout(geo):
+    from callbacks.pages import sent
+
+    first = figures.bar_chart(["noise"], [2], "r")
+    assert sent([first], None, "r") == [first] and sent([first], "r:other-area", "r") == [first]
+    later = figures.bar_chart(["water", "noise"], [5, 3], "r")
+    (patch,) = sent([later], "r", "r")
+    assert patch.to_plotly_json()["operations"] == [
+        {"operation": "Assign", "location": ["data"], "params": {"value": later["data"]}}
+    ]
 
 
 def test_the_geojson_of_each_level_is_simplified_and_keeps_every_area(geo, demo_city):

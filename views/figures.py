@@ -1,8 +1,8 @@
 """Figure builders: a snapshot in, a Plotly figure (as a plain dict) out. Maps are MapLibre traces on a
 background-only style, with the city drawn from our own boundaries, so they are complete with no tiles.
 
-Every figure keeps the same traces for a given view state; a refresh replaces only their data arrays
-(``data_patch``), so the layout, the boundaries and the operator's zoom stay where they are.
+A figure's layout depends only on the drilled area; its traces carry everything a snapshot changes. A
+refresh replaces the traces whole and keeps the layout, so the boundaries and the operator's zoom stay.
 """
 
 from __future__ import annotations
@@ -27,7 +27,6 @@ CODES = [[0, "#1c2a1f"], [0.35, "#ca8a04"], [1, "#dc2626"]]
 FEW = "#64748b"  # a community whose every count is hidden: neither its colour nor its hover gives a number
 VOLUME = [[0, "#0c1a33"], [0.5, "#0e7490"], [1, "#67e8f9"]]
 RATIO = [[0, "#3b82f6"], [0.5, "#e5e7eb"], [1, "#ef4444"]]
-DATA_KEYS = ("locations", "z", "lat", "lon", "customdata", "text", "marker.size", "marker.color")
 
 
 def background_style(color: str = WATER) -> dict[str, Any]:
@@ -249,10 +248,30 @@ def codes_map(snap: dict, uirevision: str, tile_style: str = "") -> dict:
     return figure([shown, hidden], map_layout(snap["bounds"], uirevision, tile_style))
 
 
-def foot_heat_map(snap: dict, uirevision: str, tile_style: str = "", compact: bool = False) -> dict:
-    """People counted in the window, as heat."""
+def drill_areas(areas: dict) -> dict:
+    """Invisible areas under a heat layer: they name the area under the pointer, so a click drills into it."""
+    clear = "rgba(0,0,0,0)"
+    return {
+        "type": "choroplethmap",
+        "geojson": GEOJSON_URL.format(level=areas["level"]),
+        "featureidkey": "id",
+        "locations": areas["ids"],
+        "z": [0] * len(areas["ids"]),
+        "colorscale": [[0, clear], [1, clear]],
+        "marker": {"line": {"width": 0}},
+        "customdata": areas["names"],
+        "hovertemplate": "<b>%{customdata}</b><extra></extra>",
+        "showscale": False,
+    }
+
+
+def foot_heat_map(
+    snap: dict, uirevision: str, tile_style: str = "", compact: bool = False, areas: dict | None = None
+) -> dict:
+    """People counted in the window, as heat; over ``areas`` ({level, ids, names}) that a click drills into."""
+    traces = [heat_trace(snap["heat"], 14 if compact else 20)]
     return figure(
-        [heat_trace(snap["heat"], 14 if compact else 20)], map_layout(snap["bounds"], uirevision, tile_style, compact)
+        ([drill_areas(areas)] if areas else []) + traces, map_layout(snap["bounds"], uirevision, tile_style, compact)
     )
 
 
@@ -342,8 +361,10 @@ def services_map(
     return figure(traces, map_layout(snap["bounds"], uirevision, tile_style, compact))
 
 
-def complaints_map(snap: dict, uirevision: str, tile_style: str = "", compact: bool = False) -> dict:
-    """Complaints as heat, with the Gi* hotspot cells marked."""
+def complaints_map(
+    snap: dict, uirevision: str, tile_style: str = "", compact: bool = False, areas: dict | None = None
+) -> dict:
+    """Complaints as heat, with the Gi* hotspot cells marked; over ``areas`` that a click drills into."""
     hot = snap["hotspots"]
     traces = [
         heat_trace(snap["heat"], 14 if compact else 22),
@@ -357,7 +378,9 @@ def complaints_map(snap: dict, uirevision: str, tile_style: str = "", compact: b
             hover="<b>hotspot</b><br>%{text}",
         ),
     ]
-    return figure(traces, map_layout(snap["bounds"], uirevision, tile_style, compact))
+    return figure(
+        ([drill_areas(areas)] if areas else []) + traces, map_layout(snap["bounds"], uirevision, tile_style, compact)
+    )
 
 
 def _minutes(seconds) -> str:
@@ -413,17 +436,3 @@ def chart_layout(uirevision: str) -> dict:
         "uirevision": uirevision,
         "bargap": 0.25,
     }
-
-
-def data_patch(fig: dict) -> list[tuple[int, str, Any]]:
-    """The data arrays of a figure, as (trace index, property path, value): all a refresh needs to send."""
-    out = []
-    for i, trace in enumerate(fig["data"]):
-        for key in DATA_KEYS:
-            head, _, tail = key.partition(".")
-            value = trace.get(head)
-            if tail:
-                value = value.get(tail) if isinstance(value, dict) else None
-            if value is not None:
-                out.append((i, key, value))
-    return out

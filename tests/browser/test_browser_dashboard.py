@@ -10,7 +10,7 @@ import pytest
 
 from data.keys import Keys
 from data.schema import encode
-from tests.browser.conftest import ARTIFACTS
+from tests.browser.conftest import ARTIFACTS, settled_zoom, wait_for_refreshes, wheel_zoom
 
 pytestmark = pytest.mark.browser
 
@@ -123,25 +123,13 @@ def test_an_alarm_takes_over_the_wall_and_clears(dash, city, demo_city):
     assert _errors(dash) == []
 
 
-def test_a_zoom_survives_three_refreshes(dash, city):
-    from selenium.webdriver.common.action_chains import ActionChains
-    from selenium.webdriver.common.actions.wheel_input import ScrollOrigin
-
-    settings, _embedded, _client = city
-    zoom_of = "return document.querySelector('#foot-heat-map .js-plotly-plot')._fullLayout.map.zoom"
+def test_a_zoom_survives_three_refreshes(dash):
     dash.wait_for_page(url=dash.server_url + "/foot-traffic")
     _wait_maps(dash, 2)
-    time.sleep(1.5)
-    initial = dash.driver.execute_script(zoom_of)
-    canvas = dash.find_element("#foot-heat-map canvas.maplibregl-canvas")
-    for _ in range(3):  # an operator's mouse wheel, not an API call: only that is the user's to keep
-        ActionChains(dash.driver).scroll_from_origin(ScrollOrigin.from_element(canvas), 0, -300).perform()
-        time.sleep(0.3)
-    time.sleep(1.0)
-    zoomed = dash.driver.execute_script(zoom_of)
-    assert zoomed > initial + 0.5
-    time.sleep(3.5 * settings.refresh_ms / 1000)
-    assert abs(dash.driver.execute_script(zoom_of) - zoomed) < 0.01
+    # An operator's mouse wheel, not an API call: only that is the user's to keep.
+    _before, zoomed = wheel_zoom(dash.driver, "foot-heat-map", 0.5)
+    wait_for_refreshes(dash.driver, "foot-tick", 3)
+    assert abs(settled_zoom(dash.driver, "foot-heat-map") - zoomed) < 0.01
     assert _errors(dash) == []
 
 

@@ -1,0 +1,222 @@
+"""Malformed requests to a real dashboard get a 4xx (or a 204 'no update') and a short log line, never a
+500: bad JSON, missing keys, wrong ids, a wrong type for every input and state of every callback, huge
+bodies and hostile URL query strings."""
+
+from __future__ import annotations
+
+import copy
+import json
+import logging
+
+import pytest
+from dash._utils import split_callback_id
+
+pytestmark = pytest.mark.redis
+
+ROUTE = "/_dash-update-component"
+
+# The value a browser would send for a property, by property name.
+PLAUSIBLE = {
+    "n_intervals": 1,
+    "pathname": "/",
+    "search": "",
+    "n_clicks": 0,
+    "clickData": None,
+    "data": None,
+}
+WRONG = [
+    None,
+    0,
+    -1,
+    1e308,
+    True,
+    "",
+    "x",
+    "<script>alert(1)</script>",
+    "?window=abc&district=<script>",
+    "?%zz&window=15m&window=24h",
+    "D-FT-N01",
+    "/../../etc/passwd",
+    "\x00\ud800",
+    "x" * 20_000,
+    [],
+    [1, "a", None],
+    [{"id": "x"}],
+    {},
+    {"points": "x"},
+    {"points": [1]},
+    {"points": [{"location": ["D-FT"]}]},
+    {"points": [{"location": {"a": 1}}]},
+    {"a": {"b": {"c": [1, 2, {"d": None}]}}},
+]
+QUERIES = [
+    "?window=abc&district=<script>",
+    "?window=15m&district=D-FT&neighbourhood=D-LU-N01",
+    "?neighbourhood=D-FT-N01",
+    "?%zz",
+    "?window=" + "9" * 5000,
+    "?views=x,,y&dwell=-4",
+    "?views=overview&dwell=nan",
+    "?dwell=1e999",
+    "?district=%00%ff",
+]
+
+
+@pytest.fixture
+def app(settings):
+    from app import create_app
+
+    return create_app(settings)
+
+
+def _concrete(id_text: str):
+    """A concrete id for a declared one: a pattern's wildcards become a value."""
+    if not id_text.startswith("{"):
+        return id_text
+    return {k: ("x" if isinstance(v, list) else v) for k, v in json.loads(id_text).items()}
+
+
+def _wildcard(id_text: str) -> bool:
+    return id_text.startswith("{") and any(isinstance(v, list) for v in json.loads(id_text).values())
+
+
+def _dependency(declared: dict) -> dict | list:
+    id_ = _concrete(declared["id"])
+    prop = declared["property"]
+    if id_ == "window" and prop == "value":
+        value = "1h"
+    elif prop == "id":
+        value = id_
+    else:
+        value = PLAUSIBLE.get(prop)
+    item = {"id": id_, "property": prop, "value": value}
+    return [item] if _wildcard(declared["id"]) else item
+
+
+def _output(declared: dict) -> dict | list:
+    item = {"id": _concrete(declared["id"]), "property": declared["property"]}
+    return [item] if _wildcard(declared["id"]) else item
+
+
+def _prop_id(item: dict | list) -> str:
+    from dash._utils import stringify_id
+
+    first = item[0] if isinstance(item, list) else item
+    return f"{stringify_id(first['id'])}.{first['property']}"
+
+
+def well_formed(key: str, callback: dict) -> dict:
+    """The body a browser sends for a callback, with plausible values."""
+    spec = split_callback_id(key)
+    inputs = [_dependency(d) for d in callback["inputs"]]
+    return {
+        "output": key,
+        "outputs": [_output(s) for s in spec] if isinstance(spec, list) else _output(spec),
+        "inputs": inputs,
+        "state": [_dependency(d) for d in callback["state"]],
+        "changedPropIds": [_prop_id(inputs[0])],
+    }
+
+
+def _with_value(item, value):
+    if isinstance(item, list):
+        return [dict(i, value=value) for i in item] or [{"id": "x", "property": "value", "value": value}]
+    return dict(item, value=value)
+
+
+def battery(callback_map: dict) -> list[tuple[str, dict | bytes | str]]:
+    """(what, body) of every malformed request tried."""
+    out: list[tuple[str, dict | bytes | str]] = []
+    for key, callback in callback_map.items():
+        base = well_formed(key, callback)
+        for part in ("inputs", "state"):
+            for i in range(len(base[part])):
+                for value in WRONG:
+                    body = copy.deepcopy(base)
+                    body[part][i] = _with_value(body[part][i], value)
+                    out.append((f"{key[:50]} {part}[{i}]={str(value)[:30]!r}", body))
+                if isinstance(base[part][i], list):
+                    for shape in ("x", [1], [{"id": "x", "property": "y"}], [{"id": {"type": 1}, "property": "id"}]):
+                        body = copy.deepcopy(base)
+                        body[part][i] = shape
+                        out.append((f"{key[:50]} {part}[{i}] shaped {shape!r}", body))
+            if any(d["property"] == "search" for d in callback[part]):
+                i = next(j for j, d in enumerate(callback[part]) if d["property"] == "search")
+                for query in QUERIES:
+                    body = copy.deepcopy(base)
+                    body[part][i] = _with_value(body[part][i], query)
+                    out.append((f"{key[:50]} search={query[:30]!r}", body))
+        for name in ("output", "outputs", "inputs", "state", "changedPropIds"):
+            body = copy.deepcopy(base)
+            del body[name]
+            out.append((f"{key[:50]} without {name}", body))
+        for name, value in (
+            ("inputs", "x"),
+            ("inputs", base["inputs"][:-1]),
+            ("inputs", [*base["inputs"], base["inputs"][0]]),
+            ("state", {"a": 1}),
+            ("outputs", "x"),
+            ("outputs", [{"id": "nope", "property": "children"}]),
+            ("changedPropIds", "x"),
+            ("changedPropIds", [5]),
+            ("changedPropIds", ["{bad.value"]),
+            ("changedPropIds", ["nope.value"]),
+            ("output", key + "x"),
+            ("output", ["x"]),
+        ):
+            body = copy.deepcopy(base)
+            body[name] = value
+            out.append((f"{key[:50]} {name}={str(value)[:30]!r}", body))
+    out += [
+        ("not JSON", b"{not json"),
+        ("a JSON list", b"[1, 2]"),
+        ("a JSON string", b'"output"'),
+        ("empty", b""),
+        ("unknown output", {"output": "nope.children", "inputs": [], "state": []}),
+        ("10 MB", {"output": "x" * 10_000_000}),
+        ("2 MB of inputs", {"output": "health-body.children", "inputs": [{"value": "x" * 2_000_000}]}),
+    ]
+    return out
+
+
+def _post(client, body):
+    if isinstance(body, bytes | str):
+        return client.post(ROUTE, data=body, content_type="application/json")
+    return client.post(ROUTE, data=json.dumps(body), content_type="application/json")
+
+
+def test_well_formed_requests_of_every_callback_are_answered(app):
+    client = app.server.test_client()
+    for key, callback in app.callback_map.items():
+        response = _post(client, well_formed(key, callback))
+        assert response.status_code in (200, 204), (key, response.status_code, response.get_data()[:300])
+
+
+def test_every_malformed_request_gets_a_4xx_or_no_update_and_a_short_log_line(app, caplog):
+    client = app.server.test_client()
+    failures = []
+    tried = battery(app.callback_map)
+    with caplog.at_level(logging.INFO):
+        for what, body in tried:
+            response = _post(client, body)
+            if response.status_code >= 500:
+                failures.append((what, response.status_code))
+    assert not failures, f"{len(failures)} of {len(tried)} malformed requests gave a 5xx: {failures[:20]}"
+    longest = max((len(r.getMessage()) for r in caplog.records), default=0)
+    assert longest < 400, f"a log line of {longest:,} characters"
+
+
+def test_a_body_over_the_cap_is_refused_with_413(settings):
+    from dataclasses import replace
+
+    from app import create_app
+
+    app = create_app(replace(settings, max_request_bytes=10_000))
+    response = _post(app.server.test_client(), {"output": "health-body.children", "inputs": ["x" * 20_000]})
+    assert response.status_code == 413
+
+
+@pytest.mark.parametrize("path", ["/", "/cases", "/wall", "/nowhere"])
+@pytest.mark.parametrize("query", QUERIES)
+def test_pages_with_hostile_query_strings_are_served(app, path, query):
+    assert app.server.test_client().get(path + query).status_code in (200, 404)

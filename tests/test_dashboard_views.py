@@ -13,7 +13,7 @@ from data.aggregator import Aggregator
 from data.connection import client_from_url
 from data.keepers import cases as case_keeper
 from data.keys import Keys
-from data.read import CityReader, Window
+from data.read import CityReader
 from data.schema import encode
 from views import figures, snapshots
 from views.geography import CityGeography
@@ -407,18 +407,3 @@ def test_a_new_cluster_of_enough_cases_raises_a_wall_alarm_and_an_old_one_does_n
     assert near["name"] in found[0]["where"] and found[0]["key"] == f"cases:cluster:{near.place_id}"
     later = time.time() + 2 * DAY_S
     assert not [a for a in snapshots.alarms(reader, geo, settings, later) if a["kind"] == "cases"]
-
-
-@pytest.mark.redis
-def test_city_wide_complaint_categories_agree_with_the_community_by_category_counts(fed, geo):
-    _settings, reader, _community = fed
-    now = time.time()
-    snap = snapshots.complaints_snapshot(reader, geo, ViewState("1h"), now, max_rows=0)
-    cross = reader.counts("complaints", "complaints.community_category", Window.last(3600, now))
-    expected: dict[str, int] = {}
-    for key, n in cross.items():
-        community, _, category = key.partition("|")
-        if community in geo.community_parents:  # points just outside the city are not the city's
-            expected[category] = expected.get(category, 0) + n
-    assert snap["categories"] == dict(sorted(expected.items(), key=lambda kv: -kv[1])) and expected
-    assert snap["headline"]["filed"] == sum(expected.values())

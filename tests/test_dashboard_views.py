@@ -407,3 +407,34 @@ def test_a_new_cluster_of_enough_cases_raises_a_wall_alarm_and_an_old_one_does_n
     assert near["name"] in found[0]["where"] and found[0]["key"] == f"cases:cluster:{near.place_id}"
     later = time.time() + 2 * DAY_S
     assert not [a for a in snapshots.alarms(reader, geo, settings, later) if a["kind"] == "cases"]
+
+
+def _texts(component) -> list[str]:
+    """Every string in a component tree."""
+    if isinstance(component, str):
+        return [component]
+    if isinstance(component, list | tuple):
+        return [t for c in component for t in _texts(c)]
+    children = getattr(component, "children", None)
+    return _texts(children) if children is not None else []
+
+
+@pytest.mark.redis
+def test_every_number_and_chart_of_a_drilled_page_says_which_area_and_window_it_counts(fed, geo):
+    from layouts import render
+
+    _settings, reader, _ = fed
+    district, neighbourhood = "D-FT", "D-FT-N01"
+    state = ViewState("15m", district, neighbourhood)
+    name = geo.names[neighbourhood]
+    services = snapshots.services_snapshot(reader, geo, state, time.time())
+    for number in render.services_numbers(services):
+        label, hint = _texts(number)[1:3]
+        assert name in hint, f"services '{label}' does not say it counts {name}: {hint!r}"
+    channels = figures.bar_chart(list(services["channels"]), [], "r", title=services["labels"]["channels"])
+    assert name in channels["layout"]["title"]["text"] and "last 15 min" in channels["layout"]["title"]["text"]
+    complaints = snapshots.complaints_snapshot(reader, geo, state, time.time(), max_rows=5)
+    assert "as triaged" in complaints["labels"]["categories"] and name in complaints["labels"]["categories"]
+    assert "-" not in complaints["categories"]
+    filed = render.complaints_numbers(complaints)[0]
+    assert _texts(filed)[2] == f"{services['scope']} · last 15 min"

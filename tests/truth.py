@@ -609,6 +609,10 @@ class Truth:
         filed = self.of("complaint", w).assign(triaged=self.triaged())
         scoped = self.scoped(filed, state)
         updates = self.of("complaint_update", w)
+        if state.district:
+            # An update belongs where its complaint is.
+            where = self.of("complaint").drop_duplicates("complaint_id").set_index("complaint_id")["community"]
+            updates = updates[self.areas.in_scope(updates["complaint_id"].map(where), state)]
         routing: dict[str, dict[str, int]] = {}
         for (level, action), n in updates.groupby(["level", "action"]).size().items():
             routing.setdefault(level, {})[action] = int(n)

@@ -24,7 +24,7 @@ from engines.hotspots import HotspotParams, cell_hotspots
 from engines.services import ServiceParams, counters_needed, processing_from_bins
 from views.geography import CityGeography
 from views.privacy import shown_count, shown_total, suppressed
-from views.state import ViewState
+from views.state import WINDOW_LABELS, ViewState
 
 DAY_S = 86_400
 URGENT_CATEGORIES = ("manhole", "public_safety", "water", "drainage")
@@ -92,11 +92,14 @@ def _scope_label(geo: CityGeography, state: ViewState) -> str:
 
 
 def _base(geo: CityGeography, state: ViewState, now: float) -> dict[str, Any]:
+    scope = _scope_label(geo, state)
     return {
         "at": now,
         "window": state.window,
         "level": state.level,
-        "scope": _scope_label(geo, state),
+        "scope": scope,
+        # What every figure of the page answers for, said beside it.
+        "label": f"{scope} · {WINDOW_LABELS[state.window]}",
         "bounds": geo.bounds_of(state.district, state.neighbourhood),
     }
 
@@ -409,8 +412,13 @@ def services_snapshot(reader: CityReader, geo: CityGeography, state: ViewState, 
         state,
         state.window_s / 3600,
     )
+    base = _base(geo, state, now)
     return {
-        **_base(geo, state, now),
+        **base,
+        "labels": {
+            "channels": f"Applications by channel · {base['label']}",
+            "hour": f"{base['scope']} · {WINDOW_LABELS['1h']}",
+        },
         "volumes": _area_rows(volumes, geo),
         "channels": dict(sorted(channels.items(), key=lambda kv: -kv[1])),
         "modes": modes,
@@ -524,8 +532,16 @@ def complaints_snapshot(
         if level in routing:
             routing[level][action] = routing[level].get(action, 0) + n
     filed = int(sum(communities.values()))
+    base = _base(geo, state, now)
+    city = _scope_label(geo, ViewState(state.window))
     return {
-        **_base(geo, state, now),
+        **base,
+        "labels": {
+            "categories": f"Complaints filed by category, as triaged · {base['label']}",
+            # Updates carry no place: the routing chart and the escalations count the whole city's, and say so.
+            "updates": f"{city} · {WINDOW_LABELS[state.window]}",
+            "routing": f"Complaint updates by routing level · {city} · {WINDOW_LABELS[state.window]}",
+        },
         "hotspots": hot,
         "heat": heat_points(by_cell, geo, state),
         "areas": _area_rows(area_values(communities, geo, state), geo),

@@ -33,6 +33,7 @@ TICKS = 4
 FIRST_SCOPES = ("city", *(f"district:{d}" for d in DISTRICTS), "neighbourhood")
 LATER_SCOPES = ("city", "district:D-FT", "neighbourhood")
 NEIGHBOURHOOD = "D-FT-N01"
+FRESH_SCOPES = ("city", "neighbourhood")  # also looked at by a page opened at that tick
 
 FIGURES: dict[str, tuple[str, ...]] = {
     "cases": ("areas.shown", "headline.confirmed", "headline.suspected"),
@@ -227,21 +228,19 @@ class Run:
             same_batch = truth.closed_with_their_complaint()
             health = snapshots.health_snapshot(reader, now)
             self._keep(k, "health", "city", "1h", shown_health(health), expected(truth, "health", ViewState(), centers))
+            # A page opened at this tick reads with a reader of its own, with no window kept summed.
+            fresh = CityReader(self.client, self.settings, clock=lambda: clock[0])
             for scope in FIRST_SCOPES if k == 0 else LATER_SCOPES:
                 for window in WINDOWS:
                     state = state_of(scope, window)
-                    built = {
-                        "cases": shown_cases(snapshots.cases_snapshot(reader, geo, state, now)),
-                        "foot-traffic": shown_foot(snapshots.foot_snapshot(reader, geo, state, now)),
-                        "services": shown_services(snapshots.services_snapshot(reader, geo, state, now)),
-                        "complaints": shown_complaints(
-                            snapshots.complaints_snapshot(reader, geo, state, now, remember)
-                        ),
-                        "overview": shown_overview(snapshots.overview_snapshot(reader, geo, state, now, remember)),
-                    }
+                    built = self._build(reader, geo, state, now, remember)
+                    if k > 0 and scope in FRESH_SCOPES:
+                        opened = self._build(fresh, geo, state, now, remember)
+                        built |= {f"{view} (fresh page)": shown for view, shown in opened.items()}
                     closed = len(truth.scoped(same_batch, state) if state.district else same_batch) > 0
                     for view, shown in built.items():
-                        self._keep(k, view, scope, window, shown, expected(truth, view, state, centers))
+                        page = view.removesuffix(" (fresh page)")
+                        self._keep(k, view, scope, window, shown, expected(truth, page, state, centers))
                         self.closed_in_view[(k, view, scope, window)] = closed
                     if state.district:
                         # Updates of complaints elsewhere in the window: what a city-wide count adds.
@@ -250,6 +249,17 @@ class Run:
                         key = (k, "complaints", scope, window)
                         self.elsewhere[key] = everywhere != here
                         self.escalated_elsewhere[key] = _escalations(everywhere) != _escalations(here)
+
+    @staticmethod
+    def _build(reader: CityReader, geo: CityGeography, state: ViewState, now: float, memo) -> dict[str, dict]:
+        """What each page shows in a view state, as read by one reader."""
+        return {
+            "cases": shown_cases(snapshots.cases_snapshot(reader, geo, state, now)),
+            "foot-traffic": shown_foot(snapshots.foot_snapshot(reader, geo, state, now)),
+            "services": shown_services(snapshots.services_snapshot(reader, geo, state, now)),
+            "complaints": shown_complaints(snapshots.complaints_snapshot(reader, geo, state, now, memo)),
+            "overview": shown_overview(snapshots.overview_snapshot(reader, geo, state, now, memo)),
+        }
 
     def _keep(self, tick: int, view: str, scope: str, window: str, shown: dict, wanted: dict) -> None:
         self.shown[(tick, view, scope, window)] = shown
@@ -278,9 +288,18 @@ UNPLACED_UPDATES = (
 # Defects found by this check and not fixed here, each named, and when a figure shows them. They are
 # marked strict at run time, where the events say the defect is in view: a fix turns them into passes.
 KNOWN: dict[tuple[str, str], tuple[str, Callable[[Run, tuple], bool]]] = {
-    ("complaints", "headline.open"): (SAME_BATCH_CLOSURE, lambda run, key: run.closed_in_view[key]),
-    ("complaints", "table"): (SAME_BATCH_CLOSURE, lambda run, key: run.closed_in_view[key]),
-    ("overview", "complaints.open"): (SAME_BATCH_CLOSURE, lambda run, key: run.closed_in_view[key]),
+    ("complaints", "headline.open"): (
+        SAME_BATCH_CLOSURE,
+        lambda run, key: run.closed_in_view[key],
+    ),
+    ("complaints", "table"): (
+        SAME_BATCH_CLOSURE,
+        lambda run, key: run.closed_in_view[key],
+    ),
+    ("overview", "complaints.open"): (
+        SAME_BATCH_CLOSURE,
+        lambda run, key: run.closed_in_view[key],
+    ),
     ("complaints", "routing"): (UNPLACED_UPDATES, lambda run, key: run.elsewhere.get(key, False)),
     ("complaints", "headline.escalated"): (UNPLACED_UPDATES, lambda run, key: run.escalated_elsewhere.get(key, False)),
 }
@@ -290,20 +309,24 @@ def _cases():
     for tick in range(TICKS):
         for scope in FIRST_SCOPES if tick == 0 else LATER_SCOPES:
             for window in WINDOWS:
-                for view, figures in FIGURES.items():
-                    if view == "health" and (scope, window) != ("city", "1h"):
+                for view in [*FIGURES, *(f"{v} (fresh page)" for v in FIGURES if v != "health")]:
+                    page = view.removesuffix(" (fresh page)")
+                    if page == "health" and (scope, window) != ("city", "1h"):
                         continue
-                    for figure in figures:
+                    if view != page and (tick == 0 or scope not in FRESH_SCOPES):
+                        continue
+                    name = view.replace(" (fresh page)", "@fresh")
+                    for figure in FIGURES[page]:
                         yield pytest.param(
-                            tick, view, scope, window, figure, id=f"t{tick}-{view}-{figure}-{scope}-{window}"
+                            tick, view, scope, window, figure, id=f"t{tick}-{name}-{figure}-{scope}-{window}"
                         )
 
 
 @pytest.mark.parametrize(("tick", "view", "scope", "window", "figure"), list(_cases()))
 def test_every_figure_equals_its_recomputation_from_the_raw_events(request, run, tick, view, scope, window, figure):
     key = (tick, view, scope, window)
-    known = KNOWN.get((view, figure))
-    if known and known[1](run, key):
+    known = KNOWN.get((view.removesuffix(" (fresh page)"), figure))
+    if known and known[1](run, (tick, view.removesuffix(" (fresh page)"), scope, window)):
         request.node.add_marker(pytest.mark.xfail(strict=True, reason=known[0]))
     shown, wanted = run.shown[key][figure], run.expected[key][figure]
     if figure.endswith(".rows"):

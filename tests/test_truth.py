@@ -19,7 +19,7 @@ from data.aggregator import Aggregator
 from data.connection import client_from_url
 from data.keys import Keys
 from data.read import CityReader
-from tests.truth import WINDOWS, Areas, Ticks, Truth, raw_frame, scenario
+from tests.truth import NEIGHBOURHOOD, WINDOWS, Areas, Ticks, Truth, raw_frame, scenario
 from views import snapshots
 from views.geography import CityGeography
 from views.state import ViewState
@@ -32,11 +32,13 @@ TICKS = 4
 # neighbourhood of it (whose map shows its communities, one by one).
 FIRST_SCOPES = ("city", *(f"district:{d}" for d in DISTRICTS), "neighbourhood")
 LATER_SCOPES = ("city", "district:D-FT", "neighbourhood")
-NEIGHBOURHOOD = "D-FT-N01"
 FRESH_SCOPES = ("city", "neighbourhood")  # also looked at by a page opened at that tick
 
 FIGURES: dict[str, tuple[str, ...]] = {
-    "cases": ("areas.shown", "headline.confirmed", "headline.suspected"),
+    "cases": (
+        "areas.shown", "headline.confirmed", "headline.suspected", "sites", "clusters", "headline.sites",
+        "headline.clusters",
+    ),
     "foot-traffic": (
         "headline.people", "headline.people_yesterday", "headline.sensors", "sensors", "silent_count", "crowded",
         "heat",
@@ -75,7 +77,12 @@ def _cells(points: dict) -> dict[str, int]:
 
 def shown_cases(snap: dict) -> dict:
     areas = snap["cases"]
+    sites = snap["sites"]
     return {
+        "sites": {n: (h, c) for n, h, c in zip(sites["names"], sites["recency_h"], sites["shown"])},
+        "clusters": sorted(((c["size"], c["site_names"]) for c in snap["clusters"]), reverse=True),
+        "headline.sites": snap["headline"]["sites"],
+        "headline.clusters": snap["headline"]["clusters"],
         "areas.shown": dict(zip(areas["ids"], areas["shown"])),
         "headline.confirmed": snap["headline"]["confirmed"],
         "headline.suspected": snap["headline"]["suspected"],
@@ -348,3 +355,25 @@ def _difference(shown, wanted) -> str:
     else:
         text = f"shows {shown!r}, the events give {wanted!r}"
     return text if len(text) < 800 else text[:800] + "…"
+
+
+def test_the_events_hold_every_case_the_check_claims_to_cover(run):
+    """The recomputation is not trivially equal: the scenario reaches every kind of figure and edge."""
+    city, hood = (0, "cases", "city", "24h"), (0, "cases", "neighbourhood", "24h")
+    assert len(run.expected[city]["sites"]) == 3 and len(run.expected[city]["clusters"]) == 2
+    assert run.expected[hood]["sites"] and "<3" in run.expected[city]["headline.confirmed"]
+    health = run.expected[(0, "health", "city", "1h")]
+    assert all(health["dead"][s].get("duplicate") for s in ("foot", "services", "complaints", "cases"))
+    assert health["dead"]["services"]["late"] == 1 and health["dead"]["services"]["bad_coordinates"] == 1
+    for window in WINDOWS:
+        services = run.expected[(0, "services", "neighbourhood", window)]
+        assert services["headline.applications"] and services["channels"]
+        complaints = run.expected[(3, "complaints", "neighbourhood", window)]
+        assert complaints["headline.filed"] and complaints["categories"] and complaints["headline.open"]
+        foot = run.expected[(3, "foot-traffic", "city", window)]
+        assert foot["heat"] and foot["crowded"] and foot["silent_count"] == 2 and foot["headline.people_yesterday"]
+    # The window edges: the first millisecond of each window is in it, the one before is not.
+    shifted = run.expected[(0, "services", "city", "15m")]["headline.applications"]
+    assert shifted != run.expected[(0, "services", "city", "1h")]["headline.applications"]
+    # Time moved on: the neighbourhood's hour rolled up by the last tick, and counts grew.
+    assert run.expected[(3, "services", "city", "15m")] != run.expected[(0, "services", "city", "15m")]

@@ -37,6 +37,7 @@ LATENESS_S = 900  # the settings' default, which the harness runs with
 SMALL = 3  # the small-cell threshold of shared screens
 WINDOWS = {"15m": 15 * 60, "1h": HOUR_S, "24h": DAY_S}
 SENSOR_KINDS = ("metro_station", "mall", "park")
+NEIGHBOURHOOD = "D-FT-N01"  # the neighbourhood the harness drills into
 
 # (words, the category triage gives them): the expected answer is part of the fixture.
 COMPLAINT_WORDS = (
@@ -83,6 +84,7 @@ class CityPoints:
     def __init__(self, city, rng: np.random.Generator):
         self.city, self.rng = city, rng
         self.communities = city.communities.reset_index(drop=True)
+        self.drilled = np.flatnonzero(self.communities["neighbourhood_id"] == NEIGHBOURHOOD).tolist()
         inner = self.communities.geometry.representative_point()
         self.inner = list(zip(inner.x, inner.y))
         minx, miny, maxx, maxy = city.bounds
@@ -113,6 +115,8 @@ class CityPoints:
         return out
 
     def random_inside(self, communities: list[int] | None = None) -> tuple[float, float]:
+        if communities is None and self.rng.random() < 0.3:
+            communities = self.drilled  # the drilled neighbourhood gets enough to count in every window
         i = int(self.rng.choice(communities)) if communities else int(self.rng.integers(len(self.inner)))
         x, y = self.inner[i]
         return x + self.rng.normal(0, 0.0015), y + self.rng.normal(0, 0.0015)
@@ -257,6 +261,26 @@ def scenario(city, hour: int, seed: int = 11) -> tuple[Written, list[list[list[t
         history.append(case(ts, "confirmed", points.random_inside(busy)))
     for ts in np.sort(rng.integers(recent_ms, first_ms, 5)).tolist():
         history.append(case(ts, "confirmed", points.random_inside()))  # lone cases: small cells
+    # Confirmed cases and the venues they visited while infectious (after onset, before confirmation):
+    # three cases together at one venue, two at another (a small cell), one alone at a third.
+    venues = places[places["kind"] == "venue"]
+    first_venue = venues[venues["neighbourhood_id"] == NEIGHBOURHOOD].iloc[0]
+    others = venues[venues["district_id"] != first_venue["district_id"]].sample(2, random_state=seed)
+    for v, (venue, together, ago_h) in enumerate(
+        zip([first_venue, *others.itertuples(index=False)], (3, 2, 1), (6, 10, 30))
+    ):
+        venue = pd.Series(venue._asdict()) if hasattr(venue, "_asdict") else venue
+        for i in range(together):
+            case_id = f"cv{v}-{i}"
+            history.append(("cases", cases(
+                "case_report", first_ms - 3 * HOUR_S * 1000, case_id=case_id, status="confirmed",
+                onset_ts=first_ms - (ago_h + 20) * HOUR_S * 1000, lon=venue["lon"], lat=venue["lat"],
+            )))  # fmt: skip
+            history.append(("cases", cases(
+                "case_visit", first_ms - 2 * HOUR_S * 1000, case_id=case_id, venue_id=venue["place_id"],
+                arrive_ts=first_ms - ago_h * HOUR_S * 1000 + i * 60_000, leave_ts=first_ms - (ago_h - 1) * HOUR_S * 1000,
+                lon=venue["lon"], lat=venue["lat"],
+            )))  # fmt: skip
     # Points on shared edges, on the city's edge and outside it, for every source that has a place.
     edge_ms = first_ms - 5 * 60_000
     for i, where in enumerate([*points.shared_edges, *points.city_edge, points.just_outside, points.far_outside]):
@@ -280,12 +304,15 @@ def scenario(city, hour: int, seed: int = 11) -> tuple[Written, list[list[list[t
     newest_ms = max(int(e[1]["ts"]) for e in history)
     # Late, repeated, malformed; an update before its complaint.
     extras = written.group()
-    extras.append(application(newest_ms - 600_000, points.inner[busy[1]]))  # late but within the lateness
-    extras.append(application(newest_ms - (LATENESS_S + 100) * 1000, points.inner[busy[1]]))  # too late
-    extras.append(complaint(newest_ms - (LATENESS_S + 100) * 1000, points.inner[busy[1]]))  # too late
-    extras.append(history[-5])  # an exact repeat of an event counted in an earlier batch
-    extras.append(history[-6])
-    extras.append(history[-6])  # ... and twice more, once within this batch
+    # Lateness is judged per source, against the newest event of that source.
+    newest = {source: max(int(f["ts"]) for src, f in history if src == source) for source in ("services", "complaints")}
+    extras.append(application(newest["services"] - 600_000, points.inner[busy[1]]))  # late, within the lateness
+    extras.append(application(newest["services"] - (LATENESS_S + 100) * 1000, points.inner[busy[1]]))  # too late
+    extras.append(complaint(newest["complaints"] - (LATENESS_S + 100) * 1000, points.inner[busy[1]]))  # too late
+    for source in ("cases", "foot", "services", "complaints"):
+        # An exact repeat of an event counted in an earlier batch, of every source ...
+        extras.append(next(e for e in reversed(history) if e[0] == source))
+    extras.append(extras[-2])  # ... and once more within this batch
     bad = dict(application(newest_ms, points.inner[busy[2]])[1], lat="NaN")
     extras.append(("services", bad))
     early = f"k{complaints.seq + 100}"
@@ -310,7 +337,7 @@ def scenario(city, hour: int, seed: int = 11) -> tuple[Written, list[list[list[t
         group += readings(t0, t1, 60, silent_after_ms=t0)
         for ts in np.sort(rng.integers(t0, t1, 25)).tolist():
             group.append(application(ts, points.random_inside()))
-            group.append(complaint(ts, points.random_inside(busy)))
+            group.append(complaint(ts, points.random_inside()))
         for ts in np.sort(rng.integers(t0, t1, 4)).tolist():
             group.append(case(ts, "confirmed", points.random_inside(busy)))
         group.append(update(t1 - 1000, opened[3][0], "resolved", "community"))
@@ -487,11 +514,38 @@ class Truth:
         reports = self.of("case_report", w)
         confirmed = self.per_area(reports[reports["status"] == "confirmed"], state)
         suspected = self.per_area(reports[reports["status"] == "suspected"], state)
+        sites, clusters = self.exposure(state)
         return {
+            "sites": sites,
+            "clusters": clusters,
+            "headline.sites": len(sites),
+            "headline.clusters": len(clusters),
             "areas.shown": {a: hidden_text(n) for a, n in confirmed.items()},
             "headline.confirmed": hidden_total(confirmed.values()),
             "headline.suspected": hidden_total(suspected.values()),
         }
+
+    def exposure(self, state) -> tuple[dict, list]:
+        """Exposure sites in scope (name -> hours since the last visit, cases shown) and clusters of cases
+        that were at one venue at once, as (cases shown, site names), largest first.
+
+        Every visit of the fixture lies in its case's infectious window (after onset, before
+        confirmation), and cases at one venue are there together: no window rule is needed here.
+        """
+        confirmed = set(self.of("case_report").query("status == 'confirmed'")["case_id"])
+        visits = self.of("case_visit")
+        visits = visits[visits["case_id"].isin(confirmed)]
+        names = self.areas.city.places.set_index("place_id")["name"]
+        now_ms = self.now * 1000
+        sites, clusters = {}, []
+        for venue, at in visits.groupby("venue_id"):
+            in_scope = bool(self.areas.in_scope(at["community"], state).any())
+            n = at["case_id"].nunique()
+            if in_scope:
+                sites[names[venue]] = (round((now_ms - at["leave_ts"].max()) / 3_600_000, 1), hidden_text(n))
+                if n > 1:
+                    clusters.append((hidden_text(n), names[venue]))
+        return sites, sorted(clusters, reverse=True)
 
     # ------------------------------------------------------------------ foot traffic
 

@@ -155,7 +155,7 @@ def register(app, deck: Deck) -> None:
         channels = snap["channels"]
         full = [
             figures.services_map(snap, rev, style),
-            figures.bar_chart(list(channels), list(channels.values()), rev),
+            figures.bar_chart(list(channels), list(channels.values()), rev, title=snap["labels"]["channels"]),
         ]
         return *sent(full, rendered, rev), render.services_numbers(snap), render.service_centers(snap), rev
 
@@ -194,12 +194,15 @@ def register(app, deck: Deck) -> None:
                 centers=False,
                 what="complaints",
             ),
-            figures.bar_chart(list(categories), list(categories.values()), rev, color="#f97316"),
+            figures.bar_chart(
+                list(categories), list(categories.values()), rev, color="#f97316", title=snap["labels"]["categories"]
+            ),
             figures.stacked_bars(
                 list(routing),
                 {a: [routing[level].get(a, 0) for level in routing] for a in actions},
                 rev,
                 ACTION_COLORS,
+                title=snap["labels"]["routing"],
             ),
         ]
         return (

@@ -242,13 +242,18 @@ def _application(d: Decoded, w: Placement, b: np.ndarray, out: Folded) -> None:
     automatic = Dimension(np.maximum(c["automatic"], 0).astype(np.int64), 2, _labels(["manual", "auto"]))
     service = labelled(c["service_code"])
     out.add("applications.community", b, w.community)
-    out.add("applications.district_channel", b, w.district.cross(channel))
+    # Per community, so every figure of a drilled page counts the applications of the same area.
+    out.add("applications.community_channel", b, w.community.cross(channel))
     out.add("applications.service", b, service)
-    out.add("applications.decision_mode", b, decision.cross(automatic))
+    out.add("applications.community_decision_mode", b, w.community.cross(decision.cross(automatic)))
     # Only decisions time the process: a filing still pending says nothing about how long it takes.
     decided = np.flatnonzero(c["decision"] != _choices(d, "decision").index("pending"))
     bins = processing_bins(c["processing_s"][decided])
-    out.add("applications.processing", b[decided], automatic.take(decided).cross(bins))
+    out.add(
+        "applications.community_processing",
+        b[decided],
+        w.community.take(decided).cross(automatic.take(decided).cross(bins)),
+    )
     out.add("applications.processing_ms", b[decided], automatic.take(decided), c["processing_s"][decided] * 1000.0)
 
 
@@ -270,16 +275,11 @@ def _appointment(d: Decoded, w: Placement, b: np.ndarray, out: Folded) -> None:
 
 
 def _complaint(d: Decoded, w: Placement, b: np.ndarray, out: Folded) -> None:
-    category = enumerated(d.columns["category"], _choices(d, "category"))
+    # Categories are counted by the complaint keeper, as triaged: the category the citizen chose at
+    # intake is only a hint triage may correct, and the pages show one definition.
     out.add("complaints.community", b, w.community)
     out.add("complaints.h3", b, w.h3)
     out.add("complaints.channel", b, enumerated(d.columns["channel"], _choices(d, "channel")))
-    out.add("complaints.community_category", b, w.community.cross(category))
-    # Per category over the city (not the points just outside it): what a city-wide view shows,
-    # without summing the community × category counts at every refresh.
-    inside = np.flatnonzero(~np.isin(w.community.codes, np.flatnonzero(w.community.labels == OUTSIDE)))
-    if len(inside):
-        out.add("complaints.category", b[inside], category.take(inside))
 
 
 def _complaint_update(d: Decoded, w: Placement, b: np.ndarray, out: Folded) -> None:

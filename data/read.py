@@ -46,9 +46,14 @@ class Window:
     end: int
 
     @classmethod
-    def last(cls, seconds: float, now: float | None = None) -> Window:
-        """The window of the last ``seconds`` up to now."""
-        end = int(now if now is not None else time.time()) + 1
+    def last(cls, seconds: float, now: float | None = None, bucket_s: int = 1) -> Window:
+        """The window of the last ``seconds`` up to now; with ``bucket_s``, the whole buckets of that width
+        ending with the one that holds now.
+
+        Aggregates are kept per bucket, so a window that starts inside one is read as if it started at
+        the bucket's start: a "last 15 min" of minute buckets would then hold 16 minutes of events.
+        """
+        end = (int(now if now is not None else time.time()) // bucket_s + 1) * bucket_s
         return cls(end - int(seconds), end)
 
 

@@ -8,7 +8,6 @@ import time
 from dash import html
 
 from layouts.widgets import card, empty, number, table
-from views.state import WINDOW_LABELS
 
 
 def _n(x) -> str:
@@ -51,7 +50,7 @@ def cases_numbers(snap: dict) -> list:
     h = snap["headline"]
     size, where = _largest(h)
     return [
-        number("confirmed cases", h["confirmed"], WINDOW_LABELS[snap["window"]], "alert"),
+        number("confirmed cases", h["confirmed"], snap["label"], "alert"),
         number("suspected cases", h["suspected"]),
         number("active contacts (yellow)", h["yellow"], "in quarantine now", "warn"),
         number("red codes", h["red"], "cases in isolation now", "alert"),
@@ -90,7 +89,7 @@ def foot_numbers(snap: dict) -> list:
     h = snap["headline"]
     hint, tone = _vs(h["people"], h["people_yesterday"])
     return [
-        number("people counted", _n(h["people"]), hint, tone),
+        number("people counted", _n(h["people"]), f"{snap['label']} · {hint}", tone),
         number("sensors", _n(h["sensors"])),
         number(
             "crowded places",
@@ -151,15 +150,23 @@ def services_numbers(snap: dict) -> list:
     auto = snap["modes"].get("auto", {})
     manual = snap["modes"].get("manual", {})
     return [
-        number("applications", _n(h["applications"]), WINDOW_LABELS[snap["window"]]),
-        number("this hour", _n(h["applications_hour"]), f"{_pct(h['share_auto_hour'])} automatic"),
+        number("applications", _n(h["applications"]), snap["label"]),
+        number(
+            "this hour",
+            _n(h["applications_hour"]),
+            f"{snap['labels']['hour']} · {_pct(h['share_auto_hour'])} automatic",
+        ),
         number(
             "automatic decisions",
             _pct(snap["share_auto"]),
-            f"median {_secs(auto.get('median_s'))} · p95 {_secs(auto.get('p95_s'))}",
+            f"{snap['label']} · median {_secs(auto.get('median_s'))} · p95 {_secs(auto.get('p95_s'))}",
         ),
-        number("clerk decisions", f"{_secs(manual.get('median_s'))}", f"median · p95 {_secs(manual.get('p95_s'))}"),
-        number("counters needed", _n(h["counters_needed"]), "all centers, Erlang C, wait ≤ 10 min"),
+        number(
+            "clerk decisions",
+            f"{_secs(manual.get('median_s'))}",
+            f"{snap['label']} · median · p95 {_secs(manual.get('p95_s'))}",
+        ),
+        number("counters needed", _n(h["counters_needed"]), f"centers in {snap['scope']}, Erlang C, wait ≤ 10 min"),
     ]
 
 
@@ -186,16 +193,16 @@ def service_centers(snap: dict) -> html.Div:
 def complaints_numbers(snap: dict) -> list:
     h = snap["headline"]
     return [
-        number("complaints filed", _n(h["filed"]), WINDOW_LABELS[snap["window"]]),
+        number("complaints filed", _n(h["filed"]), snap["label"]),
         number(
             "urgent categories",
             _n(h["urgent"]),
-            "manhole, public safety, water, drainage",
+            "triaged as manhole, public safety, water, drainage",
             "alert" if h["urgent"] else "",
         ),
-        number("open", _n(h["open"]), "routed and not yet closed, in scope"),
+        number("open", _n(h["open"]), f"routed and not yet closed, in {snap['scope']}"),
         number("overdue", _n(h["overdue"]), "past the deadline at their level", "alert" if h["overdue"] else ""),
-        number("escalations", _n(h["escalated"])),
+        number("escalations", _n(h["escalated"]), snap["labels"]["updates"]),
         number(
             "hotspots",
             _n(h["hotspots"]),
@@ -217,21 +224,21 @@ def overview_numbers(snap: dict) -> dict[str, list]:
     hint, tone = _vs(f["people"], f["people_yesterday"])
     return {
         "cases": [
-            number("confirmed", c["confirmed"], "", "alert"),
+            number("confirmed", c["confirmed"], snap["label"], "alert"),
             number("yellow", c["yellow"], "", "warn"),
             number("red", c["red"], "", "alert"),
             number("clusters", _n(c["clusters"])),
         ],
         "foot": [
-            number("people now", _n(f["people"]), hint, tone),
+            number("people counted", _n(f["people"]), f"{snap['label']} · {hint}", tone),
             number("silent sensors", _n(snap["foot"]["silent"]), "", "warn" if snap["foot"]["silent"] else ""),
         ],
         "services": [
-            number("applications this hour", _n(s["applications_hour"])),
+            number("applications this hour", _n(s["applications_hour"]), snap["scope"]),
             number("automatic", _pct(s["share_auto_hour"])),
         ],
         "complaints": [
-            number("open", _n(k["open"])),
+            number("open", _n(k["open"]), f"in {snap['scope']}"),
             number("hotspots", _n(k["hotspots"]), "", "warn" if k["hotspots"] else ""),
         ],
     }

@@ -14,7 +14,7 @@ from data.aggregator import Aggregator
 from data.connection import client_from_url
 from data.keepers import cases as case_keeper
 from data.keys import Keys
-from data.read import CityReader, Window
+from data.read import CityReader
 from data.schema import encode
 from views import figures, snapshots
 from views.geography import CityGeography
@@ -439,19 +439,14 @@ def test_a_new_cluster_of_enough_cases_raises_a_wall_alarm_and_an_old_one_does_n
     assert not [a for a in snapshots.alarms(reader, geo, settings, later) if a["kind"] == "cases"]
 
 
-@pytest.mark.redis
-def test_city_wide_complaint_categories_agree_with_the_community_by_category_counts(fed, geo):
-    _settings, reader, _community = fed
-    now = time.time()
-    snap = snapshots.complaints_snapshot(reader, geo, ViewState("1h"), now, max_rows=0)
-    cross = reader.counts("complaints", "complaints.community_category", Window.last(3600, now))
-    expected: dict[str, int] = {}
-    for key, n in cross.items():
-        community, _, category = key.partition("|")
-        if community in geo.community_parents:  # points just outside the city are not the city's
-            expected[category] = expected.get(category, 0) + n
-    assert snap["categories"] == dict(sorted(expected.items(), key=lambda kv: -kv[1])) and expected
-    assert snap["headline"]["filed"] == sum(expected.values())
+def _texts(component) -> list[str]:
+    """Every string in a component tree."""
+    if isinstance(component, str):
+        return [component]
+    if isinstance(component, list | tuple):
+        return [t for c in component for t in _texts(c)]
+    children = getattr(component, "children", None)
+    return _texts(children) if children is not None else []
 
 
 @pytest.mark.redis
@@ -488,3 +483,24 @@ def test_the_urgent_headline_and_the_surge_alarm_count_exactly_the_urgent_catego
     assert list(snap["routing"]) == list(load_routing().levels)
     surges = {a["key"] for a in snapshots.alarms(reader, geo, settings, now / 1000) if a["kind"] == "complaints"}
     assert surges == {f"complaints:{where[c].community_id}" for c in URGENT_CATEGORIES}
+
+
+@pytest.mark.redis
+def test_every_number_and_chart_of_a_drilled_page_says_which_area_and_window_it_counts(fed, geo):
+    from layouts import render
+
+    _settings, reader, _ = fed
+    district, neighbourhood = "D-FT", "D-FT-N01"
+    state = ViewState("15m", district, neighbourhood)
+    name = geo.names[neighbourhood]
+    services = snapshots.services_snapshot(reader, geo, state, time.time())
+    for number in render.services_numbers(services):
+        label, hint = _texts(number)[1:3]
+        assert name in hint, f"services '{label}' does not say it counts {name}: {hint!r}"
+    channels = figures.bar_chart(list(services["channels"]), [], "r", title=services["labels"]["channels"])
+    assert name in channels["layout"]["title"]["text"] and "last 15 min" in channels["layout"]["title"]["text"]
+    complaints = snapshots.complaints_snapshot(reader, geo, state, time.time(), max_rows=5)
+    assert "as triaged" in complaints["labels"]["categories"] and name in complaints["labels"]["categories"]
+    assert "-" not in complaints["categories"]
+    filed = render.complaints_numbers(complaints)[0]
+    assert _texts(filed)[2] == f"{services['scope']} · last 15 min"

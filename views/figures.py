@@ -390,8 +390,10 @@ def _minutes(seconds) -> str:
 # ---------------------------------------------------------------------------- charts
 
 
-def bar_chart(labels: list[str], values: list[float], uirevision: str, color: str = ACCENT, unit: str = "") -> dict:
-    """A horizontal bar chart, largest at the top."""
+def bar_chart(
+    labels: list[str], values: list[float], uirevision: str, color: str = ACCENT, unit: str = "", title: str = ""
+) -> dict:
+    """A horizontal bar chart, largest at the top, titled with what it counts (scope and window)."""
     trace = {
         "type": "bar",
         "orientation": "h",
@@ -400,13 +402,13 @@ def bar_chart(labels: list[str], values: list[float], uirevision: str, color: st
         "marker": {"color": color},
         "hovertemplate": "%{y}: %{x:,}" + unit + "<extra></extra>",
     }
-    return figure([trace], chart_layout(uirevision))
+    return figure([trace], chart_layout(uirevision, title))
 
 
 def stacked_bars(
-    categories: list[str], series: dict[str, list[float]], uirevision: str, colors: dict[str, str]
+    categories: list[str], series: dict[str, list[float]], uirevision: str, colors: dict[str, str], title: str = ""
 ) -> dict:
-    """Bars of several series stacked per category."""
+    """Bars of several series stacked per category, titled with what they count."""
     traces = [
         {
             "type": "bar",
@@ -418,15 +420,16 @@ def stacked_bars(
         }
         for name, values in series.items()
     ]
-    layout = chart_layout(uirevision) | {"barmode": "stack", "showlegend": True}
+    layout = chart_layout(uirevision, title) | {"barmode": "stack", "showlegend": True}
     layout["legend"] = {"orientation": "h", "y": 1.12, "font": {"color": INK}}
     return figure(traces, layout)
 
 
-def chart_layout(uirevision: str) -> dict:
+def chart_layout(uirevision: str, title: str = "") -> dict:
     axis = {"gridcolor": "#1e2a44", "zerolinecolor": "#1e2a44", "color": MUTED, "automargin": True}
-    return {
-        "margin": {"l": 8, "r": 12, "t": 8, "b": 8},
+    titled = {"title": {"text": title, "font": {"color": MUTED, "size": 12}, "x": 0, "xanchor": "left"}}
+    return (titled if title else {}) | {
+        "margin": {"l": 8, "r": 12, "t": 30 if title else 8, "b": 8},
         "paper_bgcolor": "rgba(0,0,0,0)",
         "plot_bgcolor": "rgba(0,0,0,0)",
         "font": {"color": INK, "family": "Inter, system-ui, sans-serif", "size": 12},

@@ -10,6 +10,7 @@ from functools import cached_property
 
 import h3
 import numpy as np
+import shapely
 
 from engines.hotspots import city_cells
 from geo.city import LEVELS, City
@@ -109,6 +110,32 @@ class CityGeography:
     def cells(self) -> list[str]:
         """The H3 cells of the city (hex ids), sorted."""
         return city_cells(self.city, self.h3_resolution)
+
+    def cells_in(self, district: str | None, neighbourhood: str | None) -> frozenset[str]:
+        """The H3 cells whose centre lies in the drilled area (the city's cells when nothing is drilled)."""
+        if not district:
+            return self._city_cells
+        key = (district, neighbourhood)
+        known = self._area_cells.get(key)
+        if known is None:
+            if neighbourhood:
+                frame = self.city.neighbourhoods[self.city.neighbourhoods["neighbourhood_id"] == neighbourhood]
+            else:
+                frame = self.city.districts[self.city.districts["district_id"] == district]
+            outline = shapely.union_all(frame.geometry.to_numpy())
+            found: set[str] = set()
+            for polygon in getattr(outline, "geoms", [outline]):
+                found.update(h3.geo_to_cells(polygon.__geo_interface__, self.h3_resolution))
+            known = self._area_cells[key] = frozenset(found)
+        return known
+
+    @cached_property
+    def _city_cells(self) -> frozenset[str]:
+        return frozenset(self.cells)
+
+    @cached_property
+    def _area_cells(self) -> dict[tuple[str, str | None], frozenset[str]]:
+        return {}
 
     @cached_property
     def _cell_centres(self) -> dict[str, tuple[float, float]]:

@@ -27,7 +27,7 @@ from engines.hotspots import HotspotParams, cell_hotspots
 from engines.services import ServiceParams, counters_needed, processing_from_bins
 from views.geography import CityGeography
 from views.privacy import ShownCount, shown_count, shown_total
-from views.state import ViewState
+from views.state import WINDOW_LABELS, ViewState
 
 DAY_S = 86_400
 Memo = Callable[[str, float, Callable[[], Any]], Any]
@@ -38,8 +38,13 @@ def _no_memo(_key: str, _ttl: float, build: Callable[[], Any]) -> Any:
     return build()
 
 
-def _window(state: ViewState, now: float) -> Window:
-    return Window.last(state.window_s, now)
+def _last(reader: CityReader, seconds: int, now: float) -> Window:
+    """The window a page's "last ..." figures answer for: whole buckets, ending with the one holding now."""
+    return Window.last(seconds, now, reader.settings.bucket_seconds)
+
+
+def _window(reader: CityReader, state: ViewState, now: float) -> Window:
+    return _last(reader, state.window_s, now)
 
 
 def _split(counts: Mapping[str, int]) -> dict[str, dict[str, int]]:
@@ -56,6 +61,15 @@ def _scoped(counts: Mapping[str, int], geo: CityGeography, state: ViewState) -> 
     if not state.district:
         return {k: v for k, v in counts.items() if k.partition("|")[0] in geo.community_parents}
     return {k: v for k, v in counts.items() if geo.in_scope(k.partition("|")[0], state.district, state.neighbourhood)}
+
+
+def _in_scope(counts: Mapping[str, int], geo: CityGeography, state: ViewState) -> dict[str, int]:
+    """Counts keyed 'community|x' summed over the communities in the drilled area, keyed 'x'."""
+    out: dict[str, int] = {}
+    for key, n in _scoped(counts, geo, state).items():
+        rest = key.partition("|")[2]
+        out[rest] = out.get(rest, 0) + n
+    return out
 
 
 def area_values(counts: Mapping[str, int], geo: CityGeography, state: ViewState) -> dict[str, int]:
@@ -79,11 +93,14 @@ def _scope_label(geo: CityGeography, state: ViewState) -> str:
 
 
 def _base(geo: CityGeography, state: ViewState, now: float) -> dict[str, Any]:
+    scope = _scope_label(geo, state)
     return {
         "at": now,
         "window": state.window,
         "level": state.level,
-        "scope": _scope_label(geo, state),
+        "scope": scope,
+        # What every figure of the page answers for, said beside it.
+        "label": f"{scope} · {WINDOW_LABELS[state.window]}",
         "bounds": geo.bounds_of(state.district, state.neighbourhood),
     }
 
@@ -175,7 +192,7 @@ def cluster_rows(found: list[dict], geo: CityGeography, state: ViewState, minimu
 def cases_snapshot(reader: CityReader, geo: CityGeography, state: ViewState, now: float, minimum: int = 3) -> dict:
     """Confirmed cases per area (small cells suppressed), exposure sites by recency, active health codes per
     community, and case clusters. Case paths are left out: they need a restricted view."""
-    window = _window(state, now)
+    window = _window(reader, state, now)
     now_ms = int(now * 1000)
     params = tracing_params(reader.settings)
     by_status = _split(_scoped(reader.counts("cases", "cases.community_status", window), geo, state))
@@ -221,7 +238,7 @@ def foot_snapshot(reader: CityReader, geo: CityGeography, state: ViewState, now:
 
     A sensor's "now versus normal" judges its hour so far against the same hour on comparable days
     (weekdays with weekdays) over the kept history, whatever the window chosen for the counts."""
-    window = _window(state, now)
+    window = _window(reader, state, now)
     facets = reader.counts_many("foot", ["people.h3", "people.sensor", "fever.sensor", "people.community"], window)
     judged = now_versus_normal(reader, now, days=reader.settings.history_days)
     days = int(judged["history_days"].max()) if len(judged) else 0
@@ -279,20 +296,12 @@ def foot_snapshot(reader: CityReader, geo: CityGeography, state: ViewState, now:
 
 
 def heat_points(counts: Mapping[str, int], geo: CityGeography, state: ViewState) -> dict[str, list]:
-    """Positive counts per H3 cell as weighted points at the cells' centres (within the drilled area's bounds)."""
-    cells = tuple(cell for cell, n in counts.items() if n > 0)
+    """Positive counts per H3 cell as weighted points at the centres of the cells whose centre lies in the
+    drilled area (the city when nothing is drilled)."""
+    inside = geo.cells_in(state.district, state.neighbourhood)
+    cells = tuple(cell for cell, n in counts.items() if n > 0 and cell in inside)
     lon, lat, kept = geo.cell_points(cells)
-    weight = [int(counts[cells[i]]) for i in kept]
-    if state.district:
-        minx, miny, maxx, maxy = geo.bounds_of(state.district, state.neighbourhood)
-        inside = [j for j, (x, y) in enumerate(zip(lon, lat)) if minx <= x <= maxx and miny <= y <= maxy]
-        lon, lat, weight = [lon[j] for j in inside], [lat[j] for j in inside], [weight[j] for j in inside]
-    return {"lon": list(lon), "lat": list(lat), "weight": weight}
-
-
-def _point_in_scope(geo: CityGeography, lonlat: tuple[float, float], state: ViewState) -> bool:
-    minx, miny, maxx, maxy = geo.bounds_of(state.district, state.neighbourhood)
-    return minx <= lonlat[0] <= maxx and miny <= lonlat[1] <= maxy
+    return {"lon": list(lon), "lat": list(lat), "weight": [int(counts[cells[i]]) for i in kept]}
 
 
 # ---------------------------------------------------------------------------- services
@@ -362,14 +371,14 @@ def service_centers(
 
 def services_snapshot(reader: CityReader, geo: CityGeography, state: ViewState, now: float) -> dict:
     """Applications per area and channel, share automatic, processing time, and service centers' queues."""
-    window = _window(state, now)
+    window = _window(reader, state, now)
     facets = reader.counts_many(
         "services",
         [
             "applications.community",
-            "applications.district_channel",
-            "applications.decision_mode",
-            "applications.processing",
+            "applications.community_channel",
+            "applications.community_decision_mode",
+            "applications.community_processing",
             "appointments.center_action",
             "appointments.wait_ms",
             "appointments.waited",
@@ -377,13 +386,9 @@ def services_snapshot(reader: CityReader, geo: CityGeography, state: ViewState, 
         window,
     )
     volumes = area_values(facets["applications.community"], geo, state)
-    channels: dict[str, int] = {}
-    for key, n in facets["applications.district_channel"].items():
-        district, _, channel = key.partition("|")
-        if state.district and district != state.district:
-            continue
-        channels[channel] = channels.get(channel, 0) + n
-    processing = processing_from_bins(facets["applications.processing"])
+    channels = _in_scope(facets["applications.community_channel"], geo, state)
+    decision_mode = _in_scope(facets["applications.community_decision_mode"], geo, state)
+    processing = processing_from_bins(_in_scope(facets["applications.community_processing"], geo, state))
     modes = {
         row.mode: {
             "decided": int(row.decided),
@@ -393,7 +398,9 @@ def services_snapshot(reader: CityReader, geo: CityGeography, state: ViewState, 
         }
         for row in processing.itertuples(index=False)
     }
-    hour = reader.counts("services", "applications.decision_mode", Window.last(3600, now))
+    hour = _in_scope(
+        reader.counts("services", "applications.community_decision_mode", _last(reader, 3600, now)), geo, state
+    )
     centers = service_centers(
         facets["appointments.center_action"],
         facets["appointments.wait_ms"],
@@ -402,12 +409,17 @@ def services_snapshot(reader: CityReader, geo: CityGeography, state: ViewState, 
         state,
         state.window_s / 3600,
     )
+    base = _base(geo, state, now)
     return {
-        **_base(geo, state, now),
+        **base,
+        "labels": {
+            "channels": f"Applications by channel · {base['label']}",
+            "hour": f"{base['scope']} · {WINDOW_LABELS['1h']}",
+        },
         "volumes": _area_rows(volumes, geo),
         "channels": dict(sorted(channels.items(), key=lambda kv: -kv[1])),
         "modes": modes,
-        "share_auto": _share_auto(facets["applications.decision_mode"]),
+        "share_auto": _share_auto(decision_mode),
         "centers": centers,
         "headline": {
             "applications": int(sum(volumes.values())),
@@ -490,44 +502,54 @@ def complaints_snapshot(
     reader: CityReader, geo: CityGeography, state: ViewState, now: float, memo: Memo = _no_memo, max_rows: int = 400
 ) -> dict:
     """Complaint hotspots, counts per area, category and routing level, and the community × category table."""
-    window = _window(state, now)
-    # Categories: the city-wide facet, or in a district the community × category counts in scope.
-    per_category = "complaints.community_category" if state.district else "complaints.category"
-    facets = reader.counts_many("complaints", ["complaints.h3", "complaints.community", per_category], window)
+    window = _window(reader, state, now)
+    facets = reader.counts_many(
+        "complaints", ["complaints.h3", "complaints.community", "complaints.community_triaged"], window
+    )
     updates = reader.counts("complaints", "updates.action_level", window)
     by_cell = facets["complaints.h3"]
     hot = hotspot_cells(by_cell, geo, memo, f"hotspots:{state.window}:{int(now // 30)}")
     communities = _scoped(facets["complaints.community"], geo, state)
     if state.district:
-        hot = [h for h in hot if _point_in_scope(geo, (h["lon"], h["lat"]), state)]
-        categories: dict[str, int] = {}
-        for key, n in _scoped(facets[per_category], geo, state).items():
-            category = key.partition("|")[2]
-            categories[category] = categories.get(category, 0) + n
+        inside = geo.cells_in(state.district, state.neighbourhood)
+        hot = [h for h in hot if h["cell"] in inside]
+    categories = _in_scope(facets["complaints.community_triaged"], geo, state)
+    if state.district:
+        # The open complaints in scope are counted as far as the queue is read for them (the first
+        # OPEN_COMPLAINTS_READ), whether the page lists them or only shows how many (the overview).
+        in_scope = open_complaints(reader, geo, state, now, OPEN_COMPLAINTS_READ)
+        table = in_scope[:max_rows]
+        counts = {"open": len(in_scope), "overdue": sum(1 for row in in_scope if row["overdue"] == "overdue")}
     else:
-        categories = dict(facets[per_category])
-    table = open_complaints(reader, geo, state, now, max_rows) if max_rows else []
-    counts = complaint_counts(reader.client, reader.keys, int(now * 1000)) if not state.district else None
+        table = open_complaints(reader, geo, state, now, max_rows) if max_rows else []
+        counts = complaint_counts(reader.client, reader.keys, int(now * 1000))
     routing = {level: {} for level in ROUTING_LEVELS}
     for key, n in updates.items():
         action, _, level = key.partition("|")
         if level in routing:
             routing[level][action] = routing[level].get(action, 0) + n
     filed = int(sum(communities.values()))
+    base = _base(geo, state, now)
+    city = _scope_label(geo, ViewState(state.window))
     return {
-        **_base(geo, state, now),
+        **base,
+        "labels": {
+            "categories": f"Complaints filed by category, as triaged · {base['label']}",
+            # Updates carry no place: the routing chart and the escalations count the whole city's, and say so.
+            "updates": f"{city} · {WINDOW_LABELS[state.window]}",
+            "routing": f"Complaint updates by routing level · {city} · {WINDOW_LABELS[state.window]}",
+        },
         "hotspots": hot,
         "heat": heat_points(by_cell, geo, state),
         "areas": _area_rows(area_values(communities, geo, state), geo),
         "categories": dict(sorted(categories.items(), key=lambda kv: -kv[1])),
         "routing": routing,
         "table": table,
-        # In a district, the open complaints in scope are known as far as the queue was read for them.
-        "table_total_rows": counts["open"] if counts else len(table),
+        "table_total_rows": counts["open"],
         "headline": {
             "filed": filed,
             "urgent": int(sum(categories.get(c, 0) for c in URGENT_CATEGORIES)),
-            **(counts or {"open": len(table), "overdue": sum(1 for row in table if row["overdue"] == "overdue")}),
+            **counts,
             "escalated": int(sum(routing[lv].get("escalated", 0) for lv in routing)),
             "hotspots": len(hot),
         },
@@ -567,7 +589,7 @@ def health_snapshot(reader: CityReader, now: float, dead_letters: int = 5) -> di
     lengths = reader.stream_lengths()
     lag = reader.consumer_lag()
     dead = reader.dead_letter_counts()
-    minute = Window.last(300, now)
+    minute = _last(reader, 300, now)
     rates = {}
     for source in SOURCES:
         per_type = reader.counts(source, "events.type", minute)
@@ -669,9 +691,9 @@ def alarms(reader: CityReader, geo: CityGeography, settings, now: float) -> list
             }
         )
     out += cluster_alarms(reader, geo, settings, now)
-    hour = Window.last(3600, now)
+    hour = _last(reader, 3600, now)
     urgent: dict[str, int] = {}
-    for key, n in reader.counts("complaints", "complaints.community_category", hour).items():
+    for key, n in reader.counts("complaints", "complaints.community_triaged", hour).items():
         community, _, category = key.partition("|")
         if category in URGENT_CATEGORIES:
             urgent[community] = urgent.get(community, 0) + n

@@ -122,10 +122,11 @@ class ComplaintKeeper:
         communities = where.community.labels_of(where.community.codes)
         districts = where.district.labels_of(where.district.codes)
         times, lons, lats = c["ts"].tolist(), c["lon"].tolist(), c["lat"].tolist()
-        priorities = []
+        priorities, categories = [], []
         for j, complaint_id in enumerate(ids):
             category, priority, reason, keywords = triaged(texts[j] or "", intake[j])
             priorities.append(priority - 1)
+            categories.append(COMPLAINT_CATEGORIES.index(category))
             if states[j] is not None:
                 continue  # reported again under the same number: the route already exists
             route = router.open(complaint_id, category, priority, times[j])
@@ -148,6 +149,9 @@ class ComplaintKeeper:
         priority = Dimension(np.array(priorities, dtype=np.int64), len(PRIORITIES), np.array(PRIORITIES, dtype=object))
         folded.add("complaints.priority", buckets, priority)
         folded.add("complaints.community_priority", buckets, where.community.cross(priority))
+        # The category as triaged, the one the complaint is routed and listed under: what pages count.
+        category = enumerated(np.array(categories, dtype=np.int64), COMPLAINT_CATEGORIES)
+        folded.add("complaints.community_triaged", buckets, where.community.cross(category))
 
     def _update(
         self, client: redis.Redis, keys: Keys, d: Decoded, folded: Folded, changes: StateChanges, now_ms: int

@@ -7,7 +7,7 @@ import time
 import pytest
 
 from data.aggregator import Aggregator
-from data.keepers.complaints import DEADLINES, complaint_table
+from data.keepers.complaints import DEADLINES, WAITING, complaint_table
 from data.keys import Keys
 from data.read import CityReader, Window
 from tests.events import raw_event
@@ -124,3 +124,59 @@ def test_the_table_reads_only_the_most_urgent_open_complaints_and_counts_all_of_
     assert len(complaint_table(client, keys, now, limit=10)) == 3
     assert complaint_counts(client, keys, now) == {"open": 3, "overdue": 0}
     assert complaint_counts(client, keys, now + 30 * 24 * HOUR_MS)["overdue"] == 3
+
+
+def closing(seq: int, ts: int, complaint_id: str) -> list[dict[str, str]]:
+    return [
+        raw_event("complaint_update", seq=seq, ts=ts + 1000, complaint_id=complaint_id, action="resolved", level="community"),
+        raw_event("complaint_update", seq=seq + 1, ts=ts + 2000, complaint_id=complaint_id, action="closed", level="community"),
+    ]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    "batches",
+    [
+        pytest.param([["complaint", "updates"]], id="closed-in-the-batch-it-opened-in"),
+        pytest.param([["updates", "complaint"]], id="closure-before-its-complaint-in-one-batch"),
+        pytest.param([["updates"], ["complaint"]], id="closure-a-batch-before-its-complaint"),
+        pytest.param([["complaint"], ["updates"]], id="closure-a-batch-after-its-complaint"),
+    ],
+)
+def test_a_closure_applies_whatever_the_batching(client, settings, worker, batches):
+    keys = Keys(settings.key_prefix)
+    now = int(time.time() * 1000)
+    events = {
+        "complaint": [raw_event("complaint", seq=1, ts=now, complaint_id="k-1", text="rubbish bins overflowing")],
+        "updates": closing(2, now, "k-1"),
+    }
+    for batch in batches:
+        write(client, settings, [e for part in batch for e in events[part]])
+        worker.drain()
+    assert complaint_table(client, keys, now) == []
+    closed = complaint_table(client, keys, now, closed=True)
+    assert [(r["complaint_id"], r["status"]) for r in closed] == [("k-1", "closed")]
+    assert client.hgetall(keys.state("complaints", WAITING)) == {}
+
+
+@pytest.mark.parametrize("first", ["opening", "parking"])
+def test_a_complaint_and_its_closure_read_by_two_workers_at_once_end_closed(client, settings, city_map, first):
+    keys = Keys(settings.key_prefix)
+    now = int(time.time() * 1000)
+    one, two = (Aggregator(client, settings, city_map, name=n) for n in ("one", "two"))
+    one.ensure_groups()
+    write(
+        client, settings, [raw_event("complaint", seq=1, ts=now, complaint_id="k-1", text="rubbish bins overflowing")]
+    )
+    write(client, settings, closing(2, now, "k-1"))
+    stream = keys.stream("complaints")
+    # One worker reads the complaint, the other its closure; both prepare before either commits.
+    opening = client.xreadgroup(settings.consumer_group, "one", {stream: ">"}, count=1)[0][1]
+    parking = client.xreadgroup(settings.consumer_group, "two", {stream: ">"}, count=2)[0][1]
+    batches = {"opening": (one, opening), "parking": (two, parking)}
+    prepared = {name: w._prepare("complaints", entries, {}) for name, (w, entries) in batches.items()}
+    for name in (first, "parking" if first == "opening" else "opening"):
+        w, entries = batches[name]
+        w._commit("complaints", entries, prepared[name])
+    assert complaint_table(client, keys, now) == []
+    assert [r["status"] for r in complaint_table(client, keys, now, closed=True)] == ["closed"]
+    assert client.hgetall(keys.state("complaints", WAITING)) == {}

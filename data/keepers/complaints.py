@@ -60,6 +60,11 @@ def decode_route(raw: bytes | str) -> tuple[Route, dict]:
     return route, record
 
 
+def _update_order(update: dict) -> tuple:
+    """Updates in event-time order, ties broken by what they say: the same order however they came."""
+    return update["ts"], update["action"], update["level"] or "", update["department"] or ""
+
+
 @dataclass(frozen=True)
 class _StateKeys:
     """The names of this keeper's keys under one prefix, spelled once rather than per complaint."""
@@ -98,27 +103,69 @@ class ComplaintKeeper:
         changes: StateChanges,
         now_ms: int,
     ) -> None:
-        """Open routes for new complaints, move routes on updates."""
-        open_key = keys.state(self.source, OPEN)
-        for d, where in batch:
-            if d.type.name == "complaint":
-                self._open(client, keys, d, where, folded, changes)
-            elif d.type.name == "complaint_update":
-                self._update(client, keys, d, folded, changes, now_ms)
-        changes.expire_at.setdefault(open_key, 0)
+        """Open routes for new complaints, then move routes on updates, whatever batch each came in.
+
+        A batch's complaints are opened before its updates are applied, so an update that came with
+        its complaint (before or after it in the stream) moves it at once; an update whose complaint
+        has not come yet is parked and applied when it does. Each complaint's route and its parked
+        updates are read with their versions and both versions are checked at commit, so a batch
+        opening a complaint and another parking its update on a second worker never both pass.
+        """
+        names = _StateKeys.of(keys)
+        complaints = [(d, where) for d, where in batch if d.type.name == "complaint"]
+        updates = [d for d, _ in batch if d.type.name == "complaint_update"]
+        wanted = sorted({i for d, _ in complaints for i in d.texts("complaint_id")} | {
+            i for d in updates for i in d.texts("complaint_id")
+        })  # fmt: skip
+        (states, versions), (parked, parked_versions) = read_many_states(
+            client, [(names.open, wanted), (names.waiting, wanted)]
+        )
+        version_of = dict(zip(wanted, versions))
+        parked_of = {i: (raw, v) for i, raw, v in zip(wanted, parked, parked_versions)}
+        router = Router()
+        records: dict[str, dict] = {}
+        for complaint_id, raw in zip(wanted, states):
+            if raw is not None:
+                route, about = decode_route(raw)
+                router.routes[complaint_id] = route
+                records[complaint_id] = about
+        moved: set[str] = set()
+        for d, where in complaints:
+            self._open(d, where, router, records, parked_of, moved, folded, changes, names)
+        waiting: dict[str, list[dict]] = {}
+        for d in updates:
+            self._update(d, router, moved, waiting)
+        for complaint_id in sorted(moved):
+            self._store(names, router.routes[complaint_id], records[complaint_id], version_of[complaint_id], changes)
+        if waiting:
+            # An update for a complaint not seen yet (it may come later, or from another system): kept, not lost.
+            for complaint_id, later in waiting.items():
+                raw, version = parked_of[complaint_id]
+                kept = json.loads(raw) if raw is not None else []
+                # In event-time order, whichever batch brought each: the same updates read the same.
+                updates = sorted(kept + later, key=_update_order)
+                changes.set(names.waiting, complaint_id, orjson.dumps(updates).decode(), version)
+                # Parked on the word that the complaint is not open: a batch opening it meanwhile makes one redo.
+                changes.expect.setdefault(names.open, {})[complaint_id] = version_of[complaint_id]
+            changes.expire_at[names.waiting] = now_ms // 1000 + self.retention_s
+        changes.expire_at.setdefault(names.open, 0)
 
     def _open(
-        self, client: redis.Redis, keys: Keys, d: Decoded, where: Placement, folded: Folded, changes: StateChanges
+        self,
+        d: Decoded,
+        where: Placement,
+        router: Router,
+        records: dict[str, dict],
+        parked_of: dict[str, tuple[bytes | None, int]],
+        moved: set[str],
+        folded: Folded,
+        changes: StateChanges,
+        names: _StateKeys,
     ) -> None:
         c = d.columns
         ids = d.texts("complaint_id")
         texts = c["text"]
         intake = [COMPLAINT_CATEGORIES[i] if i >= 0 else None for i in c["category"].tolist()]
-        names = _StateKeys.of(keys)
-        (states, versions), (early, early_versions) = read_many_states(
-            client, [(names.open, ids), (names.waiting, ids)]
-        )
-        router = Router()
         communities = where.community.labels_of(where.community.codes)
         districts = where.district.labels_of(where.district.codes)
         times, lons, lats = c["ts"].tolist(), c["lon"].tolist(), c["lat"].tolist()
@@ -126,14 +173,18 @@ class ComplaintKeeper:
         for j, complaint_id in enumerate(ids):
             category, priority, reason, keywords = triaged(texts[j] or "", intake[j])
             priorities.append(priority - 1)
-            if states[j] is not None:
+            if complaint_id in router.routes:
                 continue  # reported again under the same number: the route already exists
-            route = router.open(complaint_id, category, priority, times[j])
-            if early[j] is not None:
-                for update in sorted(json.loads(early[j]), key=lambda u: u["ts"]):
+            router.open(complaint_id, category, priority, times[j])
+            raw, version = parked_of[complaint_id]
+            if raw is not None:
+                for update in sorted(json.loads(raw), key=lambda u: u["ts"]):
                     router.apply(update)
-                changes.delete(names.waiting, complaint_id, early_versions[j])
-            about = {
+                changes.delete(names.waiting, complaint_id, version)
+            else:
+                # Opened on the word that nothing is parked for it: a batch parking an update meanwhile makes one redo.
+                changes.expect.setdefault(names.waiting, {})[complaint_id] = version
+            records[complaint_id] = {
                 "reason": reason,
                 "keywords": keywords,
                 "text": (texts[j] or "")[:TEXT_KEPT],
@@ -143,33 +194,21 @@ class ComplaintKeeper:
                 "community_id": communities[j],
                 "district_id": districts[j],
             }
-            self._store(names, route, about, versions[j], changes)
+            moved.add(complaint_id)
         buckets = (c["ts"] // (self.bucket_s * 1000)) * self.bucket_s
         priority = Dimension(np.array(priorities, dtype=np.int64), len(PRIORITIES), np.array(PRIORITIES, dtype=object))
         folded.add("complaints.priority", buckets, priority)
         folded.add("complaints.community_priority", buckets, where.community.cross(priority))
 
-    def _update(
-        self, client: redis.Redis, keys: Keys, d: Decoded, folded: Folded, changes: StateChanges, now_ms: int
-    ) -> None:
+    @staticmethod
+    def _update(d: Decoded, router: Router, moved: set[str], waiting: dict[str, list[dict]]) -> None:
+        """Apply a batch's updates in event-time order to the routes known; collect the others."""
         c = d.columns
         ids = d.texts("complaint_id")
         actions = d.type.fields[[f.name for f in d.type.fields].index("action")].choices
         levels = d.type.fields[[f.name for f in d.type.fields].index("level")].choices
-        wanted = sorted(set(ids))
-        open_key = keys.state(self.source, OPEN)
-        states, versions = read_states(client, open_key, wanted)
-        router = Router()
-        records, version_of = {}, {}
-        for complaint_id, raw, version in zip(wanted, states, versions):
-            if raw is not None:
-                route, about = decode_route(raw)
-                router.routes[complaint_id] = route
-                records[complaint_id] = about
-                version_of[complaint_id] = version
         departments = d.texts("department")
         times, action_codes, level_codes = c["ts"].tolist(), c["action"].tolist(), c["level"].tolist()
-        waiting: dict[str, list[dict]] = {}
         for j in np.argsort(c["ts"], kind="stable").tolist():
             update = {
                 "complaint_id": ids[j],
@@ -178,18 +217,10 @@ class ComplaintKeeper:
                 "level": levels[level_codes[j]] if level_codes[j] >= 0 else None,
                 "department": departments[j],
             }
-            if not router.apply(update):
+            if router.apply(update):
+                moved.add(ids[j])
+            else:
                 waiting.setdefault(ids[j], []).append(update)
-        names = _StateKeys.of(keys)
-        for complaint_id in records:
-            self._store(names, router.routes[complaint_id], records[complaint_id], version_of[complaint_id], changes)
-        if waiting:
-            # An update for a complaint not seen yet (it may come later, or from another system): kept, not lost.
-            before, versions = read_states(client, names.waiting, list(waiting))
-            for (complaint_id, updates), raw, version in zip(waiting.items(), before, versions):
-                kept = json.loads(raw) if raw is not None else []
-                changes.set(names.waiting, complaint_id, orjson.dumps(kept + updates).decode(), version)
-            changes.expire_at[names.waiting] = now_ms // 1000 + self.retention_s
 
     def _store(self, names: _StateKeys, route: Route, about: dict, version: int, changes: StateChanges) -> None:
         open_key, deadlines, queue, due = names.open, names.deadlines, names.queue, names.due

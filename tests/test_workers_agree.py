@@ -4,13 +4,20 @@ The same seeded entries of all four sources (out of order by minutes, repeated, 
 complaints closed before, with and after they open, and stragglers for an hour already rolled up)
 are written under one key prefix per run and drained by 1, 2 and 3 workers at once, each with its
 own connection and small batches so their batches interleave. Every key the workers wrote is then
-compared, whole: counters, hourly roll-ups, latest states, keeper states, dead letters.
+compared, whole: counters, hourly roll-ups, latest states, keeper states, dead letters. Likewise a
+worker process killed again and again mid-stream, its entries claimed by the next, leaves what one
+undisturbed worker leaves.
 """
 
 from __future__ import annotations
 
+import os
+import signal
+import subprocess
+import sys
 import threading
 import time
+from pathlib import Path
 
 import pytest
 
@@ -22,6 +29,7 @@ from data.read import CityReader
 from tests.event_mix import MINUTE_MS, CityMix
 
 pytestmark = [pytest.mark.redis, pytest.mark.slow]
+ROOT = Path(__file__).resolve().parents[1]
 HOUR_MS = 3_600_000
 
 # Keys and fields that say how the work was done, not what it found: which consumer did what, how
@@ -157,3 +165,63 @@ def test_one_two_and_three_workers_at_once_leave_identical_aggregates(
         assert runs[n].keys() == one.keys(), (n, sorted(runs[n].keys() ^ one.keys())[:20])
         differ = sorted(k for k in one if runs[n][k] != one[k])
         assert not differ, (n, differ[:60], [(k, one[k], runs[n][k]) for k in differ[:2]])
+
+
+def worker_process(settings) -> subprocess.Popen:
+    """A worker in a process of its own, under a consumer name of its own, as production runs one."""
+    env = {
+        **os.environ,
+        "REDIS_URL": settings.redis_url,
+        "CITYDECK_KEY_PREFIX": settings.key_prefix,
+        "CITYDECK_CLAIM_IDLE_MS": "300",
+        "CITYDECK_BATCH_SIZE": "50",
+        "CITYDECK_BLOCK_MS": "100",
+        "PYTHONPATH": str(ROOT),
+    }
+    return subprocess.Popen(
+        [sys.executable, "-m", "data.aggregator", "--max-idle", "3"],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+
+
+def test_entries_claimed_from_a_killed_worker_are_folded_as_if_it_had_lived(client, settings, city_map, demo_city):
+    now_ms = int(time.time() * 1000)
+    hour = now_ms // HOUR_MS * HOUR_MS - 2 * HOUR_MS
+    entries = CityMix(demo_city, seed=31).phase(hour + 5 * MINUTE_MS, hour + 80 * MINUTE_MS, 3000)
+    killed = type(settings)(**{**settings.__dict__, "key_prefix": settings.key_prefix + "-killed"})
+    keys = Keys(killed.key_prefix)
+    write(client, keys, entries)
+    reader = CityReader(client, killed)
+    counted = lambda: sum(f["events"] for f in reader.freshness().values())  # noqa: E731
+    orphaned = 0
+    for pause in (0.0, 0.15, 0.3):
+        before = counted()
+        proc = worker_process(killed)
+        deadline = time.monotonic() + 60
+        while counted() == before and proc.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.01)
+        time.sleep(pause)
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+        # What it read and never committed waits for another worker to claim it.
+        orphaned += sum(v["pending"] for v in reader.consumer_lag().values())
+    assert orphaned > 0, "no kill left entries pending: nothing was claimed"
+    final = worker_process(killed)
+    _, err = final.communicate(timeout=300)
+    assert final.returncode == 0, err.decode()[-2000:]
+    assert all(v["lag"] == 0 and v["pending"] == 0 for v in reader.consumer_lag().values())
+
+    calm = type(settings)(**{**settings.__dict__, "key_prefix": settings.key_prefix + "-calm", "batch_size": 50})
+    write(client, Keys(calm.key_prefix), entries)
+    worker = Aggregator(client, calm, city_map, name="calm")
+    worker.ensure_groups()
+    while worker.step(block_ms=None):
+        pass
+    worker.close()
+
+    after_kills, undisturbed = everything(client, keys), everything(client, Keys(calm.key_prefix))
+    assert after_kills.keys() == undisturbed.keys(), sorted(after_kills.keys() ^ undisturbed.keys())[:20]
+    assert [k for k in undisturbed if after_kills[k] != undisturbed[k]] == []

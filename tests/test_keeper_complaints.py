@@ -180,3 +180,30 @@ def test_a_complaint_and_its_closure_read_by_two_workers_at_once_end_closed(clie
     assert complaint_table(client, keys, now) == []
     assert [r["status"] for r in complaint_table(client, keys, now, closed=True)] == ["closed"]
     assert client.hgetall(keys.state("complaints", WAITING)) == {}
+
+
+def test_updates_committed_out_of_event_time_order_leave_the_route_of_their_event_time_order(
+    client, settings, city_map
+):
+    now = int(time.time() * 1000)
+    routes = []
+    for order in ([0, 1, 2], [2, 1, 0], [1, 2, 0]):
+        run = type(settings)(**{**settings.__dict__, "key_prefix": f"{settings.key_prefix}-{''.join(map(str, order))}"})
+        worker = Aggregator(client, run, city_map, name="router")
+        worker.ensure_groups()
+        write(client, run, [raw_event("complaint", seq=1, ts=now, complaint_id="k-1", text="rubbish bins overflowing")])
+        worker.drain()
+        updates = [
+            raw_event("complaint_update", seq=2, ts=now + 1000, complaint_id="k-1", action="escalated", level="district"),
+            raw_event("complaint_update", seq=3, ts=now + 2000, complaint_id="k-1", action="closed", level="district"),
+            raw_event("complaint_update", seq=4, ts=now + 3000, complaint_id="k-1", action="reopened", level="district"),
+        ]  # fmt: skip
+        for i in order:  # one batch each, committed in this order
+            write(client, run, [updates[i]])
+            worker.drain()
+        keys = Keys(run.key_prefix)
+        assert complaint_table(client, keys, now, closed=True) == []
+        (row,) = complaint_table(client, keys, now + 4000)
+        routes.append({k: row[k] for k in ("status", "level", "path", "escalations")})
+    assert routes[0] == {"status": "open", "level": "district", "path": routes[0]["path"], "escalations": 1}
+    assert routes[1] == routes[0] and routes[2] == routes[0]

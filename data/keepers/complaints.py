@@ -65,6 +65,43 @@ def _update_order(update: dict) -> tuple:
     return update["ts"], update["action"], update["level"] or "", update["department"] or ""
 
 
+def _updates(d: Decoded) -> list[dict]:
+    """A batch's complaint updates as the router applies them."""
+    c = d.columns
+    ids = d.texts("complaint_id")
+    actions = d.type.fields[[f.name for f in d.type.fields].index("action")].choices
+    levels = d.type.fields[[f.name for f in d.type.fields].index("level")].choices
+    departments = d.texts("department")
+    times, action_codes, level_codes = c["ts"].tolist(), c["action"].tolist(), c["level"].tolist()
+    return [
+        {
+            "complaint_id": ids[j],
+            "ts": times[j],
+            "action": actions[action_codes[j]],
+            "level": levels[level_codes[j]] if level_codes[j] >= 0 else None,
+            "department": departments[j],
+        }
+        for j in range(len(ids))
+    ]
+
+
+def _deadline_stays(route: Route | None) -> set[tuple[str, int]]:
+    """(level, when) of each escalation a passed deadline made on a route."""
+    return set() if route is None else {(s.level, s.entered_ms) for s in route.stays if s.how == "deadline"}
+
+
+@dataclass
+class _Complaint:
+    """One complaint as a batch sees it: where its route starts, what triage said, its updates so far."""
+
+    route: Route  # its route as stored (or as opened by this batch): the opening it is rebuilt from
+    about: dict
+    updates: list[dict]
+    was: Route | None  # its route as stored, None when this batch opens it
+    closed: bool = False  # stored among the closed complaints
+    moved: bool = False  # this batch brought it something
+
+
 @dataclass(frozen=True)
 class _StateKeys:
     """The names of this keeper's keys under one prefix, spelled once rather than per complaint."""
@@ -103,13 +140,15 @@ class ComplaintKeeper:
         changes: StateChanges,
         now_ms: int,
     ) -> None:
-        """Open routes for new complaints, then move routes on updates, whatever batch each came in.
+        """Open routes for new complaints and move routes on updates, the same whatever the batching.
 
-        A batch's complaints are opened before its updates are applied, so an update that came with
-        its complaint (before or after it in the stream) moves it at once; an update whose complaint
-        has not come yet is parked and applied when it does. Each complaint's route and its parked
-        updates are read with their versions and both versions are checked at commit, so a batch
-        opening a complaint and another parking its update on a second worker never both pass.
+        A complaint's route is rebuilt from its opening and every update it has had, in event-time
+        order, each time a batch brings it something: so updates applied in whichever order batches
+        commit (two workers, a claim after a crash) leave the same route, and an update that came
+        with its complaint, before it or after it was closed applies all the same. An update whose
+        complaint has not come yet is parked and applied when it does. A complaint's route (open or
+        closed) and its parked updates are read with their versions and checked at commit, so two
+        batches touching one complaint on two workers never both pass.
         """
         names = _StateKeys.of(keys)
         complaints = [(d, where) for d, where in batch if d.type.name == "complaint"]
@@ -117,36 +156,43 @@ class ComplaintKeeper:
         wanted = sorted({i for d, _ in complaints for i in d.texts("complaint_id")} | {
             i for d in updates for i in d.texts("complaint_id")
         })  # fmt: skip
-        (states, versions), (parked, parked_versions) = read_many_states(
-            client, [(names.open, wanted), (names.waiting, wanted)]
-        )
-        version_of = dict(zip(wanted, versions))
-        parked_of = {i: (raw, v) for i, raw, v in zip(wanted, parked, parked_versions)}
-        router = Router()
-        records: dict[str, dict] = {}
-        for complaint_id, raw in zip(wanted, states):
+        read = read_many_states(client, [(names.open, wanted), (names.closed, wanted), (names.waiting, wanted)])
+        (opened, open_versions), (closed, closed_versions), (parked, parked_versions) = read
+        known: dict[str, _Complaint] = {}
+        for j, complaint_id in enumerate(wanted):
+            raw = opened[j] if opened[j] is not None else closed[j]
             if raw is not None:
                 route, about = decode_route(raw)
-                router.routes[complaint_id] = route
-                records[complaint_id] = about
-        moved: set[str] = set()
+                history = about.pop("updates", [])
+                known[complaint_id] = _Complaint(route, about, history, route, closed=opened[j] is None)
+        versions = {i: (o, c, w) for i, o, c, w in zip(wanted, open_versions, closed_versions, parked_versions)}
+        parked_of = dict(zip(wanted, parked))
         for d, where in complaints:
-            self._open(d, where, router, records, parked_of, moved, folded, changes, names)
+            self._open(d, where, known, parked_of, versions, folded, changes, names)
         waiting: dict[str, list[dict]] = {}
         for d in updates:
-            self._update(d, router, moved, waiting)
-        for complaint_id in sorted(moved):
-            self._store(names, router.routes[complaint_id], records[complaint_id], version_of[complaint_id], changes)
+            for update in _updates(d):
+                complaint = known.get(update["complaint_id"])
+                if complaint is None:
+                    waiting.setdefault(update["complaint_id"], []).append(update)
+                else:
+                    complaint.updates.append(update)
+                    complaint.moved = True
+        for complaint_id, complaint in sorted(known.items()):
+            if complaint.moved:
+                route = self._rebuild(complaint, folded)
+                self._store(names, route, {**complaint.about, "updates": complaint.updates}, versions[complaint_id],
+                            complaint.closed, changes)  # fmt: skip
         if waiting:
             # An update for a complaint not seen yet (it may come later, or from another system): kept, not lost.
             for complaint_id, later in waiting.items():
-                raw, version = parked_of[complaint_id]
-                kept = json.loads(raw) if raw is not None else []
+                kept = json.loads(parked_of[complaint_id]) if parked_of[complaint_id] is not None else []
                 # In event-time order, whichever batch brought each: the same updates read the same.
                 updates = sorted(kept + later, key=_update_order)
-                changes.set(names.waiting, complaint_id, orjson.dumps(updates).decode(), version)
-                # Parked on the word that the complaint is not open: a batch opening it meanwhile makes one redo.
-                changes.expect.setdefault(names.open, {})[complaint_id] = version_of[complaint_id]
+                changes.set(names.waiting, complaint_id, orjson.dumps(updates).decode(), versions[complaint_id][2])
+                # Parked on the word that the complaint is not there: a batch opening it meanwhile makes one redo.
+                changes.expect.setdefault(names.open, {})[complaint_id] = versions[complaint_id][0]
+                changes.expect.setdefault(names.closed, {})[complaint_id] = versions[complaint_id][1]
             changes.expire_at[names.waiting] = now_ms // 1000 + self.retention_s
         changes.expire_at.setdefault(names.open, 0)
 
@@ -154,10 +200,9 @@ class ComplaintKeeper:
         self,
         d: Decoded,
         where: Placement,
-        router: Router,
-        records: dict[str, dict],
-        parked_of: dict[str, tuple[bytes | None, int]],
-        moved: set[str],
+        known: dict[str, _Complaint],
+        parked_of: dict[str, bytes | None],
+        versions: dict[str, tuple[int, int, int]],
         folded: Folded,
         changes: StateChanges,
         names: _StateKeys,
@@ -170,21 +215,14 @@ class ComplaintKeeper:
         districts = where.district.labels_of(where.district.codes)
         times, lons, lats = c["ts"].tolist(), c["lon"].tolist(), c["lat"].tolist()
         priorities = []
-        for j, complaint_id in enumerate(ids):
+        for j in np.argsort(c["ts"], kind="stable").tolist():
+            complaint_id = ids[j]
             category, priority, reason, keywords = triaged(texts[j] or "", intake[j])
-            priorities.append(priority - 1)
-            if complaint_id in router.routes:
+            priorities.append((j, priority - 1))
+            if complaint_id in known:
                 continue  # reported again under the same number: the route already exists
-            router.open(complaint_id, category, priority, times[j])
-            raw, version = parked_of[complaint_id]
-            if raw is not None:
-                for update in sorted(json.loads(raw), key=lambda u: u["ts"]):
-                    router.apply(update)
-                changes.delete(names.waiting, complaint_id, version)
-            else:
-                # Opened on the word that nothing is parked for it: a batch parking an update meanwhile makes one redo.
-                changes.expect.setdefault(names.waiting, {})[complaint_id] = version
-            records[complaint_id] = {
+            route = Route(complaint_id, category, priority, times[j])
+            about = {
                 "reason": reason,
                 "keywords": keywords,
                 "text": (texts[j] or "")[:TEXT_KEPT],
@@ -194,45 +232,65 @@ class ComplaintKeeper:
                 "community_id": communities[j],
                 "district_id": districts[j],
             }
-            moved.add(complaint_id)
+            raw = parked_of[complaint_id]
+            if raw is not None:
+                changes.delete(names.waiting, complaint_id, versions[complaint_id][2])
+            else:
+                # Opened on the word that nothing is parked for it: a batch parking an update meanwhile makes one redo.
+                changes.expect.setdefault(names.waiting, {})[complaint_id] = versions[complaint_id][2]
+            known[complaint_id] = _Complaint(route, about, json.loads(raw) if raw is not None else [], None, moved=True)
+        codes = np.array([p for _, p in sorted(priorities)], dtype=np.int64)
         buckets = (c["ts"] // (self.bucket_s * 1000)) * self.bucket_s
-        priority = Dimension(np.array(priorities, dtype=np.int64), len(PRIORITIES), np.array(PRIORITIES, dtype=object))
+        priority = Dimension(codes, len(PRIORITIES), np.array(PRIORITIES, dtype=object))
         folded.add("complaints.priority", buckets, priority)
         folded.add("complaints.community_priority", buckets, where.community.cross(priority))
 
-    @staticmethod
-    def _update(d: Decoded, router: Router, moved: set[str], waiting: dict[str, list[dict]]) -> None:
-        """Apply a batch's updates in event-time order to the routes known; collect the others."""
-        c = d.columns
-        ids = d.texts("complaint_id")
-        actions = d.type.fields[[f.name for f in d.type.fields].index("action")].choices
-        levels = d.type.fields[[f.name for f in d.type.fields].index("level")].choices
-        departments = d.texts("department")
-        times, action_codes, level_codes = c["ts"].tolist(), c["action"].tolist(), c["level"].tolist()
-        for j in np.argsort(c["ts"], kind="stable").tolist():
-            update = {
-                "complaint_id": ids[j],
-                "ts": times[j],
-                "action": actions[action_codes[j]],
-                "level": levels[level_codes[j]] if level_codes[j] >= 0 else None,
-                "department": departments[j],
-            }
-            if router.apply(update):
-                moved.add(ids[j])
-            else:
-                waiting.setdefault(ids[j], []).append(update)
+    def _rebuild(self, complaint: _Complaint, folded: Folded) -> Route:
+        """A complaint's route from its opening and all its updates in event-time order, with the
+        deadlines that passed between them; counts the deadline escalations this adds or takes away."""
+        base = complaint.route
+        router = Router()
+        route = router.open(base.complaint_id, base.category, base.priority, base.opened_ms)
+        complaint.updates.sort(key=_update_order)
+        for update in complaint.updates:
+            router.tick(update["ts"])  # a deadline that passed before an update moved it first
+            router.apply(update)
+        before = _deadline_stays(complaint.was)
+        if before:
+            router.tick(max(at for _, at in before))  # the escalations the worker's tick had made by then
+        after = _deadline_stays(route)
+        moves = [(at, level, 1) for level, at in after - before] + [(at, level, -1) for level, at in before - after]
+        if moves:
+            ts = np.array([at for at, _, _ in moves], dtype=np.int64)
+            levels = router.rules.levels
+            level = enumerated(np.array([levels.index(lv) for _, lv, _ in moves], dtype=np.int64), levels)
+            buckets = (ts // (self.bucket_s * 1000)) * self.bucket_s
+            folded.add("escalations.level", buckets, level, np.array([n for _, _, n in moves], dtype=np.float64))
+        return route
 
-    def _store(self, names: _StateKeys, route: Route, about: dict, version: int, changes: StateChanges) -> None:
+    def _store(
+        self,
+        names: _StateKeys,
+        route: Route,
+        about: dict,
+        versions: tuple[int, int, int],
+        was_closed: bool,
+        changes: StateChanges,
+    ) -> None:
         open_key, deadlines, queue, due = names.open, names.deadlines, names.queue, names.due
+        open_version, closed_version = versions[0], versions[1]
         if route.status == "closed":
             changes.remove(queue, route.complaint_id)
             changes.remove(due, route.complaint_id)
-            changes.delete(open_key, route.complaint_id, version)
-            changes.put.setdefault(names.closed, {})[route.complaint_id] = encode_route(route, about)
+            changes.delete(open_key, route.complaint_id, open_version)
+            changes.set(names.closed, route.complaint_id, encode_route(route, about), closed_version)
             changes.remove(deadlines, route.complaint_id)
             changes.add(names.closed_at, route.stay.left_ms or route.stay.entered_ms, route.complaint_id)
             return
-        changes.set(open_key, route.complaint_id, encode_route(route, about), version)
+        changes.set(open_key, route.complaint_id, encode_route(route, about), open_version)
+        if was_closed:  # reopened
+            changes.delete(names.closed, route.complaint_id, closed_version)
+            changes.remove(names.closed_at, route.complaint_id)
         changes.add(queue, route.priority * PRIORITY_WEIGHT + route.opened_ms, route.complaint_id)
         if route.status == "open":
             changes.add(due, route.stay.deadline_ms, route.complaint_id)
@@ -263,9 +321,8 @@ class ComplaintKeeper:
             made = router.tick(now_ms)
             names = _StateKeys.of(keys)
             for complaint_id in records:
-                self._store(
-                    names, router.routes[complaint_id], records[complaint_id], version_of[complaint_id], changes
-                )
+                route = router.routes[complaint_id]
+                self._store(names, route, records[complaint_id], (version_of[complaint_id], 0, 0), False, changes)
             if len(made):
                 ts = made["ts"].to_numpy(dtype=np.int64)
                 buckets = (ts // (self.bucket_s * 1000)) * self.bucket_s
@@ -302,6 +359,7 @@ def complaint_table(
     about = {}
     for value in values:
         route, record = decode_route(value)
+        record.pop("updates", None)  # what the route was rebuilt from; the route shows it
         router.routes[route.complaint_id] = route
         about[route.complaint_id] = record
     if not router.routes:

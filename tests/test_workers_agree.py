@@ -38,11 +38,9 @@ HOUR_MS = 3_600_000
 HOW_NOT_WHAT = (":events", ":ver", ":agg:stamps", ":state:cases:changed", ":state:cases:picture")
 META_HOW = (b"commits", b"ingested_ms")
 # Keeper states that still follow the order in which batches touching one entity commit, left out
-# until their keepers judge by event time too: a sensor's over-capacity stretch is carried from
-# batch to batch, and a contact keeps the link (venue, community) found first, with the contact and
-# code counts that follow from it.
+# until their keeper judges by event time too: a contact keeps the link (venue, community) found
+# first, with the contact and code counts that follow from it.
 BY_COMMIT_ORDER = (
-    ":state:foot:over_capacity",
     ":state:cases:",
     ":agg:contacts.community:",
     ":agg:codes.community_colour:",

@@ -3,22 +3,32 @@
 A crowding alarm needs a stretch of time, not one reading: the keeper records when a sensor's
 place first read at or over the share of capacity, clears it when a reading comes back under,
 and the read side raises the alert once the stretch is longer than the grace period.
+
+The stretch is judged by event time, not by the order batches commit in: per sensor the keeper
+keeps its newest reading, its newest reading under capacity and the times of the readings over
+capacity since then (the first, and those recent enough for a late reading under capacity to fall
+between them). The stretch starts at the first reading over capacity after the last one under it,
+and lasts while the newest reading is over: however the readings are batched and whichever worker
+commits first, the same readings give the same stretch.
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 
 import numpy as np
 import redis
 
 from data.fold import Folded, Placement
-from data.keepers import StateChanges, read_states
+from data.keepers import StateChanges, read_many_states
 from data.keys import Keys
 from data.schema import Decoded
 from engines.foot import CrowdingRule
 
 OVER = "foot:over_capacity"  # sensor -> "since_ms|place_id|community_id"
+READINGS = "foot:capacity_readings"  # sensor -> what the stretch is judged from (see the module's words)
+RECENT_MS = 3 * 3_600_000  # readings over capacity kept beyond the first: more than any accepted lateness
 
 
 def crowding_rule(settings) -> CrowdingRule:
@@ -33,6 +43,7 @@ class FootKeeper:
 
     def __init__(self, settings, rule: CrowdingRule | None = None):
         self.rule = rule or crowding_rule(settings)
+        self.retention_s = int(settings.retention_hours * 3600)
 
     def keep(
         self,
@@ -60,23 +71,29 @@ class FootKeeper:
                 )
         if not readings:
             return
-        key = keys.state(self.source, OVER)
-        names = list(readings)
-        states, versions = read_states(client, key, names)
-        for name, state, version in zip(names, states, versions):
-            run_start, unbroken = None, True  # the last over-capacity run in the batch, and whether it is all of it
-            ordered = sorted(readings[name])
-            _, _, place, community = ordered[-1]
-            for ts, is_over, _, _ in ordered:
+        key, kept_key = keys.state(self.source, OVER), keys.state(self.source, READINGS)
+        names = sorted(readings)
+        (states, versions), (kept, kept_versions) = read_many_states(client, [(key, names), (kept_key, names)])
+        for j, name in enumerate(names):
+            known = json.loads(kept[j]) if kept[j] is not None else {"newest": -1, "under": -1, "over": []}
+            over = set(known["over"])
+            for ts, is_over, place, community in readings[name]:
+                if ts > known["newest"]:
+                    known.update(newest=ts, place=place, community=community)
                 if is_over:
-                    run_start = ts if run_start is None else run_start
+                    over.add(ts)
                 else:
-                    run_start, unbroken = None, False
-            if run_start is None:
-                if state is not None:
-                    changes.delete(key, name, version)
-            elif state is None or not unbroken:
-                changes.set(key, name, f"{run_start}|{place}|{community}", version)
+                    known["under"] = max(known["under"], ts)
+            ordered = sorted(t for t in over if t > known["under"])
+            known["over"] = ordered[:1] + [t for t in ordered[1:] if t >= known["newest"] - RECENT_MS]
+            changes.set(kept_key, name, json.dumps(known, separators=(",", ":"), sort_keys=True), kept_versions[j])
+            if ordered:
+                stretch = f"{ordered[0]}|{known['place']}|{known['community']}"
+                if states[j] is None or states[j].decode() != stretch:
+                    changes.set(key, name, stretch, versions[j])
+            elif states[j] is not None:
+                changes.delete(key, name, versions[j])
+        changes.expire_at[kept_key] = now_ms // 1000 + self.retention_s
 
     def tick(self, client: redis.Redis, keys: Keys, folded: Folded, changes: StateChanges, now_ms: int) -> None:
         """Nothing happens to crowding by time alone: a silent sensor is judged on the read side."""

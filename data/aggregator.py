@@ -46,7 +46,7 @@ log = logging.getLogger("citydeck.aggregator")
 COMMIT_SCRIPT = (Path(__file__).parent / "commit.lua").read_text()
 ROLL_UP_SCRIPT = (Path(__file__).parent / "roll_up.lua").read_text()
 HOUR_S = 3600
-ROLL_UP_EVERY_S = 20  # how often a worker looks for closed hours to roll up
+ROLL_UP_EVERY_S = 20  # how often a worker closes the past behind the lateness and rolls up closed hours
 TICK_EVERY_S = 5  # how often keepers act on time passing
 COLLECT_EVERY_S = 30  # how often a worker collects garbage (see _no_automatic_collection)
 

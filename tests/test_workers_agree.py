@@ -4,7 +4,8 @@ The same seeded entries of all four sources (out of order by minutes, repeated, 
 complaints closed before, with and after they open, and stragglers for an hour already rolled up)
 are written under one key prefix per run and drained by 1, 2 and 3 workers at once, each with its
 own connection and small batches so their batches interleave. Every key the workers wrote is then
-compared, whole: counters, hourly roll-ups, latest states, keeper states, dead letters. Likewise a
+compared, whole: counters, hourly roll-ups, latest states, keeper states, dead letters (all but the
+contact tracer's links, see ``BY_COMMIT_ORDER``). Likewise a
 worker process killed again and again mid-stream, its entries claimed by the next, leaves what one
 undisturbed worker leaves.
 """
@@ -37,11 +38,14 @@ HOUR_MS = 3_600_000
 # the stamp of the tracing picture's last rebuild.
 HOW_NOT_WHAT = (":events", ":ver", ":agg:stamps", ":state:cases:changed", ":state:cases:picture")
 META_HOW = (b"commits", b"ingested_ms")
-# Keeper states that still follow the order in which batches touching one entity commit, left out
-# until their keeper judges by event time too: a contact keeps the link (venue, community) found
-# first, with the contact and code counts that follow from it.
+# What the contact tracer still decides by the order in which batches commit, left out until it
+# judges by event time too: a contact keeps the link (venue, community) found first, an exposure
+# keeps the confirmation time its case had when it was found, and the contact and code counts and
+# health codes follow from them.
 BY_COMMIT_ORDER = (
-    ":state:cases:",
+    ":state:cases:contacts",
+    ":state:cases:codes",
+    ":state:cases:exposures",
     ":agg:contacts.community:",
     ":agg:codes.community_colour:",
 )

@@ -207,3 +207,23 @@ def test_updates_committed_out_of_event_time_order_leave_the_route_of_their_even
         routes.append({k: row[k] for k in ("status", "level", "path", "escalations")})
     assert routes[0] == {"status": "open", "level": "district", "path": routes[0]["path"], "escalations": 1}
     assert routes[1] == routes[0] and routes[2] == routes[0]
+
+
+def test_a_route_stored_without_its_updates_is_moved_on_from_where_it_is(client, settings, worker):
+    from data.keepers.complaints import OPEN, decode_route, encode_route
+
+    keys = Keys(settings.key_prefix)
+    now = int(time.time() * 1000)
+    write(
+        client, settings, [raw_event("complaint", seq=1, ts=now, complaint_id="k-1", text="rubbish bins overflowing")]
+    )
+    write(client, settings, [raw_event("complaint_update", seq=2, ts=now + 1000, complaint_id="k-1", action="escalated", level="district")])  # fmt: skip
+    worker.drain()
+    # As an older worker stored routes: the route as it stands, without the updates that moved it there.
+    route, about = decode_route(client.hget(keys.state("complaints", OPEN), "k-1"))
+    about.pop("updates")
+    client.hset(keys.state("complaints", OPEN), "k-1", encode_route(route, about))
+    write(client, settings, [raw_event("complaint_update", seq=3, ts=now + 2000, complaint_id="k-1", action="resolved", level="district")])  # fmt: skip
+    worker.drain()
+    (row,) = complaint_table(client, keys, now + 3000)
+    assert (row["level"], row["status"]) == ("district", "resolved")

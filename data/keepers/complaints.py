@@ -11,7 +11,7 @@ from __future__ import annotations
 import functools
 import json
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import orjson
@@ -96,10 +96,11 @@ class _Complaint:
 
     route: Route  # its route as stored (or as opened by this batch): the opening it is rebuilt from
     about: dict
-    updates: list[dict]
+    updates: list[dict] | None  # every update applied so far (None: a route stored without them)
     was: Route | None  # its route as stored, None when this batch opens it
     closed: bool = False  # stored among the closed complaints
     moved: bool = False  # this batch brought it something
+    new: list[dict] = field(default_factory=list)  # the updates this batch brings it
 
 
 @dataclass(frozen=True)
@@ -163,7 +164,7 @@ class ComplaintKeeper:
             raw = opened[j] if opened[j] is not None else closed[j]
             if raw is not None:
                 route, about = decode_route(raw)
-                history = about.pop("updates", [])
+                history = about.pop("updates", None)
                 known[complaint_id] = _Complaint(route, about, history, route, closed=opened[j] is None)
         versions = {i: (o, c, w) for i, o, c, w in zip(wanted, open_versions, closed_versions, parked_versions)}
         parked_of = dict(zip(wanted, parked))
@@ -176,13 +177,15 @@ class ComplaintKeeper:
                 if complaint is None:
                     waiting.setdefault(update["complaint_id"], []).append(update)
                 else:
-                    complaint.updates.append(update)
+                    complaint.new.append(update)
                     complaint.moved = True
         for complaint_id, complaint in sorted(known.items()):
             if complaint.moved:
                 route = self._rebuild(complaint, folded)
-                self._store(names, route, {**complaint.about, "updates": complaint.updates}, versions[complaint_id],
-                            complaint.closed, changes)  # fmt: skip
+                about = (
+                    complaint.about if complaint.updates is None else {**complaint.about, "updates": complaint.updates}
+                )
+                self._store(names, route, about, versions[complaint_id], complaint.closed, changes)
         if waiting:
             # An update for a complaint not seen yet (it may come later, or from another system): kept, not lost.
             for complaint_id, later in waiting.items():
@@ -249,13 +252,18 @@ class ComplaintKeeper:
         """A complaint's route from its opening and all its updates in event-time order, with the
         deadlines that passed between them; counts the deadline escalations this adds or takes away."""
         base = complaint.route
+        before = _deadline_stays(complaint.was)
         router = Router()
-        route = router.open(base.complaint_id, base.category, base.priority, base.opened_ms)
-        complaint.updates.sort(key=_update_order)
-        for update in complaint.updates:
+        if complaint.updates is None:
+            # A route stored without its updates (by an older worker) can only be moved on from where it is.
+            router.routes[base.complaint_id] = route = base
+            updates = sorted(complaint.new, key=_update_order)
+        else:
+            route = router.open(base.complaint_id, base.category, base.priority, base.opened_ms)
+            complaint.updates = updates = sorted(complaint.updates + complaint.new, key=_update_order)
+        for update in updates:
             router.tick(update["ts"])  # a deadline that passed before an update moved it first
             router.apply(update)
-        before = _deadline_stays(complaint.was)
         if before:
             router.tick(max(at for _, at in before))  # the escalations the worker's tick had made by then
         after = _deadline_stays(route)

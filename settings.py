@@ -73,7 +73,7 @@ class Settings:
         "CITYDECK_LATENESS_SECONDS",
         900,
         "s",
-        "An event older than this (event time behind the newest seen) is counted as late, not folded in.",
+        "Minutes this far behind the newest event are closed at the next roll-up; events for them then count as late.",
     )
     future_tolerance_seconds: int = _setting(
         "CITYDECK_FUTURE_TOLERANCE_SECONDS",

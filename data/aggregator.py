@@ -6,6 +6,11 @@ counters, writes the dead letters and acknowledges the entries together: a worke
 any instant leaves either all of a batch or none of it, and the entries of a dead worker are
 claimed by another (``XAUTOCLAIM``) once idle for ``claim_idle_ms``.
 
+An event is late only when its minute is behind the source's closed horizon, which the workers'
+roll-up moves on to the newest event minus the allowed lateness; it is never late because another
+worker committed newer events first. So however many workers share a stream, and in whichever
+order their batches commit, each event is folded as one worker would fold it.
+
 Run one with ``python -m data.aggregator``; start as many as the load needs.
 """
 
@@ -39,8 +44,9 @@ from data.schema import Decoded, Rejected
 log = logging.getLogger("citydeck.aggregator")
 
 COMMIT_SCRIPT = (Path(__file__).parent / "commit.lua").read_text()
+ROLL_UP_SCRIPT = (Path(__file__).parent / "roll_up.lua").read_text()
 HOUR_S = 3600
-ROLL_UP_EVERY_S = 20  # how often a worker looks for closed hours to roll up
+ROLL_UP_EVERY_S = 20  # how often a worker closes the past behind the lateness and rolls up closed hours
 TICK_EVERY_S = 5  # how often keepers act on time passing
 COLLECT_EVERY_S = 30  # how often a worker collects garbage (see _no_automatic_collection)
 
@@ -149,12 +155,15 @@ class Aggregator:
         self.clock = clock
         self.group = settings.consumer_group
         self.commit = client.register_script(COMMIT_SCRIPT)
-        self.watermark_ms: dict[str, int] = {}
+        self.roll_up_script = client.register_script(ROLL_UP_SCRIPT)
+        # Per source, the closed horizon as this worker last heard of it: events before it are late.
+        self.closed_ms: dict[str, int] = {}
         self.processed = 0
         self.stopping = False
         self._last_claim = 0.0
         self._last_beat = 0.0
-        self._last_roll_up = 0.0
+        # The first roll-up waits a period too: a worker joining others closes nothing at once.
+        self._last_roll_up = time.monotonic()
         self._last_tick = 0.0
         self._last_collect = time.monotonic()
         self._recovering = True
@@ -176,8 +185,8 @@ class Aggregator:
                 if "BUSYGROUP" not in str(e):
                     raise
             self.client.script_load(COMMIT_SCRIPT)
-            newest = self.client.hget(self.keys.meta(source), "newest_ms")
-            self.watermark_ms[source] = max(self.watermark_ms.get(source, 0), int(newest or 0))
+            closed = self.client.hget(self.keys.meta(source), "closed_ms")
+            self.closed_ms[source] = max(self.closed_ms.get(source, 0), int(closed or 0))
 
     def stop(self, *_args) -> None:
         """Ask the worker to finish its current batch and return."""
@@ -397,44 +406,47 @@ class Aggregator:
         return handled
 
     def roll_up(self) -> int:
-        """Sum the fine buckets of every closed hour into hourly buckets; return the hours rolled.
+        """Close each source's past up to its newest event minus the allowed lateness, and sum the fine
+        buckets of every hour wholly behind that horizon into hourly buckets; return the hours rolled.
 
-        An hour is closed once the source's newest event is more than the allowed lateness past
-        its end: the commit script refuses anything older, so its fine buckets can no longer
-        change. Rolling up is idempotent (the hourly bucket is rewritten, not added to), so two
-        workers doing it at once do no harm.
+        The horizon is moved on first, by one script: from then on the commit script refuses events
+        older than it, so the closed hours' fine buckets can no longer change. Each hour is then
+        summed by another script, atomic against commits, and rewritten rather than added to, so two
+        workers rolling up at once do no harm.
         """
         s = self.settings
         retention_s = int(s.retention_hours * HOUR_S)
         history_s = max(retention_s, s.history_days * 24 * HOUR_S)
+        bucket_ms = s.bucket_seconds * 1000
         rolled = 0
         for source in self.sources:
-            newest_ms = int(self.client.hget(self.keys.meta(source), "newest_ms") or 0)
-            closed_until = (newest_ms - s.lateness_seconds * 1000) // 1000 - HOUR_S
-            for raw in self.client.zrangebyscore(self.keys.open_hours(source), "-inf", closed_until):
+            meta = self.keys.meta(source)
+            newest_ms = int(self.client.hget(meta, "newest_ms") or 0)
+            horizon_ms = (newest_ms - s.lateness_seconds * 1000) // bucket_ms * bucket_ms
+            known = [meta, self.keys.open_hours(source), self.keys.rolled_hours(source)]
+            self.roll_up_script(keys=known, args=[orjson.dumps({"closed_ms": max(horizon_ms, 0)})])
+            closed_ms = int(self.client.hget(meta, "closed_ms") or 0)
+            self.closed_ms[source] = max(self.closed_ms.get(source, 0), closed_ms)
+            for raw in self.client.zrangebyscore(self.keys.open_hours(source), "-inf", closed_ms // 1000 - HOUR_S):
                 hour = int(raw)
-                facets = sorted(f.decode() for f in self.client.smembers(self.keys.hour_facets(source, hour)))
                 starts = range(hour, hour + HOUR_S, s.bucket_seconds)
-                read = self.client.pipeline(transaction=False)
-                for facet in facets:
-                    for start in starts:
-                        read.hgetall(self.keys.bucket(source, facet, "m", start))
-                replies = iter(read.execute())
-                write = self.client.pipeline(transaction=True)
-                for facet in facets:
-                    total: dict[bytes, int] = {}
-                    for _ in starts:
-                        for k, v in next(replies).items():
-                            total[k] = total.get(k, 0) + int(v)
-                    key = self.keys.bucket(source, facet, "h", hour)
-                    write.delete(key)
-                    if total:
-                        write.hset(key, mapping=total)
-                        write.expireat(key, hour + HOUR_S + history_s)
-                write.zadd(self.keys.rolled_hours(source), {str(hour): hour})
-                write.zrem(self.keys.open_hours(source), raw)
-                write.zremrangebyscore(self.keys.rolled_hours(source), "-inf", int(self.clock()) - history_s - HOUR_S)
-                write.execute()
+                doc = {
+                    "closed_ms": 0,
+                    "hour": hour,
+                    "buckets": len(starts),
+                    "expire_at": hour + HOUR_S + history_s,
+                    "forget_before": int(self.clock()) - history_s - HOUR_S,
+                }
+                while True:
+                    doc["facets"] = sorted(
+                        f.decode() for f in self.client.smembers(self.keys.hour_facets(source, hour))
+                    )
+                    keys = [*known, self.keys.hour_facets(source, hour)]
+                    for facet in doc["facets"]:
+                        keys.append(self.keys.bucket(source, facet, "h", hour))
+                        keys += [self.keys.bucket(source, facet, "m", start) for start in starts]
+                    if self.roll_up_script(keys=keys, args=[orjson.dumps(doc)]) != b"facets":
+                        break
                 rolled += 1
         return rolled
 
@@ -469,12 +481,14 @@ class Aggregator:
                     publish(self.client, self.keys, now_ms)
 
     def drain(self) -> int:
-        """Process everything waiting without blocking, commit it and publish the keepers' pictures; return
-        the entries handled (for tools, tests and benchmarks that fill the streams first)."""
+        """Process everything waiting without blocking, commit it, close what is past the lateness and
+        publish the keepers' pictures; return the entries handled (for tools, tests and benchmarks that
+        fill the streams first)."""
         handled = 0
         while step := self.step(block_ms=None):
             handled += step
         self.flush()
+        self.roll_up()
         self.publish()
         return handled
 
@@ -516,9 +530,9 @@ class Aggregator:
             refusal = json.loads(outcome)
             if "stale" in refusal:
                 log.info("%s batch raced another worker on %d entities; redoing it", source, refusal["stale"])
-            if "watermark" in refusal:
-                # Another worker has moved the source on: what is now too late must not be folded.
-                self.watermark_ms[source] = max(self.watermark_ms.get(source, 0), int(refusal["watermark"]))
+            if "closed" in refusal:
+                # A roll-up has closed minutes this batch would add to: what is in them is late now.
+                self.closed_ms[source] = max(self.closed_ms.get(source, 0), int(refusal["closed"]))
             # Counted before: the same entry redelivered (acknowledge only), or a true repeat.
             entry_of = {idem: entry_id.encode() for _, idem, entry_id in prepared.idems}
             for idem, previous in refusal.get("conflicts", []):
@@ -664,6 +678,7 @@ class Aggregator:
                         str(now_ms),
                         *original,
                     ],
+                    ids[r.row].decode(),
                 ]
             )
         doc = {
@@ -706,11 +721,11 @@ class Aggregator:
     def _drop_late_and_repeated(
         self, source: str, decoded: list[Decoded], ids: list[str]
     ) -> tuple[list[Decoded], list[Rejected], list[tuple[int, str, str]]]:
-        """Set aside events too late to fold and repeats within the batch; list idempotency keys."""
-        # Judged against the newest time before this batch: a batch may span more than the lateness.
-        watermark = self.watermark_ms.get(source, 0)
-        floor = watermark - self.settings.lateness_seconds * 1000
-        newest = watermark
+        """Set aside events too late to fold and repeats within the batch; list idempotency keys.
+
+        Late means behind the closed horizon: whatever else is in the batch or was committed before it.
+        """
+        floor = self.closed_ms.get(source, 0)
         rejected: list[Rejected] = []
         idems: list[tuple[int, str, str]] = []
         in_batch: set[str] = set()
@@ -719,8 +734,8 @@ class Aggregator:
             ts = d.columns["ts"]
             keep = ts >= floor
             for j in np.flatnonzero(~keep).tolist():
-                behind = (watermark - int(ts[j])) // 1000
-                rejected.append(Rejected(int(d.rows[j]), f"late:{behind}s behind"))
+                behind = (floor - int(ts[j])) // 1000
+                rejected.append(Rejected(int(d.rows[j]), f"late:{behind}s before the closed horizon"))
             producers = {p: p.decode(errors="backslashreplace") for p in set(d.columns["src"])}
             keys = [f"{producers[p]}:{q}" for p, q in zip(d.columns["src"], d.columns["seq"].tolist())]
             if len(set(keys)) == len(keys) and in_batch.isdisjoint(keys):
@@ -735,15 +750,12 @@ class Aggregator:
                     else:
                         in_batch.add(key)
             rows = np.flatnonzero(keep)
-            if len(rows):
-                newest = max(newest, int(ts[rows].max()))
             hours = ((ts[rows] // (HOUR_S * 1000)) * HOUR_S).tolist()
             idems.extend(zip(hours, [keys[j] for j in rows.tolist()], [ids[r] for r in d.rows[rows].tolist()]))
             if len(rows) < len(keep):
                 d = Decoded(d.type, d.rows[rows], {k: _take(v, rows) for k, v in d.columns.items()})
             if len(d):
                 kept.append(d)
-        self.watermark_ms[source] = newest
         return kept, rejected, idems
 
 

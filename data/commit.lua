@@ -8,7 +8,7 @@
 --   incr    = {{{key, ...}, {expire_at or 0 when already set, ...}, {field, n, ...}}, ...}
 --   hours   = {{facets_key, hour, expire_at, {facet, ...}}, ...}
 --   latest  = {{state_key, time_key, {entity, ts, state, ...}}, ...}
---   dead    = {{reason_kind, {field, value, ...}}, ...}
+--   dead    = {{reason_kind, {field, value, ...}, entry_id}, ...}
 --   expect  = {{versions_key, {entity, version, ...}}, ...}   (keepers' optimistic check)
 --   put     = {{key, expire_at, {field, value, ...}}, ...}
 --   drop    = {{key, {field, ...}}, ...}
@@ -18,9 +18,12 @@
 --   stamps  = {bucket start, ...}   (the minutes whose fine buckets this batch adds to)
 --   group, oldest_ms, newest_ms, lateness_ms, now_ms, events, dead_maxlen, bucket_s
 -- Returns '' on success. Nothing is written when it returns JSON instead: {conflicts =
--- {{idem, entry_id already recorded}, ...}}, {watermark = newest_ms} when the batch holds an
--- event later than the allowed lateness (its hour may already be rolled up), or {stale = n}
--- when another worker changed a keeper's entity since this batch read it.
+-- {{idem, entry_id already recorded}, ...}}, {closed = closed_ms} when the batch holds an event
+-- older than the source's closed horizon (a roll-up has closed its minute), or {stale = n} when
+-- another worker changed a keeper's entity since this batch read it.
+--
+-- Lateness is judged against the closed horizon alone, never against the newest event another
+-- worker committed meanwhile: two workers' batches are folded alike in whichever order they commit.
 
 local doc = cjson.decode(ARGV[1])
 local CHUNK = 500
@@ -33,9 +36,10 @@ local function chunked(command, key, list, step)
 end
 
 local meta = KEYS[4]
-local newest = tonumber(redis.call('HGET', meta, 'newest_ms') or '0')
-if doc.events > 0 and doc.oldest_ms < newest - doc.lateness_ms then
-  return cjson.encode({watermark = newest})
+local known = redis.call('HMGET', meta, 'newest_ms', 'closed_ms')
+local newest, closed = tonumber(known[1] or '0'), tonumber(known[2] or '0')
+if doc.events > 0 and doc.oldest_ms < closed then
+  return cjson.encode({closed = closed})
 end
 
 local conflicts = {}
@@ -118,8 +122,8 @@ for _, g in ipairs(doc.incr) do
 end
 
 -- Stamp the minutes written with this commit's number: a reader that cached an open bucket
--- re-reads it only when its stamp moved. Minutes past the lateness (and two buckets more, for
--- a reader that comes back late) can change no more; their stamps are trimmed.
+-- re-reads it only when its stamp moved. Minutes behind the closed horizon (and two buckets
+-- more, for a reader that comes back late) can change no more; their stamps are trimmed.
 if #doc.stamps > 0 then
   local commit = redis.call('HINCRBY', meta, 'commits', 1)
   local stamped = {}
@@ -129,7 +133,7 @@ if #doc.stamps > 0 then
   end
   redis.call('HSET', KEYS[6], unpack(stamped))
   if redis.call('HLEN', KEYS[6]) > 2 * (doc.lateness_ms / 1000 / doc.bucket_s) + 8 then
-    local floor = math.max(newest, doc.newest_ms) / 1000 - doc.lateness_ms / 1000 - 2 * doc.bucket_s
+    local floor = closed / 1000 - 2 * doc.bucket_s
     local old = {}
     for _, start in ipairs(redis.call('HKEYS', KEYS[6])) do
       if tonumber(start) < floor then old[#old + 1] = start end
@@ -168,9 +172,14 @@ for _, l in ipairs(doc.latest) do
   end
 end
 
+-- An entry is dead-lettered while it is still pending: one a worker claimed from a slow one that
+-- then committed it after all (or that its own worker claimed back) is acknowledged already, and
+-- has its letter. Events have their idempotency keys; this is the same guard for refused entries.
 for _, d in ipairs(doc.dead) do
-  redis.call('XADD', KEYS[2], 'MAXLEN', '~', doc.dead_maxlen, '*', unpack(d[2]))
-  redis.call('HINCRBY', KEYS[3], d[1], 1)
+  if #redis.call('XPENDING', KEYS[1], doc.group, d[3], d[3], 1) > 0 then
+    redis.call('XADD', KEYS[2], 'MAXLEN', '~', doc.dead_maxlen, '*', unpack(d[2]))
+    redis.call('HINCRBY', KEYS[3], d[1], 1)
+  end
 end
 
 if doc.events > 0 then

@@ -6,8 +6,9 @@ the volume.
 
 A sliding window (one that reaches up to the newest events, as a dashboard's "last hour" does)
 is kept summed in the reader's process and moved forward, not summed again each time. The commit
-script refuses any event older than the source's newest minus the allowed lateness, so a fine
-bucket that ends before that instant never changes again; and it stamps every minute it writes
+script refuses any event older than the source's closed horizon (which the workers' roll-up moves
+on to the newest event minus the allowed lateness), so a fine bucket that ends before the horizon
+never changes again; and it stamps every minute it writes
 with the commit's number. So a read subtracts the buckets that left the window, adds those that
 joined it, and re-reads an open bucket only when its stamp moved: a dashboard refresh reads the
 minute or two that changed since the last one, however many events the window holds.
@@ -29,7 +30,7 @@ HOUR_S = 3600
 LAG_COUNT_CAP = 100_000  # Redis < 7 reports no lag: it is counted, up to this many entries
 
 # Facets whose buckets are not indexed by the time of the events that write them, so a bucket
-# behind the lateness horizon may still change: appointment demand is counted by slot hour, and
+# behind the closed horizon may still change: appointment demand is counted by slot hour, and
 # the keepers move contact and health-code counts and add escalations when time passes (ticks
 # commit no events, so the commit script's lateness check never stops them). These are always
 # summed from their buckets; a facet added with the same property must be listed here.
@@ -162,16 +163,16 @@ class CityReader:
         slot = length if slot is None else slot
         with self._lock(source, slot):
             read = self.client.pipeline(transaction=True)
-            read.hget(self.keys.meta(source), "newest_ms")
+            read.hmget(self.keys.meta(source), "newest_ms", "closed_ms")
             read.zrangebyscore(self.keys.rolled_hours(source), window.start - HOUR_S, window.end)
             read.hgetall(self.keys.stamps(source))
-            newest_raw, rolled_raw, stamps_raw = read.execute()
+            (newest_raw, closed_raw), rolled_raw, stamps_raw = read.execute()
             newest_ms = int(newest_raw or 0)
             rolled = {int(h) for h in rolled_raw}
             stamps = {int(k): int(v) for k, v in stamps_raw.items()}
-            # Buckets starting before `cut` are closed: an event in them would be older than the newest
-            # minus the lateness, which the commit script refuses.
-            cut = (newest_ms - self.settings.lateness_seconds * 1000) // 1000 // bs * bs
+            # Buckets starting before `cut` are closed: an event in them would be older than the closed
+            # horizon, which the commit script refuses.
+            cut = int(closed_raw or 0) // 1000 // bs * bs
             first = window.start - window.start % bs
             end = (window.end - 1) // bs * bs + bs  # end of the window's last bucket
             if window.end + length <= cut:

@@ -34,7 +34,7 @@ REJECT_REASONS: dict[str, str] = {
     "text_too_long": "free text longer than the configured limit",
     "future_time": "event time further in the future than the tolerance",
     "duplicate": "an event with the same idempotency key was already counted",
-    "late": "event time behind the source's newest by more than the allowed lateness",
+    "late": "event time behind the source's closed horizon (the newest event minus the allowed lateness, as last rolled up)",
 }
 
 

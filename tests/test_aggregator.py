@@ -150,7 +150,7 @@ def test_late_events_within_the_allowed_lateness_go_to_their_own_bucket_later_on
     t = now_ms()
     lateness = settings.lateness_seconds * 1000
     write(client, settings, "foot", [raw_event("reading", seq=0, ts=t)])
-    drain(worker)
+    worker.drain()  # and closes the minutes more than the lateness behind the newest event
     slightly = t - lateness // 2
     write(
         client,
@@ -166,15 +166,37 @@ def test_late_events_within_the_allowed_lateness_go_to_their_own_bucket_later_on
     assert reader.counts("foot", "readings.sensor", own) == {"S-1": 1}
 
 
+def test_a_batch_is_not_late_because_another_worker_committed_newer_events_first(client, settings, worker):
+    t = now_ms()
+    keys = Keys(settings.key_prefix)
+    write(client, settings, "foot", [raw_event("reading", seq=i, ts=t - 60_000) for i in range(3)])
+    inflight = [(source, entries, worker._prepare(source, entries, {})) for source, entries in worker._read(">", None)]
+    # Another worker commits events far newer meanwhile: this batch's events are folded all the same.
+    client.hset(keys.meta("foot"), "newest_ms", t + 2 * settings.lateness_seconds * 1000)
+    for batch in inflight:
+        worker._send(batch[2])
+    worker._inflight = inflight
+    worker._receive_all()
+    reader = CityReader(client, settings)
+    assert reader.dead_letter_counts()["foot"] == {}
+    assert reader.counts("foot", "readings.sensor", Window.last(600, t / 1000)) == {"S-1": 3}
+    # Until a roll-up closes their minutes: from then on, such events are late.
+    assert worker.roll_up() == 0
+    write(client, settings, "foot", [raw_event("reading", seq=9, ts=t - 60_000)])
+    drain(worker)
+    assert reader.dead_letter_counts()["foot"] == {"late": 1}
+
+
 def test_each_refused_commit_is_redone_while_others_are_in_flight(client, settings, worker):
     t = now_ms()
     keys = Keys(settings.key_prefix)
     write(client, settings, "foot", [raw_event("reading", seq=i, ts=t) for i in range(3)])
     write(client, settings, "services", [raw_event("application", seq=i, ts=t) for i in range(2)])
     inflight = [(source, entries, worker._prepare(source, entries, {})) for source, entries in worker._read(">", None)]
-    # Another worker moves both sources far on meanwhile: both commits are refused, and redone with their events late.
+    # Another worker's roll-up closes both sources' minutes meanwhile: both commits are refused, and
+    # redone with their events late.
     for source in ("foot", "services"):
-        client.hset(keys.meta(source), "newest_ms", t + 2 * settings.lateness_seconds * 1000)
+        client.hset(keys.meta(source), "closed_ms", t + 60_000)
     for batch in inflight:
         worker._send(batch[2])
     worker._inflight = inflight
@@ -250,7 +272,18 @@ def test_a_closed_hour_is_rolled_up_and_reads_the_same_as_its_fine_buckets(clien
 
     # A straggler for the rolled-up hour is refused as late instead of silently missing from it.
     write(client, settings, "complaints", [raw_event("complaint", seq=100, ts=start_ms + 5)])
-    worker.watermark_ms.clear()  # as a freshly started worker that has not seen the newest event
+    worker.closed_ms.clear()  # as a freshly started worker that has not heard of the roll-up
     drain(worker)
     assert reader.dead_letter_counts()["complaints"] == {"late": 1}
     assert reader.counts("complaints", "complaints.channel", window) == {"hotline": 40}
+
+
+def test_a_refused_entry_committed_twice_has_one_dead_letter(client, settings, worker):
+    t = now_ms()
+    write(client, settings, "foot", [raw_event("reading", seq=1, ts=t) | {"lat": "NaN"}])
+    entries = client.xrange(Keys(settings.key_prefix).stream("foot"))
+    drain(worker)
+    worker.process("foot", entries)  # as if a second worker had claimed it from a slow first one
+    reader = CityReader(client, settings)
+    assert reader.dead_letter_counts()["foot"] == {"bad_coordinates": 1}
+    assert len(reader.dead_letters("foot", count=10)) == 1

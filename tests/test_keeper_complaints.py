@@ -7,7 +7,7 @@ import time
 import pytest
 
 from data.aggregator import Aggregator
-from data.keepers.complaints import DEADLINES, complaint_table
+from data.keepers.complaints import DEADLINES, WAITING, complaint_table
 from data.keys import Keys
 from data.read import CityReader, Window
 from tests.events import raw_event
@@ -124,3 +124,106 @@ def test_the_table_reads_only_the_most_urgent_open_complaints_and_counts_all_of_
     assert len(complaint_table(client, keys, now, limit=10)) == 3
     assert complaint_counts(client, keys, now) == {"open": 3, "overdue": 0}
     assert complaint_counts(client, keys, now + 30 * 24 * HOUR_MS)["overdue"] == 3
+
+
+def closing(seq: int, ts: int, complaint_id: str) -> list[dict[str, str]]:
+    return [
+        raw_event("complaint_update", seq=seq, ts=ts + 1000, complaint_id=complaint_id, action="resolved", level="community"),
+        raw_event("complaint_update", seq=seq + 1, ts=ts + 2000, complaint_id=complaint_id, action="closed", level="community"),
+    ]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    "batches",
+    [
+        pytest.param([["complaint", "updates"]], id="closed-in-the-batch-it-opened-in"),
+        pytest.param([["updates", "complaint"]], id="closure-before-its-complaint-in-one-batch"),
+        pytest.param([["updates"], ["complaint"]], id="closure-a-batch-before-its-complaint"),
+        pytest.param([["complaint"], ["updates"]], id="closure-a-batch-after-its-complaint"),
+    ],
+)
+def test_a_closure_applies_whatever_the_batching(client, settings, worker, batches):
+    keys = Keys(settings.key_prefix)
+    now = int(time.time() * 1000)
+    events = {
+        "complaint": [raw_event("complaint", seq=1, ts=now, complaint_id="k-1", text="rubbish bins overflowing")],
+        "updates": closing(2, now, "k-1"),
+    }
+    for batch in batches:
+        write(client, settings, [e for part in batch for e in events[part]])
+        worker.drain()
+    assert complaint_table(client, keys, now) == []
+    closed = complaint_table(client, keys, now, closed=True)
+    assert [(r["complaint_id"], r["status"]) for r in closed] == [("k-1", "closed")]
+    assert client.hgetall(keys.state("complaints", WAITING)) == {}
+
+
+@pytest.mark.parametrize("first", ["opening", "parking"])
+def test_a_complaint_and_its_closure_read_by_two_workers_at_once_end_closed(client, settings, city_map, first):
+    keys = Keys(settings.key_prefix)
+    now = int(time.time() * 1000)
+    one, two = (Aggregator(client, settings, city_map, name=n) for n in ("one", "two"))
+    one.ensure_groups()
+    write(
+        client, settings, [raw_event("complaint", seq=1, ts=now, complaint_id="k-1", text="rubbish bins overflowing")]
+    )
+    write(client, settings, closing(2, now, "k-1"))
+    stream = keys.stream("complaints")
+    # One worker reads the complaint, the other its closure; both prepare before either commits.
+    opening = client.xreadgroup(settings.consumer_group, "one", {stream: ">"}, count=1)[0][1]
+    parking = client.xreadgroup(settings.consumer_group, "two", {stream: ">"}, count=2)[0][1]
+    batches = {"opening": (one, opening), "parking": (two, parking)}
+    prepared = {name: w._prepare("complaints", entries, {}) for name, (w, entries) in batches.items()}
+    for name in (first, "parking" if first == "opening" else "opening"):
+        w, entries = batches[name]
+        w._commit("complaints", entries, prepared[name])
+    assert complaint_table(client, keys, now) == []
+    assert [r["status"] for r in complaint_table(client, keys, now, closed=True)] == ["closed"]
+    assert client.hgetall(keys.state("complaints", WAITING)) == {}
+
+
+def test_updates_committed_out_of_event_time_order_leave_the_route_of_their_event_time_order(
+    client, settings, city_map
+):
+    now = int(time.time() * 1000)
+    routes = []
+    for order in ([0, 1, 2], [2, 1, 0], [1, 2, 0]):
+        run = type(settings)(**{**settings.__dict__, "key_prefix": f"{settings.key_prefix}-{''.join(map(str, order))}"})
+        worker = Aggregator(client, run, city_map, name="router")
+        worker.ensure_groups()
+        write(client, run, [raw_event("complaint", seq=1, ts=now, complaint_id="k-1", text="rubbish bins overflowing")])
+        worker.drain()
+        updates = [
+            raw_event("complaint_update", seq=2, ts=now + 1000, complaint_id="k-1", action="escalated", level="district"),
+            raw_event("complaint_update", seq=3, ts=now + 2000, complaint_id="k-1", action="closed", level="district"),
+            raw_event("complaint_update", seq=4, ts=now + 3000, complaint_id="k-1", action="reopened", level="district"),
+        ]  # fmt: skip
+        for i in order:  # one batch each, committed in this order
+            write(client, run, [updates[i]])
+            worker.drain()
+        keys = Keys(run.key_prefix)
+        assert complaint_table(client, keys, now, closed=True) == []
+        (row,) = complaint_table(client, keys, now + 4000)
+        routes.append({k: row[k] for k in ("status", "level", "path", "escalations")})
+    assert routes[0] == {"status": "open", "level": "district", "path": routes[0]["path"], "escalations": 1}
+    assert routes[1] == routes[0] and routes[2] == routes[0]
+
+
+def test_a_route_stored_without_its_updates_is_moved_on_from_where_it_is(client, settings, worker):
+    from data.keepers.complaints import OPEN, decode_route, encode_route
+
+    keys = Keys(settings.key_prefix)
+    now = int(time.time() * 1000)
+    write(
+        client, settings, [raw_event("complaint", seq=1, ts=now, complaint_id="k-1", text="rubbish bins overflowing")]
+    )
+    write(client, settings, [raw_event("complaint_update", seq=2, ts=now + 1000, complaint_id="k-1", action="escalated", level="district")])  # fmt: skip
+    worker.drain()
+    # As an older worker stored routes: the route as it stands, without the updates that moved it there.
+    route, about = decode_route(client.hget(keys.state("complaints", OPEN), "k-1"))
+    about.pop("updates")
+    client.hset(keys.state("complaints", OPEN), "k-1", encode_route(route, about))
+    write(client, settings, [raw_event("complaint_update", seq=3, ts=now + 2000, complaint_id="k-1", action="resolved", level="district")])  # fmt: skip
+    worker.drain()
+    (row,) = complaint_table(client, keys, now + 3000)
+    assert (row["level"], row["status"]) == ("district", "resolved")

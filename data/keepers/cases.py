@@ -347,8 +347,8 @@ class CaseKeeper:
             record = json.loads(raw) if raw is not None else {"status": status, "community_id": community}
             if STATUS_RANK[status] >= STATUS_RANK[record["status"]]:
                 record["status"] = status  # a report out of order never undoes a later status
-            if onset is not None:
-                record["onset_ts"] = onset
+            if onset is not None and ts >= record.get("updated_ts", 0):
+                record["onset_ts"] = onset  # the newest report's onset, whichever is processed last
             # The earliest confirmation counts, whichever report is processed first: a worker that
             # died and one that never did must count the same.
             if status == "confirmed" and ts < record.get("confirmed_ts", ts + 1):
@@ -361,7 +361,7 @@ class CaseKeeper:
                 record["community_id"] = community
                 work.red[case_id] = (ts, community, before)
             record["updated_ts"] = max(ts, record.get("updated_ts", 0))
-            work.cases.put(case_id, json.dumps(record, separators=(",", ":")))
+            work.cases.put(case_id, json.dumps(record, separators=(",", ":"), sort_keys=True))
         return confirmed
 
     # ------------------------------------------------------------------ tracing

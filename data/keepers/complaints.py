@@ -11,7 +11,7 @@ from __future__ import annotations
 import functools
 import json
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import orjson
@@ -60,6 +60,49 @@ def decode_route(raw: bytes | str) -> tuple[Route, dict]:
     return route, record
 
 
+def _update_order(update: dict) -> tuple:
+    """Updates in event-time order, ties broken by what they say: the same order however they came."""
+    return update["ts"], update["action"], update["level"] or "", update["department"] or ""
+
+
+def _updates(d: Decoded) -> list[dict]:
+    """A batch's complaint updates as the router applies them."""
+    c = d.columns
+    ids = d.texts("complaint_id")
+    actions = d.type.fields[[f.name for f in d.type.fields].index("action")].choices
+    levels = d.type.fields[[f.name for f in d.type.fields].index("level")].choices
+    departments = d.texts("department")
+    times, action_codes, level_codes = c["ts"].tolist(), c["action"].tolist(), c["level"].tolist()
+    return [
+        {
+            "complaint_id": ids[j],
+            "ts": times[j],
+            "action": actions[action_codes[j]],
+            "level": levels[level_codes[j]] if level_codes[j] >= 0 else None,
+            "department": departments[j],
+        }
+        for j in range(len(ids))
+    ]
+
+
+def _deadline_stays(route: Route | None) -> set[tuple[str, int]]:
+    """(level, when) of each escalation a passed deadline made on a route."""
+    return set() if route is None else {(s.level, s.entered_ms) for s in route.stays if s.how == "deadline"}
+
+
+@dataclass
+class _Complaint:
+    """One complaint as a batch sees it: where its route starts, what triage said, its updates so far."""
+
+    route: Route  # its route as stored (or as opened by this batch): the opening it is rebuilt from
+    about: dict
+    updates: list[dict] | None  # every update applied so far (None: a route stored without them)
+    was: Route | None  # its route as stored, None when this batch opens it
+    closed: bool = False  # stored among the closed complaints
+    moved: bool = False  # this batch brought it something
+    new: list[dict] = field(default_factory=list)  # the updates this batch brings it
+
+
 @dataclass(frozen=True)
 class _StateKeys:
     """The names of this keeper's keys under one prefix, spelled once rather than per complaint."""
@@ -98,42 +141,91 @@ class ComplaintKeeper:
         changes: StateChanges,
         now_ms: int,
     ) -> None:
-        """Open routes for new complaints, move routes on updates."""
-        open_key = keys.state(self.source, OPEN)
-        for d, where in batch:
-            if d.type.name == "complaint":
-                self._open(client, keys, d, where, folded, changes)
-            elif d.type.name == "complaint_update":
-                self._update(client, keys, d, folded, changes, now_ms)
-        changes.expire_at.setdefault(open_key, 0)
+        """Open routes for new complaints and move routes on updates, the same whatever the batching.
+
+        A complaint's route is rebuilt from its opening and every update it has had, in event-time
+        order, each time a batch brings it something: so updates applied in whichever order batches
+        commit (two workers, a claim after a crash) leave the same route, and an update that came
+        with its complaint, before it or after it was closed applies all the same. An update whose
+        complaint has not come yet is parked and applied when it does. A complaint's route (open or
+        closed) and its parked updates are read with their versions and checked at commit, so two
+        batches touching one complaint on two workers never both pass.
+        """
+        names = _StateKeys.of(keys)
+        complaints = [(d, where) for d, where in batch if d.type.name == "complaint"]
+        updates = [d for d, _ in batch if d.type.name == "complaint_update"]
+        wanted = sorted({i for d, _ in complaints for i in d.texts("complaint_id")} | {
+            i for d in updates for i in d.texts("complaint_id")
+        })  # fmt: skip
+        read = read_many_states(client, [(names.open, wanted), (names.closed, wanted), (names.waiting, wanted)])
+        (opened, open_versions), (closed, closed_versions), (parked, parked_versions) = read
+        known: dict[str, _Complaint] = {}
+        for j, complaint_id in enumerate(wanted):
+            raw = opened[j] if opened[j] is not None else closed[j]
+            if raw is not None:
+                route, about = decode_route(raw)
+                history = about.pop("updates", None)
+                known[complaint_id] = _Complaint(route, about, history, route, closed=opened[j] is None)
+        versions = {i: (o, c, w) for i, o, c, w in zip(wanted, open_versions, closed_versions, parked_versions)}
+        parked_of = dict(zip(wanted, parked))
+        for d, where in complaints:
+            self._open(d, where, known, parked_of, versions, folded, changes, names)
+        waiting: dict[str, list[dict]] = {}
+        for d in updates:
+            for update in _updates(d):
+                complaint = known.get(update["complaint_id"])
+                if complaint is None:
+                    waiting.setdefault(update["complaint_id"], []).append(update)
+                else:
+                    complaint.new.append(update)
+                    complaint.moved = True
+        for complaint_id, complaint in sorted(known.items()):
+            if complaint.moved:
+                route = self._rebuild(complaint, folded)
+                about = (
+                    complaint.about if complaint.updates is None else {**complaint.about, "updates": complaint.updates}
+                )
+                self._store(names, route, about, versions[complaint_id], complaint.closed, changes)
+        if waiting:
+            # An update for a complaint not seen yet (it may come later, or from another system): kept, not lost.
+            for complaint_id, later in waiting.items():
+                kept = json.loads(parked_of[complaint_id]) if parked_of[complaint_id] is not None else []
+                # In event-time order, whichever batch brought each: the same updates read the same.
+                updates = sorted(kept + later, key=_update_order)
+                changes.set(names.waiting, complaint_id, orjson.dumps(updates).decode(), versions[complaint_id][2])
+                # Parked on the word that the complaint is not there: a batch opening it meanwhile makes one redo.
+                changes.expect.setdefault(names.open, {})[complaint_id] = versions[complaint_id][0]
+                changes.expect.setdefault(names.closed, {})[complaint_id] = versions[complaint_id][1]
+            changes.expire_at[names.waiting] = now_ms // 1000 + self.retention_s
+        changes.expire_at.setdefault(names.open, 0)
 
     def _open(
-        self, client: redis.Redis, keys: Keys, d: Decoded, where: Placement, folded: Folded, changes: StateChanges
+        self,
+        d: Decoded,
+        where: Placement,
+        known: dict[str, _Complaint],
+        parked_of: dict[str, bytes | None],
+        versions: dict[str, tuple[int, int, int]],
+        folded: Folded,
+        changes: StateChanges,
+        names: _StateKeys,
     ) -> None:
         c = d.columns
         ids = d.texts("complaint_id")
         texts = c["text"]
         intake = [COMPLAINT_CATEGORIES[i] if i >= 0 else None for i in c["category"].tolist()]
-        names = _StateKeys.of(keys)
-        (states, versions), (early, early_versions) = read_many_states(
-            client, [(names.open, ids), (names.waiting, ids)]
-        )
-        router = Router()
         communities = where.community.labels_of(where.community.codes)
         districts = where.district.labels_of(where.district.codes)
         times, lons, lats = c["ts"].tolist(), c["lon"].tolist(), c["lat"].tolist()
         priorities, categories = [], []
-        for j, complaint_id in enumerate(ids):
+        for j in np.argsort(c["ts"], kind="stable").tolist():
+            complaint_id = ids[j]
             category, priority, reason, keywords = triaged(texts[j] or "", intake[j])
-            priorities.append(priority - 1)
-            categories.append(COMPLAINT_CATEGORIES.index(category))
-            if states[j] is not None:
+            priorities.append((j, priority - 1))
+            categories.append((j, COMPLAINT_CATEGORIES.index(category)))
+            if complaint_id in known:
                 continue  # reported again under the same number: the route already exists
-            route = router.open(complaint_id, category, priority, times[j])
-            if early[j] is not None:
-                for update in sorted(json.loads(early[j]), key=lambda u: u["ts"]):
-                    router.apply(update)
-                changes.delete(names.waiting, complaint_id, early_versions[j])
+            route = Route(complaint_id, category, priority, times[j])
             about = {
                 "reason": reason,
                 "keywords": keywords,
@@ -144,68 +236,73 @@ class ComplaintKeeper:
                 "community_id": communities[j],
                 "district_id": districts[j],
             }
-            self._store(names, route, about, versions[j], changes)
+            raw = parked_of[complaint_id]
+            if raw is not None:
+                changes.delete(names.waiting, complaint_id, versions[complaint_id][2])
+            else:
+                # Opened on the word that nothing is parked for it: a batch parking an update meanwhile makes one redo.
+                changes.expect.setdefault(names.waiting, {})[complaint_id] = versions[complaint_id][2]
+            known[complaint_id] = _Complaint(route, about, json.loads(raw) if raw is not None else [], None, moved=True)
+        codes = np.array([p for _, p in sorted(priorities)], dtype=np.int64)
         buckets = (c["ts"] // (self.bucket_s * 1000)) * self.bucket_s
-        priority = Dimension(np.array(priorities, dtype=np.int64), len(PRIORITIES), np.array(PRIORITIES, dtype=object))
+        priority = Dimension(codes, len(PRIORITIES), np.array(PRIORITIES, dtype=object))
         folded.add("complaints.priority", buckets, priority)
         folded.add("complaints.community_priority", buckets, where.community.cross(priority))
         # The category as triaged, the one the complaint is routed and listed under: what pages count.
-        category = enumerated(np.array(categories, dtype=np.int64), COMPLAINT_CATEGORIES)
+        category = enumerated(np.array([k for _, k in sorted(categories)], dtype=np.int64), COMPLAINT_CATEGORIES)
         folded.add("complaints.community_triaged", buckets, where.community.cross(category))
 
-    def _update(
-        self, client: redis.Redis, keys: Keys, d: Decoded, folded: Folded, changes: StateChanges, now_ms: int
-    ) -> None:
-        c = d.columns
-        ids = d.texts("complaint_id")
-        actions = d.type.fields[[f.name for f in d.type.fields].index("action")].choices
-        levels = d.type.fields[[f.name for f in d.type.fields].index("level")].choices
-        wanted = sorted(set(ids))
-        open_key = keys.state(self.source, OPEN)
-        states, versions = read_states(client, open_key, wanted)
+    def _rebuild(self, complaint: _Complaint, folded: Folded) -> Route:
+        """A complaint's route from its opening and all its updates in event-time order, with the
+        deadlines that passed between them; counts the deadline escalations this adds or takes away."""
+        base = complaint.route
+        before = _deadline_stays(complaint.was)
         router = Router()
-        records, version_of = {}, {}
-        for complaint_id, raw, version in zip(wanted, states, versions):
-            if raw is not None:
-                route, about = decode_route(raw)
-                router.routes[complaint_id] = route
-                records[complaint_id] = about
-                version_of[complaint_id] = version
-        departments = d.texts("department")
-        times, action_codes, level_codes = c["ts"].tolist(), c["action"].tolist(), c["level"].tolist()
-        waiting: dict[str, list[dict]] = {}
-        for j in np.argsort(c["ts"], kind="stable").tolist():
-            update = {
-                "complaint_id": ids[j],
-                "ts": times[j],
-                "action": actions[action_codes[j]],
-                "level": levels[level_codes[j]] if level_codes[j] >= 0 else None,
-                "department": departments[j],
-            }
-            if not router.apply(update):
-                waiting.setdefault(ids[j], []).append(update)
-        names = _StateKeys.of(keys)
-        for complaint_id in records:
-            self._store(names, router.routes[complaint_id], records[complaint_id], version_of[complaint_id], changes)
-        if waiting:
-            # An update for a complaint not seen yet (it may come later, or from another system): kept, not lost.
-            before, versions = read_states(client, names.waiting, list(waiting))
-            for (complaint_id, updates), raw, version in zip(waiting.items(), before, versions):
-                kept = json.loads(raw) if raw is not None else []
-                changes.set(names.waiting, complaint_id, orjson.dumps(kept + updates).decode(), version)
-            changes.expire_at[names.waiting] = now_ms // 1000 + self.retention_s
+        if complaint.updates is None:
+            # A route stored without its updates (by an older worker) can only be moved on from where it is.
+            router.routes[base.complaint_id] = route = base
+            updates = sorted(complaint.new, key=_update_order)
+        else:
+            route = router.open(base.complaint_id, base.category, base.priority, base.opened_ms)
+            complaint.updates = updates = sorted(complaint.updates + complaint.new, key=_update_order)
+        for update in updates:
+            router.tick(update["ts"])  # a deadline that passed before an update moved it first
+            router.apply(update)
+        if before:
+            router.tick(max(at for _, at in before))  # the escalations the worker's tick had made by then
+        after = _deadline_stays(route)
+        moves = [(at, level, 1) for level, at in after - before] + [(at, level, -1) for level, at in before - after]
+        if moves:
+            ts = np.array([at for at, _, _ in moves], dtype=np.int64)
+            levels = router.rules.levels
+            level = enumerated(np.array([levels.index(lv) for _, lv, _ in moves], dtype=np.int64), levels)
+            buckets = (ts // (self.bucket_s * 1000)) * self.bucket_s
+            folded.add("escalations.level", buckets, level, np.array([n for _, _, n in moves], dtype=np.float64))
+        return route
 
-    def _store(self, names: _StateKeys, route: Route, about: dict, version: int, changes: StateChanges) -> None:
+    def _store(
+        self,
+        names: _StateKeys,
+        route: Route,
+        about: dict,
+        versions: tuple[int, int, int],
+        was_closed: bool,
+        changes: StateChanges,
+    ) -> None:
         open_key, deadlines, queue, due = names.open, names.deadlines, names.queue, names.due
+        open_version, closed_version = versions[0], versions[1]
         if route.status == "closed":
             changes.remove(queue, route.complaint_id)
             changes.remove(due, route.complaint_id)
-            changes.delete(open_key, route.complaint_id, version)
-            changes.put.setdefault(names.closed, {})[route.complaint_id] = encode_route(route, about)
+            changes.delete(open_key, route.complaint_id, open_version)
+            changes.set(names.closed, route.complaint_id, encode_route(route, about), closed_version)
             changes.remove(deadlines, route.complaint_id)
             changes.add(names.closed_at, route.stay.left_ms or route.stay.entered_ms, route.complaint_id)
             return
-        changes.set(open_key, route.complaint_id, encode_route(route, about), version)
+        changes.set(open_key, route.complaint_id, encode_route(route, about), open_version)
+        if was_closed:  # reopened
+            changes.delete(names.closed, route.complaint_id, closed_version)
+            changes.remove(names.closed_at, route.complaint_id)
         changes.add(queue, route.priority * PRIORITY_WEIGHT + route.opened_ms, route.complaint_id)
         if route.status == "open":
             changes.add(due, route.stay.deadline_ms, route.complaint_id)
@@ -236,9 +333,8 @@ class ComplaintKeeper:
             made = router.tick(now_ms)
             names = _StateKeys.of(keys)
             for complaint_id in records:
-                self._store(
-                    names, router.routes[complaint_id], records[complaint_id], version_of[complaint_id], changes
-                )
+                route = router.routes[complaint_id]
+                self._store(names, route, records[complaint_id], (version_of[complaint_id], 0, 0), False, changes)
             if len(made):
                 ts = made["ts"].to_numpy(dtype=np.int64)
                 buckets = (ts // (self.bucket_s * 1000)) * self.bucket_s
@@ -275,6 +371,7 @@ def complaint_table(
     about = {}
     for value in values:
         route, record = decode_route(value)
+        record.pop("updates", None)  # what the route was rebuilt from; the route shows it
         router.routes[route.complaint_id] = route
         about[route.complaint_id] = record
     if not router.routes:

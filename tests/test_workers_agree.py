@@ -1,0 +1,227 @@
+"""Any number of aggregator workers draining the same events at once leave exactly the aggregates of one.
+
+The same seeded entries of all four sources (out of order by minutes, repeated, malformed, with
+complaints closed before, with and after they open, and stragglers for an hour already rolled up)
+are written under one key prefix per run and drained by 1, 2 and 3 workers at once, each with its
+own connection and small batches so their batches interleave. Every key the workers wrote is then
+compared, whole: counters, hourly roll-ups, latest states, keeper states, dead letters (all but the
+contact tracer's links, see ``BY_COMMIT_ORDER``). Likewise a
+worker process killed again and again mid-stream, its entries claimed by the next, leaves what one
+undisturbed worker leaves.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from data import aggregator
+from data.aggregator import Aggregator
+from data.connection import client_from_url
+from data.keys import SOURCES, Keys
+from data.read import CityReader
+from tests.event_mix import MINUTE_MS, CityMix
+
+pytestmark = [pytest.mark.redis, pytest.mark.slow]
+ROOT = Path(__file__).resolve().parents[1]
+HOUR_MS = 3_600_000
+
+# Keys and fields that say how the work was done, not what it found: which consumer did what, how
+# often a commit was redone (versions), commit numbers that let readers skip unchanged buckets, and
+# the stamp of the tracing picture's last rebuild.
+HOW_NOT_WHAT = (":events", ":ver", ":agg:stamps", ":state:cases:changed", ":state:cases:picture")
+META_HOW = (b"commits", b"ingested_ms")
+# What the contact tracer still decides by the order in which batches commit, left out until it
+# judges by event time too: a contact keeps the link (venue, community) found first, an exposure
+# keeps the confirmation time its case had when it was found, and the contact and code counts and
+# health codes follow from them.
+BY_COMMIT_ORDER = (
+    ":state:cases:contacts",
+    ":state:cases:codes",
+    ":state:cases:exposures",
+    ":agg:contacts.community:",
+    ":agg:codes.community_colour:",
+)
+
+
+def settings_for(settings, prefix: str):
+    return type(settings)(**{**settings.__dict__, "key_prefix": prefix})
+
+
+def write(client, keys: Keys, entries) -> None:
+    pipe = client.pipeline(transaction=False)
+    for source, fields in entries:
+        pipe.xadd(keys.stream(source), fields)
+    pipe.execute()
+
+
+def drain_at_once(settings, city_map, workers: int, now_ms: int) -> None:
+    """Drain every stream with ``workers`` workers started together, each on its own connection."""
+    start = threading.Barrier(workers)
+    failures: list[BaseException] = []
+
+    def work(i: int) -> None:
+        client = client_from_url(settings.redis_url)
+        try:
+            worker = Aggregator(client, settings, city_map, name=f"w{i}", clock=lambda: now_ms / 1000)
+            worker.ensure_groups()
+            start.wait(timeout=30)
+            while worker.step(block_ms=None):
+                pass
+            worker.close()
+        except BaseException as e:  # noqa: BLE001  (reported by the test, not lost in the thread)
+            failures.append(e)
+        finally:
+            client.close()
+
+    threads = [threading.Thread(target=work, args=(i,)) for i in range(workers)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=300)
+    assert not failures, failures
+    assert not any(t.is_alive() for t in threads)
+
+
+def everything(client, keys: Keys) -> dict[str, object]:
+    """Every key the workers wrote under a prefix, by name without the prefix, with its whole content."""
+    out: dict[str, object] = {}
+    for raw in client.scan_iter(match=f"{{{keys.prefix}:*", count=1000):
+        name = raw.decode()
+        if any(part in name for part in HOW_NOT_WHAT + BY_COMMIT_ORDER):
+            continue
+        short = name.replace(keys.prefix, "P", 1)
+        kind = client.type(raw).decode()
+        if kind == "hash":
+            value = client.hgetall(raw)
+            if ":seen:" in name:
+                # Which of two copies of a repeated event counted is the order of commits; that one did is not.
+                value = set(value)
+            if name.endswith(":meta"):
+                value = {k: v for k, v in value.items() if k not in META_HOW}
+        elif kind == "set":
+            value = client.smembers(raw)
+        elif kind == "zset":
+            value = client.zrange(raw, 0, -1, withscores=True)
+        elif kind == "string":
+            value = client.get(raw)
+        elif kind == "stream":  # dead letters: what was refused, and why
+            value = sorted(
+                sorted((k, v) for k, v in f.items() if k not in (b"dead_entry_id", b"dead_at_ms"))
+                for _, f in client.xrange(raw)
+            )
+        else:
+            raise AssertionError(f"unexpected {kind} key {name}")
+        out[short] = value
+    return out
+
+
+def run(client, settings, city_map, phases, workers: int, now_ms: int) -> dict[str, object]:
+    keys = Keys(settings.key_prefix)
+    for entries in phases:
+        write(client, keys, entries)
+        drain_at_once(settings, city_map, workers, now_ms)
+        after = Aggregator(client, settings, city_map, name="after", clock=lambda: now_ms / 1000)
+        # Cases traced by two batches in flight at once are traced again by the tick, as every few seconds.
+        after.tick_keepers()
+        # Hours close between the phases, as a worker's roll-up closes them while events flow.
+        after.roll_up()
+    lag = CityReader(client, settings).consumer_lag()
+    assert all(v["lag"] == 0 and v["pending"] == 0 for v in lag.values()), lag
+    return everything(client, keys)
+
+
+def test_one_two_and_three_workers_at_once_leave_identical_aggregates(
+    client, settings, city_map, demo_city, monkeypatch
+):
+    # Hours close between the phases only, at the same place in the stream for every run: a roll-up
+    # is the one thing that makes an event late, and when it runs is up to the clock, not the events.
+    monkeypatch.setattr(aggregator, "ROLL_UP_EVERY_S", 10**9)
+    now_ms = int(time.time() * 1000)
+    hour = now_ms // HOUR_MS * HOUR_MS - 2 * HOUR_MS  # an hour that closes during the run
+    mix = CityMix(demo_city, seed=23)
+    first = mix.phase(hour + 5 * MINUTE_MS, hour + 80 * MINUTE_MS, 2500)
+    second = mix.phase(hour + 80 * MINUTE_MS, hour + 90 * MINUTE_MS, 1200, stragglers_from=hour + 20 * MINUTE_MS)
+    # A lateness shorter than the disorder, and small batches: batches interleave and their events
+    # lie minutes apart, which is what made two workers refuse each other's events as late.
+    base = type(settings)(**{**settings.__dict__, "lateness_seconds": 120, "batch_size": 40})
+
+    runs = {n: run(client, settings_for(base, f"{base.key_prefix}-{n}"), city_map, [first, second], n, now_ms)
+            for n in (1, 2, 3)}  # fmt: skip
+
+    one = runs[1]
+    counted = sum(int(one[f"{{P:{s}}}:meta"][b"events"]) for s in SOURCES)
+    dead = {s: one.get(f"{{P:{s}}}:dead:counts", {}) for s in SOURCES}
+    assert counted > 3000 and all(b"duplicate" in d and b"late" in d for d in dead.values()), dead
+    assert any(k.endswith(":h:" + str(hour // 1000)) for k in one), "the first hour was rolled up"
+    for n in (2, 3):
+        assert runs[n].keys() == one.keys(), (n, sorted(runs[n].keys() ^ one.keys())[:20])
+        differ = sorted(k for k in one if runs[n][k] != one[k])
+        assert not differ, (n, differ[:60], [(k, one[k], runs[n][k]) for k in differ[:2]])
+
+
+def worker_process(settings) -> subprocess.Popen:
+    """A worker in a process of its own, under a consumer name of its own, as production runs one."""
+    env = {
+        **os.environ,
+        "REDIS_URL": settings.redis_url,
+        "CITYDECK_KEY_PREFIX": settings.key_prefix,
+        "CITYDECK_CLAIM_IDLE_MS": "300",
+        "CITYDECK_BATCH_SIZE": "50",
+        "CITYDECK_BLOCK_MS": "100",
+        "PYTHONPATH": str(ROOT),
+    }
+    return subprocess.Popen(
+        [sys.executable, "-m", "data.aggregator", "--max-idle", "3"],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+
+
+def test_entries_claimed_from_a_killed_worker_are_folded_as_if_it_had_lived(client, settings, city_map, demo_city):
+    now_ms = int(time.time() * 1000)
+    hour = now_ms // HOUR_MS * HOUR_MS - 2 * HOUR_MS
+    entries = CityMix(demo_city, seed=31).phase(hour + 5 * MINUTE_MS, hour + 80 * MINUTE_MS, 3000)
+    killed = type(settings)(**{**settings.__dict__, "key_prefix": settings.key_prefix + "-killed"})
+    keys = Keys(killed.key_prefix)
+    write(client, keys, entries)
+    reader = CityReader(client, killed)
+    counted = lambda: sum(f["events"] for f in reader.freshness().values())  # noqa: E731
+    orphaned = 0
+    for pause in (0.0, 0.15, 0.3):
+        before = counted()
+        proc = worker_process(killed)
+        deadline = time.monotonic() + 60
+        while counted() == before and proc.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.01)
+        time.sleep(pause)
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+        # What it read and never committed waits for another worker to claim it.
+        orphaned += sum(v["pending"] for v in reader.consumer_lag().values())
+    assert orphaned > 0, "no kill left entries pending: nothing was claimed"
+    final = worker_process(killed)
+    _, err = final.communicate(timeout=300)
+    assert final.returncode == 0, err.decode()[-2000:]
+    assert all(v["lag"] == 0 and v["pending"] == 0 for v in reader.consumer_lag().values())
+
+    calm = type(settings)(**{**settings.__dict__, "key_prefix": settings.key_prefix + "-calm", "batch_size": 50})
+    write(client, Keys(calm.key_prefix), entries)
+    worker = Aggregator(client, calm, city_map, name="calm")
+    worker.ensure_groups()
+    while worker.step(block_ms=None):
+        pass
+    worker.close()
+
+    after_kills, undisturbed = everything(client, keys), everything(client, Keys(calm.key_prefix))
+    assert after_kills.keys() == undisturbed.keys(), sorted(after_kills.keys() ^ undisturbed.keys())[:20]
+    assert [k for k in undisturbed if after_kills[k] != undisturbed[k]] == []

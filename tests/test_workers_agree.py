@@ -34,9 +34,11 @@ ROOT = Path(__file__).resolve().parents[1]
 HOUR_MS = 3_600_000
 
 # Keys and fields that say how the work was done, not what it found: which consumer did what, how
-# often a commit was redone (versions), commit numbers that let readers skip unchanged buckets, and
-# the stamp of the tracing picture's last rebuild.
-HOW_NOT_WHAT = (":events", ":ver", ":agg:stamps", ":state:cases:changed", ":state:cases:picture")
+# often a commit was redone (versions), commit numbers that let readers skip unchanged buckets, the
+# stamp of the tracing picture's last rebuild and the cases a worker traced in its last minute.
+HOW_NOT_WHAT = (
+    ":events", ":ver", ":agg:stamps", ":state:cases:changed", ":state:cases:picture", ":state:cases:retrace",
+)  # fmt: skip
 META_HOW = (b"commits", b"ingested_ms")
 # What the contact tracer still decides by the order in which batches commit, left out until it
 # judges by event time too: a contact keeps the link (venue, community) found first, an exposure

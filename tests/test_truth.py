@@ -24,7 +24,7 @@ from views import snapshots
 from views.geography import CityGeography
 from views.state import ViewState
 
-pytestmark = pytest.mark.redis
+pytestmark = [pytest.mark.redis, pytest.mark.slow]
 
 DISTRICTS = ("D-FT", "D-LU", "D-NS", "D-YT", "D-BA", "D-LG", "D-LH", "D-PS", "D-GM", "D-DP")
 TICKS = 4

@@ -34,6 +34,7 @@ BUCKET_S = 60
 HOUR_S = 3600
 DAY_S = 86_400
 LATENESS_S = 900  # the settings' default, which the harness runs with
+CROWDING_SHARE = 0.9  # the settings' default: a place at or over this share of its capacity is crowded
 SMALL = 3  # the small-cell threshold of shared screens
 WINDOWS = {"15m": 15 * 60, "1h": HOUR_S, "24h": DAY_S}
 SENSOR_KINDS = ("metro_station", "mall", "park")
@@ -170,7 +171,7 @@ def scenario(city, hour: int, seed: int = 11) -> tuple[Written, list[list[list[t
                             "reading", ts, sensor_id=f"S-{place.place_id}", sensor_kind="infrared" if k % 2 else "counter",
                             place_id=place.place_id, place_kind=place.kind, interval_s=interval,
                             people=int(rng.integers(0, 400)), fever=int(rng.random() < 0.1) if k % 2 else None,
-                            occupancy=int(capacity * (0.85 if crowded else rng.uniform(0.1, 0.6))), capacity=capacity,
+                            occupancy=int(capacity * (0.95 if crowded else rng.uniform(0.1, 0.6))), capacity=capacity,
                             lon=place.lon, lat=place.lat,
                         ),
                     )
@@ -580,7 +581,9 @@ class Truth:
             "headline.sensors": len(sensors),
             "sensors": sensors,
             "silent_count": sum(s["silent"] for s in sensors.values()),
-            "crowded": sorted(s for s, v in sensors.items() if v["capacity"] and v["occupancy"] / v["capacity"] >= 0.8),
+            "crowded": sorted(
+                s for s, v in sensors.items() if v["capacity"] and v["occupancy"] / v["capacity"] >= CROWDING_SHARE
+            ),
             "heat": heat,
         }
 

@@ -234,6 +234,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     """
     args = parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    # The development server logs every request at INFO: a wall refreshing every few seconds would
+    # bury what matters. Errors and refused requests still get their line.
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)
     settings = Settings.from_env()
     if problem := _cannot_listen(args.host, args.port):
         print(f"python app.py: error: {problem}", file=sys.stderr)

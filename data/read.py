@@ -32,10 +32,17 @@ LAG_COUNT_CAP = 100_000  # Redis < 7 reports no lag: it is counted, up to this m
 # Facets whose buckets are not indexed by the time of the events that write them, so a bucket
 # behind the closed horizon may still change: appointment demand is counted by slot hour, and
 # the keepers move contact and health-code counts and add escalations when time passes (ticks
-# commit no events, so the commit script's lateness check never stops them). These are always
+# commit no events, so the commit script's lateness check never stops them), and count a parked
+# complaint update in its own bucket only when its complaint comes, however later. These are always
 # summed from their buckets; a facet added with the same property must be listed here.
 UNSETTLED_FACETS = frozenset(
-    {"appointments.slot_center_action", "contacts.community", "codes.community_colour", "escalations.level"}
+    {
+        "appointments.slot_center_action",
+        "contacts.community",
+        "codes.community_colour",
+        "escalations.level",
+        "complaints.community_action_level",
+    }
 )
 
 

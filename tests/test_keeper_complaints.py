@@ -158,6 +158,38 @@ def test_a_closure_applies_whatever_the_batching(client, settings, worker, batch
     assert client.hgetall(keys.state("complaints", WAITING)) == {}
 
 
+@pytest.mark.parametrize(
+    "batches",
+    [
+        pytest.param([["complaint", "updates"], ["later"]], id="with-its-complaint"),
+        pytest.param([["updates"], ["complaint"], ["later"]], id="parked-before-its-complaint"),
+        pytest.param([["complaint"], ["updates"], ["later"]], id="after-its-complaint"),
+    ],
+)
+def test_each_update_is_counted_once_in_the_community_of_its_complaint(client, settings, worker, batches):
+    keys = Keys(settings.key_prefix)
+    now = int(time.time() * 1000)
+    events = {
+        "complaint": [raw_event("complaint", seq=1, ts=now, complaint_id="k-1", text="rubbish bins overflowing")],
+        "updates": closing(2, now, "k-1"),
+        # A later update rebuilds the route from every update again: those already counted stay counted once.
+        "later": [raw_event("complaint_update", seq=4, ts=now + 3000, complaint_id="k-1", action="reopened", level="district")],
+    }  # fmt: skip
+    for batch in batches:
+        write(client, settings, [e for part in batch for e in events[part]])
+        worker.drain()
+    (row,) = complaint_table(client, keys, now + 4000)
+    place = row["community_id"]
+    counted = CityReader(client, settings).counts(
+        "complaints", "complaints.community_action_level", Window(now // 1000 - 60, now // 1000 + 60)
+    )
+    assert counted == {
+        f"{place}|resolved|community": 1,
+        f"{place}|closed|community": 1,
+        f"{place}|reopened|district": 1,
+    }
+
+
 @pytest.mark.parametrize("first", ["opening", "parking"])
 def test_a_complaint_and_its_closure_read_by_two_workers_at_once_end_closed(client, settings, city_map, first):
     keys = Keys(settings.key_prefix)

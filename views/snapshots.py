@@ -504,9 +504,10 @@ def complaints_snapshot(
     """Complaint hotspots, counts per area, category and routing level, and the community × category table."""
     window = _window(reader, state, now)
     facets = reader.counts_many(
-        "complaints", ["complaints.h3", "complaints.community", "complaints.community_triaged"], window
+        "complaints",
+        ["complaints.h3", "complaints.community", "complaints.community_triaged", "complaints.community_action_level"],
+        window,
     )
-    updates = reader.counts("complaints", "updates.action_level", window)
     by_cell = facets["complaints.h3"]
     hot = hotspot_cells(by_cell, geo, memo, f"hotspots:{state.window}:{int(now // 30)}")
     communities = _scoped(facets["complaints.community"], geo, state)
@@ -523,6 +524,12 @@ def complaints_snapshot(
     else:
         table = open_complaints(reader, geo, state, now, max_rows) if max_rows else []
         counts = complaint_counts(reader.client, reader.keys, int(now * 1000))
+    if state.district:
+        # An update counts where its complaint is: the keeper places it once both have come.
+        updates = _in_scope(facets["complaints.community_action_level"], geo, state)
+    else:
+        # The city counts every update that came, whether its complaint is in the city, outside or not come yet.
+        updates = reader.counts("complaints", "updates.action_level", window)
     routing = {level: {} for level in ROUTING_LEVELS}
     for key, n in updates.items():
         action, _, level = key.partition("|")
@@ -530,14 +537,12 @@ def complaints_snapshot(
             routing[level][action] = routing[level].get(action, 0) + n
     filed = int(sum(communities.values()))
     base = _base(geo, state, now)
-    city = _scope_label(geo, ViewState(state.window))
     return {
         **base,
         "labels": {
             "categories": f"Complaints filed by category, as triaged · {base['label']}",
-            # Updates carry no place: the routing chart and the escalations count the whole city's, and say so.
-            "updates": f"{city} · {WINDOW_LABELS[state.window]}",
-            "routing": f"Complaint updates by routing level · {city} · {WINDOW_LABELS[state.window]}",
+            "updates": base["label"],
+            "routing": f"Complaint updates by routing level · {base['label']}",
         },
         "hotspots": hot,
         "heat": heat_points(by_cell, geo, state),

@@ -17,7 +17,7 @@ import numpy as np
 import orjson
 import redis
 
-from data.fold import Dimension, Folded, Placement, enumerated
+from data.fold import MISSING, OUTSIDE, Dimension, Folded, Placement, enumerated, labelled
 from data.keepers import StateChanges, read_many_states, read_states
 from data.keys import Keys
 from data.schema import COMPLAINT_CATEGORIES, Decoded
@@ -179,13 +179,22 @@ class ComplaintKeeper:
                 else:
                     complaint.new.append(update)
                     complaint.moved = True
+        placed: list[tuple[int, str]] = []
         for complaint_id, complaint in sorted(known.items()):
             if complaint.moved:
+                # Each update counted once, where its complaint is: when both have come, whichever came first.
+                fresh = complaint.new + ((complaint.updates or []) if complaint.was is None else [])
+                community = complaint.about.get("community_id", OUTSIDE)
+                placed += [(u["ts"], f"{community}|{u['action']}|{u['level'] or MISSING}") for u in fresh]
                 route = self._rebuild(complaint, folded)
                 about = (
                     complaint.about if complaint.updates is None else {**complaint.about, "updates": complaint.updates}
                 )
                 self._store(names, route, about, versions[complaint_id], complaint.closed, changes)
+        if placed:
+            ts = np.array([t for t, _ in placed], dtype=np.int64)
+            buckets = (ts // (self.bucket_s * 1000)) * self.bucket_s
+            folded.add("complaints.community_action_level", buckets, labelled([key for _, key in placed]))
         if waiting:
             # An update for a complaint not seen yet (it may come later, or from another system): kept, not lost.
             for complaint_id, later in waiting.items():

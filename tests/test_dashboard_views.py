@@ -504,3 +504,7 @@ def test_every_number_and_chart_of_a_drilled_page_says_which_area_and_window_it_
     assert "-" not in complaints["categories"]
     filed = render.complaints_numbers(complaints)[0]
     assert _texts(filed)[2] == f"{services['scope']} · last 15 min"
+    # The routing chart and the escalations count the drilled area's complaints, and say so.
+    escalations = next(n for n in render.complaints_numbers(complaints) if _texts(n)[1] == "escalations")
+    assert _texts(escalations)[2] == f"{services['scope']} · last 15 min"
+    assert name in complaints["labels"]["routing"]

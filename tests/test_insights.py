@@ -54,7 +54,8 @@ def test_a_sensor_is_judged_against_the_same_hour_on_comparable_days(client, his
 
 
 def test_a_sensor_with_no_past_says_so(client, settings, city_map):
-    now = int(time.time() * 1000)
+    # Half past an hour, so the reading a minute before falls in the hour judged whenever the test runs.
+    now = (int(time.time() * 1000) // HOUR_MS - 1) * HOUR_MS + 30 * MINUTE_MS
     run(client, settings, city_map, "foot", [raw_event("reading", seq=1, ts=now - MINUTE_MS, sensor_id="S-new")])
     judged = now_versus_normal(CityReader(client, settings), now / 1000).set_index("key")
     assert judged.loc["S-new", "flag"] == "no_history"

@@ -2,13 +2,9 @@
 
 from __future__ import annotations
 
-import os
 import random
 import signal
-import subprocess
-import sys
 import time
-from pathlib import Path
 
 import pytest
 
@@ -17,9 +13,9 @@ from data.keys import SOURCES, Keys
 from data.read import CityReader
 from data.schema import EVENT_TYPES
 from tests.events import raw_event
+from tests.workers import worker_process
 
 pytestmark = [pytest.mark.redis, pytest.mark.slow]
-ROOT = Path(__file__).resolve().parents[1]
 BAD = [("ts", "yesterday"), ("seq", "-"), ("v", "7"), ("src", "")]  # fields every event has
 
 
@@ -65,25 +61,6 @@ def snapshot(client, keys: Keys) -> dict[str, dict]:
     return out
 
 
-def worker_process(settings) -> subprocess.Popen:
-    env = {
-        **os.environ,
-        "REDIS_URL": settings.redis_url,
-        "CITYDECK_KEY_PREFIX": settings.key_prefix,
-        "CITYDECK_CLAIM_IDLE_MS": "300",
-        "CITYDECK_BATCH_SIZE": "200",
-        "CITYDECK_BLOCK_MS": "100",
-        "PYTHONPATH": str(ROOT),
-    }
-    return subprocess.Popen(
-        [sys.executable, "-m", "data.aggregator", "--max-idle", "3"],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-    )
-
-
 def test_a_worker_killed_repeatedly_mid_stream_leaves_exactly_the_aggregates_of_a_run_that_never_died(
     client, settings, city_map
 ):
@@ -96,7 +73,7 @@ def test_a_worker_killed_repeatedly_mid_stream_leaves_exactly_the_aggregates_of_
     kills = 0
     for _ in range(6):
         before = sum(f["events"] for f in reader.freshness().values())
-        proc = worker_process(settings)
+        proc = worker_process(settings, 200)
         deadline = time.monotonic() + 30
         while sum(f["events"] for f in reader.freshness().values()) == before and time.monotonic() < deadline:
             time.sleep(0.02)
@@ -107,7 +84,7 @@ def test_a_worker_killed_repeatedly_mid_stream_leaves_exactly_the_aggregates_of_
         proc.wait()
     assert kills >= 3, "the worker finished before it could be killed often enough"
 
-    final = worker_process(settings)
+    final = worker_process(settings, 200)
     _, err = final.communicate(timeout=120)
     assert final.returncode == 0, err.decode()[-2000:]
 

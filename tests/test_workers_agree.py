@@ -12,13 +12,9 @@ undisturbed worker leaves.
 
 from __future__ import annotations
 
-import os
 import signal
-import subprocess
-import sys
 import threading
 import time
-from pathlib import Path
 
 import pytest
 
@@ -28,9 +24,9 @@ from data.connection import client_from_url
 from data.keys import SOURCES, Keys
 from data.read import CityReader
 from tests.event_mix import MINUTE_MS, CityMix
+from tests.workers import worker_process
 
 pytestmark = [pytest.mark.redis, pytest.mark.slow]
-ROOT = Path(__file__).resolve().parents[1]
 HOUR_MS = 3_600_000
 
 # Keys and fields that say how the work was done, not what it found: which consumer did what, how
@@ -169,26 +165,6 @@ def test_one_two_and_three_workers_at_once_leave_identical_aggregates(
         assert not differ, (n, differ[:60], [(k, one[k], runs[n][k]) for k in differ[:2]])
 
 
-def worker_process(settings) -> subprocess.Popen:
-    """A worker in a process of its own, under a consumer name of its own, as production runs one."""
-    env = {
-        **os.environ,
-        "REDIS_URL": settings.redis_url,
-        "CITYDECK_KEY_PREFIX": settings.key_prefix,
-        "CITYDECK_CLAIM_IDLE_MS": "300",
-        "CITYDECK_BATCH_SIZE": "50",
-        "CITYDECK_BLOCK_MS": "100",
-        "PYTHONPATH": str(ROOT),
-    }
-    return subprocess.Popen(
-        [sys.executable, "-m", "data.aggregator", "--max-idle", "3"],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-    )
-
-
 def test_entries_claimed_from_a_killed_worker_are_folded_as_if_it_had_lived(client, settings, city_map, demo_city):
     now_ms = int(time.time() * 1000)
     hour = now_ms // HOUR_MS * HOUR_MS - 2 * HOUR_MS
@@ -201,7 +177,7 @@ def test_entries_claimed_from_a_killed_worker_are_folded_as_if_it_had_lived(clie
     orphaned = 0
     for pause in (0.0, 0.15, 0.3):
         before = counted()
-        proc = worker_process(killed)
+        proc = worker_process(killed, 50)
         deadline = time.monotonic() + 60
         while counted() == before and proc.poll() is None and time.monotonic() < deadline:
             time.sleep(0.01)
@@ -211,7 +187,7 @@ def test_entries_claimed_from_a_killed_worker_are_folded_as_if_it_had_lived(clie
         # What it read and never committed waits for another worker to claim it.
         orphaned += sum(v["pending"] for v in reader.consumer_lag().values())
     assert orphaned > 0, "no kill left entries pending: nothing was claimed"
-    final = worker_process(killed)
+    final = worker_process(killed, 50)
     _, err = final.communicate(timeout=300)
     assert final.returncode == 0, err.decode()[-2000:]
     assert all(v["lag"] == 0 and v["pending"] == 0 for v in reader.consumer_lag().values())

@@ -88,7 +88,7 @@ def share_within_from_bins(
 
 
 def processing_from_bins(facet: Mapping[str, float], params: ServiceParams = ServiceParams()) -> pd.DataFrame:
-    """Summarise the aggregator's ``applications.processing`` facet (keys ``auto|le1``...) per mode.
+    """Summarise processing-time counts keyed ``mode|bin`` (``auto|le1``...), e.g. ``applications.community_processing`` summed over an area, per mode.
 
     Returns one row per mode (``auto``, ``manual``) with ``decided``, ``median_s``, ``p95_s`` and
     ``within_promise_share``. The facet counts every application event, so for clerk-decided

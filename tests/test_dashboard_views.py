@@ -508,3 +508,37 @@ def test_every_number_and_chart_of_a_drilled_page_says_which_area_and_window_it_
     escalations = next(n for n in render.complaints_numbers(complaints) if _texts(n)[1] == "escalations")
     assert _texts(escalations)[2] == f"{services['scope']} · last 15 min"
     assert name in complaints["labels"]["routing"]
+
+
+@pytest.mark.redis
+def test_the_foot_page_lists_as_fever_alerts_only_the_sensors_the_fever_rule_raises(client, settings, city_map, geo):
+    from data.insights import fever_alerts
+    from tests.events import raw_event
+
+    hour_ms, minute_ms = 3_600_000, 60_000
+    now = int(time.time() * 1000)
+    events = []
+    for i in range(24):  # a day of ordinary readings: many people, almost no fever
+        ts = now - (i + 2) * hour_ms
+        events += [
+            raw_event("reading", seq=2 * i + k, ts=ts, sensor_id=s, people=2000, fever=0)
+            for k, s in enumerate(("S-hot", "S-calm"))
+        ]
+    # Both read fevers now; only S-hot's are improbably many for the people it counted.
+    events.append(raw_event("reading", seq=100, ts=now - 10 * minute_ms, sensor_id="S-hot", people=1000, fever=12))
+    events.append(raw_event("reading", seq=101, ts=now - 10 * minute_ms, sensor_id="S-calm", people=1000, fever=1))
+    history = type(settings)(**{**settings.__dict__, "lateness_seconds": 3 * 86_400})
+    keys = Keys(settings.key_prefix)
+    for e in sorted(events, key=lambda e: int(e["ts"])):
+        client.xadd(keys.stream("foot"), e)
+    worker = Aggregator(client, history, city_map, name="fever")
+    worker.ensure_groups()
+    worker.drain()
+    reader = CityReader(client, settings)
+
+    foot = snapshots.foot_snapshot(reader, geo, ViewState("1h"), now / 1000)
+    rule = [a["sensor_id"] for a in fever_alerts(reader, now / 1000)]
+    assert rule == ["S-hot"]
+    assert [r["sensor"] for r in foot["fever"]] == rule
+    fevers = {r["sensor"]: r["fever"] for r in foot["sensors"]}
+    assert fevers == {"S-hot": 12, "S-calm": 1}  # S-calm read a fever, and is no alert

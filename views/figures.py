@@ -279,7 +279,7 @@ def sensors_map(snap: dict, uirevision: str, tile_style: str = "") -> dict:
     """Sensors coloured by now versus normal, silent ones grey, crowded or feverish ones ringed red."""
     live = [s for s in snap["sensors"] if not s["silent"]]
     silent = [s for s in snap["sensors"] if s["silent"]]
-    alert = [s for s in live if s["crowded"] or s["fever"] > 0]
+    alert = [s for s in live if s["crowded"] or s["fever_alert"]]
     history = snap["history_days"] > 0
 
     def ratio_text(s):

@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from data.insights import crowding_alerts, expected_rates, now_versus_normal, silent_sensors
+from data.insights import crowding_alerts, expected_rates, fever_alerts, now_versus_normal, silent_sensors
 from data.keepers import cases as case_keeper
 from data.keepers.cases import tracing_params
 from data.keepers.complaints import complaint_counts, complaint_table
@@ -246,6 +246,9 @@ def foot_snapshot(reader: CityReader, geo: CityGeography, state: ViewState, now:
     sensors = reader.sensors()
     crowding = CrowdingRule.of(reader.settings)
     silent_ids = {s["sensor_id"] for s in silent_sensors(reader, sensors=sensors)}
+    # A fever reading is not an alert: thermal screening sees a few every hour. An alert is a count
+    # improbably high for the people the sensor counted, against its own rate before.
+    feverish = {a["sensor_id"] for a in fever_alerts(reader, now)}
     now_people, fever = facets["people.sensor"], facets["fever.sensor"]
     rows = []
     for sensor, s in sensors.items():
@@ -273,6 +276,7 @@ def foot_snapshot(reader: CityReader, geo: CityGeography, state: ViewState, now:
                 else None,
                 "crowded": bool(crowding.crowded(s["occupancy"], s["capacity"])),
                 "fever": int(fever.get(sensor, 0)),
+                "fever_alert": sensor in feverish,
                 "silent": sensor in silent_ids,
                 "age_s": round(s["age_s"]),
             }
@@ -288,7 +292,7 @@ def foot_snapshot(reader: CityReader, geo: CityGeography, state: ViewState, now:
         "history_days": days,
         "crowded": crowded[:12],
         "crowding_share": crowding.share,
-        "fever": sorted((r for r in rows if r["fever"] > 0), key=lambda r: -r["fever"])[:12],
+        "fever": sorted((r for r in rows if r["fever_alert"]), key=lambda r: -r["fever"])[:12],
         "silent": sorted((r for r in rows if r["silent"]), key=lambda r: -r["age_s"])[:12],
         "silent_count": sum(r["silent"] for r in rows),
         "headline": {"people": int(people_now), "people_yesterday": people_yesterday, "sensors": len(rows)},

@@ -13,6 +13,7 @@ from data.keys import SOURCES, Keys
 from data.read import CityReader
 from data.schema import EVENT_TYPES
 from tests.events import raw_event
+from tests.ledger import assert_settled
 from tests.workers import worker_process
 
 pytestmark = [pytest.mark.redis, pytest.mark.slow]
@@ -92,6 +93,7 @@ def test_a_worker_killed_repeatedly_mid_stream_leaves_exactly_the_aggregates_of_
     assert {s: fresh[s]["events"] for s in SOURCES} == valid
     assert sum(sum(d.values()) for d in reader.dead_letter_counts().values()) == bad
     assert all(v["lag"] == 0 and v["pending"] == 0 for v in reader.consumer_lag().values())
+    assert_settled(client, killed_keys)
 
     # The same events, folded by a worker that never died, give identical aggregates.
     calm = type(settings)(**{**settings.__dict__, "key_prefix": settings.key_prefix + "-calm"})

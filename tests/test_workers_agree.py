@@ -24,18 +24,12 @@ from data.connection import client_from_url
 from data.keys import SOURCES, Keys
 from data.read import CityReader
 from tests.event_mix import MINUTE_MS, CityMix
+from tests.ledger import assert_settled, digest
 from tests.workers import worker_process
 
 pytestmark = [pytest.mark.redis, pytest.mark.slow]
 HOUR_MS = 3_600_000
 
-# Keys and fields that say how the work was done, not what it found: which consumer did what, how
-# often a commit was redone (versions), commit numbers that let readers skip unchanged buckets, the
-# stamp of the tracing picture's last rebuild and the cases a worker traced in its last minute.
-HOW_NOT_WHAT = (
-    ":events", ":ver", ":agg:stamps", ":state:cases:changed", ":state:cases:picture", ":state:cases:retrace",
-)  # fmt: skip
-META_HOW = (b"commits", b"ingested_ms")
 # What the contact tracer still decides by the order in which batches commit, left out until it
 # judges by event time too: a contact keeps the link (venue, community) found first, an exposure
 # keeps the confirmation time its case had when it was found, and the contact and code counts and
@@ -88,39 +82,6 @@ def drain_at_once(settings, city_map, workers: int, now_ms: int) -> None:
     assert not any(t.is_alive() for t in threads)
 
 
-def everything(client, keys: Keys) -> dict[str, object]:
-    """Every key the workers wrote under a prefix, by name without the prefix, with its whole content."""
-    out: dict[str, object] = {}
-    for raw in client.scan_iter(match=f"{{{keys.prefix}:*", count=1000):
-        name = raw.decode()
-        if any(part in name for part in HOW_NOT_WHAT + BY_COMMIT_ORDER):
-            continue
-        short = name.replace(keys.prefix, "P", 1)
-        kind = client.type(raw).decode()
-        if kind == "hash":
-            value = client.hgetall(raw)
-            if ":seen:" in name:
-                # Which of two copies of a repeated event counted is the order of commits; that one did is not.
-                value = set(value)
-            if name.endswith(":meta"):
-                value = {k: v for k, v in value.items() if k not in META_HOW}
-        elif kind == "set":
-            value = client.smembers(raw)
-        elif kind == "zset":
-            value = client.zrange(raw, 0, -1, withscores=True)
-        elif kind == "string":
-            value = client.get(raw)
-        elif kind == "stream":  # dead letters: what was refused, and why
-            value = sorted(
-                sorted((k, v) for k, v in f.items() if k not in (b"dead_entry_id", b"dead_at_ms"))
-                for _, f in client.xrange(raw)
-            )
-        else:
-            raise AssertionError(f"unexpected {kind} key {name}")
-        out[short] = value
-    return out
-
-
 def run(client, settings, city_map, phases, workers: int, now_ms: int) -> dict[str, object]:
     keys = Keys(settings.key_prefix)
     for entries in phases:
@@ -133,7 +94,8 @@ def run(client, settings, city_map, phases, workers: int, now_ms: int) -> dict[s
         after.roll_up()
     lag = CityReader(client, settings).consumer_lag()
     assert all(v["lag"] == 0 and v["pending"] == 0 for v in lag.values()), lag
-    return everything(client, keys)
+    assert_settled(client, keys)
+    return digest(client, keys, leave_out=BY_COMMIT_ORDER)
 
 
 def test_one_two_and_three_workers_at_once_leave_identical_aggregates(
@@ -200,6 +162,9 @@ def test_entries_claimed_from_a_killed_worker_are_folded_as_if_it_had_lived(clie
         pass
     worker.close()
 
-    after_kills, undisturbed = everything(client, keys), everything(client, Keys(calm.key_prefix))
+    after_kills, undisturbed = (
+        digest(client, keys, leave_out=BY_COMMIT_ORDER),
+        digest(client, Keys(calm.key_prefix), leave_out=BY_COMMIT_ORDER),
+    )
     assert after_kills.keys() == undisturbed.keys(), sorted(after_kills.keys() ^ undisturbed.keys())[:20]
     assert [k for k in undisturbed if after_kills[k] != undisturbed[k]] == []

@@ -1,4 +1,4 @@
-"""The read API: what a dashboard asks of the aggregates, answered from time buckets.
+"""Windows of counters: what a dashboard asks of the aggregates, answered from time buckets.
 
 A window is covered by whole hourly buckets where the hour is rolled up and fine buckets
 elsewhere, so a read costs O(keys × buckets in the window) — never O(events) — whatever

@@ -1,0 +1,9 @@
+"""The read API: every question a dashboard asks of the aggregates and the keepers' state.
+
+A snapshot builder is handed a :class:`CityReader` and asks through the modules here (windows of
+counters, foot traffic, cases, complaints, services, health); it never sees a Redis client or a key.
+"""
+
+from data.read.windows import HOUR_S, CityReader, Window, cover, rollup
+
+__all__ = ["HOUR_S", "CityReader", "Window", "cover", "rollup"]

@@ -512,7 +512,7 @@ def test_every_number_and_chart_of_a_drilled_page_says_which_area_and_window_it_
 
 @pytest.mark.redis
 def test_the_foot_page_lists_as_fever_alerts_only_the_sensors_the_fever_rule_raises(client, settings, city_map, geo):
-    from data.insights import fever_alerts
+    from data.read.foot import fever_alerts
     from tests.events import raw_event
 
     hour_ms, minute_ms = 3_600_000, 60_000

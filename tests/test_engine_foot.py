@@ -1,5 +1,5 @@
 """Foot-traffic engine: a count judged against the same hour on comparable days (the read side's
-``data.insights.now_versus_normal`` reads the counts from the aggregates and applies these)."""
+``data.read.foot.now_versus_normal`` reads the counts from the aggregates and applies these)."""
 
 from __future__ import annotations
 

@@ -8,7 +8,7 @@ import time
 import pytest
 
 from data.aggregator import Aggregator
-from data.insights import crowding_alerts, fever_alerts, now_versus_normal, silent_sensors
+from data.read.foot import crowding_alerts, fever_alerts, now_versus_normal, silent_sensors
 from data.keys import Keys
 from data.read import CityReader
 from tests.events import raw_event

@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from data.insights import crowding_alerts, expected_rates, fever_alerts, now_versus_normal, silent_sensors
+from data.read.foot import crowding_alerts, expected_rates, fever_alerts, now_versus_normal, silent_sensors
 from data.keepers import cases as case_keeper
 from data.keepers.cases import tracing_params
 from data.keepers.complaints import complaint_counts, complaint_table

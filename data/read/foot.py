@@ -17,7 +17,7 @@ from scipy.stats import poisson
 
 from data.keepers.foot import over_capacity
 from data.keys import SOURCES
-from data.read import HOUR_S, CityReader, Window
+from data.read.windows import HOUR_S, CityReader, Window
 from engines.foot import CrowdingRule, FeverRule, NormalBands, SilenceRule, hour_baseline, judge_against
 
 DAY_S = 86_400

@@ -10,6 +10,7 @@ from data import fold
 from data.aggregator import Aggregator
 from data.keys import Keys
 from data.read import CityReader, Window, cover
+from data.read.foot import latest_readings
 from tests.events import LAT, LON, raw_event
 
 pytestmark = pytest.mark.redis
@@ -52,7 +53,7 @@ def test_valid_readings_are_counted_per_community_cell_and_sensor(client, settin
     assert reader.counts("foot", "fever.sensor", window) == {"S-1": 40}
     assert sum(reader.counts("foot", "people.h3", window).values()) == 390
     assert reader.freshness()["foot"]["events"] == 20
-    sensors = reader.sensors()
+    sensors = latest_readings(reader)
     assert sensors["S-1"]["people"] == 10 and sensors["S-1"]["community_id"] == community
 
 

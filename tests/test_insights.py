@@ -8,9 +8,9 @@ import time
 import pytest
 
 from data.aggregator import Aggregator
-from data.read.foot import crowding_alerts, fever_alerts, now_versus_normal, silent_sensors
 from data.keys import Keys
 from data.read import CityReader
+from data.read.foot import crowding_alerts, fever_alerts, now_versus_normal, silent_sensors
 from tests.events import raw_event
 
 pytestmark = pytest.mark.redis

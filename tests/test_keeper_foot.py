@@ -8,8 +8,9 @@ import time
 import pytest
 
 from data.aggregator import Aggregator
-from data.keepers.foot import over_capacity
 from data.keys import Keys
+from data.read import CityReader
+from data.read.foot import over_capacity
 from engines.foot import CrowdingRule
 from tests.events import raw_event
 
@@ -40,7 +41,7 @@ def test_a_stretch_over_capacity_is_the_same_however_its_readings_are_batched(cl
         for i in batch:
             client.xadd(Keys(settings.key_prefix).stream("foot"), readings[i])
         worker.drain()
-    stretch = over_capacity(client, Keys(settings.key_prefix))
+    stretch = over_capacity(CityReader(client, settings))
     assert {s: v["since_ms"] for s, v in stretch.items()} == {"S-1": t + 3 * MINUTE_MS}
 
 
@@ -98,5 +99,5 @@ def test_a_long_stretch_is_the_one_its_readings_give_when_they_arrive_a_little_o
         worker.drain()
     gap_ms = CrowdingRule.of(settings).gap_s(60) * 1000
     expected = expected_stretch([(ts, crowded) for ts, crowded, _ in events], gap_ms)
-    stretch = over_capacity(client, Keys(settings.key_prefix)).get("S-1")
+    stretch = over_capacity(CityReader(client, settings)).get("S-1")
     assert (None if stretch is None else (stretch["since_ms"], stretch["last_ms"])) == expected

@@ -14,12 +14,13 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from data.read.foot import crowding_alerts, expected_rates, fever_alerts, now_versus_normal, silent_sensors
 from data.keepers import cases as case_keeper
 from data.keepers.cases import tracing_params
 from data.keepers.complaints import complaint_counts, complaint_table
 from data.keys import SOURCE_TITLES, SOURCES
 from data.read import CityReader, Window, rollup
+from data.read.foot import crowding_alerts, fever_alerts, latest_readings, now_versus_normal, silent_sensors
+from data.read.health import expected_rates
 from data.schema import ROUTING_LEVELS
 from engines.complaints import URGENT_CATEGORIES
 from engines.foot import CrowdingRule
@@ -243,7 +244,7 @@ def foot_snapshot(reader: CityReader, geo: CityGeography, state: ViewState, now:
     judged = now_versus_normal(reader, now, days=reader.settings.history_days)
     days = int(judged["history_days"].max()) if len(judged) else 0
     verdicts = judged.set_index("key").to_dict("index")  # one conversion, not a frame lookup per sensor
-    sensors = reader.sensors()
+    sensors = latest_readings(reader)
     crowding = CrowdingRule.of(reader.settings)
     silent_ids = {s["sensor_id"] for s in silent_sensors(reader, sensors=sensors)}
     # A fever reading is not an alert: thermal screening sees a few every hour. An alert is a count

@@ -94,7 +94,7 @@ class FootKeeper:
                 anchor = None
             self._remember(known, ordered, anchor, gap_ms)
             changes.set(kept_key, name, json.dumps(known, separators=(",", ":"), sort_keys=True), kept_versions[j])
-            stored = _stretch(states[j])
+            stored = decode_stretch(states[j])
             if not ordered:
                 if states[j] is not None:
                     changes.delete(key, name, versions[j])
@@ -127,13 +127,7 @@ class FootKeeper:
         """Nothing happens to crowding by time alone: a silent sensor is judged on the read side."""
 
 
-def over_capacity(client: redis.Redis, keys: Keys) -> dict[str, dict[str, object]]:
-    """Sensor -> its crowded stretch: since when and until which reading (ms), with the place and community."""
-    stretches = {sensor.decode(): _stretch(raw) for sensor, raw in client.hgetall(keys.state("foot", OVER)).items()}
-    return {sensor: stretch for sensor, stretch in stretches.items() if stretch is not None}
-
-
-def _stretch(raw: bytes | None) -> dict | None:
+def decode_stretch(raw: bytes | None) -> dict | None:
     """A stored stretch, or None; one written by an older version (text, not JSON) is begun again."""
     try:
         stretch = json.loads(raw) if raw is not None else None

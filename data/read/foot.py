@@ -1,7 +1,6 @@
-"""Read-side judgements: the domain engines applied to the aggregates a dashboard reads.
+"""Foot-traffic reads: each sensor's latest reading, and the foot engine's judgements of the aggregates.
 
-Foot traffic now versus normal, crowding, fever and silent-sensor alerts, and the rate each source
-is expected to send at now. Every function reads a
+Now versus normal, crowding, fever and silent-sensor alerts. Every function reads a
 bounded number of buckets (the hour now and the same hour on the comparable days before), never
 raw events.
 """
@@ -9,22 +8,42 @@ raw events.
 from __future__ import annotations
 
 import hashlib
-import json
 from collections.abc import Mapping
+from typing import TYPE_CHECKING
 
 import pandas as pd
 from scipy.stats import poisson
 
-from data.keepers.foot import over_capacity
-from data.keys import SOURCES
-from data.read.windows import HOUR_S, CityReader, Window
+from data.fold import SENSOR_STATE_FIELDS
+from data.keepers.foot import OVER, decode_stretch
+from data.read.windows import DAY_S, HOUR_S, Window, shared_value
 from engines.foot import CrowdingRule, FeverRule, NormalBands, SilenceRule, hour_baseline, judge_against
 
-DAY_S = 86_400
+if TYPE_CHECKING:
+    from data.read.reader import CityReader
 
 
-BASELINE_KEEP_S = 600  # a baseline (past days only) is kept this long: history imported meanwhile shows soon
-RATE_HISTORY_DAYS = 7  # days whose same clock hour tells a source's usual rate
+def latest_readings(reader: CityReader) -> dict[str, dict[str, object]]:
+    """The newest reading of every foot-traffic sensor, with its age."""
+    raw = reader.client.hgetall(reader.keys.latest("foot", "sensor"))
+    now_ms = int(reader.clock() * 1000)
+    out = {}
+    for sensor, state in raw.items():
+        values = state.decode().split("|")
+        row: dict[str, object] = dict(zip(SENSOR_STATE_FIELDS, values))
+        for name in ("ts", "people", "fever", "occupancy", "capacity", "interval_s"):
+            row[name] = int(row[name])
+        row["lon"], row["lat"] = float(row["lon"]), float(row["lat"])
+        row["age_s"] = max(0.0, (now_ms - row["ts"]) / 1000)
+        out[sensor.decode()] = row
+    return out
+
+
+def over_capacity(reader: CityReader) -> dict[str, dict[str, object]]:
+    """Sensor -> its crowded stretch: since when and until which reading (ms), with the place and community."""
+    stored = reader.client.hgetall(reader.keys.state("foot", OVER))
+    stretches = {sensor.decode(): decode_stretch(raw) for sensor, raw in stored.items()}
+    return {sensor: stretch for sensor, stretch in stretches.items() if stretch is not None}
 
 
 def now_versus_normal(
@@ -75,21 +94,10 @@ def hour_normal(reader: CityReader, facet: str, hour: int, *, days: int, tz: str
         return {name: [float(m), int(n), float(mad)] for name, m, n, mad in columns}
 
     rule = hashlib.sha1(repr((days, tz, bands)).encode()).hexdigest()[:12]
-    stats = _shared(reader, reader.keys.baseline("foot", facet, hour, rule), build)
+    stats = shared_value(reader, reader.keys.baseline("foot", facet, hour, rule), build)
     normal = pd.DataFrame.from_dict(stats, orient="index", columns=["median", "size", "mad"])
     normal.index.name = "key"
     return normal
-
-
-def _shared(reader: CityReader, key: str, build):
-    """A value that depends only on closed hours, built by the first process to need it and then read
-    by every process from Redis (SET NX, kept ``BASELINE_KEEP_S``), so no two screens disagree on it."""
-    stored = reader.client.get(key)
-    if stored is None:
-        mine = json.dumps(build())
-        # Another process may have stored its value meanwhile: then that one is everyone's.
-        stored = mine if reader.client.set(key, mine, nx=True, ex=BASELINE_KEEP_S) else reader.client.get(key)
-    return json.loads(stored)
 
 
 def crowding_alerts(
@@ -101,9 +109,9 @@ def crowding_alerts(
     gap is over: a sensor that stopped reporting is silent, not crowded.
     """
     rule = rule or CrowdingRule.of(reader.settings)
-    sensors = reader.sensors() if sensors is None else sensors
+    sensors = latest_readings(reader) if sensors is None else sensors
     out = []
-    for sensor, stretch in over_capacity(reader.client, reader.keys).items():
+    for sensor, stretch in over_capacity(reader).items():
         over_s = now_s - stretch["since_ms"] / 1000
         if over_s < rule.grace_s or now_s - stretch["last_ms"] / 1000 > rule.gap_s(stretch["interval_s"]):
             continue
@@ -120,30 +128,6 @@ def crowding_alerts(
             }
         )
     return sorted(out, key=lambda a: -a["over_s"])
-
-
-def expected_rates(reader: CityReader, now_s: float, days: int = RATE_HISTORY_DAYS) -> dict[str, float | None]:
-    """Per source: the events per second to expect from it now, or None when it is usually quiet now.
-
-    The lower of its rate over the last hour and its mean rate in this clock hour on the previous
-    ``days`` days that had any (a source slowing down for the night is not expected at the day's
-    pace); whichever of the two is known when the other is not.
-    """
-    hour = int(now_s) - int(now_s) % HOUR_S
-    past = [Window(hour - d * DAY_S, hour - d * DAY_S + HOUR_S) for d in range(1, days + 1)]
-    out: dict[str, float | None] = {}
-    for source in SOURCES:
-
-        def usual_rate(source: str = source) -> float:
-            busy_days = [n for c in reader.counts_in_windows(source, "events.type", past) if (n := sum(c.values()))]
-            return sum(busy_days) / len(busy_days) / HOUR_S if busy_days else 0.0
-
-        recent = sum(reader.counts(source, "events.type", Window.last(HOUR_S, now_s)).values()) / HOUR_S
-        # Past days' hours are closed: their rate is worked out once an hour, for every process.
-        usual = _shared(reader, reader.keys.baseline(source, "events.type", hour, f"rate{days}"), usual_rate)
-        known = [rate for rate in (recent, usual) if rate > 0]
-        out[source] = min(known) if known else None
-    return out
 
 
 def fever_alerts(reader: CityReader, now_s: float, rule: FeverRule | None = None) -> list[dict]:
@@ -180,14 +164,14 @@ def silent_sensors(
     behind the newest reading of any sensor (or behind now, if that is earlier). So at start-up,
     while a source replays its last hour, or when every sensor stops at once (the source is stale,
     which the freshness line says), no sensor is silent on its own. ``quiet_s`` is how far behind
-    it is. ``sensors`` is ``reader.sensors()`` when the caller has already read it.
+    it is. ``sensors`` is ``latest_readings(reader)`` when the caller has already read it.
     """
     rule = rule or SilenceRule()
     newest_ms = reader.freshness()["foot"]["newest_ms"]
     now_ms = reader.clock() * 1000
     reference_ms = now_ms if newest_ms is None else min(newest_ms, now_ms)
     out = []
-    for sensor, state in (reader.sensors() if sensors is None else sensors).items():
+    for sensor, state in (latest_readings(reader) if sensors is None else sensors).items():
         quiet_s = (reference_ms - state["ts"]) / 1000
         if quiet_s > rule.cadence_multiple * max(state["interval_s"], 1):
             out.append({"sensor_id": sensor, **state, "quiet_s": quiet_s})

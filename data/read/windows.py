@@ -16,6 +16,7 @@ minute or two that changed since the last one, however many events the window ho
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 from collections.abc import Callable, Collection, Iterable, Mapping
@@ -23,11 +24,11 @@ from dataclasses import dataclass, field
 
 import redis
 
-from data.fold import SENSOR_STATE_FIELDS
-from data.keys import SOURCES, Keys
+from data.keys import Keys
 
 HOUR_S = 3600
-LAG_COUNT_CAP = 100_000  # Redis < 7 reports no lag: it is counted, up to this many entries
+DAY_S = 86_400
+BASELINE_KEEP_S = 600  # a baseline (past days only) is kept this long: history imported meanwhile shows soon
 
 # Facets whose buckets are not indexed by the time of the events that write them, so a bucket
 # behind the closed horizon may still change: appointment demand is counted by slot hour, and
@@ -82,8 +83,8 @@ def cover(window: Window, bucket_s: int, rolled: Collection[int] = ()) -> list[t
     return out
 
 
-class CityReader:
-    """Answers the dashboard's questions from Redis; the client is passed in."""
+class WindowCounts:
+    """Sums of counters over windows, kept running for sliding ones; the client is passed in."""
 
     def __init__(
         self, client: redis.Redis, settings, clock: Callable[[], float] = time.time, *, window_cache: bool = True
@@ -249,92 +250,6 @@ class CityReader:
             out.append((total, parts) if keep_parts else total)
         return out
 
-    def sensors(self) -> dict[str, dict[str, object]]:
-        """The newest reading of every foot-traffic sensor, with its age."""
-        raw = self.client.hgetall(self.keys.latest("foot", "sensor"))
-        now_ms = int(self.clock() * 1000)
-        out = {}
-        for sensor, state in raw.items():
-            values = state.decode().split("|")
-            row: dict[str, object] = dict(zip(SENSOR_STATE_FIELDS, values))
-            for name in ("ts", "people", "fever", "occupancy", "capacity", "interval_s"):
-                row[name] = int(row[name])
-            row["lon"], row["lat"] = float(row["lon"]), float(row["lat"])
-            row["age_s"] = max(0.0, (now_ms - row["ts"]) / 1000)
-            out[sensor.decode()] = row
-        return out
-
-    # ------------------------------------------------------------------ health
-
-    def freshness(self) -> dict[str, dict[str, float | None]]:
-        """Per source: newest event time, last ingest time (ms) and their ages in seconds."""
-        pipe = self.client.pipeline(transaction=False)
-        for s in SOURCES:
-            pipe.hmget(self.keys.meta(s), "newest_ms", "ingested_ms", "events")
-        now_ms = self.clock() * 1000
-        out = {}
-        for s, (newest, ingested, events) in zip(SOURCES, pipe.execute()):
-            newest = int(newest) if newest else None
-            ingested = int(ingested) if ingested else None
-            out[s] = {
-                "newest_ms": newest,
-                "ingested_ms": ingested,
-                "events": int(events or 0),
-                "event_age_s": None if newest is None else max(0.0, (now_ms - newest) / 1000),
-                "ingest_age_s": None if ingested is None else max(0.0, (now_ms - ingested) / 1000),
-            }
-        return out
-
-    def stream_lengths(self) -> dict[str, int]:
-        """Entries held in each source's stream."""
-        pipe = self.client.pipeline(transaction=False)
-        for s in SOURCES:
-            pipe.xlen(self.keys.stream(s))
-        return dict(zip(SOURCES, pipe.execute()))
-
-    def consumer_lag(self) -> dict[str, dict[str, int | bool]]:
-        """Per source: entries not yet read by the group (lag) and read but unacknowledged (pending)."""
-        out = {}
-        for s in SOURCES:
-            stream = self.keys.stream(s)
-            try:
-                groups = self.client.xinfo_groups(stream)
-            except redis.ResponseError:
-                groups = []
-            group = next((g for g in groups if _text(g["name"]) == self.settings.consumer_group), None)
-            if group is None:
-                out[s] = {"lag": self.client.xlen(stream), "pending": 0, "consumers": 0, "capped": False}
-                continue
-            lag, capped = group.get("lag"), False
-            if lag is None:
-                after = self.client.xrange(stream, f"({_text(group['last-delivered-id'])}", "+", count=LAG_COUNT_CAP)
-                lag, capped = len(after), len(after) >= LAG_COUNT_CAP
-            out[s] = {
-                "lag": int(lag),
-                "pending": int(group["pending"]),
-                "consumers": int(group["consumers"]),
-                "capped": capped,
-            }
-        return out
-
-    def dead_letter_counts(self) -> dict[str, dict[str, int]]:
-        """Per source: rejected entries by reason."""
-        pipe = self.client.pipeline(transaction=False)
-        for s in SOURCES:
-            pipe.hgetall(self.keys.dead_counts(s))
-        return {s: {k.decode(): int(v) for k, v in r.items()} for s, r in zip(SOURCES, pipe.execute())}
-
-    def dead_letters(self, source: str, count: int = 20) -> list[dict[str, str]]:
-        """The newest rejected entries of a source, with their reason and original fields."""
-        rows = self.client.xrevrange(self.keys.dead_letters(source), count=count)
-        return [{k.decode(): v.decode(errors="replace") for k, v in fields.items()} for _, fields in rows]
-
-    def workers(self) -> dict[str, dict]:
-        """Heartbeats of the aggregator workers."""
-        import json
-
-        return {k.decode(): json.loads(v) for k, v in self.client.hgetall(self.keys.workers()).items()}
-
 
 @dataclass(frozen=True)
 class _Span:
@@ -428,5 +343,12 @@ def rollup(counts: Mapping[str, int], parent_of: Mapping[str, str]) -> dict[str,
     return out
 
 
-def _text(value) -> str:
-    return value.decode() if isinstance(value, bytes) else str(value)
+def shared_value(reader: WindowCounts, key: str, build):
+    """A value that depends only on closed hours, built by the first process to need it and then read
+    by every process from Redis (SET NX, kept ``BASELINE_KEEP_S``), so no two screens disagree on it."""
+    stored = reader.client.get(key)
+    if stored is None:
+        mine = json.dumps(build())
+        # Another process may have stored its value meanwhile: then that one is everyone's.
+        stored = mine if reader.client.set(key, mine, nx=True, ex=BASELINE_KEEP_S) else reader.client.get(key)
+    return json.loads(stored)

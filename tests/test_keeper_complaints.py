@@ -7,9 +7,10 @@ import time
 import pytest
 
 from data.aggregator import Aggregator
-from data.keepers.complaints import DEADLINES, WAITING, complaint_table
+from data.keepers.complaints import DEADLINES, WAITING
 from data.keys import Keys
 from data.read import CityReader, Window
+from data.read.complaints import complaint_table
 from tests.events import raw_event
 
 pytestmark = pytest.mark.redis
@@ -35,7 +36,7 @@ def test_a_complaint_is_triaged_with_a_reason_and_routed_to_the_lowest_competent
         raw_event("complaint", seq=2, ts=now, complaint_id="k-noise", text="邻居装修噪音 every night after 11pm", category=None),
     ])  # fmt: skip
     worker.drain()
-    rows = {r["complaint_id"]: r for r in complaint_table(client, Keys(settings.key_prefix), now)}
+    rows = {r["complaint_id"]: r for r in complaint_table(CityReader(client, settings), now)}
     manhole = rows["k-manhole"]
     assert manhole["category"] == "manhole" and manhole["priority"] == 1
     assert manhole["reason"].startswith("P1:") and manhole["status"] == "open" and not manhole["overdue"]
@@ -51,13 +52,13 @@ def test_a_complaint_escalates_when_its_deadline_passes_and_updates_move_it(clie
     text = "streetlight broken, the whole road is dark at night"
     write(client, settings, [raw_event("complaint", seq=1, ts=opened, complaint_id="k-dark", text=text)])
     worker.drain()
-    first = complaint_table(client, keys, int(time.time() * 1000))[0]
+    first = complaint_table(CityReader(client, settings), int(time.time() * 1000))[0]
     assert first["overdue"] and first["escalations"] == 0
     assert client.zscore(keys.state("complaints", DEADLINES), "k-dark") == first["deadline_ms"]
 
     assert worker.tick_keepers() == 1
     now = int(time.time() * 1000)
-    row = complaint_table(client, keys, now)[0]
+    row = complaint_table(CityReader(client, settings), now)[0]
     levels = ["community", "neighbourhood", "district", "department"]
     climbed = len(levels) - 1 - levels.index(first["level"])
     assert row["level"] == "department" and row["escalations"] == climbed > 0
@@ -74,13 +75,13 @@ def test_a_complaint_escalates_when_its_deadline_passes_and_updates_move_it(clie
         raw_event("complaint_update", seq=4, ts=now, complaint_id="k-never-seen", action="closed", level="district"),
     ])  # fmt: skip
     worker.drain()
-    assert complaint_table(client, keys, now) == []
-    closed = complaint_table(client, keys, now, closed=True)
+    assert complaint_table(CityReader(client, settings), now) == []
+    closed = complaint_table(CityReader(client, settings), now, closed=True)
     assert [r["status"] for r in closed] == ["closed"]
     # The update for a complaint not seen yet waits for it, and applies when it comes.
     write(client, settings, [raw_event("complaint", seq=5, ts=now + 1, complaint_id="k-never-seen", text="water leak")])
     worker.drain()
-    assert sorted(r["complaint_id"] for r in complaint_table(client, keys, now, closed=True)) == [
+    assert sorted(r["complaint_id"] for r in complaint_table(CityReader(client, settings), now, closed=True)) == [
         "k-dark",
         "k-never-seen",
     ]
@@ -104,12 +105,12 @@ def test_two_workers_never_clobber_one_complaint(client, settings, city_map):
     prepared_b = second._prepare("complaints", b, {})
     first.process("complaints", a)
     second._commit("complaints", b, prepared_b)
-    row = complaint_table(client, keys, now)[0]
+    row = complaint_table(CityReader(client, settings), now)[0]
     assert row["level"] == "district" and row["status"] == "resolved"
 
 
 def test_the_table_reads_only_the_most_urgent_open_complaints_and_counts_all_of_them(client, settings, worker):
-    from data.keepers.complaints import complaint_counts
+    from data.read.complaints import complaint_counts
 
     now = int(time.time() * 1000)
     write(client, settings, [
@@ -118,12 +119,11 @@ def test_the_table_reads_only_the_most_urgent_open_complaints_and_counts_all_of_
         raw_event("complaint", seq=3, ts=now - 1000, complaint_id="k-litter", text="litter on the pavement"),
     ])  # fmt: skip
     worker.drain()
-    keys = Keys(settings.key_prefix)
-    top = complaint_table(client, keys, now, limit=1)
+    top = complaint_table(CityReader(client, settings), now, limit=1)
     assert [r["complaint_id"] for r in top] == ["k-manhole"]
-    assert len(complaint_table(client, keys, now, limit=10)) == 3
-    assert complaint_counts(client, keys, now) == {"open": 3, "overdue": 0}
-    assert complaint_counts(client, keys, now + 30 * 24 * HOUR_MS)["overdue"] == 3
+    assert len(complaint_table(CityReader(client, settings), now, limit=10)) == 3
+    assert complaint_counts(CityReader(client, settings), now) == {"open": 3, "overdue": 0}
+    assert complaint_counts(CityReader(client, settings), now + 30 * 24 * HOUR_MS)["overdue"] == 3
 
 
 def closing(seq: int, ts: int, complaint_id: str) -> list[dict[str, str]]:
@@ -152,8 +152,8 @@ def test_a_closure_applies_whatever_the_batching(client, settings, worker, batch
     for batch in batches:
         write(client, settings, [e for part in batch for e in events[part]])
         worker.drain()
-    assert complaint_table(client, keys, now) == []
-    closed = complaint_table(client, keys, now, closed=True)
+    assert complaint_table(CityReader(client, settings), now) == []
+    closed = complaint_table(CityReader(client, settings), now, closed=True)
     assert [(r["complaint_id"], r["status"]) for r in closed] == [("k-1", "closed")]
     assert client.hgetall(keys.state("complaints", WAITING)) == {}
 
@@ -167,7 +167,6 @@ def test_a_closure_applies_whatever_the_batching(client, settings, worker, batch
     ],
 )
 def test_each_update_is_counted_once_in_the_community_of_its_complaint(client, settings, worker, batches):
-    keys = Keys(settings.key_prefix)
     now = int(time.time() * 1000)
     events = {
         "complaint": [raw_event("complaint", seq=1, ts=now, complaint_id="k-1", text="rubbish bins overflowing")],
@@ -178,7 +177,7 @@ def test_each_update_is_counted_once_in_the_community_of_its_complaint(client, s
     for batch in batches:
         write(client, settings, [e for part in batch for e in events[part]])
         worker.drain()
-    (row,) = complaint_table(client, keys, now + 4000)
+    (row,) = complaint_table(CityReader(client, settings), now + 4000)
     place = row["community_id"]
     counted = CityReader(client, settings).counts(
         "complaints", "complaints.community_action_level", Window(now // 1000 - 60, now // 1000 + 60)
@@ -209,8 +208,8 @@ def test_a_complaint_and_its_closure_read_by_two_workers_at_once_end_closed(clie
     for name in (first, "parking" if first == "opening" else "opening"):
         w, entries = batches[name]
         w._commit("complaints", entries, prepared[name])
-    assert complaint_table(client, keys, now) == []
-    assert [r["status"] for r in complaint_table(client, keys, now, closed=True)] == ["closed"]
+    assert complaint_table(CityReader(client, settings), now) == []
+    assert [r["status"] for r in complaint_table(CityReader(client, settings), now, closed=True)] == ["closed"]
     assert client.hgetall(keys.state("complaints", WAITING)) == {}
 
 
@@ -233,9 +232,8 @@ def test_updates_committed_out_of_event_time_order_leave_the_route_of_their_even
         for i in order:  # one batch each, committed in this order
             write(client, run, [updates[i]])
             worker.drain()
-        keys = Keys(run.key_prefix)
-        assert complaint_table(client, keys, now, closed=True) == []
-        (row,) = complaint_table(client, keys, now + 4000)
+        assert complaint_table(CityReader(client, run), now, closed=True) == []
+        (row,) = complaint_table(CityReader(client, run), now + 4000)
         routes.append({k: row[k] for k in ("status", "level", "path", "escalations")})
     assert routes[0] == {"status": "open", "level": "district", "path": routes[0]["path"], "escalations": 1}
     assert routes[1] == routes[0] and routes[2] == routes[0]
@@ -257,5 +255,5 @@ def test_a_route_stored_without_its_updates_is_moved_on_from_where_it_is(client,
     client.hset(keys.state("complaints", OPEN), "k-1", encode_route(route, about))
     write(client, settings, [raw_event("complaint_update", seq=3, ts=now + 2000, complaint_id="k-1", action="resolved", level="district")])  # fmt: skip
     worker.drain()
-    (row,) = complaint_table(client, keys, now + 3000)
+    (row,) = complaint_table(CityReader(client, settings), now + 3000)
     assert (row["level"], row["status"]) == ("district", "resolved")

@@ -8,9 +8,9 @@ import pandas as pd
 import pytest
 
 from data.aggregator import Aggregator
-from data.keepers.complaints import complaint_table
 from data.keys import Keys
 from data.read import CityReader, Window
+from data.read.complaints import complaint_table
 from data.schema import encode
 from engines.hotspots import cell_hotspots, city_cells
 from simulators.generate import generate
@@ -43,7 +43,7 @@ def test_a_storm_brings_escalations_and_a_detected_complaint_hotspot(client, set
     window = Window(start // 1000, end // 1000 + 60)
     assert reader.dead_letter_counts()["complaints"] == {}
     escalated = reader.counts("complaints", "escalations.level", window)
-    routes = pd.DataFrame(complaint_table(client, Keys(settings.key_prefix), end))
+    routes = pd.DataFrame(complaint_table(CityReader(client, settings), end))
     assert sum(escalated.values()) > 10 and routes["escalations"].sum() > 10
     assert (routes["priority"] == 1).any() and routes["reason"].str.startswith("P").all()
 

@@ -16,9 +16,9 @@ import pandas as pd
 
 from data.keepers import cases as case_keeper
 from data.keepers.cases import tracing_params
-from data.keepers.complaints import complaint_counts, complaint_table
 from data.keys import SOURCE_TITLES, SOURCES
 from data.read import CityReader, Window, rollup
+from data.read.complaints import complaint_counts, complaint_table
 from data.read.foot import crowding_alerts, fever_alerts, latest_readings, now_versus_normal, silent_sensors
 from data.read.health import expected_rates
 from data.schema import ROUTING_LEVELS
@@ -473,7 +473,7 @@ def open_complaints(reader: CityReader, geo: CityGeography, state: ViewState, no
     rows: list[dict] = []
     start = 0
     while len(rows) < wanted and start < OPEN_COMPLAINTS_READ:
-        page = complaint_table(reader.client, reader.keys, int(now * 1000), limit=max(wanted, 100), start=start)
+        page = complaint_table(reader, int(now * 1000), limit=max(wanted, 100), start=start)
         start += max(wanted, 100)
         for c in page:
             # City-wide, a complaint placed just outside the boundary is listed too: it is open all the same.
@@ -528,7 +528,7 @@ def complaints_snapshot(
         counts = {"open": len(in_scope), "overdue": sum(1 for row in in_scope if row["overdue"] == "overdue")}
     else:
         table = open_complaints(reader, geo, state, now, max_rows) if max_rows else []
-        counts = complaint_counts(reader.client, reader.keys, int(now * 1000))
+        counts = complaint_counts(reader, int(now * 1000))
     if state.district:
         # An update counts where its complaint is: the keeper places it once both have come.
         updates = _in_scope(facets["complaints.community_action_level"], geo, state)

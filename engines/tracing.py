@@ -57,6 +57,16 @@ class TracingParams:
     contact_quarantine_days: float = 14.0
     case_isolation_days: float = 14.0
 
+    @classmethod
+    def of(cls, settings) -> TracingParams:
+        """The tracing rules a deployment set (the rest keep the engine's defaults)."""
+        return cls(
+            infectious_days_before=settings.infectious_days,
+            contact_window_min=settings.contact_window_min,
+            contact_quarantine_days=settings.contact_quarantine_days,
+            case_isolation_days=settings.case_isolation_days,
+        )
+
 
 # ---------------------------------------------------------------------------- infectious windows
 

@@ -12,9 +12,9 @@ import pytest
 
 from data.aggregator import Aggregator
 from data.connection import client_from_url
-from data.keepers import cases as case_keeper
 from data.keys import Keys
 from data.read import CityReader
+from data.read.cases import active_codes
 from data.schema import encode
 from views import figures, snapshots
 from views.geography import CityGeography
@@ -407,7 +407,7 @@ def test_a_drilled_cases_snapshot_keeps_only_the_sites_codes_and_clusters_of_tha
 @pytest.mark.redis
 def test_a_suppressed_code_count_never_reaches_the_page(outbreak, geo):
     reader, near, far, _feed = outbreak
-    exact = case_keeper.active_codes(reader.client, reader.keys)
+    exact = active_codes(reader)
     assert exact.loc[near.community_id, "red"] == 2 and exact.loc[far.community_id, "red"] == 1
     snap = snapshots.cases_snapshot(reader, geo, ViewState("24h"), time.time())
     payload = json.dumps(

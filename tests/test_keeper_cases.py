@@ -11,8 +11,6 @@ from data.aggregator import Aggregator
 from data.keepers.cases import (
     ACTIVE,
     CONTACTS,
-    active_codes,
-    case_picture,
     clusters,
     derived_case_token,
     exposure_sites,
@@ -20,6 +18,7 @@ from data.keepers.cases import (
 )
 from data.keys import Keys
 from data.read import CityReader, Window
+from data.read.cases import active_codes, case_picture
 from data.schema import encode
 from tests.events import LAT, LON, raw_event
 
@@ -68,7 +67,7 @@ def contacts(client, settings) -> dict[str, dict]:
 
 
 def totals(client, settings) -> dict[str, int]:
-    codes = active_codes(client, Keys(settings.key_prefix))
+    codes = active_codes(CityReader(client, settings))
     return {colour: int(codes[colour].sum()) for colour in ("yellow", "red")}
 
 
@@ -224,12 +223,12 @@ def test_the_workers_publish_sites_and_clusters_as_one_picture_without_tokens_an
 ):
     keys = Keys(settings.key_prefix)
     now = int(time.time() * 1000)
-    assert case_picture(client, keys, now) is None  # no worker has built one yet
+    assert case_picture(CityReader(client, settings), now) is None  # no worker has built one yet
     feed.checkin("p-guest", now - 5 * HOUR_MS, stay_s=3600)
     feed.report("c-a", "confirmed", now - 3 * HOUR_MS, onset=now - DAY_MS)
     feed.visit("c-a", now - 5 * HOUR_MS, now - 4 * HOUR_MS, ts=now - 2 * HOUR_MS)
     worker.drain()
-    picture = case_picture(client, keys, now)
+    picture = case_picture(CityReader(client, settings), now)
     assert [s["venue_id"] for s in picture["sites"]] == [VENUE] and picture["clusters"] == []
     direct = exposure_sites(client, keys, now)[0]
     assert {k: v for k, v in direct.items() if k not in ("case_ids", "visit_times")} == picture["sites"][0]
@@ -240,23 +239,22 @@ def test_the_workers_publish_sites_and_clusters_as_one_picture_without_tokens_an
     feed.report("c-b", "confirmed", now - HOUR_MS, onset=now - DAY_MS)  # (within the lateness of the newest)
     feed.visit("c-b", now - 4 * HOUR_MS - 20 * MINUTE_MS, now - 4 * HOUR_MS + 10 * MINUTE_MS, ts=now - HOUR_MS)
     worker.drain()  # a new case linked at the same venue: the picture is rebuilt at once
-    picture = case_picture(client, keys, now)
+    picture = case_picture(CityReader(client, settings), now)
     assert [(c["size"], c["sites"]) for c in picture["clusters"]] == [(2, (VENUE,))]
     assert picture["sites"][0]["cases"] == 2
     assert keeper.publish(client, keys, now + 61_000)  # rebuilt once it has aged, changed or not
-    later = case_picture(client, keys, now + 30 * DAY_MS)
+    later = case_picture(CityReader(client, settings), now + 30 * DAY_MS)
     assert later["sites"] == [] and later["clusters"] == []  # off the map once past the horizon
 
 
 def test_active_codes_are_counted_exactly_per_community(client, settings, worker, feed):
-    keys = Keys(settings.key_prefix)
     now = int(time.time() * 1000)
     for i in range(3):
         feed.checkin(f"p-{i}", now - 2 * HOUR_MS, stay_s=3600)
     feed.report("c-1", "confirmed", now - HOUR_MS, onset=now - DAY_MS)
     feed.visit("c-1", now - 2 * HOUR_MS, now - 90 * MINUTE_MS, ts=now - 50 * MINUTE_MS)
     worker.drain()
-    exact = active_codes(client, keys)
+    exact = active_codes(CityReader(client, settings))
     # Exact: the small-cell rule is the shared screen's (views.privacy), not the keeper's.
     assert len(exact) == 1 and exact.iloc[0].to_dict() == {"yellow": 3, "red": 1}
 

@@ -14,10 +14,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from data.keepers import cases as case_keeper
-from data.keepers.cases import tracing_params
 from data.keys import SOURCE_TITLES, SOURCES
 from data.read import CityReader, Window, rollup
+from data.read.cases import active_codes, case_picture
 from data.read.complaints import complaint_counts, complaint_table
 from data.read.foot import crowding_alerts, fever_alerts, latest_readings, now_versus_normal, silent_sensors
 from data.read.health import expected_rates
@@ -26,6 +25,7 @@ from engines.complaints import URGENT_CATEGORIES
 from engines.foot import CrowdingRule
 from engines.hotspots import HotspotParams, cell_hotspots
 from engines.services import ServiceParams, counters_needed, processing_from_bins
+from engines.tracing import TracingParams
 from views.geography import CityGeography
 from views.privacy import ShownCount, shown_count, shown_total
 from views.state import WINDOW_LABELS, ViewState
@@ -195,16 +195,16 @@ def cases_snapshot(reader: CityReader, geo: CityGeography, state: ViewState, now
     community, and case clusters. Case paths are left out: they need a restricted view."""
     window = _window(reader, state, now)
     now_ms = int(now * 1000)
-    params = tracing_params(reader.settings)
+    params = TracingParams.of(reader.settings)
     by_status = _split(_scoped(reader.counts("cases", "cases.community_status", window), geo, state))
     confirmed = {c: s.get("confirmed", 0) for c, s in by_status.items()}
     suspected = {c: s.get("suspected", 0) for c, s in by_status.items()}
     cases = area_values(confirmed, geo, state)
     shown = {a: shown_count(n, minimum) for a, n in cases.items()}
     rows = _area_rows(cases, geo)
-    picture = case_keeper.case_picture(reader.client, reader.keys, now_ms, params) or NO_PICTURE
+    picture = case_picture(reader, now_ms) or NO_PICTURE
     sites = exposure_site_points(picture["sites"], geo, state, minimum)
-    codes, active = code_mix(case_keeper.active_codes(reader.client, reader.keys), geo, state, minimum)
+    codes, active = code_mix(active_codes(reader), geo, state, minimum)
     clusters = cluster_rows(picture["clusters"], geo, state, minimum, now)
     largest = clusters[0] if clusters else None
     return {
@@ -737,7 +737,7 @@ def cluster_alarms(reader: CityReader, geo: CityGeography, settings, now: float)
     """A new case cluster: at least ``alarm_cluster_cases`` linked cases, the newest visit within 24 h."""
     now_ms = int(now * 1000)
     out = []
-    picture = case_keeper.case_picture(reader.client, reader.keys, now_ms, tracing_params(settings)) or NO_PICTURE
+    picture = case_picture(reader, now_ms) or NO_PICTURE
     for c in picture["clusters"]:
         if c["size"] < settings.alarm_cluster_cases or c["last_leave_ts"] < now_ms - DAY_S * 1000:
             continue

@@ -67,16 +67,6 @@ STATUS_RANK = {"suspected": 0, "confirmed": 1, "recovered": 2}
 COLOURS = ("yellow", "red")
 
 
-def tracing_params(settings) -> TracingParams:
-    """The tracing rules a deployment set (the rest keep the engine's defaults)."""
-    return TracingParams(
-        infectious_days_before=settings.infectious_days,
-        contact_window_min=settings.contact_window_min,
-        contact_quarantine_days=settings.contact_quarantine_days,
-        case_isolation_days=settings.case_isolation_days,
-    )
-
-
 def derived_case_token(person_id: str) -> str:
     """Return the case token a person is reported under when they become a case."""
     # The registry pseudonymises a case from the person's token: a check-in never shows a case
@@ -213,7 +203,7 @@ class CaseKeeper:
         params: TracingParams | None = None,
         case_token: Callable[[str], str] = derived_case_token,
     ):
-        self.params = params = params or tracing_params(settings)
+        self.params = params = params or TracingParams.of(settings)
         self.case_token = case_token
         self.bucket_s = settings.bucket_seconds
         self.retention_s = int(settings.retention_hours * 3600)
@@ -692,18 +682,6 @@ def _exposure_sites(client: redis.Redis, keys: Keys, cases: pd.DataFrame, now_ms
     return rows
 
 
-def active_codes(client: redis.Redis, keys: Keys) -> pd.DataFrame:
-    """Return the exact number of active yellow and red codes per community (role-gated views only)."""
-    raw = client.hgetall(keys.state(SOURCE, ACTIVE))
-    counts: dict[str, dict[str, int]] = {}
-    for name, value in raw.items():
-        community, colour = name.decode().rsplit("|", 1)
-        counts.setdefault(community, {})[colour] = int(value)
-    frame = pd.DataFrame.from_dict(counts, orient="index").reindex(columns=list(COLOURS)).fillna(0).astype("int64")
-    frame.index.name = "community_id"
-    return frame.sort_index()
-
-
 def _case_visits(client: redis.Redis, keys: Keys, case_ids: Sequence[str]) -> pd.DataFrame:
     """Return every stored visit of some cases, with its point."""
     pipe = client.pipeline(transaction=False)
@@ -792,30 +770,6 @@ def publish_picture(client: redis.Redis, keys: Keys, now_ms: int, params: Tracin
     finally:
         client.delete(lock)
     return True
-
-
-def case_picture(client: redis.Redis, keys: Keys, now_ms: int, params: TracingParams | None = None) -> dict | None:
-    """The tracing picture as the workers last built it, or None before any did.
-
-    ``built_ms``; ``sites``: one dict per exposure site on the map at ``now_ms``, most recent first, with
-    ``venue_id``, ``community_id``, ``district_id``, ``h3``, ``cases``, ``visits``, ``first_arrive_ts``,
-    ``last_leave_ts`` and ``recency_h``; ``clusters``: largest first, with ``cluster_id``, ``size``,
-    ``sites`` (venue ids), ``first_arrive_ts`` and ``last_leave_ts``. No person token, no point.
-    """
-    raw = client.get(keys.state(SOURCE, PICTURE))
-    if raw is None:
-        return None
-    picture = json.loads(raw)
-    horizon = now_ms - (params or TracingParams()).site_horizon_days * DAY_MS
-    names = ("venue_id", "community_id", "district_id", "h3", "cases", "visits", "first_arrive_ts", "last_leave_ts")
-    sites = [dict(zip(names, row)) for row in picture["sites"] if row[7] >= horizon]
-    for site in sites:
-        site["recency_h"] = max(now_ms - site["last_leave_ts"], 0) / 3_600_000
-    found = [
-        {"cluster_id": i, "size": size, "first_arrive_ts": first, "last_leave_ts": last, "sites": tuple(venues)}
-        for i, (size, first, last, venues) in enumerate(c for c in picture["clusters"] if c[2] >= horizon)
-    ]
-    return {"built_ms": picture["built_ms"], "sites": sites, "clusters": found}
 
 
 def precise_visits(client: redis.Redis, keys: Keys, case_id: str, params: TracingParams | None = None) -> list[dict]:

@@ -14,8 +14,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from data.keys import SOURCE_TITLES, SOURCES
-from data.read import CityReader, Window, rollup
+from data.read import SOURCE_TITLES, SOURCES, CityReader, Window, rollup
 from data.read.cases import active_codes, case_picture
 from data.read.complaints import complaint_counts, complaint_table
 from data.read.foot import crowding_alerts, fever_alerts, latest_readings, now_versus_normal, silent_sensors

@@ -51,10 +51,16 @@ def load(deck: Deck, page: str, state: ViewState, build):
         raise PreventUpdate from None
 
 
+def built(deck: Deck, view: str, state: ViewState):
+    """How a live map's snapshot is built: one way, whether its page or the overview asks for it first."""
+    return lambda now: snapshots.view_snapshot(
+        view, deck.reader, deck.geo, state, now, deck.memo, deck.settings.privacy_min_count
+    )
+
+
 def register(app, deck: Deck) -> None:
     settings = deck.settings
     style = settings.map_style
-    minimum = settings.privacy_min_count
 
     @app.callback(
         Output(ids.OVERVIEW_CASES_MAP, "figure"),
@@ -76,7 +82,13 @@ def register(app, deck: Deck) -> None:
             deck,
             "overview",
             state,
-            lambda now: snapshots.overview_snapshot(deck.reader, deck.geo, state, now, deck.memo, minimum),
+            lambda now: snapshots.overview_snapshot(
+                deck.reader,
+                deck.geo,
+                state,
+                now,
+                views=lambda view: deck.snapshot(view, state, built(deck, view, state)),
+            ),
         )
         rev = revision("overview", state)
         # The heat maps drill too, through the areas the services map lists (every area shown, zeros included).
@@ -113,9 +125,7 @@ def register(app, deck: Deck) -> None:
     )
     def refresh_cases(_n, window, district, neighbourhood, rendered):
         state = view_state(deck, window, district, neighbourhood)
-        snap = load(
-            deck, "cases", state, lambda now: snapshots.cases_snapshot(deck.reader, deck.geo, state, now, minimum)
-        )
+        snap = load(deck, "cases", state, built(deck, "cases", state))
         rev = revision("cases", state)
         full = [figures.cases_map(snap, rev, style), figures.codes_map(snap, rev, style)]
         numbers, areas, found = render.cases_numbers(snap), render.cases_areas(snap), render.cases_clusters(snap)
@@ -133,7 +143,7 @@ def register(app, deck: Deck) -> None:
     )
     def refresh_foot(_n, window, district, neighbourhood, rendered):
         state = view_state(deck, window, district, neighbourhood)
-        snap = load(deck, "foot-traffic", state, lambda now: snapshots.foot_snapshot(deck.reader, deck.geo, state, now))
+        snap = load(deck, "foot-traffic", state, built(deck, "foot-traffic", state))
         rev = revision("foot-traffic", state)
         full = [figures.foot_heat_map(snap, rev, style), figures.sensors_map(snap, rev, style)]
         return *sent(full, rendered, rev), render.foot_numbers(snap), render.foot_alerts(snap), rev
@@ -150,7 +160,7 @@ def register(app, deck: Deck) -> None:
     )
     def refresh_services(_n, window, district, neighbourhood, rendered):
         state = view_state(deck, window, district, neighbourhood)
-        snap = load(deck, "services", state, lambda now: snapshots.services_snapshot(deck.reader, deck.geo, state, now))
+        snap = load(deck, "services", state, built(deck, "services", state))
         rev = revision("services", state)
         channels = snap["channels"]
         full = [
@@ -174,12 +184,7 @@ def register(app, deck: Deck) -> None:
     )
     def refresh_complaints(_n, window, district, neighbourhood, rendered):
         state = view_state(deck, window, district, neighbourhood)
-        snap = load(
-            deck,
-            "complaints",
-            state,
-            lambda now: snapshots.complaints_snapshot(deck.reader, deck.geo, state, now, deck.memo),
-        )
+        snap = load(deck, "complaints", state, built(deck, "complaints", state))
         rev = revision("complaints", state)
         areas = snap["areas"]
         categories = snap["categories"]

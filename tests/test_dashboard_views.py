@@ -290,6 +290,24 @@ def test_every_view_snapshot_builds_from_the_aggregates(fed, geo):
 
 
 @pytest.mark.redis
+def test_the_overview_is_composed_from_the_views_snapshots_of_the_tick(fed, geo):
+    _settings, reader, _ = fed
+    now = time.time()
+    state = ViewState("1h", geo.districts[0][0])
+    pages = {view: snapshots.view_snapshot(view, reader, geo, state, now) for view in snapshots.LIVE_MAPS}
+    asked = []
+    overview = snapshots.overview_snapshot(
+        reader, geo, state, now, views=lambda view: asked.append(view) or pages[view]
+    )
+    assert sorted(asked) == sorted(snapshots.LIVE_MAPS)  # each page's snapshot once, none rebuilt
+    assert overview["cases"]["headline"] == pages["cases"]["headline"]
+    assert overview["foot"]["headline"] == pages["foot-traffic"]["headline"]
+    assert overview["services"]["volumes"] == pages["services"]["volumes"]
+    assert overview["complaints"]["headline"] == pages["complaints"]["headline"]
+    assert overview["label"] == pages["services"]["label"]
+
+
+@pytest.mark.redis
 def test_a_drilled_snapshot_holds_only_the_areas_of_that_district(fed, geo):
     _settings, reader, _ = fed
     district = geo.districts[0][0]

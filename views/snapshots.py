@@ -568,16 +568,53 @@ def complaints_snapshot(
 # ---------------------------------------------------------------------------- overview
 
 
-def overview_snapshot(
-    reader: CityReader, geo: CityGeography, state: ViewState, now: float, memo: Memo = _no_memo, minimum: int = 3
+LIVE_MAPS = ("cases", "foot-traffic", "services", "complaints")  # the views the overview puts side by side
+
+
+def view_snapshot(
+    view: str,
+    reader: CityReader,
+    geo: CityGeography,
+    state: ViewState,
+    now: float,
+    memo: Memo = _no_memo,
+    minimum: int = 3,
 ) -> dict:
-    """The four live maps in brief, with their headline numbers."""
-    cases = cases_snapshot(reader, geo, state, now, minimum)
-    foot = foot_snapshot(reader, geo, state, now)
-    services = services_snapshot(reader, geo, state, now)
-    complaints = complaints_snapshot(reader, geo, state, now, memo, max_rows=0)
+    """One live map's snapshot, as its page shows it."""
+    if view == "cases":
+        return cases_snapshot(reader, geo, state, now, minimum)
+    if view == "foot-traffic":
+        return foot_snapshot(reader, geo, state, now)
+    if view == "services":
+        return services_snapshot(reader, geo, state, now)
+    if view == "complaints":
+        return complaints_snapshot(reader, geo, state, now, memo)
+    raise ValueError(f"unknown view {view!r}; expected one of {', '.join(LIVE_MAPS)}")
+
+
+def overview_snapshot(
+    reader: CityReader,
+    geo: CityGeography,
+    state: ViewState,
+    now: float,
+    memo: Memo = _no_memo,
+    minimum: int = 3,
+    views: Callable[[str], dict] | None = None,
+) -> dict:
+    """The four live maps in brief, with their headline numbers, taken from the four views' snapshots.
+
+    ``views(view)`` is that view's snapshot of this tick, the one its page shows (the deck's cached one):
+    the overview rebuilds nothing and cannot disagree with a page. Without it, the four are built here.
+    """
+    if views is None:
+        views = lambda view: view_snapshot(view, reader, geo, state, now, memo, minimum)  # noqa: E731
+    return overview_of(_base(geo, state, now), *(views(view) for view in LIVE_MAPS))
+
+
+def overview_of(base: dict, cases: dict, foot: dict, services: dict, complaints: dict) -> dict:
+    """The overview from the four views' snapshots of one tick."""
     return {
-        **_base(geo, state, now),
+        **base,
         "cases": {"sites": cases["sites"], "areas": cases["cases"], "headline": cases["headline"]},
         "foot": {"heat": foot["heat"], "headline": foot["headline"], "silent": foot["silent_count"]},
         "services": {"volumes": services["volumes"], "headline": services["headline"]},

@@ -47,7 +47,6 @@ VIEWS = ("overview", "cases", "foot-traffic", "services", "complaints", "health"
 READER_CALLS = (
     "counts_many",
     "counts_in_windows",
-    "sensors",
     "freshness",
     "stream_lengths",
     "consumer_lag",

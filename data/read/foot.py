@@ -11,6 +11,7 @@ import hashlib
 from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
+import numpy as np
 import pandas as pd
 from scipy.stats import poisson
 
@@ -133,25 +134,36 @@ def crowding_alerts(
 def fever_alerts(reader: CityReader, now_s: float, rule: FeverRule | None = None) -> list[dict]:
     """Sensors whose fever count in the last window is improbably high for the people they counted.
 
-    Expected fevers are the sensor's rate per person over the baseline hours before the window
-    (with one prior pseudo-fever at ``prior_rate``), times the people counted now; the alert needs
-    a Poisson tail probability under ``alert_p`` and at least ``min_count`` fevers.
+    Expected fevers are the sensor's rate per person over the ``baseline_h`` whole hours before the
+    window (with one prior pseudo-fever at ``prior_rate``), times the people counted now; the alert
+    needs a Poisson tail probability under ``alert_p`` and at least ``min_count`` fevers.
+
+    The window is whole buckets ending with the one holding now, so it slides with the reader's
+    running sums (the foot page reads the same facets); the baseline holds closed hours only, so
+    it is summed once an hour for every process (see :func:`shared_value`), not at every refresh.
     """
     rule = rule or FeverRule()
-    now = int(now_s)
-    recent = Window(now - int(rule.window_min * 60), now + 1)
-    before = Window(recent.start - int(rule.baseline_h * HOUR_S), recent.start)
+    recent = Window.last(rule.window_min * 60, now_s, reader.settings.bucket_seconds)
+    hour = recent.start - recent.start % HOUR_S
+    past = Window(hour - int(rule.baseline_h * HOUR_S), hour)
+    key = reader.keys.baseline("foot", "fever.sensor", hour, f"fever{rule.baseline_h:g}")
+    before = shared_value(reader, key, lambda: reader.counts_many("foot", ["fever.sensor", "people.sensor"], past))
     fever_now = reader.counts_many("foot", ["fever.sensor", "people.sensor"], recent)
-    fever_before = reader.counts_many("foot", ["fever.sensor", "people.sensor"], before)
-    out = []
-    for sensor, fevers in fever_now["fever.sensor"].items():
-        people = fever_now["people.sensor"].get(sensor, 0)
-        base_people = fever_before["people.sensor"].get(sensor, 0)
-        rate = (fever_before["fever.sensor"].get(sensor, 0) + 1) / (base_people + 1 / rule.prior_rate)
-        expected = rate * people
-        p = float(poisson.sf(fevers - 1, expected)) if expected > 0 else 0.0
-        if fevers >= rule.min_count and p < rule.alert_p:
-            out.append({"sensor_id": sensor, "fever": fevers, "people": people, "expected": expected, "p_value": p})
+    sensors = list(fever_now["fever.sensor"])
+    if not sensors:
+        return []
+    fevers = np.array([fever_now["fever.sensor"][s] for s in sensors], dtype=np.float64)
+    people = np.array([fever_now["people.sensor"].get(s, 0) for s in sensors], dtype=np.float64)
+    fevers_before = np.array([before["fever.sensor"].get(s, 0) for s in sensors], dtype=np.float64)
+    people_before = np.array([before["people.sensor"].get(s, 0) for s in sensors], dtype=np.float64)
+    expected = (fevers_before + 1) / (people_before + 1 / rule.prior_rate) * people
+    # One call for every sensor: scipy's per-call overhead, not the arithmetic, is what costs.
+    p = np.where(expected > 0, poisson.sf(fevers - 1, np.where(expected > 0, expected, 1.0)), 0.0)
+    out = [
+        {"sensor_id": s, "fever": int(f), "people": int(n), "expected": float(e), "p_value": float(pv)}
+        for s, f, n, e, pv in zip(sensors, fevers, people, expected, p)
+        if f >= rule.min_count and pv < rule.alert_p
+    ]
     return sorted(out, key=lambda a: a["p_value"])
 
 

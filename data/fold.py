@@ -241,19 +241,18 @@ def _application(d: Decoded, w: Placement, b: np.ndarray, out: Folded) -> None:
     decision = enumerated(c["decision"], _choices(d, "decision"))
     automatic = Dimension(np.maximum(c["automatic"], 0).astype(np.int64), 2, _labels(["manual", "auto"]))
     service = labelled(c["service_code"])
-    out.add("applications.community", b, w.community)
-    # Per community, so every figure of a drilled page counts the applications of the same area.
-    out.add("applications.community_channel", b, w.community.cross(channel))
-    out.add("applications.service", b, service)
-    out.add("applications.community_decision_mode", b, w.community.cross(decision.cross(automatic)))
+    decision_mode = decision.cross(automatic)
     # Only decisions time the process: a filing still pending says nothing about how long it takes.
     decided = np.flatnonzero(c["decision"] != _choices(d, "decision").index("pending"))
-    bins = processing_bins(c["processing_s"][decided])
-    out.add(
-        "applications.community_processing",
-        b[decided],
-        w.community.take(decided).cross(automatic.take(decided).cross(bins)),
-    )
+    mode_bin = automatic.take(decided).cross(processing_bins(c["processing_s"][decided]))
+    out.add("applications.community", b, w.community)
+    out.add("applications.service", b, service)
+    # Per community, so every figure of a drilled page counts the applications of the same area; and
+    # per district, so the city and a district read a few fields, not one per community and value.
+    for level, area in (("community", w.community), ("district", w.district)):
+        out.add(f"applications.{level}_channel", b, area.cross(channel))
+        out.add(f"applications.{level}_decision_mode", b, area.cross(decision_mode))
+        out.add(f"applications.{level}_processing", b[decided], area.take(decided).cross(mode_bin))
     out.add("applications.processing_ms", b[decided], automatic.take(decided), c["processing_s"][decided] * 1000.0)
 
 

@@ -19,6 +19,8 @@ from data.read.cases import active_codes, case_picture
 from data.read.complaints import complaint_counts, complaint_table
 from data.read.foot import crowding_alerts, fever_alerts, latest_readings, now_versus_normal, silent_sensors
 from data.read.health import expected_rates
+from data.read.services import Area, decision_modes, service_counts
+from data.read.windows import by_first, in_areas, of_areas
 from data.schema import ROUTING_LEVELS
 from engines.complaints import URGENT_CATEGORIES
 from engines.foot import CrowdingRule
@@ -47,29 +49,30 @@ def _window(reader: CityReader, state: ViewState, now: float) -> Window:
     return _last(reader, state.window_s, now)
 
 
-def _split(counts: Mapping[str, int]) -> dict[str, dict[str, int]]:
-    """'a|b' -> n into a -> {b: n}."""
-    out: dict[str, dict[str, int]] = {}
-    for key, n in counts.items():
-        a, _, b = key.partition("|")
-        out.setdefault(a, {})[b] = out.setdefault(a, {}).get(b, 0) + n
-    return out
+def _communities(geo: CityGeography, state: ViewState) -> frozenset[str]:
+    """The communities of the drilled area (the whole city when nothing is drilled)."""
+    if not state.district:
+        return frozenset(geo.community_parents)
+    return frozenset(geo.areas_of("community", state.district, state.neighbourhood))
 
 
 def _scoped(counts: Mapping[str, int], geo: CityGeography, state: ViewState) -> dict[str, int]:
     """Community-keyed counts ('community' or 'community|x') inside the drilled area."""
-    if not state.district:
-        return {k: v for k, v in counts.items() if k.partition("|")[0] in geo.community_parents}
-    return {k: v for k, v in counts.items() if geo.in_scope(k.partition("|")[0], state.district, state.neighbourhood)}
+    return of_areas(counts, _communities(geo, state))
 
 
 def _in_scope(counts: Mapping[str, int], geo: CityGeography, state: ViewState) -> dict[str, int]:
     """Counts keyed 'community|x' summed over the communities in the drilled area, keyed 'x'."""
-    out: dict[str, int] = {}
-    for key, n in _scoped(counts, geo, state).items():
-        rest = key.partition("|")[2]
-        out[rest] = out.get(rest, 0) + n
-    return out
+    return in_areas(counts, _communities(geo, state))
+
+
+def _service_area(geo: CityGeography, state: ViewState) -> Area:
+    """The drilled area as the services reads take it: whole districts where it is, else its communities."""
+    if not state.district:
+        return Area(districts=geo.district_ids)
+    if not state.neighbourhood:
+        return Area(districts=(state.district,))
+    return Area(communities=_communities(geo, state))
 
 
 def area_values(counts: Mapping[str, int], geo: CityGeography, state: ViewState) -> dict[str, int]:
@@ -195,7 +198,7 @@ def cases_snapshot(reader: CityReader, geo: CityGeography, state: ViewState, now
     window = _window(reader, state, now)
     now_ms = int(now * 1000)
     params = TracingParams.of(reader.settings)
-    by_status = _split(_scoped(reader.counts("cases", "cases.community_status", window), geo, state))
+    by_status = by_first(_scoped(reader.counts("cases", "cases.community_status", window), geo, state))
     confirmed = {c: s.get("confirmed", 0) for c, s in by_status.items()}
     suspected = {c: s.get("suspected", 0) for c, s in by_status.items()}
     cases = area_values(confirmed, geo, state)
@@ -312,9 +315,9 @@ def heat_points(counts: Mapping[str, int], geo: CityGeography, state: ViewState)
 
 
 def _share_auto(decision_mode: Mapping[str, int]) -> float | None:
-    decided = {k: v for k, v in decision_mode.items() if not k.startswith("pending")}
-    total = sum(decided.values())
-    auto = sum(v for k, v in decided.items() if k.endswith("|auto"))
+    decided = {d: modes for d, modes in by_first(decision_mode).items() if d != "pending"}
+    total = sum(n for modes in decided.values() for n in modes.values())
+    auto = sum(modes.get("auto", 0) for modes in decided.values())
     return round(auto / total, 3) if total else None
 
 
@@ -329,7 +332,7 @@ def service_centers(
 ) -> list[dict]:
     """Per service center in scope: today's flow, the queue it implies, mean wait and counters needed (Erlang C)."""
     params = params or ServiceParams()
-    actions = _split(center_action)
+    actions = by_first(center_action)
     ids = geo.places_of_kind("service_center")
     rows = []
     for center in ids:
@@ -376,23 +379,12 @@ def service_centers(
 def services_snapshot(reader: CityReader, geo: CityGeography, state: ViewState, now: float) -> dict:
     """Applications per area and channel, share automatic, processing time, and service centers' queues."""
     window = _window(reader, state, now)
-    facets = reader.counts_many(
-        "services",
-        [
-            "applications.community",
-            "applications.community_channel",
-            "applications.community_decision_mode",
-            "applications.community_processing",
-            "appointments.center_action",
-            "appointments.wait_ms",
-            "appointments.waited",
-        ],
-        window,
-    )
-    volumes = area_values(facets["applications.community"], geo, state)
-    channels = _in_scope(facets["applications.community_channel"], geo, state)
-    decision_mode = _in_scope(facets["applications.community_decision_mode"], geo, state)
-    processing = processing_from_bins(_in_scope(facets["applications.community_processing"], geo, state))
+    area = _service_area(geo, state)
+    counts = service_counts(reader, window, area)
+    volumes = area_values(counts["community"], geo, state)
+    channels = counts["channel"]
+    decision_mode = counts["decision_mode"]
+    processing = processing_from_bins(counts["processing"])
     modes = {
         row.mode: {
             "decided": int(row.decided),
@@ -402,16 +394,9 @@ def services_snapshot(reader: CityReader, geo: CityGeography, state: ViewState, 
         }
         for row in processing.itertuples(index=False)
     }
-    hour = _in_scope(
-        reader.counts("services", "applications.community_decision_mode", _last(reader, 3600, now)), geo, state
-    )
+    hour = decision_modes(reader, _last(reader, 3600, now), area)
     centers = service_centers(
-        facets["appointments.center_action"],
-        facets["appointments.wait_ms"],
-        facets["appointments.waited"],
-        geo,
-        state,
-        state.window_s / 3600,
+        counts["center_action"], counts["wait_ms"], counts["waited"], geo, state, state.window_s / 3600
     )
     base = _base(geo, state, now)
     return {
@@ -535,10 +520,10 @@ def complaints_snapshot(
         # The city counts every update that came, whether its complaint is in the city, outside or not come yet.
         updates = reader.counts("complaints", "updates.action_level", window)
     routing = {level: {} for level in ROUTING_LEVELS}
-    for key, n in updates.items():
-        action, _, level = key.partition("|")
-        if level in routing:
-            routing[level][action] = routing[level].get(action, 0) + n
+    for action, levels in by_first(updates).items():
+        for level, n in levels.items():
+            if level in routing:
+                routing[level][action] = routing[level].get(action, 0) + n
     filed = int(sum(communities.values()))
     base = _base(geo, state, now)
     return {
@@ -738,11 +723,8 @@ def alarms(reader: CityReader, geo: CityGeography, settings, now: float) -> list
         )
     out += cluster_alarms(reader, geo, settings, now)
     hour = _last(reader, 3600, now)
-    urgent: dict[str, int] = {}
-    for key, n in reader.counts("complaints", "complaints.community_triaged", hour).items():
-        community, _, category = key.partition("|")
-        if category in URGENT_CATEGORIES:
-            urgent[community] = urgent.get(community, 0) + n
+    triaged = by_first(reader.counts("complaints", "complaints.community_triaged", hour))
+    urgent = {community: n for community, by in triaged.items() if (n := sum(by.get(c, 0) for c in URGENT_CATEGORIES))}
     for community, n in urgent.items():
         if n >= settings.alarm_urgent_complaints and community in geo.community_parents:
             out.append(

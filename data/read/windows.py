@@ -19,7 +19,7 @@ from __future__ import annotations
 import json
 import threading
 import time
-from collections.abc import Callable, Collection, Iterable, Mapping
+from collections.abc import Callable, Collection, Container, Iterable, Mapping
 from dataclasses import dataclass, field
 
 import redis
@@ -332,11 +332,41 @@ def _add(total: dict[str, int], fields: Mapping[str, int], sign: int) -> None:
             total.pop(k, None)
 
 
+# A composite facet's fields are its dimensions' values joined by FIELD_SEP ('community|channel'), as
+# data.fold writes them; these are the only readers that split one.
+FIELD_SEP = "|"
+
+
+def by_first(counts: Mapping[str, int]) -> dict[str, dict[str, int]]:
+    """Counts keyed 'a|rest' as a -> {rest: n}."""
+    out: dict[str, dict[str, int]] = {}
+    for key, n in counts.items():
+        first, _, rest = key.partition(FIELD_SEP)
+        inner = out.setdefault(first, {})
+        inner[rest] = inner.get(rest, 0) + n
+    return out
+
+
+def of_areas(counts: Mapping[str, int], areas: Container[str]) -> dict[str, int]:
+    """The counts keyed by an area (or 'area|x') whose area is one of ``areas``."""
+    return {key: n for key, n in counts.items() if key.partition(FIELD_SEP)[0] in areas}
+
+
+def in_areas(counts: Mapping[str, int], areas: Container[str]) -> dict[str, int]:
+    """Counts keyed 'area|x' summed over ``areas``, keyed 'x'."""
+    out: dict[str, int] = {}
+    for key, n in counts.items():
+        area, _, rest = key.partition(FIELD_SEP)
+        if area in areas:
+            out[rest] = out.get(rest, 0) + n
+    return out
+
+
 def rollup(counts: Mapping[str, int], parent_of: Mapping[str, str]) -> dict[str, int]:
     """Sum counts keyed by a child area (or 'child|x') up to its parent area."""
     out: dict[str, int] = {}
     for key, n in counts.items():
-        area, sep, rest = key.partition("|")
+        area, sep, rest = key.partition(FIELD_SEP)
         parent = parent_of.get(area, area)
         k = f"{parent}{sep}{rest}"
         out[k] = out.get(k, 0) + n

@@ -12,6 +12,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
+import orjson
 
 from data.schema import Decoded
 
@@ -221,18 +222,16 @@ def _reading(d: Decoded, w: Placement, b: np.ndarray, out: Folded) -> None:
 
     def state(row: int) -> str:
         t, p, f, occ, cap, interval, lon, lat = (x[row] for x in cols)
-        return (
-            f"{t}|{p}|{max(f, 0)}|{occ}|{cap}|{interval}|{lon:.6f}|{lat:.6f}|{place[row].decode()}|"
-            f"{kinds[place_kind[row]]}|{sensor_kinds[sensor_kind[row]]}|{community[row]}"
-        )
+        return orjson.dumps(
+            {
+                "ts": int(t), "people": int(p), "fever": max(int(f), 0), "occupancy": int(occ), "capacity": int(cap),
+                "interval_s": int(interval), "lon": round(float(lon), 6), "lat": round(float(lat), 6),
+                "place_id": place[row].decode(errors="replace"), "place_kind": kinds[place_kind[row]],
+                "sensor_kind": sensor_kinds[sensor_kind[row]], "community_id": community[row],
+            }
+        ).decode()  # fmt: skip
 
     out.keep_latest("sensor", sensor, c["ts"], state)
-
-
-SENSOR_STATE_FIELDS = (
-    "ts", "people", "fever", "occupancy", "capacity", "interval_s", "lon", "lat",
-    "place_id", "place_kind", "sensor_kind", "community_id",
-)  # fmt: skip
 
 
 def _application(d: Decoded, w: Placement, b: np.ndarray, out: Folded) -> None:

@@ -57,6 +57,14 @@ def test_valid_readings_are_counted_per_community_cell_and_sensor(client, settin
     assert sensors["S-1"]["people"] == 10 and sensors["S-1"]["community_id"] == community
 
 
+def test_a_sensors_latest_reading_reads_back_whole_whatever_its_place_id_holds(client, settings, worker):
+    t = now_ms()
+    write(client, settings, "foot", [raw_event("reading", seq=1, ts=t, place_id="Gate|3", people=7, capacity=500)])
+    assert drain(worker) == 1
+    (latest,) = latest_readings(CityReader(client, worker.settings)).values()
+    assert (latest["place_id"], latest["people"], latest["capacity"], latest["ts"]) == ("Gate|3", 7, 500, t)
+
+
 def test_every_event_type_is_counted_by_type(client, settings, worker):
     from data.schema import EVENT_TYPES
 

@@ -12,10 +12,10 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
 import numpy as np
+import orjson
 import pandas as pd
 from scipy.stats import poisson
 
-from data.fold import SENSOR_STATE_FIELDS
 from data.keepers.foot import OVER, decode_stretch
 from data.read.windows import DAY_S, HOUR_S, Window, shared_value
 from engines.foot import CrowdingRule, FeverRule, NormalBands, SilenceRule, hour_baseline, judge_against
@@ -25,16 +25,20 @@ if TYPE_CHECKING:
 
 
 def latest_readings(reader: CityReader) -> dict[str, dict[str, object]]:
-    """The newest reading of every foot-traffic sensor, with its age."""
+    """The newest reading of every foot-traffic sensor (as data.fold keeps it, JSON), with its age.
+
+    A state stored by an older version (text, not JSON) is left out until the sensor's next reading.
+    """
     raw = reader.client.hgetall(reader.keys.latest("foot", "sensor"))
     now_ms = int(reader.clock() * 1000)
     out = {}
     for sensor, state in raw.items():
-        values = state.decode().split("|")
-        row: dict[str, object] = dict(zip(SENSOR_STATE_FIELDS, values))
-        for name in ("ts", "people", "fever", "occupancy", "capacity", "interval_s"):
-            row[name] = int(row[name])
-        row["lon"], row["lat"] = float(row["lon"]), float(row["lat"])
+        try:
+            row = orjson.loads(state)
+        except orjson.JSONDecodeError:
+            continue
+        if not isinstance(row, dict):
+            continue
         row["age_s"] = max(0.0, (now_ms - row["ts"]) / 1000)
         out[sensor.decode()] = row
     return out

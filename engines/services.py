@@ -87,8 +87,11 @@ def share_within_from_bins(
     return float((counts * covered).sum() / total)
 
 
-def processing_from_bins(facet: Mapping[str, float], params: ServiceParams = ServiceParams()) -> pd.DataFrame:
-    """Summarise processing-time counts keyed ``mode|bin`` (``auto|le1``...), e.g. ``applications.community_processing`` summed over an area, per mode.
+def processing_from_bins(
+    by_mode: Mapping[str, Mapping[str, float]], params: ServiceParams = ServiceParams()
+) -> pd.DataFrame:
+    """Summarise processing-time counts per mode and bin (``{"auto": {"le1": n, ...}, ...}``), e.g.
+    ``applications.community_processing`` summed over an area and split by the read API.
 
     Returns one row per mode (``auto``, ``manual``) with ``decided``, ``median_s``, ``p95_s`` and
     ``within_promise_share``. The facet counts every application event, so for clerk-decided
@@ -96,10 +99,10 @@ def processing_from_bins(facet: Mapping[str, float], params: ServiceParams = Ser
     """
     index = bin_label_index()
     counts: dict[str, np.ndarray] = {}
-    for key, value in facet.items():
-        mode, _, label = str(key).partition("|")
-        if label in index:
-            counts.setdefault(mode, np.zeros(len(index)))[index[label]] += float(value)
+    for mode, bins in by_mode.items():
+        for label, value in bins.items():
+            if label in index:
+                counts.setdefault(mode, np.zeros(len(index)))[index[label]] += float(value)
     return pd.DataFrame(
         [_processing_row(mode, bins, params) for mode, bins in sorted(counts.items())],
         columns=["mode", "decided", "median_s", "p95_s", "within_promise_share"],

@@ -136,7 +136,7 @@ def test_a_quantile_in_the_open_last_bin_is_its_lower_edge():
 
 
 def test_processing_facet_keys_are_read_per_mode():
-    summary = processing_from_bins({"auto|le1": 90, "auto|le2": 10, "manual|le86400": 4}).set_index("mode")
+    summary = processing_from_bins({"auto": {"le1": 90, "le2": 10}, "manual": {"le86400": 4}}).set_index("mode")
     assert summary.loc["auto", "decided"] == 100
     assert summary.loc["auto", "median_s"] == pytest.approx(0.5 + 0.5 * 50 / 90)
     assert summary.loc["auto", "within_promise_share"] == pytest.approx(0.9)

@@ -384,7 +384,7 @@ def services_snapshot(reader: CityReader, geo: CityGeography, state: ViewState, 
     volumes = area_values(counts["community"], geo, state)
     channels = counts["channel"]
     decision_mode = counts["decision_mode"]
-    processing = processing_from_bins(counts["processing"])
+    processing = processing_from_bins(by_first(counts["processing"]))
     modes = {
         row.mode: {
             "decided": int(row.decided),

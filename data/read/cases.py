@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 import pandas as pd
 
 from data.keepers.cases import ACTIVE, COLOURS, PICTURE, SOURCE
+from data.read.windows import by_first
 from engines.tracing import DAY_MS, TracingParams
 
 if TYPE_CHECKING:
@@ -42,10 +43,7 @@ def case_picture(reader: CityReader, now_ms: int) -> dict | None:
 def active_codes(reader: CityReader) -> pd.DataFrame:
     """Return the exact number of active yellow and red codes per community (role-gated views only)."""
     raw = reader.client.hgetall(reader.keys.state(SOURCE, ACTIVE))
-    counts: dict[str, dict[str, int]] = {}
-    for name, value in raw.items():
-        community, colour = name.decode().rsplit("|", 1)
-        counts.setdefault(community, {})[colour] = int(value)
+    counts = by_first({name.decode(): int(value) for name, value in raw.items()})
     frame = pd.DataFrame.from_dict(counts, orient="index").reindex(columns=list(COLOURS)).fillna(0).astype("int64")
     frame.index.name = "community_id"
     return frame.sort_index()

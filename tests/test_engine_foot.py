@@ -161,3 +161,19 @@ def test_melbourne_public_holiday_is_normal_for_a_holiday_and_unusual_for_a_mond
     assert as_holiday.loc[station, "flag"] == "normal"
     assert as_monday.loc[station, "flag"] == "unusual"
     assert as_monday.loc[station, "ratio"] < 0.2
+
+
+def test_fevers_improbable_for_the_people_counted_are_an_alert_and_usual_ones_are_not():
+    from data.read.foot import judge_fevers
+    from engines.foot import FeverRule
+
+    # A day of many people and no fever at both; now S-hot reads 12 fevers in 1,000 people, S-calm 1.
+    before = {"fever.sensor": {}, "people.sensor": {"S-hot": 48_000, "S-calm": 48_000}}
+    now = {"fever.sensor": {"S-hot": 12, "S-calm": 1}, "people.sensor": {"S-hot": 1000, "S-calm": 1000}}
+    alerts = judge_fevers(now, before, FeverRule())
+    assert [a["sensor_id"] for a in alerts] == ["S-hot"]
+    (hot,) = alerts
+    assert hot["expected"] == pytest.approx(1000 / (48_000 + 1000)) and hot["p_value"] < 0.001
+    # Fevers at a sensor that counted nobody were not to be expected at all; fewer than the minimum never alert.
+    odd = judge_fevers({"fever.sensor": {"S-odd": 3, "S-few": 2}, "people.sensor": {}}, before, FeverRule())
+    assert [(a["sensor_id"], a["p_value"]) for a in odd] == [("S-odd", 0.0)]

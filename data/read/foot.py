@@ -152,12 +152,19 @@ def fever_alerts(reader: CityReader, now_s: float, rule: FeverRule | None = None
     past = Window(hour - int(rule.baseline_h * HOUR_S), hour)
     key = reader.keys.baseline("foot", "fever.sensor", hour, f"fever{rule.baseline_h:g}")
     before = shared_value(reader, key, lambda: reader.counts_many("foot", ["fever.sensor", "people.sensor"], past))
-    fever_now = reader.counts_many("foot", ["fever.sensor", "people.sensor"], recent)
-    sensors = list(fever_now["fever.sensor"])
+    return judge_fevers(reader.counts_many("foot", ["fever.sensor", "people.sensor"], recent), before, rule)
+
+
+def judge_fevers(
+    now: Mapping[str, Mapping[str, int]], before: Mapping[str, Mapping[str, int]], rule: FeverRule
+) -> list[dict]:
+    """The fever rule applied to counts per sensor (``fever.sensor`` and ``people.sensor``, in the window
+    and in the baseline before it): the alerts, most improbable first. Pure: no read."""
+    sensors = list(now["fever.sensor"])
     if not sensors:
         return []
-    fevers = np.array([fever_now["fever.sensor"][s] for s in sensors], dtype=np.float64)
-    people = np.array([fever_now["people.sensor"].get(s, 0) for s in sensors], dtype=np.float64)
+    fevers = np.array([now["fever.sensor"][s] for s in sensors], dtype=np.float64)
+    people = np.array([now["people.sensor"].get(s, 0) for s in sensors], dtype=np.float64)
     fevers_before = np.array([before["fever.sensor"].get(s, 0) for s in sensors], dtype=np.float64)
     people_before = np.array([before["people.sensor"].get(s, 0) for s in sensors], dtype=np.float64)
     expected = (fevers_before + 1) / (people_before + 1 / rule.prior_rate) * people

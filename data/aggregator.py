@@ -736,7 +736,9 @@ class Aggregator:
             for j in np.flatnonzero(~keep).tolist():
                 behind = (floor - int(ts[j])) // 1000
                 rejected.append(Rejected(int(d.rows[j]), f"late:{behind}s before the closed horizon"))
-            producers = {p: p.decode(errors="backslashreplace") for p in set(d.columns["src"])}
+            # The key is the producer's bytes as they are (the schema lets only UTF-8 through) and the
+            # number in its one canonical spelling: two producers or two numbers never share a key.
+            producers = {p: p.decode() for p in set(d.columns["src"])}
             keys = [f"{producers[p]}:{q}" for p, q in zip(d.columns["src"], d.columns["seq"].tolist())]
             if len(set(keys)) == len(keys) and in_batch.isdisjoint(keys):
                 in_batch.update(keys)

@@ -7,13 +7,17 @@ source's sequence number ``seq`` (``src:seq`` is the event's idempotency key) an
 time ``ts`` in milliseconds since the Unix epoch, UTC.
 
 Decoding is columnar: a batch of entries becomes one numpy array per field and event type,
-and every entry that breaks a rule is set aside with the reason, never raised.
+and every entry that breaks a rule is set aside with the reason, never raised. Whatever bytes an
+entry holds, it decodes or is refused: ids are printable UTF-8 without the separators aggregates
+and keepers join them with, free text is UTF-8, integers are canonical decimals (so one number
+has one spelling, and an idempotency key one form).
 """
 
 from __future__ import annotations
 
 import functools
 import math
+import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from operator import itemgetter
@@ -546,7 +550,11 @@ def _parse_column(f: Field, raw: list, missing: np.ndarray, reject, max_text_len
     if missing is not None and missing.all():
         return _absent(f, n)
     if f.kind == "str":
-        if max(map(len, raw) if missing is None else (len(v) for v in raw if v is not None)) > MAX_ID_LENGTH:
+        present = raw if missing is None else [v for v in raw if v is not None]
+        if not _plain_ids(present):
+            unplain = np.fromiter((v is not None and not _plain_ids((v,)) for v in raw), dtype=bool, count=n)
+            reject(unplain, f"bad_type:{f.name}")
+        if max(map(len, present)) > MAX_ID_LENGTH:
             too_long = np.fromiter((v is not None and len(v) > MAX_ID_LENGTH for v in raw), dtype=bool, count=n)
             reject(too_long, f"text_too_long:{f.name}")
         return list(raw)
@@ -601,6 +609,28 @@ def _parse_column(f: Field, raw: list, missing: np.ndarray, reject, max_text_len
 
 
 MAX_ID_LENGTH = 128
+# No id holds a control character (C0, DEL, C1) or the ``|`` that joins the dimensions of a counter:
+# it would be read back as two ids, or break a keeper's record (whose parts are joined with \x1f).
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+_CANONICAL_INTEGERS = re.compile(rb"(?:(?:0|-?[1-9][0-9]*)\n)*")
+
+
+def _plain_ids(values: Sequence[bytes]) -> bool:
+    """Whether every id is UTF-8 and holds no control character or ``|`` (the whole column at once)."""
+    try:
+        # Joined by a byte no multi-byte sequence holds, so one id's bytes cannot complete another's.
+        text = b"|".join(values).decode()
+    except UnicodeDecodeError:
+        return False
+    return text.count("|") == len(values) - 1 and _CONTROL.search(text) is None
+
+
+def _canonical_integers(values: Sequence[bytes]) -> bool:
+    """Whether every value is an integer in canonical decimal: no sign but ``-``, no zero ahead, no space or ``_``."""
+    joined = b"\n".join(values) + b"\n"
+    return joined.count(b"\n") == len(values) and _CANONICAL_INTEGERS.fullmatch(joined) is not None
+
+
 _BOOL_LOOKUP = {b"1": 1, b"0": 0, b"true": 1, b"false": 0, None: -1}
 
 
@@ -638,7 +668,7 @@ def _parse_numbers(raw: list, missing: np.ndarray, integer: bool) -> tuple[np.nd
     n = len(raw)
     dtype, filler = (np.int64, -1) if integer else (np.float64, math.nan)
     convert = int if integer else float
-    if not missing.any():
+    if not missing.any() and (not integer or _canonical_integers(raw)):
         try:
             return np.fromiter(map(convert, raw), dtype=dtype, count=n), np.zeros(n, dtype=bool)
         except (ValueError, OverflowError):
@@ -648,6 +678,9 @@ def _parse_numbers(raw: list, missing: np.ndarray, integer: bool) -> tuple[np.nd
     for i, v in enumerate(raw):
         if v is None or v == b"":
             missing[i] = True
+            continue
+        if integer and not _canonical_integers((v,)):
+            unparsable[i] = True
             continue
         try:
             values[i] = convert(v)

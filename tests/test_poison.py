@@ -1,0 +1,157 @@
+"""Poison entries never stop the flow: whatever bytes an entry holds, in however many fields, it is
+folded or dead-lettered with a reason, its batch commits whole, and the workers go on.
+
+Each test drains with the real aggregator into the test Redis and ends by asking the ledger where
+every entry went; where the poison can be left out, the aggregates equal those of a clean run.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+
+import pytest
+from hypothesis import HealthCheck, given
+from hypothesis import settings as hypothesis_settings
+from hypothesis import strategies as st
+
+from data.aggregator import Aggregator
+from data.keys import SOURCES, Keys
+from data.read import CityReader
+from data.schema import EVENT_TYPES
+from tests.events import raw_event
+from tests.ledger import assert_settled
+
+pytestmark = pytest.mark.redis
+
+TYPES_OF = [(t.source, t.name) for t in EVENT_TYPES]
+ID_FIELDS = {
+    "foot": ("sensor_id", "place_id"),
+    "cases": ("case_id", "person_id", "venue_id"),
+    "services": ("application_id", "service_code", "appointment_id", "center_id"),
+    "complaints": ("complaint_id", "text", "department", "note"),
+}
+# Bytes that broke workers or keys: a lone 0xFF, a lone surrogate's UTF-8 form, an overlong NUL, a NUL,
+# the separators keepers join ids with, and numbers Python's int() is lenient about.
+POISON = (
+    b"\xff", b"caf\xe9", b"\xed\xa0\x80", b"\xc0\x80", b"\x00", b"a\x00b", b"|", b"V-1\x1f9", b"\\xff",
+    b" 12", b"1_000", b"+7", b"007", b"-0", b"", b"\xf0\x9f\x98\x80",
+)  # fmt: skip
+
+
+def now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+def prefixed(settings, **changes):
+    return type(settings)(**{**settings.__dict__, "key_prefix": f"t{uuid.uuid4().hex[:10]}", **changes})
+
+
+def write(client, keys: Keys, entries) -> list[tuple[str, bytes]]:
+    pipe = client.pipeline(transaction=False)
+    for source, fields in entries:
+        pipe.xadd(keys.stream(source), fields)
+    return [(source, entry_id) for (source, _), entry_id in zip(entries, pipe.execute())]
+
+
+def drain(client, settings, city_map) -> None:
+    worker = Aggregator(client, settings, city_map, name="poisoned")
+    worker.ensure_groups()
+    worker.drain()
+    worker.close()
+
+
+def drain_written(client, settings, city_map, entries) -> list[tuple[str, bytes]]:
+    written = write(client, Keys(settings.key_prefix), entries)
+    drain(client, settings, city_map)
+    return written
+
+
+def forget(client, keys: Keys) -> None:
+    for key in client.scan_iter(match=f"*{keys.prefix}*", count=1000):
+        client.delete(key)
+
+
+def valid_mix(t: int, n: int = 12) -> list[tuple[str, dict]]:
+    """Valid events of every type, one producer, distinct sequence numbers."""
+    return [(source, raw_event(name, seq=i, ts=t - i)) for i in range(n) for source, name in [TYPES_OF[i % 9]]]
+
+
+# ---------------------------------------------------------------------------- any bytes in any field
+
+
+@st.composite
+def poisoned_entry(draw, t: int):
+    source, name = draw(st.sampled_from(TYPES_OF))
+    fields = {k.encode(): v.encode() for k, v in raw_event(name, seq=draw(st.integers(0, 50)), ts=t, src="odd").items()}
+    names = [*fields, *(n.encode() for n in ID_FIELDS[source]), b"type", b"src", b"seq", b"v", b"x"]
+    for _ in range(draw(st.integers(1, 3))):
+        name_bytes = draw(st.sampled_from(names) | st.binary(min_size=1, max_size=8))
+        value = draw(st.sampled_from(POISON) | st.binary(max_size=24) | st.text(max_size=12).map(str.encode))
+        fields[name_bytes] = value
+    return source, fields
+
+
+@pytest.mark.slow
+def test_any_bytes_in_any_field_are_folded_or_dead_lettered_and_the_valid_events_counted(client, settings, city_map):
+    t = now_ms()
+
+    @hypothesis_settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+    @given(st.lists(poisoned_entry(t), min_size=1, max_size=8), st.randoms(use_true_random=False))
+    def check(poisoned, rng):
+        run = prefixed(settings)
+        keys = Keys(run.key_prefix)
+        valid = valid_mix(t)
+        mixed = valid + poisoned
+        rng.shuffle(mixed)
+        written = write(client, keys, mixed)
+        try:
+            drain(client, run, city_map)
+            found = assert_settled(client, keys)
+            folded = {(source, entry_id) for source, s in found.items() for entry_id in s.folded}
+            assert {w for w, entry in zip(written, mixed) if entry in valid} <= folded
+            events = CityReader(client, run).freshness()
+            assert sum(events[s]["events"] for s in SOURCES) == len(folded)
+            assert all(v["pending"] == 0 for v in CityReader(client, run).consumer_lag().values())
+        finally:
+            forget(client, keys)
+
+    check()
+
+
+def test_two_reports_of_one_case_at_one_instant_one_without_onset_are_both_folded(client, settings, city_map):
+    t = now_ms()
+    run = prefixed(settings)
+    reports = [raw_event("case_report", seq=1, ts=t, onset_ts=None), raw_event("case_report", seq=2, ts=t)]
+    drain_written(client, run, city_map, [("cases", r) for r in reports])
+    found = assert_settled(client, Keys(run.key_prefix), ["cases"])
+    assert len(found["cases"].folded) == 2
+
+
+# ---------------------------------------------------------------------------- idempotency keys
+
+
+def test_two_producers_whose_ids_differ_only_in_encoding_never_share_an_idempotency_key(client, settings, city_map):
+    t = now_ms()
+    run = prefixed(settings)
+    raw_byte = {k.encode(): v.encode() for k, v in raw_event("reading", seq=1, ts=t).items()} | {b"src": b"\xff"}
+    escaped = raw_event("reading", seq=1, ts=t, src="\\xff")
+    written = drain_written(client, run, city_map, [("foot", raw_byte), ("foot", escaped)])
+    found = assert_settled(client, Keys(run.key_prefix), ["foot"])
+    assert found["foot"].folded == {written[1][1]}
+    assert CityReader(client, run).dead_letter_counts()["foot"] == {"bad_type": 1}
+    (letter,) = CityReader(client, run).dead_letters("foot")
+    assert letter["dead_reason"] == "bad_type:src"
+
+
+def test_sequence_numbers_are_read_in_canonical_decimal_only(client, settings, city_map):
+    t = now_ms()
+    run = prefixed(settings)
+    lenient = [" 12", "12 ", "1_000", "+7", "007", "-0", "٣"]
+    entries = [("foot", raw_event("reading", seq=1, ts=t) | {"seq": seq}) for seq in lenient]
+    canonical = [("foot", raw_event("reading", seq=seq, ts=t)) for seq in (0, 7, 12, 1000)]
+    drain_written(client, run, city_map, entries + canonical)
+    assert_settled(client, Keys(run.key_prefix), ["foot"])
+    reader = CityReader(client, run)
+    assert reader.dead_letter_counts()["foot"] == {"bad_type": len(lenient)}
+    assert reader.freshness()["foot"]["events"] == len(canonical)

@@ -128,6 +128,21 @@ def test_two_reports_of_one_case_at_one_instant_one_without_onset_are_both_folde
     assert len(found["cases"].folded) == 2
 
 
+# ---------------------------------------------------------------------------- commits of any size
+
+
+def test_a_batch_of_events_in_thousands_of_minutes_commits_whole(client, settings, city_map):
+    t = now_ms() // 60_000 * 60_000
+    run = prefixed(settings, batch_size=5000, retention_hours=96.0)
+    minutes = 4500  # more buckets stamped in one commit than Lua can unpack at once
+    entries = [("foot", raw_event("reading", seq=i, ts=t - i * 60_000)) for i in range(minutes)]
+    drain_written(client, run, city_map, entries)
+    keys = Keys(run.key_prefix)
+    found = assert_settled(client, keys, ["foot"])
+    assert len(found["foot"].folded) == minutes
+    assert CityReader(client, run).freshness()["foot"]["events"] == minutes
+
+
 # ---------------------------------------------------------------------------- idempotency keys
 
 

@@ -10,7 +10,7 @@ Decoding is columnar: a batch of entries becomes one numpy array per field and e
 and every entry that breaks a rule is set aside with the reason, never raised. Whatever bytes an
 entry holds, it decodes or is refused: ids are printable UTF-8 without the separators aggregates
 and keepers join them with, free text is UTF-8, integers are canonical decimals (so one number
-has one spelling, and an idempotency key one form).
+has one spelling, and an idempotency key one form), and an entry has bounded fields and bytes.
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ import math
 import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from itertools import chain
 from operator import itemgetter
 
 import numpy as np
@@ -39,6 +40,7 @@ REJECT_REASONS: dict[str, str] = {
     "future_time": "event time further in the future than the tolerance",
     "duplicate": "an event with the same idempotency key was already counted",
     "late": "event time behind the source's closed horizon (the newest event minus the allowed lateness, as last rolled up)",
+    "too_large": "an entry with more fields or bytes than the configured limits",
 }
 
 
@@ -360,12 +362,30 @@ def decode_batch(
     now_ms: int,
     future_tolerance_ms: int,
     max_text_length: int,
+    max_fields: int | None = None,
+    max_bytes: int | None = None,
 ) -> tuple[list[Decoded], list[Rejected]]:
     """Decode a batch of raw stream entries of one source into columns per event type.
 
     An entry is either the flat ``[name, value, ...]`` list a stream read returns or a mapping of
-    names to values; a name given twice counts with its last value, as in a mapping.
+    names to values; a name given twice counts with its last value, as in a mapping. An entry with
+    more than ``max_fields`` fields or ``max_bytes`` bytes of names and values is refused unread.
     """
+    oversize = _oversize(entries, max_fields, max_bytes)
+    if oversize:
+        keep = [i for i in range(len(entries)) if i not in oversize]
+        decoded, rejected = decode_batch(
+            source,
+            [entries[i] for i in keep],
+            now_ms=now_ms,
+            future_tolerance_ms=future_tolerance_ms,
+            max_text_length=max_text_length,
+        )
+        for d in decoded:
+            d.rows = np.asarray(keep, dtype=np.int64)[d.rows]
+        rejected = [Rejected(keep[r.row], r.reason) for r in rejected]
+        rejected += [Rejected(i, reason) for i, reason in oversize.items()]
+        return decoded, sorted(rejected, key=lambda r: r.row)
     types = TYPES_BY_SOURCE[source]
     rejected: list[Rejected] = []
     decoded = []
@@ -382,6 +402,27 @@ def decode_batch(
         if len(d):
             decoded.append(d)
     return decoded, rejected
+
+
+def _oversize(entries: Sequence, max_fields: int | None, max_bytes: int | None) -> dict[int, str]:
+    """The rows of entries wider or bigger than the limits, with the reason each is refused."""
+    if max_fields is None and max_bytes is None:
+        return {}
+    if set(map(type, entries)) <= {list, tuple}:
+        # The whole batch at once when every entry is a flat list, as a stream read returns them.
+        widths = [n // 2 for n in map(len, entries)]
+        sizes = list(map(len, map(b"".join, entries)))
+    else:
+        flat = [list(chain.from_iterable(e.items())) if isinstance(e, Mapping) else e for e in entries]
+        widths = [len(e) // 2 for e in flat]
+        sizes = [sum(len(x) for x in e if x is not None) for e in flat]
+    out = {}
+    for i, (width, size) in enumerate(zip(widths, sizes)):
+        if max_fields is not None and width > max_fields:
+            out[i] = f"too_large:{width} fields"
+        elif max_bytes is not None and size > max_bytes:
+            out[i] = f"too_large:{size} bytes"
+    return out
 
 
 Column = Callable[[bytes], Sequence]

@@ -20,7 +20,7 @@ from data.keys import SOURCES, Keys
 from data.read import CityReader
 from data.schema import EVENT_TYPES
 from tests.events import raw_event
-from tests.ledger import assert_settled
+from tests.ledger import assert_settled, digest
 
 pytestmark = pytest.mark.redis
 
@@ -131,6 +131,25 @@ def test_two_reports_of_one_case_at_one_instant_one_without_onset_are_both_folde
 # ---------------------------------------------------------------------------- commits of any size
 
 
+def test_an_entry_with_five_thousand_fields_is_dead_lettered_and_its_batch_commits_whole(client, settings, city_map):
+    t = now_ms()
+    clean, poisoned = prefixed(settings), prefixed(settings)
+    valid = valid_mix(t)
+    drain_written(client, clean, city_map, valid)
+    wide = [
+        ("foot", {f"x{i}": "1" for i in range(5000)}),  # no type: refused, and its letter broke the commit
+        ("foot", raw_event("reading", seq=99, ts=t, src="wide") | {f"x{i}": "1" for i in range(4990)}),
+    ]
+    drain_written(client, poisoned, city_map, [*valid[:6], *wide, *valid[6:]])
+
+    keys = Keys(poisoned.key_prefix)
+    assert_settled(client, keys)
+    assert digest(client, keys, leave_out=(":dead",)) == digest(client, Keys(clean.key_prefix), leave_out=(":dead",))
+    reader = CityReader(client, poisoned)
+    assert reader.dead_letter_counts()["foot"] == {"too_large": 2}
+    assert all(v["pending"] == 0 for v in reader.consumer_lag().values())
+
+
 def test_a_batch_of_events_in_thousands_of_minutes_commits_whole(client, settings, city_map):
     t = now_ms() // 60_000 * 60_000
     run = prefixed(settings, batch_size=5000, retention_hours=96.0)
@@ -141,6 +160,37 @@ def test_a_batch_of_events_in_thousands_of_minutes_commits_whole(client, setting
     found = assert_settled(client, keys, ["foot"])
     assert len(found["foot"].folded) == minutes
     assert CityReader(client, run).freshness()["foot"]["events"] == minutes
+
+
+# ---------------------------------------------------------------------------- dead letters stay small
+
+
+def test_a_dead_letter_keeps_a_bounded_excerpt_of_oversized_fields_and_says_so(client, settings, city_map):
+    t = now_ms()
+    run = prefixed(settings)
+    huge_text = raw_event("complaint", seq=1, ts=t) | {"text": "noise " * 900_000}  # about 5 MB
+    long_text = raw_event("complaint", seq=2, ts=t) | {"text": "noise " * 5_000, "dead_reason": "forged"}
+    many_fields = {f"x{i}": "y" * 2000 for i in range(5000)}
+    entries = [("complaints", e) for e in (huge_text, long_text, many_fields)]
+    ids = [entry_id for _, entry_id in drain_written(client, run, city_map, entries)]
+    assert_settled(client, Keys(run.key_prefix), ["complaints"])
+
+    letters = {d["dead_entry_id"].encode(): d for d in CityReader(client, run).dead_letters("complaints")}
+    huge, long, wide = (letters[i] for i in ids)
+    assert huge["dead_reason"] == f"too_large:{sum(len(k) + len(v.encode()) for k, v in huge_text.items())} bytes"
+    assert long["dead_reason"] == "text_too_long:text" and long["original_dead_reason"] == "forged"
+    assert wide["dead_reason"] == "too_large:5000 fields"
+    limit, kept = run.dead_letter_field_bytes, run.max_event_fields
+    for letter in (huge, long, wide):
+        assert len(letter) <= kept + 5
+        assert all(len(k.encode()) <= limit and len(v.encode()) <= limit for k, v in letter.items())
+    for letter in (huge, long):
+        assert letter["text"] == "noise " * (limit // 6) + "noise "[: limit % 6]
+        assert letter["complaint_id"] == huge_text["complaint_id"] and letter["channel"] == "hotline"
+        assert letter["dead_cut"] == f"cut to {limit} bytes: text"
+    assert wide["dead_cut"] == (
+        f"{kept} of 5000 fields kept; cut to {limit} bytes: " + ", ".join(f"x{i}" for i in range(kept))
+    )
 
 
 # ---------------------------------------------------------------------------- idempotency keys

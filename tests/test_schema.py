@@ -103,6 +103,21 @@ def test_a_number_in_any_but_canonical_decimal_is_rejected(seq):
     assert _reject("foot", _with("reading", people=seq)) == "bad_type:people"
 
 
+def test_an_entry_with_too_many_fields_or_bytes_is_refused_unread():
+    good = as_entry(raw_event("reading", seq=1, ts=NOW))
+    wide = good | {f"x{i}".encode(): b"1" for i in range(60)}
+    big = good | {b"x": b"y" * 5000}
+    size = sum(len(k) + len(v) for k, v in big.items())
+    expected = [(0, f"too_large:{len(wide)} fields"), (2, f"too_large:{size} bytes")]
+    # As mappings (a claim's reply) and as the flat lists a stream read returns.
+    for batch in ([wide, good, big], [[x for kv in e.items() for x in kv] for e in (wide, good, big)]):
+        decoded, rejected = schema.decode_batch(
+            "foot", batch, now_ms=NOW, future_tolerance_ms=0, max_text_length=10, max_fields=64, max_bytes=4096
+        )
+        assert [(r.row, r.reason) for r in rejected] == expected
+        assert [d.rows.tolist() for d in decoded] == [[1]]
+
+
 def test_a_bad_entry_does_not_spoil_the_good_ones_in_its_batch():
     good = as_entry(raw_event("reading", seq=1, ts=NOW))
     bad = _with("reading", people="lots")

@@ -84,6 +84,24 @@ class Settings:
     max_text_length: int = _setting(
         "CITYDECK_MAX_TEXT_LENGTH", 2000, "characters", "Longest free text accepted in an event."
     )
+    max_event_fields: int = _setting(
+        "CITYDECK_MAX_EVENT_FIELDS",
+        64,
+        "fields",
+        "Most fields an event may carry; a wider entry is dead-lettered, and a dead letter keeps at most this many.",
+    )
+    max_event_bytes: int = _setting(
+        "CITYDECK_MAX_EVENT_BYTES",
+        65_536,
+        "bytes",
+        "Most bytes of names and values an event may carry; a bigger entry is dead-lettered.",
+    )
+    dead_letter_field_bytes: int = _setting(
+        "CITYDECK_DEAD_LETTER_FIELD_BYTES",
+        1024,
+        "bytes",
+        "A dead letter keeps each name and value of the refused entry up to this many bytes, and says what it cut.",
+    )
     h3_resolution: int = _setting(
         "CITYDECK_H3_RESOLUTION", 8, "H3 resolution", "Resolution of the H3 cells used for heat and hotspot layers."
     )

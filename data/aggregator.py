@@ -569,6 +569,9 @@ class Aggregator:
             now_ms=now_ms,
             future_tolerance_ms=s.future_tolerance_seconds * 1000,
             max_text_length=s.max_text_length,
+            # Bounded before the commit script: a script that fails half-way has written half a commit.
+            max_fields=s.max_event_fields,
+            max_bytes=s.max_event_bytes,
         )
         rejected = [Rejected(live[r.row], r.reason) for r in rejected]
         for d in decoded:
@@ -661,26 +664,9 @@ class Aggregator:
         for r in rejected:
             kind = r.kind
             result.dead[kind] = result.dead.get(kind, 0) + 1
-            entry = fields[r.row]
-            original = [
-                x.decode(errors="backslashreplace") if isinstance(x, bytes) else str(x)
-                for x in (chain.from_iterable(entry.items()) if isinstance(entry, Mapping) else entry)
-            ]
-            dead.append(
-                [
-                    kind,
-                    [
-                        "dead_reason",
-                        r.reason,
-                        "dead_entry_id",
-                        ids[r.row].decode(),
-                        "dead_at_ms",
-                        str(now_ms),
-                        *original,
-                    ],
-                    ids[r.row].decode(),
-                ]
-            )
+            letter = ["dead_reason", r.reason, "dead_entry_id", ids[r.row].decode(), "dead_at_ms", str(now_ms)]
+            letter += _excerpt(fields[r.row], min(s.max_event_fields, LETTER_FIELDS), s.dead_letter_field_bytes)
+            dead.append([kind, letter, ids[r.row].decode()])
         doc = {
             "seen": seen,
             **self._state_sections(changes, key_index),
@@ -736,7 +722,9 @@ class Aggregator:
             for j in np.flatnonzero(~keep).tolist():
                 behind = (floor - int(ts[j])) // 1000
                 rejected.append(Rejected(int(d.rows[j]), f"late:{behind}s before the closed horizon"))
-            producers = {p: p.decode(errors="backslashreplace") for p in set(d.columns["src"])}
+            # The key is the producer's bytes as they are (the schema lets only UTF-8 through) and the
+            # number in its one canonical spelling: two producers or two numbers never share a key.
+            producers = {p: p.decode() for p in set(d.columns["src"])}
             keys = [f"{producers[p]}:{q}" for p, q in zip(d.columns["src"], d.columns["seq"].tolist())]
             if len(set(keys)) == len(keys) and in_batch.isdisjoint(keys):
                 in_batch.update(keys)
@@ -786,6 +774,48 @@ def standard_keepers(settings) -> list[Keeper]:
     from data.keepers.foot import FootKeeper
 
     return [ComplaintKeeper(settings), FootKeeper(settings), CaseKeeper(settings)]
+
+
+# The most fields a dead letter keeps whatever the settings say: the commit script passes a letter's
+# names and values to XADD in one call, and Lua unpacks at most about 8,000 values at once.
+LETTER_FIELDS = 1000
+
+
+def _excerpt(entry: Fields, max_fields: int, max_bytes: int) -> list[str]:
+    """The names and values a refused entry's dead letter keeps: at most ``max_fields`` of them, each
+    at most ``max_bytes`` long, and a ``dead_cut`` field saying what was left out, when anything was.
+
+    Bytes that are not UTF-8 are kept as ``\\xNN`` escapes, so a letter shows what came in. A field
+    of the entry named like the letter's own (``dead_reason``...) is kept as ``original_dead_...``:
+    readers take the last of two fields of one name, and the entry's must not pass for the worker's."""
+    flat = list(chain.from_iterable(entry.items())) if isinstance(entry, Mapping) else list(entry)
+    out, cut = [], []
+    for name, value in zip(flat[0 : 2 * max_fields : 2], flat[1 : 2 * max_fields : 2]):
+        name = name if isinstance(name, bytes) else str(name).encode()
+        (name, name_cut), (value, value_cut) = (
+            _cut(x, max_bytes) for x in (b"original_" + name if name.startswith(b"dead_") else name, value)
+        )
+        if name_cut or value_cut:
+            cut.append(name)
+        out += [name, value]
+    said = []
+    if len(flat) > 2 * max_fields:
+        said.append(f"{max_fields} of {len(flat) // 2} fields kept")
+    if cut:
+        said.append(f"cut to {max_bytes} bytes: " + ", ".join(cut))
+    if said:
+        out += ["dead_cut", _cut("; ".join(said), max_bytes)[0]]
+    return out
+
+
+def _cut(raw: bytes | str, max_bytes: int) -> tuple[str, bool]:
+    """A name or value as text of at most ``max_bytes`` UTF-8 bytes, and whether it had to be cut."""
+    raw = raw if isinstance(raw, bytes) else str(raw).encode()
+    text = raw[:max_bytes].decode(errors="backslashreplace")
+    encoded = text.encode()
+    if len(encoded) > max_bytes:
+        text = encoded[:max_bytes].decode(errors="ignore")
+    return text, len(raw) > max_bytes or len(encoded) > max_bytes
 
 
 def _take(column, rows: np.ndarray):

@@ -25,6 +25,10 @@
 -- Lateness is judged against the closed horizon alone, never against the newest event another
 -- worker committed meanwhile: two workers' batches are folded alike in whichever order they commit.
 
+-- No list of the document is unpacked whole: Lua unpacks at most about 8,000 values at once, and a
+-- script that fails half-way has written half a commit. Every list a batch can make long goes by
+-- chunks; a dead letter's fields are bounded by the worker (at most 1,000 fields).
+
 local doc = cjson.decode(ARGV[1])
 local CHUNK = 500
 
@@ -33,6 +37,16 @@ local function chunked(command, key, list, step)
     local last = math.min(i + CHUNK * step - 1, #list)
     redis.call(command, key, unpack(list, i, last))
   end
+end
+
+-- HMGET of any number of fields, by chunks, as one reply.
+local function hmget(key, names)
+  local out = {}
+  for i = 1, #names, CHUNK do
+    local part = redis.call('HMGET', key, unpack(names, i, math.min(i + CHUNK - 1, #names)))
+    for j = 1, #part do out[i + j - 1] = part[j] end
+  end
+  return out
 end
 
 local meta = KEYS[4]
@@ -63,7 +77,7 @@ local bumped = {}
 for i, e in ipairs(doc.expect) do
   local names, wanted = {}, {}
   for j = 1, #e[2], 2 do names[#names + 1] = e[2][j]; wanted[#wanted + 1] = e[2][j + 1] end
-  local now = redis.call('HMGET', KEYS[e[1]], unpack(names))
+  local now = hmget(KEYS[e[1]], names)
   local out = {}
   for j = 1, #names do
     local version = tonumber(now[j]) or 0
@@ -131,7 +145,7 @@ if #doc.stamps > 0 then
     stamped[2 * i - 1] = start
     stamped[2 * i] = commit
   end
-  redis.call('HSET', KEYS[6], unpack(stamped))
+  chunked('HSET', KEYS[6], stamped, 2)
   if redis.call('HLEN', KEYS[6]) > 2 * (doc.lateness_ms / 1000 / doc.bucket_s) + 8 then
     local floor = closed / 1000 - 2 * doc.bucket_s
     local old = {}
@@ -143,7 +157,7 @@ if #doc.stamps > 0 then
 end
 
 for _, h in ipairs(doc.hours) do
-  redis.call('SADD', KEYS[h[1]], unpack(h[4]))
+  chunked('SADD', KEYS[h[1]], h[4], 1)
   redis.call('EXPIREAT', KEYS[h[1]], h[3])
   redis.call('ZADD', KEYS[5], h[2], h[2])
 end

@@ -7,15 +7,20 @@ source's sequence number ``seq`` (``src:seq`` is the event's idempotency key) an
 time ``ts`` in milliseconds since the Unix epoch, UTC.
 
 Decoding is columnar: a batch of entries becomes one numpy array per field and event type,
-and every entry that breaks a rule is set aside with the reason, never raised.
+and every entry that breaks a rule is set aside with the reason, never raised. Whatever bytes an
+entry holds, it decodes or is refused: ids are printable UTF-8 without the separators aggregates
+and keepers join them with, free text is UTF-8, integers are canonical decimals (so one number
+has one spelling, and an idempotency key one form), and an entry has bounded fields and bytes.
 """
 
 from __future__ import annotations
 
 import functools
 import math
+import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from itertools import chain
 from operator import itemgetter
 
 import numpy as np
@@ -35,6 +40,7 @@ REJECT_REASONS: dict[str, str] = {
     "future_time": "event time further in the future than the tolerance",
     "duplicate": "an event with the same idempotency key was already counted",
     "late": "event time behind the source's closed horizon (the newest event minus the allowed lateness, as last rolled up)",
+    "too_large": "an entry with more fields or bytes than the configured limits",
 }
 
 
@@ -356,12 +362,30 @@ def decode_batch(
     now_ms: int,
     future_tolerance_ms: int,
     max_text_length: int,
+    max_fields: int | None = None,
+    max_bytes: int | None = None,
 ) -> tuple[list[Decoded], list[Rejected]]:
     """Decode a batch of raw stream entries of one source into columns per event type.
 
     An entry is either the flat ``[name, value, ...]`` list a stream read returns or a mapping of
-    names to values; a name given twice counts with its last value, as in a mapping.
+    names to values; a name given twice counts with its last value, as in a mapping. An entry with
+    more than ``max_fields`` fields or ``max_bytes`` bytes of names and values is refused unread.
     """
+    oversize = _oversize(entries, max_fields, max_bytes)
+    if oversize:
+        keep = [i for i in range(len(entries)) if i not in oversize]
+        decoded, rejected = decode_batch(
+            source,
+            [entries[i] for i in keep],
+            now_ms=now_ms,
+            future_tolerance_ms=future_tolerance_ms,
+            max_text_length=max_text_length,
+        )
+        for d in decoded:
+            d.rows = np.asarray(keep, dtype=np.int64)[d.rows]
+        rejected = [Rejected(keep[r.row], r.reason) for r in rejected]
+        rejected += [Rejected(i, reason) for i, reason in oversize.items()]
+        return decoded, sorted(rejected, key=lambda r: r.row)
     types = TYPES_BY_SOURCE[source]
     rejected: list[Rejected] = []
     decoded = []
@@ -378,6 +402,27 @@ def decode_batch(
         if len(d):
             decoded.append(d)
     return decoded, rejected
+
+
+def _oversize(entries: Sequence, max_fields: int | None, max_bytes: int | None) -> dict[int, str]:
+    """The rows of entries wider or bigger than the limits, with the reason each is refused."""
+    if max_fields is None and max_bytes is None:
+        return {}
+    if set(map(type, entries)) <= {list, tuple}:
+        # The whole batch at once when every entry is a flat list, as a stream read returns them.
+        widths = [n // 2 for n in map(len, entries)]
+        sizes = list(map(len, map(b"".join, entries)))
+    else:
+        flat = [list(chain.from_iterable(e.items())) if isinstance(e, Mapping) else e for e in entries]
+        widths = [len(e) // 2 for e in flat]
+        sizes = [sum(len(x) for x in e if x is not None) for e in flat]
+    out = {}
+    for i, (width, size) in enumerate(zip(widths, sizes)):
+        if max_fields is not None and width > max_fields:
+            out[i] = f"too_large:{width} fields"
+        elif max_bytes is not None and size > max_bytes:
+            out[i] = f"too_large:{size} bytes"
+    return out
 
 
 Column = Callable[[bytes], Sequence]
@@ -546,7 +591,11 @@ def _parse_column(f: Field, raw: list, missing: np.ndarray, reject, max_text_len
     if missing is not None and missing.all():
         return _absent(f, n)
     if f.kind == "str":
-        if max(map(len, raw) if missing is None else (len(v) for v in raw if v is not None)) > MAX_ID_LENGTH:
+        present = raw if missing is None else [v for v in raw if v is not None]
+        if not _plain_ids(present):
+            unplain = np.fromiter((v is not None and not _plain_ids((v,)) for v in raw), dtype=bool, count=n)
+            reject(unplain, f"bad_type:{f.name}")
+        if max(map(len, present)) > MAX_ID_LENGTH:
             too_long = np.fromiter((v is not None and len(v) > MAX_ID_LENGTH for v in raw), dtype=bool, count=n)
             reject(too_long, f"text_too_long:{f.name}")
         return list(raw)
@@ -601,6 +650,28 @@ def _parse_column(f: Field, raw: list, missing: np.ndarray, reject, max_text_len
 
 
 MAX_ID_LENGTH = 128
+# No id holds a control character (C0, DEL, C1) or the ``|`` that joins the dimensions of a counter:
+# it would be read back as two ids, or break a keeper's record (whose parts are joined with \x1f).
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+_CANONICAL_INTEGERS = re.compile(rb"(?:(?:0|-?[1-9][0-9]*)\n)*")
+
+
+def _plain_ids(values: Sequence[bytes]) -> bool:
+    """Whether every id is UTF-8 and holds no control character or ``|`` (the whole column at once)."""
+    try:
+        # Joined by a byte no multi-byte sequence holds, so one id's bytes cannot complete another's.
+        text = b"|".join(values).decode()
+    except UnicodeDecodeError:
+        return False
+    return text.count("|") == len(values) - 1 and _CONTROL.search(text) is None
+
+
+def _canonical_integers(values: Sequence[bytes]) -> bool:
+    """Whether every value is an integer in canonical decimal: no sign but ``-``, no zero ahead, no space or ``_``."""
+    joined = b"\n".join(values) + b"\n"
+    return joined.count(b"\n") == len(values) and _CANONICAL_INTEGERS.fullmatch(joined) is not None
+
+
 _BOOL_LOOKUP = {b"1": 1, b"0": 0, b"true": 1, b"false": 0, None: -1}
 
 
@@ -638,7 +709,7 @@ def _parse_numbers(raw: list, missing: np.ndarray, integer: bool) -> tuple[np.nd
     n = len(raw)
     dtype, filler = (np.int64, -1) if integer else (np.float64, math.nan)
     convert = int if integer else float
-    if not missing.any():
+    if not missing.any() and (not integer or _canonical_integers(raw)):
         try:
             return np.fromiter(map(convert, raw), dtype=dtype, count=n), np.zeros(n, dtype=bool)
         except (ValueError, OverflowError):
@@ -648,6 +719,9 @@ def _parse_numbers(raw: list, missing: np.ndarray, integer: bool) -> tuple[np.nd
     for i, v in enumerate(raw):
         if v is None or v == b"":
             missing[i] = True
+            continue
+        if integer and not _canonical_integers((v,)):
+            unparsable[i] = True
             continue
         try:
             values[i] = convert(v)

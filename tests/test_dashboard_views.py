@@ -560,3 +560,26 @@ def test_the_foot_page_lists_as_fever_alerts_only_the_sensors_the_fever_rule_rai
     assert [r["sensor"] for r in foot["fever"]] == rule
     fevers = {r["sensor"]: r["fever"] for r in foot["sensors"]}
     assert fevers == {"S-hot": 12, "S-calm": 1}  # S-calm read a fever, and is no alert
+
+
+@pytest.mark.redis
+def test_the_health_view_shows_each_dead_letters_reason_and_detail(client, settings, city_map):
+    from tests.events import raw_event
+
+    now_ms = int(time.time() * 1000)
+    keys = Keys(settings.key_prefix)
+    refused = {
+        "unknown_enum:channel": raw_event("complaint", seq=1, ts=now_ms) | {"channel": "carrier-pigeon"},
+        "missing_field:complaint_id": raw_event("complaint", seq=2, ts=now_ms) | {"complaint_id": ""},
+        "future_time": raw_event("complaint", seq=3, ts=now_ms + 86_400_000),
+    }
+    for fields in refused.values():
+        client.xadd(keys.stream("complaints"), fields)
+    worker = Aggregator(client, settings, city_map, name="health")
+    worker.ensure_groups()
+    worker.drain()
+
+    health = snapshots.health_snapshot(CityReader(client, settings), time.time())
+    shown = sorted((d["source"], d["reason"], d["detail"]) for d in health["dead_letters"])
+    expected = sorted(("complaints", *(reason.split(":", 1) + [""])[:2]) for reason in refused)
+    assert shown == expected

@@ -80,6 +80,44 @@ def test_each_kind_of_bad_entry_is_rejected_with_its_reason(source, entry, reaso
     assert _reject(source, entry, max_text_length=40) == reason
 
 
+@pytest.mark.parametrize(
+    "value", [b"\xff", b"caf\xe9", b"\xed\xa0\x80", b"\xc0\x80", b"a\x00b", b"V|1", b"V\x1f1", b"\xc2\x85", b"\x7f"]
+)
+def test_an_id_that_is_not_printable_utf8_without_separators_is_rejected(value):
+    entry = _with("checkin")
+    entry[b"person_id"] = value
+    assert _reject("cases", entry) == "bad_type:person_id"
+
+
+def test_ids_in_any_script_are_accepted():
+    ids = ["井盖-7", "Zürich", "\U0001f600", "\\xff"]
+    decoded, rejected = schema.decode_batch(
+        "cases", [_with("checkin", person_id=i) for i in ids], now_ms=NOW, future_tolerance_ms=0, max_text_length=10
+    )
+    assert not rejected and decoded[0].texts("person_id") == ids
+
+
+@pytest.mark.parametrize("seq", [" 12", "12 ", "1_000", "+7", "007", "-0", "1e3", "0x1f", "١٢"])
+def test_a_number_in_any_but_canonical_decimal_is_rejected(seq):
+    assert _reject("foot", _with("reading", seq=seq)) == "bad_type:seq"
+    assert _reject("foot", _with("reading", people=seq)) == "bad_type:people"
+
+
+def test_an_entry_with_too_many_fields_or_bytes_is_refused_unread():
+    good = as_entry(raw_event("reading", seq=1, ts=NOW))
+    wide = good | {f"x{i}".encode(): b"1" for i in range(60)}
+    big = good | {b"x": b"y" * 5000}
+    size = sum(len(k) + len(v) for k, v in big.items())
+    expected = [(0, f"too_large:{len(wide)} fields"), (2, f"too_large:{size} bytes")]
+    # As mappings (a claim's reply) and as the flat lists a stream read returns.
+    for batch in ([wide, good, big], [[x for kv in e.items() for x in kv] for e in (wide, good, big)]):
+        decoded, rejected = schema.decode_batch(
+            "foot", batch, now_ms=NOW, future_tolerance_ms=0, max_text_length=10, max_fields=64, max_bytes=4096
+        )
+        assert [(r.row, r.reason) for r in rejected] == expected
+        assert [d.rows.tolist() for d in decoded] == [[1]]
+
+
 def test_a_bad_entry_does_not_spoil_the_good_ones_in_its_batch():
     good = as_entry(raw_event("reading", seq=1, ts=NOW))
     bad = _with("reading", people="lots")

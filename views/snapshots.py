@@ -646,9 +646,9 @@ def health_snapshot(reader: CityReader, now: float, dead_letters: int = 5) -> di
     newest = []
     for s in SOURCES:
         for row in reader.dead_letters(s, dead_letters):
-            newest.append(
-                {"source": s, "reason": row.get("reason", "?"), "detail": row.get("detail", ""), "raw": _raw(row)}
-            )
+            # A letter's reason is one of the schema's REJECT_REASONS, with its detail after the first ':'.
+            reason, _, detail = row.get("dead_reason", "?").partition(":")
+            newest.append({"source": s, "reason": reason, "detail": detail, "raw": _raw(row)})
     workers = [
         {
             "name": name,

@@ -332,7 +332,9 @@ class CaseKeeper:
                 onset = int(d.columns["onset_ts"][j])
                 status = choices[d.columns["status"][j]]
                 rows.append((int(d.columns["ts"][j]), case_id, status, onset if onset >= 0 else None, communities[j]))
-        for ts, case_id, status, onset, community in sorted(rows):
+        # An absent onset sorts before any (None and a number do not compare): ties keep one order.
+        rows.sort(key=lambda r: (*r[:3], -1 if r[3] is None else r[3], r[4]))
+        for ts, case_id, status, onset, community in rows:
             raw = work.cases.get(case_id)
             record = json.loads(raw) if raw is not None else {"status": status, "community_id": community}
             if STATUS_RANK[status] >= STATUS_RANK[record["status"]]:

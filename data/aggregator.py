@@ -45,6 +45,7 @@ log = logging.getLogger("citydeck.aggregator")
 
 COMMIT_SCRIPT = (Path(__file__).parent / "commit.lua").read_text()
 ROLL_UP_SCRIPT = (Path(__file__).parent / "roll_up.lua").read_text()
+TRIMMED_SCRIPT = (Path(__file__).parent / "trimmed.lua").read_text()
 HOUR_S = 3600
 ROLL_UP_EVERY_S = 20  # how often a worker closes the past behind the lateness and rolls up closed hours
 TICK_EVERY_S = 5  # how often keepers act on time passing
@@ -156,6 +157,7 @@ class Aggregator:
         self.group = settings.consumer_group
         self.commit = client.register_script(COMMIT_SCRIPT)
         self.roll_up_script = client.register_script(ROLL_UP_SCRIPT)
+        self.trimmed_script = client.register_script(TRIMMED_SCRIPT)
         # Per source, the closed horizon as this worker last heard of it: events before it are late.
         self.closed_ms: dict[str, int] = {}
         self.processed = 0
@@ -257,7 +259,8 @@ class Aggregator:
             # After a start or a lost connection, first finish what this consumer read but never committed.
             history = self._read("0", None)
             for source, entries in history:
-                self.process(source, entries)
+                if kept := self._without_trimmed(source, entries):
+                    self.process(source, kept)
                 handled += len(entries)
             if not history:
                 self._recovering = False
@@ -383,9 +386,11 @@ class Aggregator:
                 self._settle(source, entries, prepared, outcome)
 
     def claim_stale(self) -> int:
-        """Take over entries that another worker read and never acknowledged."""
+        """Count what the streams' caps trimmed before it was folded, then take over entries that another
+        worker read and never acknowledged."""
         handled = 0
         for source in self.sources:
+            self.count_lost(source)
             start = "0-0"
             while True:
                 reply = self.client.xautoclaim(
@@ -397,13 +402,48 @@ class Aggregator:
                     count=self.settings.batch_size,
                 )
                 start, entries = reply[0], reply[1]
-                if entries:
-                    log.info("claimed %d stale %s entries", len(entries), source)
-                    self.process(source, entries)
-                    handled += len(entries)
-                if start in (b"0-0", "0-0") or not entries:
+                # Entries trimmed while pending: Redis >= 7 drops them from the pending list and names
+                # them; Redis 6.2 returns each as (None, None) and keeps it pending, now this worker's,
+                # where the reading of this worker's own pending entries finds it with its id.
+                gone = reply[2] if len(reply) > 2 else []
+                if gone:
+                    self.count_lost(source, gone=gone)
+                live = [e for e in entries if e[0] is not None]
+                if len(live) < len(entries):
+                    self._recovering = True
+                if live:
+                    log.info("claimed %d stale %s entries", len(live), source)
+                    self.process(source, live)
+                handled += len(entries) + len(gone)
+                if start in (b"0-0", "0-0") or not (entries or gone):
                     break
         return handled
+
+    def count_lost(self, source: str, pending: Sequence[bytes] = (), gone: Sequence[bytes] = ()) -> list[int]:
+        """Count as lost what the stream's cap trimmed before it was folded, and move the group past it.
+
+        ``pending`` are entries found pending with no fields (trimmed after they were read): they are
+        acknowledged here. ``gone`` are entries Redis already dropped as deleted. Returns the entries
+        counted and the gaps whose size the server could not tell (Redis < 7 keeps no counters).
+        """
+        texts = lambda ids: [i.decode() if isinstance(i, bytes) else str(i) for i in ids]  # noqa: E731
+        doc = {"group": self.group, "pending": texts(pending), "gone": texts(gone)}
+        keys = [self.keys.stream(source), self.keys.lost(source), self.keys.meta(source)]
+        counted, uncounted = self.trimmed_script(keys=keys, args=[orjson.dumps(doc)])
+        if counted or uncounted:
+            log.warning(
+                "%s: the stream's cap trimmed %d entries before they were folded%s",
+                source, counted, f" (and {uncounted} gaps of unknown size)" if uncounted else "",
+            )  # fmt: skip
+        return [counted, uncounted]
+
+    def _without_trimmed(self, source: str, entries: Sequence[tuple[bytes, Fields | None]]) -> list:
+        """The entries that still have their fields; those trimmed after they were read are counted lost."""
+        trimmed = [e[0] for e in entries if not e[1]]
+        if trimmed:
+            self.count_lost(source, pending=trimmed)
+            return [e for e in entries if e[1]]
+        return list(entries)
 
     def roll_up(self) -> int:
         """Close each source's past up to its newest event minus the allowed lateness, and sum the fine

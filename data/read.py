@@ -293,7 +293,13 @@ class CityReader:
         return dict(zip(SOURCES, pipe.execute()))
 
     def consumer_lag(self) -> dict[str, dict[str, int | bool]]:
-        """Per source: entries not yet read by the group (lag) and read but unacknowledged (pending)."""
+        """Per source: entries not yet read by the group (lag), read but unacknowledged (pending), and the
+        lag as a share of the stream's cap (``lag_share``): at 1 the cap trims entries no worker has read.
+
+        Redis >= 7 reports the lag; Redis 6.2 does not, nor does 7 once entries were trimmed unread, so it
+        is then counted from the group's last delivered id: the whole stream when the cap has overtaken
+        it, else the entries after it (``capped`` when there were more than ``LAG_COUNT_CAP``).
+        """
         out = {}
         for s in SOURCES:
             stream = self.keys.stream(s)
@@ -302,18 +308,43 @@ class CityReader:
             except redis.ResponseError:
                 groups = []
             group = next((g for g in groups if _text(g["name"]) == self.settings.consumer_group), None)
+            length = self.client.xlen(stream)
             if group is None:
-                out[s] = {"lag": self.client.xlen(stream), "pending": 0, "consumers": 0, "capped": False}
-                continue
-            lag, capped = group.get("lag"), False
-            if lag is None:
-                after = self.client.xrange(stream, f"({_text(group['last-delivered-id'])}", "+", count=LAG_COUNT_CAP)
-                lag, capped = len(after), len(after) >= LAG_COUNT_CAP
+                out[s] = {"lag": length, "pending": 0, "consumers": 0, "capped": False}
+            else:
+                lag, capped = group.get("lag"), False
+                if lag is None:
+                    lag, capped = self._lag_after(stream, _text(group["last-delivered-id"]), length)
+                out[s] = {
+                    "lag": int(lag),
+                    "pending": int(group["pending"]),
+                    "consumers": int(group["consumers"]),
+                    "capped": capped,
+                }
+            out[s]["lag_share"] = out[s]["lag"] / self.settings.stream_maxlen if self.settings.stream_maxlen else 0.0
+        return out
+
+    def _lag_after(self, stream: str, last_delivered: str, length: int) -> tuple[int, bool]:
+        oldest = self.client.xrange(stream, count=1)
+        if not oldest or _id_key(last_delivered) < _id_key(_text(oldest[0][0])):
+            return length, False
+        after = self.client.xrange(stream, f"({last_delivered}", "+", count=LAG_COUNT_CAP)
+        return len(after), len(after) >= LAG_COUNT_CAP
+
+    def lost_entries(self) -> dict[str, dict[str, int | str | None]]:
+        """Per source: entries the stream's cap trimmed before they were folded (``entries``), the gaps of
+        them whose size the server could not tell (``uncounted``, Redis < 7), and their id range."""
+        pipe = self.client.pipeline(transaction=False)
+        for s in SOURCES:
+            pipe.hmget(self.keys.lost(s), "entries", "uncounted", "gaps", "first_id", "last_id")
+        out = {}
+        for s, (entries, uncounted, gaps, first, last) in zip(SOURCES, pipe.execute()):
             out[s] = {
-                "lag": int(lag),
-                "pending": int(group["pending"]),
-                "consumers": int(group["consumers"]),
-                "capped": capped,
+                "entries": int(entries or 0),
+                "uncounted": int(uncounted or 0),
+                "gaps": int(gaps or 0),
+                "first_id": _text(first) if first else None,
+                "last_id": _text(last) if last else None,
             }
         return out
 
@@ -426,6 +457,11 @@ def rollup(counts: Mapping[str, int], parent_of: Mapping[str, str]) -> dict[str,
         k = f"{parent}{sep}{rest}"
         out[k] = out.get(k, 0) + n
     return out
+
+
+def _id_key(entry_id: str) -> tuple[int, int]:
+    ms, _, seq = entry_id.partition("-")
+    return int(ms), int(seq or 0)
 
 
 def _text(value) -> str:

@@ -316,7 +316,8 @@ class CityReader:
                 if lag is None:
                     lag, capped = self._lag_after(stream, _text(group["last-delivered-id"]), length)
                 out[s] = {
-                    "lag": int(lag),
+                    # Redis 7 counts entries trimmed unread as lag too, until the workers count them lost.
+                    "lag": min(int(lag), length),
                     "pending": int(group["pending"]),
                     "consumers": int(group["consumers"]),
                     "capped": capped,

@@ -102,3 +102,70 @@ def test_a_long_outage_counts_what_the_cap_trimmed_and_the_restarted_worker_goes
     assert after_outage.keys() == undisturbed.keys(), sorted(after_outage.keys() ^ undisturbed.keys())[:20]
     assert [k for k in undisturbed if after_outage[k] != undisturbed[k]] == []
     client.close()
+
+
+@pytest.fixture(scope="module")
+def geo(demo_city):
+    from views.geography import CityGeography
+
+    return CityGeography(demo_city, 8, 25.0)
+
+
+def test_the_health_view_and_the_wall_warn_before_the_cap_overtakes_unread_events(
+    any_redis_url, settings, city_map, demo_city, geo
+):
+    from layouts import render
+    from views import snapshots
+
+    client = client_from_url(any_redis_url)
+    now_ms = int(time.time() * 1000)
+    entries = [
+        e
+        for e in CityMix(demo_city, seed=43).phase(now_ms - 70 * MINUTE_MS, now_ms - MINUTE_MS, 4000)
+        if e[0] == "foot"
+    ]
+    s = _settings(settings, any_redis_url, batch_size=50, backlog_warn_share=0.5)
+    keys = Keys(s.key_prefix)
+    reader = CityReader(client, s)
+    worker = Aggregator(client, s, city_map, name="behind", clock=lambda: now_ms / 1000)
+    worker.ensure_groups()
+    produce(client, keys, entries[:100], CAP)
+    worker._read(">", None)  # a worker that reads one batch and stops, its batch never committed
+
+    def shown(now: float) -> tuple[dict, dict, str]:
+        health = next(x for x in snapshots.health_snapshot(reader, now)["sources"] if x["source"] == "foot")
+        status = snapshots.status_snapshot(reader, geo, s, now)
+        line = next(x for x in status["backlog"] if x["source"] == "foot")
+        banner, _ = render.stale_banner(status["freshness"], status["backlog"])
+        return health, line, " ".join(str(part) for part in banner)
+
+    health, line, banner = shown(now_ms / 1000)
+    assert (health["lag"], health["lag_share"], health["backlog_warn"]) == (50, 50 / CAP, False)
+    assert not line["warn"] and "events waiting" not in banner
+
+    # Past half of what the stream keeps, both warn, while nothing is lost yet.
+    produce(client, keys, entries[100:220], CAP)
+    health, line, banner = shown(now_ms / 1000)
+    assert (health["lag"], health["lag_share"], health["backlog_warn"]) == (170, 170 / CAP, True)
+    assert line["warn"] and "170 events waiting to be folded, 57% of what the stream keeps" in banner
+    assert health["trimmed"]["gaps"] == 0 and client.xlen(keys.stream("foot")) == 220
+
+    # The cap overtakes the unread events: the view says they are lost, how many where it can, and where.
+    produce(client, keys, entries[220:], CAP)
+    kept = client.xrange(keys.stream("foot"))
+    health, line, banner = shown(now_ms / 1000)
+    assert health["lag"] == len(kept) and health["lag_share"] >= 1 and "the oldest are lost unread" in banner
+    worker.drain()
+    worker.close()
+    health, line, banner = shown(now_ms / 1000)
+    assert (health["lag"], health["lag_share"], health["backlog_warn"]) == (0, 0.0, False), health
+    trimmed = health["trimmed"]
+    if "entries-added" in client.xinfo_stream(keys.stream("foot")):
+        assert (trimmed["entries"], trimmed["uncounted"]) == (len(entries) - len(kept), 0)
+    else:  # the batch read and trimmed before its commit is counted; what was trimmed unread, not
+        assert (trimmed["entries"], trimmed["uncounted"]) == (50, 1)
+    assert entry_order(trimmed["first_id"]) <= entry_order(trimmed["last_id"]) < entry_order(kept[0][0].decode())
+    page = str(render.health(snapshots.health_snapshot(reader, now_ms / 1000)))
+    assert "Events lost before they were folded" in page and trimmed["first_id"] in page
+    assert_settled(client, keys)
+    client.close()

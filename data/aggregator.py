@@ -533,9 +533,19 @@ class Aggregator:
         return handled
 
     def heartbeat(self) -> None:
-        """Say this worker is alive, for the health view."""
-        beat = {"pid": os.getpid(), "at_ms": int(self.clock() * 1000), "processed": self.processed}
+        """Say this worker is alive, for the health view, and forget workers silent past the timeout."""
+        now_ms = int(self.clock() * 1000)
+        beat = {"pid": os.getpid(), "at_ms": now_ms, "processed": self.processed}
         self.client.hset(self.keys.workers(), self.name, json.dumps(beat))
+        # Every restart is a worker of a new name: the names of the dead would pile up for ever.
+        timeout_ms = self.settings.worker_timeout_s * 1000
+        dead = [
+            name
+            for name, raw in self.client.hgetall(self.keys.workers()).items()
+            if now_ms - json.loads(raw).get("at_ms", 0) > timeout_ms
+        ]
+        if dead:
+            self.client.hdel(self.keys.workers(), *dead)
 
     def _source_of(self, stream) -> str:
         stream = stream.decode() if isinstance(stream, bytes) else stream

@@ -50,6 +50,9 @@ HOUR_S = 3600
 ROLL_UP_EVERY_S = 20  # how often a worker closes the past behind the lateness and rolls up closed hours
 TICK_EVERY_S = 5  # how often keepers act on time passing
 COLLECT_EVERY_S = 30  # how often a worker collects garbage (see _no_automatic_collection)
+# The pending entries a roll-up looks through to keep the horizon behind them: every worker's batches
+# in flight, many times over.
+PENDING_HOLD_LIMIT = 100_000
 
 
 class CityMap:
@@ -450,7 +453,8 @@ class Aggregator:
         buckets of every hour wholly behind that horizon into hourly buckets; return the hours rolled.
 
         The horizon is moved on first, by one script: from then on the commit script refuses events
-        older than it, so the closed hours' fine buckets can no longer change. Each hour is then
+        older than it, so the closed hours' fine buckets can no longer change. It never passes an event
+        read and not yet committed: a dead worker's entries, claimed later, are not late for that. Each hour is then
         summed by another script, atomic against commits, and rewritten rather than added to, so two
         workers rolling up at once do no harm.
         """
@@ -464,7 +468,9 @@ class Aggregator:
             newest_ms = int(self.client.hget(meta, "newest_ms") or 0)
             horizon_ms = (newest_ms - s.lateness_seconds * 1000) // bucket_ms * bucket_ms
             known = [meta, self.keys.open_hours(source), self.keys.rolled_hours(source)]
-            self.roll_up_script(keys=known, args=[orjson.dumps({"closed_ms": max(horizon_ms, 0)})])
+            move = {"closed_ms": max(horizon_ms, 0), "group": self.group, "bucket_ms": bucket_ms}
+            move["pending_limit"] = PENDING_HOLD_LIMIT
+            self.roll_up_script(keys=[*known, self.keys.stream(source)], args=[orjson.dumps(move)])
             closed_ms = int(self.client.hget(meta, "closed_ms") or 0)
             self.closed_ms[source] = max(self.closed_ms.get(source, 0), closed_ms)
             for raw in self.client.zrangebyscore(self.keys.open_hours(source), "-inf", closed_ms // 1000 - HOUR_S):

@@ -46,6 +46,8 @@ log = logging.getLogger("citydeck.aggregator")
 COMMIT_SCRIPT = (Path(__file__).parent / "commit.lua").read_text()
 ROLL_UP_SCRIPT = (Path(__file__).parent / "roll_up.lua").read_text()
 TRIMMED_SCRIPT = (Path(__file__).parent / "trimmed.lua").read_text()
+SEQUENCES_SCRIPT = (Path(__file__).parent / "sequences.lua").read_text()
+SEQ_BLOCK = 1 << 16  # sequence numbers per bitmap of a producer's (8 KB)
 HOUR_S = 3600
 ROLL_UP_EVERY_S = 20  # how often a worker closes the past behind the lateness and rolls up closed hours
 TICK_EVERY_S = 5  # how often keepers act on time passing
@@ -131,6 +133,7 @@ class _Staged:
     folded: Folded
     placed: list[tuple[Decoded, Placement]]
     changes: StateChanges = field(default_factory=StateChanges)
+    sequences: dict[str, list[int]] = field(default_factory=dict)  # producer -> sequence numbers in the batch
 
 
 class Aggregator:
@@ -161,6 +164,7 @@ class Aggregator:
         self.commit = client.register_script(COMMIT_SCRIPT)
         self.roll_up_script = client.register_script(ROLL_UP_SCRIPT)
         self.trimmed_script = client.register_script(TRIMMED_SCRIPT)
+        self.sequences_script = client.register_script(SEQUENCES_SCRIPT)
         # Per source, the closed horizon as this worker last heard of it: events before it are late.
         self.closed_ms: dict[str, int] = {}
         self.processed = 0
@@ -629,6 +633,7 @@ class Aggregator:
         rejected = [Rejected(live[r.row], r.reason) for r in rejected]
         for d in decoded:
             d.rows = np.asarray(live, dtype=np.int64)[d.rows]
+        sequences = _sequences(decoded, fields, rejected)
         rejected += [Rejected(i, reason) for i, entry_id in enumerate(ids) if (reason := skip.get(entry_id))]
         decoded, late, idems = self._drop_late_and_repeated(source, decoded, id_texts)
         rejected += late
@@ -643,7 +648,7 @@ class Aggregator:
             fold(d, where, s.bucket_seconds, folded)
             placed.append((d, where))
         result.redelivered = sum(1 for v in skip.values() if v is None)
-        return _Staged(now_ms, result, ids, id_texts, fields, rejected, idems, folded, placed)
+        return _Staged(now_ms, result, ids, id_texts, fields, rejected, idems, folded, placed, sequences=sequences)
 
     def _keep(self, source: str, staged: _Staged, tick: Keeper | None = None) -> _Staged:
         """Let the source's keepers read and change their state (or one keeper act on time passing)."""
@@ -653,8 +658,29 @@ class Aggregator:
         elif staged.placed:
             for keeper in self.keepers.get(source, ()):
                 keeper.keep(self.client, self.keys, staged.placed, folded, changes, now_ms)
+        if staged.sequences:
+            self._mark_sequences(source, staged.sequences)
         staged.result.counted = folded.events
         return staged
+
+    def _mark_sequences(self, source: str, sequences: Mapping[str, list[int]]) -> None:
+        """Mark the producers' sequence numbers a batch carries, for counting the events lost upstream.
+
+        Marks are idempotent, so they are made before the commit: a batch redone or redelivered marks
+        nothing twice, and one whose commit never lands leaves marks its redelivery would make anyway.
+        """
+        keys = [self.keys.producers(source)]
+        marks = []
+        for producer, seqs in sequences.items():
+            blocks: dict[int, list[int]] = {}
+            for q in seqs:
+                blocks.setdefault(q // SEQ_BLOCK, []).append(q % SEQ_BLOCK)
+            for block, offsets in blocks.items():
+                keys.append(self.keys.producer_seqs(source, producer, block))
+                low, high = block * SEQ_BLOCK + min(offsets), block * SEQ_BLOCK + max(offsets)
+                marks.append([len(keys), producer, offsets, low, high])
+        expire_s = int(self.settings.retention_hours * HOUR_S) + HOUR_S
+        self.sequences_script(keys=keys, args=[orjson.dumps({"marks": marks, "expire_s": expire_s})])
 
     def _document(self, source: str, staged: _Staged) -> Prepared:
         """Build the commit script's document and keys for a batch its keepers have seen."""
@@ -842,6 +868,23 @@ def standard_keepers(settings) -> list[Keeper]:
     from data.keepers.foot import FootKeeper
 
     return [ComplaintKeeper(settings), FootKeeper(settings), CaseKeeper(settings)]
+
+
+def _sequences(decoded: list[Decoded], fields: list[Fields], rejected: list[Rejected]) -> dict[str, list[int]]:
+    """Per producer, the sequence numbers of a batch's events: those decoded, whether folded or set aside
+    later, and those refused whose ``src`` and ``seq`` still read as such (the event reached Redis)."""
+    out: dict[str, list[int]] = {}
+    for d in decoded:
+        names = {p: p.decode(errors="backslashreplace") for p in set(d.columns["src"])}
+        for p, q in zip(d.columns["src"], d.columns["seq"].tolist()):
+            out.setdefault(names[p], []).append(int(q))
+    for r in rejected:
+        entry = fields[r.row]
+        named = dict(entry.items() if isinstance(entry, Mapping) else zip(entry[::2], entry[1::2]))
+        src, seq = named.get(b"src"), named.get(b"seq")
+        if isinstance(src, bytes) and isinstance(seq, bytes) and seq.isdigit() and len(seq) <= 18:
+            out.setdefault(src.decode(errors="backslashreplace"), []).append(int(seq))
+    return out
 
 
 def _take(column, rows: np.ndarray):

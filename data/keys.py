@@ -50,6 +50,15 @@ class Keys:
         size the server could not tell (uncounted), gaps, and the id range (first_id, last_id)."""
         return f"{self._tag(source)}:lost"
 
+    def producers(self, source: str) -> str:
+        """Hash of producer id -> JSON {first, last, received}: the sequence numbers seen of each producer,
+        from which the events lost upstream are counted (``last - first + 1 - received``)."""
+        return f"{self._tag(source)}:producers"
+
+    def producer_seqs(self, source: str, producer: str, block: int) -> str:
+        """Bitmap of the sequence numbers seen of one producer, in one block of them."""
+        return f"{self._tag(source)}:producers:{producer}:{block}"
+
     def seen(self, source: str, hour: int) -> str:
         """Hash of idempotency key -> stream entry id, for events whose time falls in that hour."""
         return f"{self._tag(source)}:seen:{hour}"

@@ -16,6 +16,7 @@ minute or two that changed since the last one, however many events the window ho
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 from collections.abc import Callable, Collection, Iterable, Mapping
@@ -349,6 +350,21 @@ class CityReader:
             }
         return out
 
+    def sequence_gaps(self) -> dict[str, dict[str, int]]:
+        """Per source, per producer with a gap: the sequence numbers never seen between its first and last."""
+        pipe = self.client.pipeline(transaction=False)
+        for s in SOURCES:
+            pipe.hgetall(self.keys.producers(s))
+        out: dict[str, dict[str, int]] = {}
+        for s, producers in zip(SOURCES, pipe.execute()):
+            out[s] = {}
+            for producer, raw in producers.items():
+                p = json.loads(raw)
+                missing = int(p["last"]) - int(p["first"]) + 1 - int(p["received"])
+                if missing > 0:
+                    out[s][_text(producer)] = missing
+        return out
+
     def dead_letter_counts(self) -> dict[str, dict[str, int]]:
         """Per source: rejected entries by reason."""
         pipe = self.client.pipeline(transaction=False)
@@ -363,8 +379,6 @@ class CityReader:
 
     def workers(self) -> dict[str, dict]:
         """Heartbeats of the aggregator workers."""
-        import json
-
         return {k.decode(): json.loads(v) for k, v in self.client.hgetall(self.keys.workers()).items()}
 
 

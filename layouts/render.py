@@ -268,7 +268,11 @@ def health(snap: dict) -> list:
     dead_rows = [[s["title"], *[_n(s["dead"].get(r, 0)) for r in reasons]] for s in sources]
     workers = [[w["name"], w["pid"], _age(w["age_s"]), _n(w["processed"])] for w in snap["workers"]]
     letters = [[d["source"], d["reason"], d["detail"], d["raw"]] for d in snap["dead_letters"]]
-    lost = [[s["title"], *_trimmed(s["trimmed"])] for s in sources if s["trimmed"]["gaps"]]
+    lost = [
+        [s["title"], _upstream(s["upstream"]), *_trimmed(s["trimmed"])]
+        for s in sources
+        if s["trimmed"]["gaps"] or s["upstream"]["events"]
+    ]
     return [
         card(
             "Sources",
@@ -305,7 +309,9 @@ def health(snap: dict) -> list:
         ),
         card(
             "Events lost before they were folded",
-            table(["source", "trimmed unread by the stream's cap", "entry ids"], lost) if lost else empty("none"),
+            table(["source", "events lost upstream", "trimmed unread by the stream's cap", "entry ids"], lost)
+            if lost
+            else empty("none"),
         ),
         card(
             "Newest dead letters",
@@ -322,6 +328,17 @@ def _lag(source: dict) -> html.Span:
     )
 
 
+def _upstream(upstream: dict) -> str:
+    """Events missing from the producers' sequence numbers, and from how many producers."""
+    producers = len(upstream["producers"])
+    text = _n(upstream["events"])
+    if upstream["events"]:
+        text += f" from {producers} producer{'s' if producers != 1 else ''}"
+    if upstream["with_trimmed"]:
+        text += ", some perhaps trimmed by the cap"
+    return text
+
+
 def _trimmed(lost: dict) -> list[str]:
     """How many entries the cap trimmed unread, and between which ids."""
     count = _n(lost["entries"])
@@ -329,6 +346,8 @@ def _trimmed(lost: dict) -> list[str]:
         # Redis < 7 keeps no count of what it trimmed: only the id range is known.
         count = f"at least {count}" if lost["entries"] else "an unknown number"
         count += f" ({lost['uncounted']} gap{'s' if lost['uncounted'] != 1 else ''} of unknown size)"
+    if not lost["gaps"]:
+        return ["none", ""]
     return [count, f"{lost['first_id']} to {lost['last_id']}"]
 
 

@@ -610,15 +610,26 @@ def backlog_lines(lag: Mapping[str, Mapping], warn_share: float) -> list[dict]:
     return out
 
 
+def lost_upstream(gaps: Mapping[str, int], trimmed: Mapping[str, int]) -> dict:
+    """A source's events lost upstream: missing from its producers' sequence numbers and not among those the
+    stream's cap trimmed (which leave gaps too). Where the server could not count what it trimmed (Redis
+    < 7), the gaps are all that is known: ``with_trimmed`` says they may hold trimmed events."""
+    missing = sum(gaps.values())
+    with_trimmed = bool(trimmed["uncounted"])
+    events = missing if with_trimmed else max(missing - int(trimmed["entries"]), 0)
+    return {"events": events, "with_trimmed": with_trimmed and missing > 0, "producers": dict(gaps)}
+
+
 def health_snapshot(reader: CityReader, now: float, dead_letters: int = 5) -> dict:
     """Per source: last event, rate, stream length, lag (and its share of the stream's cap), pending, dead
-    letters and events lost; the heartbeats of the workers alive."""
+    letters, events trimmed by the cap and events lost upstream; the heartbeats of the workers alive."""
     settings = reader.settings
     fresh = reader.freshness()
     lengths = reader.stream_lengths()
     lag = reader.consumer_lag()
     backlog = {line["source"]: line for line in backlog_lines(lag, settings.backlog_warn_share)}
     lost = reader.lost_entries()
+    gaps = reader.sequence_gaps()
     dead = reader.dead_letter_counts()
     minute = _last(reader, 300, now)
     rates = {}
@@ -641,6 +652,7 @@ def health_snapshot(reader: CityReader, now: float, dead_letters: int = 5) -> di
                 "lag_counted_in_full": not lag[s]["capped"],
                 "backlog_warn": backlog[s]["warn"],
                 "trimmed": lost[s],
+                "upstream": lost_upstream(gaps[s], lost[s]),
                 "pending": int(lag[s]["pending"]),
                 "consumers": int(lag[s]["consumers"]),
                 "dead": dead[s],

@@ -28,7 +28,9 @@ from data.fold import SENSOR_STATE_FIELDS
 from data.keys import SOURCES, Keys
 
 HOUR_S = 3600
-LAG_COUNT_CAP = 100_000  # Redis < 7 reports no lag: it is counted, up to this many entries
+# Redis < 7 reports no lag: it is counted up to this many entries, and estimated beyond (every screen's
+# status reads it each tick, so it must stay a small read however far the workers are behind).
+LAG_COUNT_CAP = 5_000
 
 # Facets whose buckets are not indexed by the time of the events that write them, so a bucket
 # behind the closed horizon may still change: appointment demand is counted by slot hour, and
@@ -299,7 +301,8 @@ class CityReader:
 
         Redis >= 7 reports the lag; Redis 6.2 does not, nor does 7 once entries were trimmed unread, so it
         is then counted from the group's last delivered id: the whole stream when the cap has overtaken
-        it, else the entries after it (``capped`` when there were more than ``LAG_COUNT_CAP``).
+        it, else the entries after it: counted up to ``LAG_COUNT_CAP`` and past that estimated from the share
+        of the stream's time span after it (``capped``).
         """
         out = {}
         for s in SOURCES:
@@ -331,7 +334,13 @@ class CityReader:
         if not oldest or _id_key(last_delivered) < _id_key(_text(oldest[0][0])):
             return length, False
         after = self.client.xrange(stream, f"({last_delivered}", "+", count=LAG_COUNT_CAP)
-        return len(after), len(after) >= LAG_COUNT_CAP
+        if len(after) < LAG_COUNT_CAP:
+            return len(after), False
+        newest = self.client.xrevrange(stream, count=1)
+        first_ms, read_ms = _id_key(_text(oldest[0][0]))[0], _id_key(last_delivered)[0]
+        span_ms = max(_id_key(_text(newest[0][0]))[0] - first_ms, 1)
+        share_after = 1 - (read_ms - first_ms) / span_ms
+        return min(max(len(after), round(length * share_after)), length), True
 
     def lost_entries(self) -> dict[str, dict[str, int | str | None]]:
         """Per source: entries the stream's cap trimmed before they were folded (``entries``), the gaps of

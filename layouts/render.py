@@ -322,7 +322,7 @@ def health(snap: dict) -> list:
 
 def _lag(source: dict) -> html.Span:
     """A source's lag with its share of the stream's cap, marked when it is near enough the cap to warn."""
-    counted = _n(source["lag"]) if source["lag_counted_in_full"] else f"over {_n(source['lag'])}"
+    counted = _n(source["lag"]) if source["lag_counted_in_full"] else f"about {_n(source['lag'])}"
     return html.Span(
         f"{counted} ({_pct(source['lag_share'])} of cap)", className="warn" if source["backlog_warn"] else ""
     )

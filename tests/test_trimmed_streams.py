@@ -169,3 +169,21 @@ def test_the_health_view_and_the_wall_warn_before_the_cap_overtakes_unread_event
     assert "Events lost before they were folded" in page and trimmed["first_id"] in page
     assert_settled(client, keys)
     client.close()
+
+
+def test_a_long_lag_is_estimated_where_the_server_reports_none_and_never_read_in_full(any_redis_url, settings):
+    client = client_from_url(any_redis_url)
+    s = _settings(settings, any_redis_url, stream_maxlen=20_000)
+    keys = Keys(s.key_prefix)
+    stream = keys.stream("services")
+    pipe = client.pipeline(transaction=False)
+    for i in range(12_000):  # one entry a millisecond, as a steady producer writes them
+        pipe.xadd(stream, {"n": i}, id=f"{1_000_000 + i}-0")
+    pipe.execute()
+    client.xgroup_create(stream, s.consumer_group, id="0")
+    client.xreadgroup(s.consumer_group, "w", {stream: ">"}, count=1000)
+    lag = CityReader(client, s).consumer_lag()["services"]
+    reported = "lag" in client.xinfo_groups(stream)[0]
+    assert lag["capped"] is not reported
+    assert abs(lag["lag"] - 11_000) <= 110 and lag["lag_share"] == lag["lag"] / 20_000, lag
+    client.close()

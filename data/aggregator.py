@@ -461,9 +461,9 @@ class Aggregator:
 
         The horizon is moved on first, by one script: from then on the commit script refuses events
         older than it, so the closed hours' fine buckets can no longer change. It never passes an event
-        read and not yet committed: a dead worker's entries, claimed later, are not late for that. Each hour is then
-        summed by another script, atomic against commits, and rewritten rather than added to, so two
-        workers rolling up at once do no harm.
+        read and not yet committed: a dead worker's entries, claimed later, are not late for that. Each
+        hour is then summed by another script, atomic against commits, and rewritten rather than added
+        to, so two workers rolling up at once do no harm.
         """
         s = self.settings
         retention_s = int(s.retention_hours * HOUR_S)

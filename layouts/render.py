@@ -309,7 +309,7 @@ def health(snap: dict) -> list:
         ),
         card(
             "Events lost before they were folded",
-            table(["source", "events lost upstream", "trimmed unread by the stream's cap", "entry ids"], lost)
+            table(["source", "events lost upstream", "trimmed by the stream's cap before folding", "entry ids"], lost)
             if lost
             else empty("none"),
         ),
@@ -340,7 +340,7 @@ def _upstream(upstream: dict) -> str:
 
 
 def _trimmed(lost: dict) -> list[str]:
-    """How many entries the cap trimmed unread, and between which ids."""
+    """How many entries the cap trimmed before they were folded, and between which ids."""
     count = _n(lost["entries"])
     if lost["uncounted"]:
         # Redis < 7 keeps no count of what it trimmed: only the id range is known.
@@ -371,7 +371,8 @@ def freshness(lines: list[dict]) -> list:
     return [html.Span("freshness", className="chip-label"), *chips]
 
 
-def stale_banner(lines: list[dict], backlog: list[dict] = ()) -> tuple[list, str]:
+def status_banner(lines: list[dict], backlog: list[dict] = ()) -> tuple[list, str]:
+    """The banner over every screen: sources gone stale, and sources whose backlog nears their stream's cap."""
     stale = [line["message"] for line in lines if line["stale"]]
     behind = [line["message"] for line in backlog if line["warn"]]
     if not stale and not behind:

@@ -136,7 +136,7 @@ def test_the_health_view_and_the_wall_warn_before_the_cap_overtakes_unread_event
         health = next(x for x in snapshots.health_snapshot(reader, now)["sources"] if x["source"] == "foot")
         status = snapshots.status_snapshot(reader, geo, s, now)
         line = next(x for x in status["backlog"] if x["source"] == "foot")
-        banner, _ = render.stale_banner(status["freshness"], status["backlog"])
+        banner, _ = render.status_banner(status["freshness"], status["backlog"])
         return health, line, " ".join(str(part) for part in banner)
 
     health, line, banner = shown(now_ms / 1000)

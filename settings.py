@@ -48,6 +48,13 @@ class Settings:
         "entries",
         "Approximate cap of each event stream (MAXLEN ~); size it for the longest worker outage to survive.",
     )
+    backlog_warn_share: float = _setting(
+        "CITYDECK_BACKLOG_WARN_SHARE",
+        0.5,
+        "share of the stream cap",
+        "Events waiting to be folded, as a share of CITYDECK_STREAM_MAXLEN, from which the health view and the wall"
+        " warn: at 1 the cap trims events no worker has read.",
+    )
     dead_letter_maxlen: int = _setting(
         "CITYDECK_DEAD_LETTER_MAXLEN", 100_000, "entries", "Approximate cap of each dead-letter stream."
     )
@@ -139,6 +146,13 @@ class Settings:
         30_000,
         "ms",
         "Pending entries idle this long (their worker presumably died) are claimed by another worker.",
+    )
+    worker_timeout_s: float = _setting(
+        "CITYDECK_WORKER_TIMEOUT_S",
+        60.0,
+        "s",
+        "An aggregator worker silent this long is taken for dead: it leaves the health view (workers report every"
+        " 2 s).",
     )
     infectious_days: float = _setting(
         "CITYDECK_INFECTIOUS_DAYS",

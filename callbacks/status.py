@@ -35,7 +35,7 @@ def register(app, deck: Deck) -> None:
             since = down_since or time.time()
             banner, banner_class = render.unreachable_banner(since)
             return no_update, banner, banner_class, no_update, no_update, no_update, clock, since
-        banner, banner_class = render.stale_banner(snap["freshness"])
+        banner, banner_class = render.status_banner(snap["freshness"], snap["backlog"])
         alarm, alarm_class = render.alarm(snap["alarms"])
         return (
             render.freshness(snap["freshness"]),

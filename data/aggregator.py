@@ -45,10 +45,16 @@ log = logging.getLogger("citydeck.aggregator")
 
 COMMIT_SCRIPT = (Path(__file__).parent / "commit.lua").read_text()
 ROLL_UP_SCRIPT = (Path(__file__).parent / "roll_up.lua").read_text()
+TRIMMED_SCRIPT = (Path(__file__).parent / "trimmed.lua").read_text()
+SEQUENCES_SCRIPT = (Path(__file__).parent / "sequences.lua").read_text()
+SEQ_BLOCK = 1 << 16  # sequence numbers per bitmap of a producer's (8 KB)
 HOUR_S = 3600
 ROLL_UP_EVERY_S = 20  # how often a worker closes the past behind the lateness and rolls up closed hours
 TICK_EVERY_S = 5  # how often keepers act on time passing
 COLLECT_EVERY_S = 30  # how often a worker collects garbage (see _no_automatic_collection)
+# The pending entries a roll-up looks through to keep the horizon behind them: every worker's batches
+# in flight, many times over.
+PENDING_HOLD_LIMIT = 100_000
 
 
 class CityMap:
@@ -127,6 +133,7 @@ class _Staged:
     folded: Folded
     placed: list[tuple[Decoded, Placement]]
     changes: StateChanges = field(default_factory=StateChanges)
+    sequences: dict[str, list[int]] = field(default_factory=dict)  # producer -> sequence numbers in the batch
 
 
 class Aggregator:
@@ -156,6 +163,8 @@ class Aggregator:
         self.group = settings.consumer_group
         self.commit = client.register_script(COMMIT_SCRIPT)
         self.roll_up_script = client.register_script(ROLL_UP_SCRIPT)
+        self.trimmed_script = client.register_script(TRIMMED_SCRIPT)
+        self.sequences_script = client.register_script(SEQUENCES_SCRIPT)
         # Per source, the closed horizon as this worker last heard of it: events before it are late.
         self.closed_ms: dict[str, int] = {}
         self.processed = 0
@@ -257,7 +266,8 @@ class Aggregator:
             # After a start or a lost connection, first finish what this consumer read but never committed.
             history = self._read("0", None)
             for source, entries in history:
-                self.process(source, entries)
+                if kept := self._without_trimmed(source, entries):
+                    self.process(source, kept)
                 handled += len(entries)
             if not history:
                 self._recovering = False
@@ -383,9 +393,11 @@ class Aggregator:
                 self._settle(source, entries, prepared, outcome)
 
     def claim_stale(self) -> int:
-        """Take over entries that another worker read and never acknowledged."""
+        """Count what the streams' caps trimmed before it was folded, then take over entries that another
+        worker read and never acknowledged."""
         handled = 0
         for source in self.sources:
+            self.count_lost(source)
             start = "0-0"
             while True:
                 reply = self.client.xautoclaim(
@@ -397,22 +409,61 @@ class Aggregator:
                     count=self.settings.batch_size,
                 )
                 start, entries = reply[0], reply[1]
-                if entries:
-                    log.info("claimed %d stale %s entries", len(entries), source)
-                    self.process(source, entries)
-                    handled += len(entries)
-                if start in (b"0-0", "0-0") or not entries:
+                # Entries trimmed while pending: Redis >= 7 drops them from the pending list and names
+                # them; Redis 6.2 returns each as (None, None) and keeps it pending, now this worker's,
+                # where the reading of this worker's own pending entries finds it with its id.
+                gone = reply[2] if len(reply) > 2 else []
+                if gone:
+                    self.count_lost(source, gone=gone)
+                live = [e for e in entries if e[0] is not None]
+                if len(live) < len(entries):
+                    self._recovering = True
+                if live:
+                    log.info("claimed %d stale %s entries", len(live), source)
+                    self.process(source, live)
+                handled += len(entries) + len(gone)
+                if start in (b"0-0", "0-0") or not (entries or gone):
                     break
         return handled
+
+    def count_lost(self, source: str, pending: Sequence[bytes] = (), gone: Sequence[bytes] = ()) -> list[int]:
+        """Count as lost what the stream's cap trimmed before it was folded, and move the group past it.
+
+        ``pending`` are entries found pending with no fields (trimmed after they were read): they are
+        acknowledged here. ``gone`` are entries Redis already dropped as deleted. Returns the entries
+        counted and the gaps whose size the server could not tell (Redis < 7 keeps no counters).
+
+        Run at start and with every claim: the cap overtaking a group between two runs, while it reads,
+        is found by Redis >= 7's counters once the group catches up; Redis 6.2 cannot tell it at all,
+        which is why the health view warns long before the cap is reached.
+        """
+        texts = lambda ids: [i.decode() if isinstance(i, bytes) else str(i) for i in ids]  # noqa: E731
+        doc = {"group": self.group, "pending": texts(pending), "gone": texts(gone)}
+        keys = [self.keys.stream(source), self.keys.lost(source), self.keys.meta(source)]
+        counted, uncounted = self.trimmed_script(keys=keys, args=[orjson.dumps(doc)])
+        if counted:
+            log.warning("%s: the stream's cap trimmed %d entries before they were folded", source, counted)
+        if uncounted:
+            log.warning("%s: the stream's cap trimmed entries unread; this Redis cannot tell how many", source)
+        return [counted, uncounted]
+
+    def _without_trimmed(self, source: str, entries: Sequence[tuple[bytes, Fields | None]]) -> list:
+        """The entries that still have their fields; those trimmed after they were read are counted lost."""
+        trimmed = [e[0] for e in entries if not e[1]]
+        if trimmed:
+            self.count_lost(source, pending=trimmed)
+            return [e for e in entries if e[1]]
+        return list(entries)
 
     def roll_up(self) -> int:
         """Close each source's past up to its newest event minus the allowed lateness, and sum the fine
         buckets of every hour wholly behind that horizon into hourly buckets; return the hours rolled.
 
         The horizon is moved on first, by one script: from then on the commit script refuses events
-        older than it, so the closed hours' fine buckets can no longer change. Each hour is then
-        summed by another script, atomic against commits, and rewritten rather than added to, so two
-        workers rolling up at once do no harm.
+        older than it, so the closed hours' fine buckets can no longer change. It never passes an event
+        read and not yet committed: a dead worker's entries, claimed later, are not late for that. Each
+        hour is then summed by another script, atomic against commits, and rewritten rather than added
+        to, so two workers rolling up at once do no harm.
         """
         s = self.settings
         retention_s = int(s.retention_hours * HOUR_S)
@@ -424,7 +475,9 @@ class Aggregator:
             newest_ms = int(self.client.hget(meta, "newest_ms") or 0)
             horizon_ms = (newest_ms - s.lateness_seconds * 1000) // bucket_ms * bucket_ms
             known = [meta, self.keys.open_hours(source), self.keys.rolled_hours(source)]
-            self.roll_up_script(keys=known, args=[orjson.dumps({"closed_ms": max(horizon_ms, 0)})])
+            move = {"closed_ms": max(horizon_ms, 0), "group": self.group, "bucket_ms": bucket_ms}
+            move["pending_limit"] = PENDING_HOLD_LIMIT
+            self.roll_up_script(keys=[*known, self.keys.stream(source)], args=[orjson.dumps(move)])
             closed_ms = int(self.client.hget(meta, "closed_ms") or 0)
             self.closed_ms[source] = max(self.closed_ms.get(source, 0), closed_ms)
             for raw in self.client.zrangebyscore(self.keys.open_hours(source), "-inf", closed_ms // 1000 - HOUR_S):
@@ -493,9 +546,19 @@ class Aggregator:
         return handled
 
     def heartbeat(self) -> None:
-        """Say this worker is alive, for the health view."""
-        beat = {"pid": os.getpid(), "at_ms": int(self.clock() * 1000), "processed": self.processed}
+        """Say this worker is alive, for the health view, and forget workers silent past the timeout."""
+        now_ms = int(self.clock() * 1000)
+        beat = {"pid": os.getpid(), "at_ms": now_ms, "processed": self.processed}
         self.client.hset(self.keys.workers(), self.name, json.dumps(beat))
+        # Every restart is a worker of a new name: the names of the dead would pile up for ever.
+        timeout_ms = self.settings.worker_timeout_s * 1000
+        dead = [
+            name
+            for name, raw in self.client.hgetall(self.keys.workers()).items()
+            if now_ms - json.loads(raw).get("at_ms", 0) > timeout_ms
+        ]
+        if dead:
+            self.client.hdel(self.keys.workers(), *dead)
 
     def _source_of(self, stream) -> str:
         stream = stream.decode() if isinstance(stream, bytes) else stream
@@ -576,6 +639,7 @@ class Aggregator:
         rejected = [Rejected(live[r.row], r.reason) for r in rejected]
         for d in decoded:
             d.rows = np.asarray(live, dtype=np.int64)[d.rows]
+        sequences = _sequences(decoded, fields, rejected)
         rejected += [Rejected(i, reason) for i, entry_id in enumerate(ids) if (reason := skip.get(entry_id))]
         decoded, late, idems = self._drop_late_and_repeated(source, decoded, id_texts)
         rejected += late
@@ -590,7 +654,7 @@ class Aggregator:
             fold(d, where, s.bucket_seconds, folded)
             placed.append((d, where))
         result.redelivered = sum(1 for v in skip.values() if v is None)
-        return _Staged(now_ms, result, ids, id_texts, fields, rejected, idems, folded, placed)
+        return _Staged(now_ms, result, ids, id_texts, fields, rejected, idems, folded, placed, sequences=sequences)
 
     def _keep(self, source: str, staged: _Staged, tick: Keeper | None = None) -> _Staged:
         """Let the source's keepers read and change their state (or one keeper act on time passing)."""
@@ -600,8 +664,29 @@ class Aggregator:
         elif staged.placed:
             for keeper in self.keepers.get(source, ()):
                 keeper.keep(self.client, self.keys, staged.placed, folded, changes, now_ms)
+        if staged.sequences:
+            self._mark_sequences(source, staged.sequences)
         staged.result.counted = folded.events
         return staged
+
+    def _mark_sequences(self, source: str, sequences: Mapping[str, list[int]]) -> None:
+        """Mark the producers' sequence numbers a batch carries, for counting the events lost upstream.
+
+        Marks are idempotent, so they are made before the commit: a batch redone or redelivered marks
+        nothing twice, and one whose commit never lands leaves marks its redelivery would make anyway.
+        """
+        keys = [self.keys.producers(source)]
+        marks = []
+        for producer, seqs in sequences.items():
+            blocks: dict[int, list[int]] = {}
+            for q in seqs:
+                blocks.setdefault(q // SEQ_BLOCK, []).append(q % SEQ_BLOCK)
+            for block, offsets in blocks.items():
+                keys.append(self.keys.producer_seqs(source, producer, block))
+                low, high = block * SEQ_BLOCK + min(offsets), block * SEQ_BLOCK + max(offsets)
+                marks.append([len(keys), producer, offsets, low, high])
+        expire_s = int(self.settings.retention_hours * HOUR_S) + HOUR_S
+        self.sequences_script(keys=keys, args=[orjson.dumps({"marks": marks, "expire_s": expire_s})])
 
     def _document(self, source: str, staged: _Staged) -> Prepared:
         """Build the commit script's document and keys for a batch its keepers have seen."""
@@ -816,6 +901,29 @@ def _cut(raw: bytes | str, max_bytes: int) -> tuple[str, bool]:
     if len(encoded) > max_bytes:
         text = encoded[:max_bytes].decode(errors="ignore")
     return text, len(raw) > max_bytes or len(encoded) > max_bytes
+
+
+def _sequences(decoded: list[Decoded], fields: list[Fields], rejected: list[Rejected]) -> dict[str, list[int]]:
+    """Per producer, the sequence numbers of a batch's events: those decoded, whether folded or set aside
+    later, and those refused whose ``src`` and ``seq`` still read as such (the event reached Redis)."""
+    out: dict[str, list[int]] = {}
+    for d in decoded:
+        names = {p: p.decode(errors="backslashreplace") for p in set(d.columns["src"])}
+        for p, q in zip(d.columns["src"], d.columns["seq"].tolist()):
+            out.setdefault(names[p], []).append(int(q))
+    for r in rejected:
+        entry = fields[r.row]
+        named = dict(entry.items() if isinstance(entry, Mapping) else zip(entry[::2], entry[1::2]))
+        src, seq = named.get(b"src"), named.get(b"seq")
+        if (
+            isinstance(src, bytes)
+            and isinstance(seq, bytes)
+            and len(seq) <= 18
+            and schema.canonical_integers((seq,))
+            and seq[:1] != b"-"
+        ):
+            out.setdefault(src.decode(errors="backslashreplace"), []).append(int(seq))
+    return out
 
 
 def _take(column, rows: np.ndarray):

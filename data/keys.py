@@ -45,6 +45,20 @@ class Keys:
         """Hash of per-source facts: newest event time, last ingest time, totals."""
         return f"{self._tag(source)}:meta"
 
+    def lost(self, source: str) -> str:
+        """Hash of what the stream lost before it was folded (trimmed by its cap): entries, the gaps whose
+        size the server could not tell (uncounted), gaps, and the id range (first_id, last_id)."""
+        return f"{self._tag(source)}:lost"
+
+    def producers(self, source: str) -> str:
+        """Hash of producer id -> JSON {first, last, received}: the sequence numbers seen of each producer,
+        from which the events lost upstream are counted (``last - first + 1 - received``)."""
+        return f"{self._tag(source)}:producers"
+
+    def producer_seqs(self, source: str, producer: str, block: int) -> str:
+        """Bitmap of the sequence numbers seen of one producer, in one block of them."""
+        return f"{self._tag(source)}:producers:{producer}:{block}"
+
     def seen(self, source: str, hour: int) -> str:
         """Hash of idempotency key -> stream entry id, for events whose time falls in that hour."""
         return f"{self._tag(source)}:seen:{hour}"

@@ -1,9 +1,11 @@
 -- Close a source's past and roll up one of its closed hours, atomically.
 --
--- KEYS[1] meta, KEYS[2] open hours, KEYS[3] rolled hours, KEYS[4] the hour's facet set (or absent
--- when only the horizon moves), then per facet of the hour: its hourly bucket and its fine buckets.
+-- KEYS[1] meta, KEYS[2] open hours, KEYS[3] rolled hours, KEYS[4] the hour's facet set (or the
+-- source's stream when only the horizon moves), then per facet of the hour: its hourly bucket and
+-- its fine buckets.
 -- ARGV[1] = {closed_ms, hour, facets = {facet, ...}, buckets = fine buckets per hour,
---            expire_at, forget_before}
+--            expire_at, forget_before}, or {closed_ms, group, bucket_ms, pending_limit} to move the
+--            horizon only
 --
 -- The closed horizon only grows: the commit script refuses any event older than it, so the fine
 -- buckets of an hour behind it change no more and its hourly bucket can be summed once. The sum
@@ -15,6 +17,23 @@ local doc = cjson.decode(ARGV[1])
 local meta = KEYS[1]
 
 local closed = tonumber(redis.call('HGET', meta, 'closed_ms') or '0')
+if doc.group then
+  -- Entries read and not committed yet, whose worker may have died and whose claim may come long
+  -- after, are folded as if that worker had lived: the horizon stays at the minute of the oldest.
+  local pending = redis.call('XPENDING', KEYS[4], doc.group, '-', '+', doc.pending_limit)
+  for _, p in ipairs(pending) do
+    local entry = redis.call('XRANGE', KEYS[4], p[1], p[1])[1]
+    if entry then
+      local fields = entry[2]
+      for i = 1, #fields, 2 do
+        if fields[i] == 'ts' then
+          local ts = tonumber(fields[i + 1])
+          if ts then doc.closed_ms = math.min(doc.closed_ms, ts - ts % doc.bucket_ms) end
+        end
+      end
+    end
+  end
+end
 if doc.closed_ms > closed then
   redis.call('HSET', meta, 'closed_ms', string.format('%d', doc.closed_ms))
 end

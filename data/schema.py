@@ -666,7 +666,7 @@ def _plain_ids(values: Sequence[bytes]) -> bool:
     return text.count("|") == len(values) - 1 and _CONTROL.search(text) is None
 
 
-def _canonical_integers(values: Sequence[bytes]) -> bool:
+def canonical_integers(values: Sequence[bytes]) -> bool:
     """Whether every value is an integer in canonical decimal: no sign but ``-``, no zero ahead, no space or ``_``."""
     joined = b"\n".join(values) + b"\n"
     return joined.count(b"\n") == len(values) and _CANONICAL_INTEGERS.fullmatch(joined) is not None
@@ -709,7 +709,7 @@ def _parse_numbers(raw: list, missing: np.ndarray, integer: bool) -> tuple[np.nd
     n = len(raw)
     dtype, filler = (np.int64, -1) if integer else (np.float64, math.nan)
     convert = int if integer else float
-    if not missing.any() and (not integer or _canonical_integers(raw)):
+    if not missing.any() and (not integer or canonical_integers(raw)):
         try:
             return np.fromiter(map(convert, raw), dtype=dtype, count=n), np.zeros(n, dtype=bool)
         except (ValueError, OverflowError):
@@ -720,7 +720,7 @@ def _parse_numbers(raw: list, missing: np.ndarray, integer: bool) -> tuple[np.nd
         if v is None or v == b"":
             missing[i] = True
             continue
-        if integer and not _canonical_integers((v,)):
+        if integer and not canonical_integers((v,)):
             unparsable[i] = True
             continue
         try:

@@ -257,7 +257,7 @@ def health(snap: dict) -> list:
             _age(s["ingest_age_s"]),
             f"{s['rate_per_s']:.1f}/s",
             _n(s["stream_length"]),
-            _n(s["lag"]),
+            _lag(s),
             _n(s["pending"]),
             s["consumers"],
             _n(s["dead_total"]),
@@ -268,6 +268,11 @@ def health(snap: dict) -> list:
     dead_rows = [[s["title"], *[_n(s["dead"].get(r, 0)) for r in reasons]] for s in sources]
     workers = [[w["name"], w["pid"], _age(w["age_s"]), _n(w["processed"])] for w in snap["workers"]]
     letters = [[d["source"], d["reason"], d["detail"], d["raw"]] for d in snap["dead_letters"]]
+    lost = [
+        [s["title"], _upstream(s["upstream"]), *_trimmed(s["trimmed"])]
+        for s in sources
+        if s["trimmed"]["gaps"] or s["upstream"]["events"]
+    ]
     return [
         card(
             "Sources",
@@ -279,7 +284,7 @@ def health(snap: dict) -> list:
                     "last ingest",
                     "rate (5 min)",
                     "stream length",
-                    "lag",
+                    "lag (share of the stream's cap)",
                     "pending",
                     "consumers",
                     "dead letters",
@@ -303,10 +308,47 @@ def health(snap: dict) -> list:
             className="pair",
         ),
         card(
+            "Events lost before they were folded",
+            table(["source", "events lost upstream", "trimmed by the stream's cap before folding", "entry ids"], lost)
+            if lost
+            else empty("none"),
+        ),
+        card(
             "Newest dead letters",
             table(["source", "reason", "detail", "entry"], letters, "small") if letters else empty("none"),
         ),
     ]
+
+
+def _lag(source: dict) -> html.Span:
+    """A source's lag with its share of the stream's cap, marked when it is near enough the cap to warn."""
+    counted = _n(source["lag"]) if source["lag_counted_in_full"] else f"about {_n(source['lag'])}"
+    return html.Span(
+        f"{counted} ({_pct(source['lag_share'])} of cap)", className="warn" if source["backlog_warn"] else ""
+    )
+
+
+def _upstream(upstream: dict) -> str:
+    """Events missing from the producers' sequence numbers, and from how many producers."""
+    producers = len(upstream["producers"])
+    text = _n(upstream["events"])
+    if upstream["events"]:
+        text += f" from {producers} producer{'s' if producers != 1 else ''}"
+    if upstream["with_trimmed"]:
+        text += ", some perhaps trimmed by the cap"
+    return text
+
+
+def _trimmed(lost: dict) -> list[str]:
+    """How many entries the cap trimmed before they were folded, and between which ids."""
+    count = _n(lost["entries"])
+    if lost["uncounted"]:
+        # Redis < 7 keeps no count of what it trimmed: only the id range is known.
+        count = f"at least {count}" if lost["entries"] else "an unknown number"
+        count += f" ({lost['uncounted']} gap{'s' if lost['uncounted'] != 1 else ''} of unknown size)"
+    if not lost["gaps"]:
+        return ["none", ""]
+    return [count, f"{lost['first_id']} to {lost['last_id']}"]
 
 
 def _age(seconds) -> str:
@@ -329,11 +371,18 @@ def freshness(lines: list[dict]) -> list:
     return [html.Span("freshness", className="chip-label"), *chips]
 
 
-def stale_banner(lines: list[dict]) -> tuple[list, str]:
+def status_banner(lines: list[dict], backlog: list[dict] = ()) -> tuple[list, str]:
+    """The banner over every screen: sources gone stale, and sources whose backlog nears their stream's cap."""
     stale = [line["message"] for line in lines if line["stale"]]
-    if not stale:
+    behind = [line["message"] for line in backlog if line["warn"]]
+    if not stale and not behind:
         return [], "banner hidden"
-    return [html.Strong("Stale data. "), "; ".join(stale) + ". Showing the last good picture."], "banner"
+    out = []
+    if stale:
+        out += [html.Strong("Stale data. "), "; ".join(stale) + ". Showing the last good picture. "]
+    if behind:
+        out += [html.Strong("Aggregators behind. "), "; ".join(behind) + "."]
+    return out, "banner"
 
 
 def unreachable_banner(since: float) -> tuple[list, str]:

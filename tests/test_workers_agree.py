@@ -168,3 +168,55 @@ def test_entries_claimed_from_a_killed_worker_are_folded_as_if_it_had_lived(clie
     )
     assert after_kills.keys() == undisturbed.keys(), sorted(after_kills.keys() ^ undisturbed.keys())[:20]
     assert [k for k in undisturbed if after_kills[k] != undisturbed[k]] == []
+
+
+def test_entries_claimed_after_the_closed_horizon_moved_are_folded_as_if_their_worker_had_lived(
+    client, settings, city_map, demo_city, monkeypatch
+):
+    # Roll-ups run where the test says: the survivor's, 30 s into its life, moves the closed horizon on
+    # past the events of the dead worker's batch before anyone may claim it.
+    monkeypatch.setattr(aggregator, "ROLL_UP_EVERY_S", 10**9)
+    now_ms = int(time.time() * 1000)
+    hour = now_ms // HOUR_MS * HOUR_MS - 3 * HOUR_MS
+    entries = CityMix(demo_city, seed=37).phase(hour + 5 * MINUTE_MS, hour + 150 * MINUTE_MS, 2400)
+    clock = lambda: now_ms / 1000  # noqa: E731
+    base = type(settings)(**{**settings.__dict__, "batch_size": 50})
+
+    killed = settings_for(base, base.key_prefix + "-killed")
+    keys = Keys(killed.key_prefix)
+    write(client, keys, entries)
+    dead = Aggregator(client, killed, city_map, name="dead", clock=clock)
+    dead.ensure_groups()
+    read = dead._read(">", None)  # its first batch of every source, read and never committed
+    survivor = Aggregator(client, killed, city_map, name="survivor", clock=clock)
+    survivor.ensure_groups()
+    while survivor.step(block_ms=None):
+        pass
+    survivor.flush()
+    survivor.roll_up()
+    closed = {s: int(client.hget(keys.meta(s), "closed_ms") or 0) for s in SOURCES}
+    pending = CityReader(client, killed).consumer_lag()
+    assert all(pending[s]["pending"] == len(e) for s, e in read), pending
+    # The dead worker restarted under a new name never asks for its old entries; another claims them.
+    claimer = Aggregator(
+        client, type(killed)(**{**killed.__dict__, "claim_idle_ms": 0}), city_map, name="restarted", clock=clock
+    )
+    claimer.ensure_groups()
+    assert claimer.claim_stale() == sum(len(e) for _, e in read)
+    claimer.flush()
+    claimer.roll_up()
+
+    calm = settings_for(base, base.key_prefix + "-calm")
+    write(client, Keys(calm.key_prefix), entries)
+    worker = Aggregator(client, calm, city_map, name="calm", clock=clock)
+    worker.ensure_groups()
+    worker.drain()
+    worker.close()
+
+    assert any(closed[s] > 0 for s in SOURCES), closed
+    assert_settled(client, keys)
+    after_claim = digest(client, keys, leave_out=BY_COMMIT_ORDER)
+    undisturbed = digest(client, Keys(calm.key_prefix), leave_out=BY_COMMIT_ORDER)
+    assert after_claim.keys() == undisturbed.keys(), sorted(after_claim.keys() ^ undisturbed.keys())[:20]
+    differ = [k for k in undisturbed if after_claim[k] != undisturbed[k]]
+    assert differ == [], [(k, after_claim[k], undisturbed[k]) for k in differ[:2]]

@@ -614,11 +614,44 @@ def overview_of(base: dict, cases: dict, foot: dict, services: dict, complaints:
 # ---------------------------------------------------------------------------- health and status
 
 
+def backlog_lines(lag: Mapping[str, Mapping], warn_share: float) -> list[dict]:
+    """Per source: the events waiting to be folded as a share of what its stream keeps, and whether that is
+    near enough the cap to warn, with the sentence a wall shows: once the cap overtakes them, events no
+    worker has read are trimmed and lost."""
+    out = []
+    for source in SOURCES:
+        waiting, share = int(lag[source]["lag"]), float(lag[source]["lag_share"])
+        warn = share >= warn_share
+        message = (
+            f"{SOURCE_TITLES[source]}: {waiting:,} events waiting to be folded, {share:.0%} of what the stream keeps"
+            + ("; the oldest are lost unread" if share >= 1 else "; past 100 % the oldest are lost unread")
+        )
+        out.append(
+            {"source": source, "title": SOURCE_TITLES[source], "lag_share": share, "warn": warn, "message": message}
+        )
+    return out
+
+
+def lost_upstream(gaps: Mapping[str, int], trimmed: Mapping[str, int]) -> dict:
+    """A source's events lost upstream: missing from its producers' sequence numbers and not among those the
+    stream's cap trimmed (which leave gaps too). Where the server could not count what it trimmed (Redis
+    < 7), the gaps are all that is known: ``with_trimmed`` says they may hold trimmed events."""
+    missing = sum(gaps.values())
+    with_trimmed = bool(trimmed["uncounted"])
+    events = missing if with_trimmed else max(missing - int(trimmed["entries"]), 0)
+    return {"events": events, "with_trimmed": with_trimmed and missing > 0, "producers": dict(gaps)}
+
+
 def health_snapshot(reader: CityReader, now: float, dead_letters: int = 5) -> dict:
-    """Per source: last event, rate, stream length, lag, pending and dead letters; workers' heartbeats."""
+    """Per source: last event, rate, stream length, lag (and its share of the stream's cap), pending, dead
+    letters, events trimmed by the cap and events lost upstream; the heartbeats of the workers alive."""
+    settings = reader.settings
     fresh = reader.freshness()
     lengths = reader.stream_lengths()
     lag = reader.consumer_lag()
+    backlog = {line["source"]: line for line in backlog_lines(lag, settings.backlog_warn_share)}
+    lost = reader.lost_entries()
+    gaps = reader.sequence_gaps()
     dead = reader.dead_letter_counts()
     minute = _last(reader, 300, now)
     rates = {}
@@ -637,6 +670,11 @@ def health_snapshot(reader: CityReader, now: float, dead_letters: int = 5) -> di
                 "rate_per_s": rates[s],
                 "stream_length": int(lengths[s]),
                 "lag": int(lag[s]["lag"]),
+                "lag_share": backlog[s]["lag_share"],
+                "lag_counted_in_full": not lag[s]["capped"],
+                "backlog_warn": backlog[s]["warn"],
+                "trimmed": lost[s],
+                "upstream": lost_upstream(gaps[s], lost[s]),
                 "pending": int(lag[s]["pending"]),
                 "consumers": int(lag[s]["consumers"]),
                 "dead": dead[s],
@@ -650,13 +688,10 @@ def health_snapshot(reader: CityReader, now: float, dead_letters: int = 5) -> di
             reason, _, detail = row.get("dead_reason", "?").partition(":")
             newest.append({"source": s, "reason": reason, "detail": detail, "raw": _raw(row)})
     workers = [
-        {
-            "name": name,
-            "pid": w.get("pid"),
-            "age_s": round(now - w.get("at_ms", 0) / 1000, 1),
-            "processed": w.get("processed", 0),
-        }
+        {"name": name, "pid": w.get("pid"), "age_s": round(age_s, 1), "processed": w.get("processed", 0)}
         for name, w in sorted(reader.workers().items())
+        # A worker killed without a word stops reporting: past the timeout it is taken for dead.
+        if (age_s := now - w.get("at_ms", 0) / 1000) <= settings.worker_timeout_s
     ]
     return {"at": now, "sources": sources, "dead_letters": newest[: dead_letters * 2], "workers": workers}
 
@@ -784,9 +819,11 @@ def _where(geo: CityGeography, name: str, community: str) -> str:
 
 
 def status_snapshot(reader: CityReader, geo: CityGeography, settings, now: float) -> dict:
-    """What every screen shows above its view: freshness per source and the alarms."""
+    """What every screen shows above its view: freshness per source, the alarms, and each source's backlog
+    against its stream's cap."""
     return {
         "at": now,
         "freshness": freshness_lines(reader.freshness(), expected_rates(reader, now), settings.stale_after_s),
         "alarms": alarms(reader, geo, settings, now),
+        "backlog": backlog_lines(reader.consumer_lag(), settings.backlog_warn_share),
     }

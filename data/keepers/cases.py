@@ -47,6 +47,7 @@ import redis
 from data.fold import Folded, Placement
 from data.keepers import StateChanges, versions_key
 from data.keys import Keys
+from data.locks import held
 from data.schema import Decoded
 from engines import tracing
 from engines.tracing import DAY_MS, MINUTE_MS, TracingParams, is_contact
@@ -738,10 +739,10 @@ def publish_picture(client: redis.Redis, keys: Keys, now_ms: int, params: Tracin
     stamp = stamp.decode() if stamp else ""
     if built_ms is not None and built_stamp.decode() == stamp and now_ms - int(built_ms) < PICTURE_MAX_AGE_MS:
         return False
-    lock = f"{picture_key}:lock"
-    if not client.set(lock, os.getpid(), nx=True, px=PICTURE_LOCK_MS):
-        return False
-    try:
+    # A builder slower than the lock's expiry may find it taken by another: it lets go only of its own.
+    with held(client, f"{picture_key}:lock", PICTURE_LOCK_MS) as taken:
+        if not taken:
+            return False
         cases = _confirmed_cases(client, keys)
         sites = _exposure_sites(client, keys, cases, now_ms, params)
         found = _clusters(client, keys, cases, now_ms, params)
@@ -769,8 +770,6 @@ def publish_picture(client: redis.Redis, keys: Keys, now_ms: int, params: Tracin
         # The stamp was read before the cases: a change made while building is seen by the next call.
         write.hset(changed_key, mapping={"built_stamp": stamp, "built_ms": now_ms})
         write.execute()
-    finally:
-        client.delete(lock)
     return True
 
 

@@ -14,7 +14,9 @@ from data.read.windows import DAY_S, HOUR_S, Window, shared_value
 if TYPE_CHECKING:
     from data.read.reader import CityReader
 
-LAG_COUNT_CAP = 100_000  # Redis < 7 reports no lag: it is counted, up to this many entries
+# Redis < 7 reports no lag: it is counted up to this many entries, and estimated beyond (every screen's
+# status reads it each tick, so it must stay a small read however far the workers are behind).
+LAG_COUNT_CAP = 5_000
 RATE_HISTORY_DAYS = 7  # days whose same clock hour tells a source's usual rate
 
 
@@ -52,7 +54,14 @@ class HealthReads:
         return dict(zip(SOURCES, pipe.execute()))
 
     def consumer_lag(self) -> dict[str, dict[str, int | bool]]:
-        """Per source: entries not yet read by the group (lag) and read but unacknowledged (pending)."""
+        """Per source: entries not yet read by the group (lag), read but unacknowledged (pending), and the
+        lag as a share of the stream's cap (``lag_share``): at 1 the cap trims entries no worker has read.
+
+        Redis >= 7 reports the lag; Redis 6.2 does not, nor does 7 once entries were trimmed unread, so it
+        is then counted from the group's last delivered id: the whole stream when the cap has overtaken
+        it, else the entries after it: counted up to ``LAG_COUNT_CAP`` and past that estimated from the share
+        of the stream's time span after it (``capped``).
+        """
         out = {}
         for s in SOURCES:
             stream = self.keys.stream(s)
@@ -61,19 +70,66 @@ class HealthReads:
             except redis.ResponseError:
                 groups = []
             group = next((g for g in groups if _text(g["name"]) == self.settings.consumer_group), None)
+            length = self.client.xlen(stream)
             if group is None:
-                out[s] = {"lag": self.client.xlen(stream), "pending": 0, "consumers": 0, "capped": False}
-                continue
-            lag, capped = group.get("lag"), False
-            if lag is None:
-                after = self.client.xrange(stream, f"({_text(group['last-delivered-id'])}", "+", count=LAG_COUNT_CAP)
-                lag, capped = len(after), len(after) >= LAG_COUNT_CAP
+                out[s] = {"lag": length, "pending": 0, "consumers": 0, "capped": False}
+            else:
+                lag, capped = group.get("lag"), False
+                if lag is None:
+                    lag, capped = self._lag_after(stream, _text(group["last-delivered-id"]), length)
+                out[s] = {
+                    # Redis 7 counts entries trimmed unread as lag too, until the workers count them lost.
+                    "lag": min(int(lag), length),
+                    "pending": int(group["pending"]),
+                    "consumers": int(group["consumers"]),
+                    "capped": capped,
+                }
+            out[s]["lag_share"] = out[s]["lag"] / self.settings.stream_maxlen if self.settings.stream_maxlen else 0.0
+        return out
+
+    def _lag_after(self, stream: str, last_delivered: str, length: int) -> tuple[int, bool]:
+        oldest = self.client.xrange(stream, count=1)
+        if not oldest or _id_key(last_delivered) < _id_key(_text(oldest[0][0])):
+            return length, False
+        after = self.client.xrange(stream, f"({last_delivered}", "+", count=LAG_COUNT_CAP)
+        if len(after) < LAG_COUNT_CAP:
+            return len(after), False
+        newest = self.client.xrevrange(stream, count=1)
+        first_ms, read_ms = _id_key(_text(oldest[0][0]))[0], _id_key(last_delivered)[0]
+        span_ms = max(_id_key(_text(newest[0][0]))[0] - first_ms, 1)
+        share_after = 1 - (read_ms - first_ms) / span_ms
+        return min(max(len(after), round(length * share_after)), length), True
+
+    def lost_entries(self) -> dict[str, dict[str, int | str | None]]:
+        """Per source: entries the stream's cap trimmed before they were folded (``entries``), the gaps of
+        them whose size the server could not tell (``uncounted``, Redis < 7), and their id range."""
+        pipe = self.client.pipeline(transaction=False)
+        for s in SOURCES:
+            pipe.hmget(self.keys.lost(s), "entries", "uncounted", "gaps", "first_id", "last_id")
+        out = {}
+        for s, (entries, uncounted, gaps, first, last) in zip(SOURCES, pipe.execute()):
             out[s] = {
-                "lag": int(lag),
-                "pending": int(group["pending"]),
-                "consumers": int(group["consumers"]),
-                "capped": capped,
+                "entries": int(entries or 0),
+                "uncounted": int(uncounted or 0),
+                "gaps": int(gaps or 0),
+                "first_id": _text(first) if first else None,
+                "last_id": _text(last) if last else None,
             }
+        return out
+
+    def sequence_gaps(self) -> dict[str, dict[str, int]]:
+        """Per source, per producer with a gap: the sequence numbers never seen between its first and last."""
+        pipe = self.client.pipeline(transaction=False)
+        for s in SOURCES:
+            pipe.hgetall(self.keys.producers(s))
+        out: dict[str, dict[str, int]] = {}
+        for s, producers in zip(SOURCES, pipe.execute()):
+            out[s] = {}
+            for producer, raw in producers.items():
+                p = json.loads(raw)
+                missing = int(p["last"]) - int(p["first"]) + 1 - int(p["received"])
+                if missing > 0:
+                    out[s][_text(producer)] = missing
         return out
 
     def dead_letter_counts(self) -> dict[str, dict[str, int]]:
@@ -91,6 +147,11 @@ class HealthReads:
     def workers(self) -> dict[str, dict]:
         """Heartbeats of the aggregator workers."""
         return {k.decode(): json.loads(v) for k, v in self.client.hgetall(self.keys.workers()).items()}
+
+
+def _id_key(entry_id: str) -> tuple[int, int]:
+    ms, _, seq = entry_id.partition("-")
+    return int(ms), int(seq or 0)
 
 
 def _text(value) -> str:

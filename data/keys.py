@@ -87,8 +87,9 @@ class Keys:
         return f"{self._tag(source)}:state:{name}"
 
     def workers(self) -> str:
-        """Hash of aggregator worker name -> heartbeat, for the health view."""
-        return f"{self.prefix}:workers"
+        """Hash of aggregator worker name -> heartbeat, for the health view (tagged with the prefix, so a
+        Redis Cluster keeps it in a slot of its own, away from every source's)."""
+        return f"{{{self.prefix}}}:workers"
 
     def embedded_owner(self) -> str:
         """Key the embedded server's owner writes, so joiners can tell who started it."""

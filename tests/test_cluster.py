@@ -245,6 +245,54 @@ def test_a_worker_goes_on_when_its_source_s_slot_is_resharded_under_it(
         client.close()
 
 
+# ---------------------------------------------------------------------------- the simulators
+
+
+def test_the_simulators_write_every_source_to_a_cluster_and_a_restart_resumes_there(
+    redis_cluster, cluster_client, demo_city, city_map
+):
+    from simulators.producer import producer_client
+    from simulators.resume import newest_written
+    from simulators.runner import RunOptions, run
+
+    settings = settings_on(redis_cluster.url)
+    keys = Keys(settings.key_prefix)
+    start = int(time.time() * 1000) // 1000 * 1000 - 20 * MINUTE_MS
+    options = RunOptions(speed=600, scale=0.05, seed=5, start_ms=start, flush_seconds=0.05)
+
+    def simulate_until(ms: int) -> None:
+        stop, result = threading.Event(), []
+        runner = threading.Thread(
+            target=lambda: result.append(
+                run(options, settings, lambda: producer_client(redis_cluster.url), demo_city, stop)
+            )
+        )
+        runner.start()
+        deadline = time.monotonic() + 120
+        while runner.is_alive() and time.monotonic() < deadline:
+            # The sources share one simulated clock; the sensors' readings, every minute, show where it is.
+            if (w := newest_written(cluster_client, keys.stream("foot"))) and w.ts >= ms:
+                break
+            time.sleep(0.05)
+        stop.set()
+        runner.join(60)
+        assert result == [0]
+
+    simulate_until(start + 3 * MINUTE_MS)
+    first = {s: cluster_client.xlen(keys.stream(s)) for s in SOURCES}
+    simulate_until(newest_written(cluster_client, keys.stream("foot")).ts + 3 * MINUTE_MS)
+    worker = Aggregator(cluster_client, settings, city_map, name="w")
+    worker.ensure_groups()
+    worker.drain()
+    worker.close()
+    # Resumed where each stream ended: no event written twice, so none dead-lettered as a duplicate.
+    assert_settled(cluster_client, keys)
+    dead = CityReader(cluster_client, settings).dead_letter_counts()
+    assert all(not counts.get("duplicate") for counts in dead.values()), dead
+    counted = {s: f["events"] for s, f in CityReader(cluster_client, settings).freshness().items()}
+    assert all(counted[s] > first[s] > 0 for s in SOURCES if s != "complaints"), (first, counted)
+
+
 # ---------------------------------------------------------------------------- the dashboard's cache
 
 

@@ -11,6 +11,7 @@ cluster as on one server.
 from __future__ import annotations
 
 import logging
+import signal
 import threading
 import time
 import uuid
@@ -325,3 +326,29 @@ def test_the_dashboard_runs_on_a_cluster_its_processes_sharing_one_snapshot_per_
     finally:
         other.client.close()
         deck.client.close()
+
+
+# ---------------------------------------------------------------------------- the whole demo
+
+
+def test_the_demo_runs_on_a_cluster_its_workers_folding_what_its_simulators_write(
+    redis_cluster, cluster_client, tmp_path
+):
+    from tests.test_launcher import Demo, free_port
+
+    settings = settings_on(redis_cluster.url)
+    port = free_port()
+    demo = Demo(settings, tmp_path, "--port", str(port), "--backfill", "0.1", "--scale", "0.02")
+    try:
+        demo.wait_for("citydeck is running")
+        reader = CityReader(cluster_client, settings)
+        deadline = time.monotonic() + 120
+        while not all(f["events"] for s, f in reader.freshness().items() if s != "complaints"):
+            assert demo.process.poll() is None and time.monotonic() < deadline, demo.output[-3000:]
+            time.sleep(0.1)
+        assert reader.workers(), "no worker heartbeat on the cluster"
+        demo.process.send_signal(signal.SIGINT)
+        assert demo.finish() == 0, demo.output[-3000:]
+        assert "Traceback" not in demo.output, demo.output[-3000:]
+    finally:
+        demo.kill()

@@ -11,6 +11,10 @@ roll-up moves on to the newest event minus the allowed lateness; it is never lat
 worker committed newer events first. So however many workers share a stream, and in whichever
 order their batches commit, each event is folded as one worker would fold it.
 
+On a Redis Cluster each source's keys share a slot: a worker reads each stream with an XREADGROUP of
+its own and sends each commit to the primary serving its source; a slot that moves under it is met
+like a lost connection, the batch redone once the map of slots is refreshed.
+
 Run one with ``python -m data.aggregator``; start as many as the load needs.
 """
 
@@ -363,6 +367,7 @@ class Aggregator:
             ready = [lane for lane in lanes if self._readers[lane][1].can_read(0)]
             if ready or not wait:
                 return ready
+            # can_read above also saw replies already buffered; only the sockets are left to wait on.
             select.select([self._readers[lane][1]._sock for lane in lanes], [], [], self.settings.block_ms / 1000)
 
     def _send_commit(self, batch: tuple[str, Sequence, Prepared]) -> None:

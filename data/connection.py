@@ -78,11 +78,6 @@ def redis_server_version(binary: str) -> tuple[int, int, int]:
     return major, minor, patch
 
 
-def is_cluster_url(url: str) -> bool:
-    """Whether a REDIS_URL names a Redis Cluster (``redis+cluster://`` or ``rediss+cluster://``)."""
-    return url.split("://", 1)[0].lower() in CLUSTER_SCHEMES
-
-
 def client_from_url(url: str, **kwargs) -> redis.Redis | RedisCluster:
     """Build a client for a redis://, rediss:// (TLS) or unix:// URL, password included; for a
     redis+cluster:// or rediss+cluster:// URL (any node of the cluster), a cluster client.

@@ -87,8 +87,8 @@ class Keys:
         return f"{self._tag(source)}:state:{name}"
 
     def workers(self) -> str:
-        """Hash of aggregator worker name -> heartbeat, for the health view (tagged with the prefix, so a
-        Redis Cluster keeps it in a slot of its own, away from every source's)."""
+        """Hash of aggregator worker name -> heartbeat, for the health view (hash-tagged with the prefix:
+        on a Redis Cluster its slot is chosen by the city it belongs to, as a source's keys are by theirs)."""
         return f"{{{self.prefix}}}:workers"
 
     def embedded_owner(self) -> str:

@@ -81,6 +81,16 @@ def fold_with_two_workers(client, settings, city_map, phases, now_ms: int) -> Se
     return settings
 
 
+def two_phases(city, seed: int, now_ms: int, first: int, second: int) -> list[list]:
+    """Seeded city events in two phases: an hour and more that closes between them, then stragglers for it."""
+    hour = now_ms // HOUR_MS * HOUR_MS - 2 * HOUR_MS
+    mix = CityMix(city, seed=seed)
+    return [
+        mix.phase(hour + 5 * MINUTE_MS, hour + 80 * MINUTE_MS, first),
+        mix.phase(hour + 80 * MINUTE_MS, hour + 100 * MINUTE_MS, second, stragglers_from=hour + 20 * MINUTE_MS),
+    ]
+
+
 @pytest.fixture(scope="module")
 def folded_both_ways(redis_url, redis_cluster, cluster_client, demo_city, city_map):
     """The same events folded on the single server and on the cluster: (client, settings) of each."""
@@ -88,12 +98,7 @@ def folded_both_ways(redis_url, redis_cluster, cluster_client, demo_city, city_m
     aggregator.ROLL_UP_EVERY_S = 10**9  # hours close between phases only, as in every run compared
     try:
         now_ms = int(time.time() * 1000)
-        hour = now_ms // HOUR_MS * HOUR_MS - 2 * HOUR_MS
-        mix = CityMix(demo_city, seed=41)
-        phases = [
-            mix.phase(hour + 5 * MINUTE_MS, hour + 80 * MINUTE_MS, 2000),
-            mix.phase(hour + 80 * MINUTE_MS, hour + 100 * MINUTE_MS, 800, stragglers_from=hour + 20 * MINUTE_MS),
-        ]
+        phases = two_phases(demo_city, 41, now_ms, 2000, 800)
         single_client = client_from_url(redis_url)
         runs = {}
         for name, client, url in (("single", single_client, redis_url), ("cluster", cluster_client, redis_cluster.url)):

@@ -18,12 +18,9 @@ from data.connection import (
     redis_server_version,
 )
 from data.keys import Keys
-from tests.event_mix import MINUTE_MS, CityMix
 from tests.ledger import assert_settled, digest
-from tests.test_cluster import fold_with_two_workers, settings_on
+from tests.test_cluster import fold_with_two_workers, settings_on, two_phases
 from tests.test_workers_agree import BY_COMMIT_ORDER
-
-HOUR_MS = 3_600_000
 
 
 def test_the_maintained_server_on_path_is_chosen_before_the_wheel_s(monkeypatch, tmp_path):
@@ -46,12 +43,7 @@ def test_the_core_pipeline_leaves_the_same_aggregates_on_the_other_server(
         pytest.skip(f"only one redis-server here ({redis_binary})")
     monkeypatch.setattr(aggregator, "ROLL_UP_EVERY_S", 10**9)
     now_ms = int(time.time() * 1000)
-    hour = now_ms // HOUR_MS * HOUR_MS - 2 * HOUR_MS
-    mix = CityMix(demo_city, seed=47)
-    phases = [
-        mix.phase(hour + 5 * MINUTE_MS, hour + 80 * MINUTE_MS, 1500),
-        mix.phase(hour + 80 * MINUTE_MS, hour + 90 * MINUTE_MS, 500, stragglers_from=hour + 20 * MINUTE_MS),
-    ]
+    phases = two_phases(demo_city, 47, now_ms, 1500, 500)
     found = {}
     with EmbeddedRedis(tmp_path / "other", binary=others.pop()) as other:
         for url in (redis_url, other.url):

@@ -4,8 +4,8 @@ The same seeded city events are folded by two aggregator workers on the session'
 and on a cluster started from the same binary; every key the workers wrote, and every page's
 snapshot, must be equal. The ground-truth check runs its first tick (every scope and window) on
 the cluster. A worker running while the slot of a source is resharded under it goes on, and leaves
-what a worker that met no move leaves. The dashboard's snapshot cache and build lock work on the
-cluster as on one server.
+what a worker that met no move leaves. The simulators write to the cluster and resume there, the
+dashboard's processes share one snapshot per tick through it, and the whole demo runs on it.
 """
 
 from __future__ import annotations

@@ -8,7 +8,7 @@ from flask import Response, abort, request
 
 from callbacks import guard, register
 from callbacks.deck import Deck
-from data.connection import client_from_url, connect
+from data.connection import connect
 from geo.configured import city_for
 from layouts.shell import shell, validation_layout
 from settings import PROJECT_ROOT, Settings
@@ -20,12 +20,8 @@ REDIS_TIMEOUT_S = 2.0
 def create_app(settings: Settings | None = None) -> Dash:
     """Build a fresh dashboard app for these settings (default: from the environment)."""
     settings = settings or Settings.from_env()
-    if settings.redis_url:
-        client = client_from_url(
-            settings.redis_url, socket_timeout=REDIS_TIMEOUT_S, socket_connect_timeout=REDIS_TIMEOUT_S
-        )
-    else:
-        client, _embedded = connect(settings, socket_timeout=REDIS_TIMEOUT_S, socket_connect_timeout=REDIS_TIMEOUT_S)
+    # With no REDIS_URL the embedded Redis is joined (or started); in production that is refused here.
+    client, _embedded = connect(settings, socket_timeout=REDIS_TIMEOUT_S, socket_connect_timeout=REDIS_TIMEOUT_S)
     deck = Deck(settings, client, lambda: city_for(settings))
     app = Dash(
         __name__,

@@ -25,7 +25,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from data.connection import connect
+from data.connection import EmbeddedInProduction, connect
 from settings import PROJECT_ROOT, Settings
 from simulators.scenarios import SCENARIOS
 
@@ -241,7 +241,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     if problem := _cannot_listen(args.host, args.port):
         print(f"python app.py: error: {problem}", file=sys.stderr)
         return 2
-    client, embedded = connect(settings)
+    try:
+        client, embedded = connect(settings, bind_host=args.host)
+    except EmbeddedInProduction as e:
+        print(f"python app.py: error: {e}", file=sys.stderr)
+        return 2
     client.close()
     url = settings.redis_url or embedded.url
     if embedded is not None:

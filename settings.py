@@ -23,6 +23,9 @@ class SettingsError(ValueError):
     """A setting in the environment has a value that cannot be used."""
 
 
+ENVIRONMENTS = ("demo", "production")
+
+
 @dataclass(frozen=True)
 class Settings:
     """What a citydeck process needs to know about its deployment."""
@@ -31,7 +34,15 @@ class Settings:
         "REDIS_URL",
         None,
         "URL",
-        "Redis to use (redis:// or rediss:// with password); empty starts an embedded redis-server.",
+        "Redis to use (redis:// or rediss:// with password; redis+cluster:// or rediss+cluster:// and any node"
+        " for a Redis Cluster); empty starts an embedded redis-server, refused in production.",
+    )
+    environment: str = _setting(
+        "CITYDECK_ENV",
+        "demo",
+        "demo or production",
+        "'production' makes a missing REDIS_URL an error at start-up instead of an embedded redis-server (so is"
+        " serving a non-loopback address): two machines must never keep two cities.",
     )
     state_dir: Path = _setting(
         "CITYDECK_STATE_DIR",
@@ -252,6 +263,10 @@ class Settings:
         "s",
         "A service center whose mean wait in the last hour exceeds this raises an alarm.",
     )
+
+    def __post_init__(self):
+        if self.environment not in ENVIRONMENTS:
+            raise SettingsError(f"CITYDECK_ENV={self.environment!r} is not one of {', '.join(ENVIRONMENTS)}")
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides) -> Settings:

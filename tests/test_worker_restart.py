@@ -26,8 +26,8 @@ def wait_for(condition, timeout: float = 30.0) -> bool:
     return False
 
 
-def test_a_worker_survives_a_redis_restart_and_counts_every_event_exactly_once(tmp_path, city_map):
-    server = EmbeddedRedis(tmp_path / "redis")
+def test_a_worker_survives_a_redis_restart_and_counts_every_event_exactly_once(tmp_path, city_map, redis_binary):
+    server = EmbeddedRedis(tmp_path / "redis", binary=redis_binary)
     server.start()
     settings = Settings.from_env({}, redis_url=server.url, key_prefix="restart", block_ms=200, claim_idle_ms=500)
     keys = Keys(settings.key_prefix)

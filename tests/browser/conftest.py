@@ -55,10 +55,10 @@ def _start(args, env):
 
 
 @pytest.fixture(scope="module")
-def city(tmp_path_factory):
+def city(tmp_path_factory, redis_binary):
     """A live simulated city: its own embedded Redis, one aggregator, the four simulators at high speed."""
     redis_dir = tmp_path_factory.mktemp("redis")
-    embedded = EmbeddedRedis(redis_dir)
+    embedded = EmbeddedRedis(redis_dir, binary=redis_binary)
     embedded.start()
     settings = Settings.from_env(
         {},

@@ -55,6 +55,23 @@ def _same_dependency(given: Any, declared: Mapping[str, str]) -> str | None:
     return None
 
 
+def _unlike_matches(pairs: list[tuple[Mapping[str, str], Any]]) -> str | None:
+    """Why one ``ALL`` pattern matches other components in one part of the request than in another.
+
+    The browser matches a pattern against the page once for the whole callback; a callback answering a
+    list of one length for a pattern given with another is Dash's 500.
+    """
+    matched: dict[str, list] = {}
+    for declared, given in pairs:
+        dict_id = json.loads(declared["id"]) if declared["id"].startswith("{") else None
+        if dict_id is None or not any(v == ["ALL"] for v in dict_id.values()):
+            continue
+        found = [item["id"] for item in given]
+        if matched.setdefault(declared["id"], found) != found:
+            return f"{declared['id']} matches {_quote(found)} in one place and {_quote(matched[declared['id']])} in another"
+    return None
+
+
 def _prop_ids(items: list) -> list[tuple[Any, str]]:
     flat = [i for item in items for i in (item if isinstance(item, list) else [item])]
     return [(i["id"], i["property"]) for i in flat]
@@ -116,6 +133,15 @@ def refusal(body: Any, callback_map: Mapping[str, Mapping]) -> str | None:
         why = _same_dependency(item, declared)
         if why:
             return f"outputs: {why}"
+    why = _unlike_matches(
+        [
+            *zip(spec, outputs),
+            *zip(callback["inputs"], body.get("inputs", [])),
+            *zip(callback["state"], body.get("state", [])),
+        ]
+    )
+    if why:
+        return why
     changed = body.get("changedPropIds", [])
     known = _prop_ids(body.get("inputs", []))
     if not isinstance(changed, list) or not all(isinstance(c, str) and _parsed_prop_id(c) in known for c in changed):

@@ -139,7 +139,13 @@ def battery(callback_map: dict) -> list[tuple[str, dict | bytes | str]]:
                     body[part][i] = _with_value(body[part][i], value)
                     out.append((f"{key[:50]} {part}[{i}]={str(value)[:30]!r}", body))
                 if isinstance(base[part][i], list):
-                    for shape in ("x", [1], [{"id": "x", "property": "y"}], [{"id": {"type": 1}, "property": "id"}]):
+                    for shape in (
+                        "x",
+                        [],
+                        [1],
+                        [{"id": "x", "property": "y"}],
+                        [{"id": {"type": 1}, "property": "id"}],
+                    ):
                         body = copy.deepcopy(base)
                         body[part][i] = shape
                         out.append((f"{key[:50]} {part}[{i}] shaped {shape!r}", body))

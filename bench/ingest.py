@@ -17,15 +17,15 @@ from __future__ import annotations
 import argparse
 import multiprocessing
 import statistics
-import tempfile
 import time
 import uuid
 
 import numpy as np
 
+from bench import redis_for
 from data import aggregator as aggregator_module
 from data.aggregator import Aggregator, CityMap
-from data.connection import EmbeddedRedis, client_from_url
+from data.connection import client_from_url
 from data.keys import SOURCES, Keys
 from data.ledger import digest
 from data.schema import encode
@@ -246,14 +246,7 @@ def main(argv=None) -> None:
     if not counts or min(counts) < 1:
         parser.error("--workers takes positive numbers, e.g. 1,2,4")
 
-    env = Settings.from_env()
-    server = None
-    if env.redis_url:
-        url = env.redis_url
-    else:
-        server = EmbeddedRedis(tempfile.mkdtemp(prefix="citydeck-bench-"))
-        server.start()
-        url = server.url
+    url, server = redis_for(Settings.from_env().redis_url, "bench")
     try:
         client = client_from_url(url)
         prefix = f"bench-{uuid.uuid4().hex[:8]}"

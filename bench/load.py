@@ -36,7 +36,8 @@ from pathlib import Path
 
 from dash._utils import split_callback_id
 
-from data.connection import EmbeddedRedis, client_from_url
+from bench import redis_for
+from data.connection import client_from_url
 from layouts import ids
 from settings import PROJECT_ROOT, Settings
 
@@ -316,13 +317,7 @@ def main(argv=None) -> int:
     random.seed(args.seed)
 
     env_settings = Settings.from_env()
-    server = None
-    if env_settings.redis_url:
-        url = env_settings.redis_url
-    else:
-        server = EmbeddedRedis(tempfile.mkdtemp(prefix="citydeck-load-"))
-        server.start()
-        url = server.url
+    url, server = redis_for(env_settings.redis_url, "load")
     prefix = f"bench-load-{uuid.uuid4().hex[:8]}"
     refresh_s = env_settings.refresh_ms / 1000
     host, port = "127.0.0.1", free_port()

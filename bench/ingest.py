@@ -5,22 +5,29 @@ bare ``XREADGROUP`` + ``XACK`` loop (the most any Python consumer can do), then 
 (decode, validate, place, fold, one atomic commit per batch). It prints events per second for
 both and their ratio; the target is a ratio of at least 0.5.
 
-    python -m bench.ingest [--events N] [--batch N] [--rounds N]     (uses REDIS_URL when set)
+Then it drains one backlog (the same events, under a key prefix per run) with 1, 2, 4... worker
+processes started together, and prints events per second for each, the scaling against one worker,
+and whether every run left exactly the aggregates of the one-worker run (the digest of every key).
+
+    python -m bench.ingest [--events N] [--batch N] [--rounds N] [--workers 1,2,4]   (uses REDIS_URL when set)
 """
 
 from __future__ import annotations
 
 import argparse
+import multiprocessing
 import statistics
-import tempfile
 import time
 import uuid
 
 import numpy as np
 
+from bench import redis_for
+from data import aggregator as aggregator_module
 from data.aggregator import Aggregator, CityMap
-from data.connection import EmbeddedRedis, client_from_url
+from data.connection import client_from_url
 from data.keys import SOURCES, Keys
+from data.ledger import digest
 from data.schema import encode
 from geo.demo import demo_city
 from settings import Settings
@@ -99,10 +106,11 @@ def city_events(city, n: int, seed: int, now_ms: int):
             yield "complaints", encode(t, **common, complaint_id=f"k{seq}", action="escalated", level="district")
 
 
-def fill(client, keys: Keys, city, n: int, seed: int) -> None:
+def fill(client, keys: Keys, city, n: int, seed: int, now_ms: int | None = None) -> None:
     """Write n events of the mix to the four streams, pipelined."""
     pipe = client.pipeline(transaction=False)
-    for i, (source, fields) in enumerate(city_events(city, n, seed, int(time.time() * 1000))):
+    now_ms = int(time.time() * 1000) if now_ms is None else now_ms
+    for i, (source, fields) in enumerate(city_events(city, n, seed, now_ms)):
         pipe.xadd(keys.stream(source), fields)
         if i % 2000 == 1999:
             pipe.execute()
@@ -138,6 +146,80 @@ def aggregator_run(client, settings: Settings, city_map: CityMap) -> tuple[int, 
     return done, time.perf_counter() - start
 
 
+def _drain_in_process(settings: Settings, city_map: CityMap, name: str, now_ms: int, ready, start, handled) -> None:
+    """One worker process of a shared drain: wait for the start, read until the streams are empty, commit."""
+    # Hours close and keepers tick once, after the drain, not when a worker's timer says so: when a
+    # roll-up runs is up to the clock, and it is what makes an event late.
+    aggregator_module.ROLL_UP_EVERY_S = aggregator_module.TICK_EVERY_S = 10**9
+    client = client_from_url(settings.redis_url)
+    worker = Aggregator(client, settings, city_map, name=name, clock=lambda: now_ms / 1000)
+    worker.ensure_groups()
+    ready.put(name)
+    start.wait()
+    done = 0
+    while step := worker.step(block_ms=None):
+        done += step
+    worker.close()
+    client.close()
+    handled.put(done)
+
+
+def shared_drain(client, settings: Settings, city_map: CityMap, workers: int, now_ms: int) -> tuple[int, float]:
+    """Drain the streams under ``settings.key_prefix`` with ``workers`` processes started together;
+    then close the hours and tick the keepers once. Return (entries, seconds of the drain)."""
+    context = multiprocessing.get_context("fork")  # the children inherit the city, built once
+    ready, start, handled = context.Queue(), context.Event(), context.Queue()
+    processes = [
+        context.Process(
+            target=_drain_in_process, args=(settings, city_map, f"bench-{i}", now_ms, ready, start, handled)
+        )
+        for i in range(workers)
+    ]
+    for process in processes:
+        process.start()
+    for _ in processes:  # the clock starts when every worker is connected and waiting
+        ready.get(timeout=120)
+    began = time.perf_counter()
+    start.set()
+    counts = [handled.get(timeout=600) for _ in processes]
+    seconds = time.perf_counter() - began
+    for process in processes:
+        process.join(timeout=60)
+    failed = [p.exitcode for p in processes if p.exitcode != 0]
+    if failed:
+        raise RuntimeError(f"worker processes exited with {failed}")
+    after = Aggregator(client, settings, city_map, name="bench-after", clock=lambda: now_ms / 1000)
+    after.tick_keepers()
+    after.roll_up()
+    after.publish()
+    return sum(counts), seconds
+
+
+def compare_workers(client, url: str, city, city_map: CityMap, counts: list[int], events: int, batch: int, seed: int):
+    """Drain one backlog with each number of workers; return ({workers: events/s}, keys that differ from
+    the first run's, keys compared)."""
+    now_ms = int(time.time() * 1000)
+    rates: dict[int, float] = {}
+    digests: dict[int, dict] = {}
+    print(f"{'workers':<9}{'events':>10}{'seconds':>10}{'events/s':>12}{'vs first':>10}")
+    for n in counts:
+        prefix = f"bench-w{n}-{uuid.uuid4().hex[:6]}"
+        settings = Settings.from_env({}, redis_url=url, key_prefix=prefix, batch_size=batch)
+        fill(client, Keys(prefix), city, events, seed, now_ms)
+        done, seconds = shared_drain(client, settings, city_map, n, now_ms)
+        assert done == events, (n, done, events)
+        rates[n] = done / seconds
+        digests[n] = digest(client, Keys(prefix))
+        print(f"{n:<9}{done:>10,}{seconds:>10.2f}{rates[n]:>12,.0f}{rates[n] / rates[counts[0]]:>10.2f}")
+        for key in client.scan_iter(match=f"{{{prefix}:*", count=5000):
+            client.unlink(key)
+        client.unlink(Keys(prefix).workers())
+    first = digests[counts[0]]
+    differ = sorted({k for d in digests.values() for k in d.keys() ^ first.keys()})
+    differ += sorted({k for d in digests.values() for k in d.keys() & first.keys() if d[k] != first[k]})
+    return rates, differ, len(first)
+
+
 def forget_aggregates(client, settings: Settings) -> int:
     """Delete everything the aggregator wrote (not the streams), so the next round starts afresh."""
     keys = Keys(settings.key_prefix)
@@ -156,16 +238,15 @@ def main(argv=None) -> None:
     parser.add_argument("--batch", type=int, default=Settings().batch_size)
     parser.add_argument("--rounds", type=int, default=3, help="alternating rounds of each; medians are reported")
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument(
+        "--workers", default="1,2,4", help="worker processes that drain one backlog together, one run per number"
+    )
     args = parser.parse_args(argv)
+    counts = [int(n) for n in args.workers.split(",")]
+    if not counts or min(counts) < 1:
+        parser.error("--workers takes positive numbers, e.g. 1,2,4")
 
-    env = Settings.from_env()
-    server = None
-    if env.redis_url:
-        url = env.redis_url
-    else:
-        server = EmbeddedRedis(tempfile.mkdtemp(prefix="citydeck-bench-"))
-        server.start()
-        url = server.url
+    url, server = redis_for(Settings.from_env().redis_url, "bench")
     try:
         client = client_from_url(url)
         prefix = f"bench-{uuid.uuid4().hex[:8]}"
@@ -198,9 +279,20 @@ def main(argv=None) -> None:
         print(f"medians: ceiling {ceiling:,.0f}/s, aggregator {aggregator:,.0f}/s")
         for key in client.scan_iter(match=f"{{{prefix}:*", count=5000):
             client.unlink(key)
+        rates, differ, compared = compare_workers(
+            client, url, city, city_map, counts, args.events, args.batch, args.seed
+        )
+        print(
+            f"aggregates of every run identical to the {counts[0]}-worker run's: "
+            + ("yes" if not differ else f"NO, {len(differ)} of {compared} keys differ, e.g. {differ[:5]}")
+        )
+        per_run = " ".join(f"eps_w{n}={rate:.0f}" for n, rate in rates.items())
+        scaling = " ".join(f"scaling_w{n}={rates[n] / rates[counts[0]]:.2f}" for n in counts[1:])
         print(
             f"RESULT ceiling_eps={ceiling:.0f} aggregator_eps={aggregator:.0f} ratio={aggregator / ceiling:.3f} "
-            f"events={args.events} batch={args.batch} rounds={args.rounds}"
+            f"events={args.events} batch={args.batch} rounds={args.rounds} "
+            f"workers={','.join(map(str, counts))} {per_run} {scaling} "
+            f"identical={'yes' if not differ else 'no'} keys_compared={compared} keys_differing={len(differ)}"
         )
     finally:
         if server is not None:

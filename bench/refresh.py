@@ -22,7 +22,6 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
-import tempfile
 import threading
 import time
 import uuid
@@ -31,9 +30,10 @@ from typing import Any
 
 import plotly.io
 
+from bench import redis_for
 from bench.ingest import fill
 from data.aggregator import Aggregator, CityMap
-from data.connection import EmbeddedRedis, client_from_url
+from data.connection import client_from_url
 from data.keys import Keys
 from data.read import CityReader
 from geo.demo import demo_city
@@ -235,12 +235,7 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     sizes = [int(s) for s in args.sizes.split(",")]
     base = Settings.from_env()
-    embedded = None
-    url = base.redis_url
-    if not url:
-        embedded = EmbeddedRedis(tempfile.mkdtemp(prefix="citydeck-refresh-"))
-        embedded.start()
-        url = embedded.url
+    url, embedded = redis_for(base.redis_url, "refresh")
     client = client_from_url(url)
     city = demo_city(base.city_seed)
     geo = CityGeography(city, base.h3_resolution, base.geojson_simplify_m)

@@ -13,12 +13,16 @@ from collections.abc import Mapping
 from typing import Any
 
 from dash._utils import split_callback_id
+from dash.exceptions import DependencyException
 from flask import abort, request
 from werkzeug.exceptions import RequestEntityTooLarge
 
 log = logging.getLogger("citydeck.web")
 
 QUOTED = 80  # characters of a refused value a log line quotes
+# A browser's callback body nests a dozen levels at most (a map click's points); deeper is no browser's,
+# and past about a thousand levels Python's JSON reader itself fails with a RecursionError.
+MAX_NESTING = 64
 
 
 def _quote(value: Any) -> str:
@@ -51,6 +55,23 @@ def _same_dependency(given: Any, declared: Mapping[str, str]) -> str | None:
     return None
 
 
+def _unlike_matches(pairs: list[tuple[Mapping[str, str], Any]]) -> str | None:
+    """Why one ``ALL`` pattern matches other components in one part of the request than in another.
+
+    The browser matches a pattern against the page once for the whole callback; a callback answering a
+    list of one length for a pattern given with another is Dash's 500.
+    """
+    matched: dict[str, list] = {}
+    for declared, given in pairs:
+        dict_id = json.loads(declared["id"]) if declared["id"].startswith("{") else None
+        if dict_id is None or not any(v == ["ALL"] for v in dict_id.values()):
+            continue
+        found = [item["id"] for item in given]
+        if matched.setdefault(declared["id"], found) != found:
+            return f"{declared['id']} matches {_quote(found)} in one place and {_quote(matched[declared['id']])} in another"
+    return None
+
+
 def _prop_ids(items: list) -> list[tuple[Any, str]]:
     flat = [i for item in items for i in (item if isinstance(item, list) else [item])]
     return [(i["id"], i["property"]) for i in flat]
@@ -68,10 +89,27 @@ def _parsed_prop_id(prop_id: str) -> tuple[Any, str] | None:
     return id_part, prop
 
 
+def nesting(value: Any, limit: int = MAX_NESTING) -> int:
+    """How deep lists and objects nest in a JSON value, counted up to just past ``limit``."""
+    deepest, level = 0, [(value, 1)]
+    while level:
+        item, depth = level.pop()
+        children = item.values() if isinstance(item, dict) else item if isinstance(item, list) else None
+        if children is None:
+            continue
+        deepest = max(deepest, depth)
+        if deepest > limit:
+            break
+        level.extend((child, depth + 1) for child in children)
+    return deepest
+
+
 def refusal(body: Any, callback_map: Mapping[str, Mapping]) -> str | None:
     """Why a callback request body is malformed for this app, or None when it is well formed."""
     if not isinstance(body, dict):
         return f"the body is not a JSON object: {_quote(body)}"
+    if nesting(body) > MAX_NESTING:
+        return f"the body nests deeper than {MAX_NESTING} levels"
     output = body.get("output")
     if not isinstance(output, str) or output not in callback_map:
         return f"no callback has the output {_quote(output)}"
@@ -95,6 +133,15 @@ def refusal(body: Any, callback_map: Mapping[str, Mapping]) -> str | None:
         why = _same_dependency(item, declared)
         if why:
             return f"outputs: {why}"
+    why = _unlike_matches(
+        [
+            *zip(spec, outputs),
+            *zip(callback["inputs"], body.get("inputs", [])),
+            *zip(callback["state"], body.get("state", [])),
+        ]
+    )
+    if why:
+        return why
     changed = body.get("changedPropIds", [])
     known = _prop_ids(body.get("inputs", []))
     if not isinstance(changed, list) or not all(isinstance(c, str) and _parsed_prop_id(c) in known for c in changed):
@@ -119,8 +166,17 @@ def init_app(app, max_request_bytes: int) -> None:
                 "refused %s: body of %s bytes over the cap of %s", route, request.content_length, max_request_bytes
             )
             raise
-        why = "the body is not JSON" if body is None else refusal(body, app.callback_map)
+        except RecursionError:
+            why = f"the body nests deeper than {MAX_NESTING} levels"
+        else:
+            why = "the body is not JSON" if body is None else refusal(body, app.callback_map)
         if why:
             log.warning("refused %s: %s", route, why)
             abort(400, description=why)
         return None
+
+    @server.errorhandler(DependencyException)
+    def refuse_unknown_component_files(error):
+        # Dash answers a script path of no registered library with a 500 and a traceback.
+        log.warning("refused %s: %s", _quote(request.path), str(error).partition("\n")[0])
+        return "No such component file.", 404

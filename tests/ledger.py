@@ -1,11 +1,11 @@
 """What the workers left, in two questions every fault test asks.
 
-``digest`` is every key the workers wrote under a prefix, with its whole content, less what says
-how the work was done rather than what it found; two runs that folded the same events must leave
-equal digests however their workers were killed, restarted or raced. ``settlement`` reads every
-entry still in each event stream and says where it went: folded (its id is the one a ``seen``
-mark names), dead-lettered (a letter names it), both, or neither. A sound run has every entry in
-exactly one of the first two.
+``digest`` (from ``data.ledger``, which the ingest benchmark uses too) is every key the workers wrote
+under a prefix, with its whole content, less what says how the work was done rather than what it
+found; two runs that folded the same events must leave equal digests however their workers were
+killed, restarted or raced. ``settlement`` reads every entry still in each event stream and says
+where it went: folded (its id is the one a ``seen`` mark names), dead-lettered (a letter names it),
+both, or neither. A sound run has every entry in exactly one of the first two.
 """
 
 from __future__ import annotations
@@ -13,48 +13,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from data.keys import SOURCES, Keys
+from data.ledger import digest
 
-# Keys and fields that say how the work was done, not what it found: which consumer did what, how
-# often a commit was redone (versions), commit numbers that let readers skip unchanged buckets, the
-# stamp of the tracing picture's last rebuild and the cases a worker traced in its last minute.
-HOW_NOT_WHAT = (
-    ":events", ":ver", ":agg:stamps", ":state:cases:changed", ":state:cases:picture", ":state:cases:retrace",
-)  # fmt: skip
-META_HOW = (b"commits", b"ingested_ms", b"lost_checked_id")
-LETTER_HOW = (b"dead_entry_id", b"dead_at_ms")
-
-
-def digest(client, keys: Keys, leave_out: tuple[str, ...] = ()) -> dict[str, object]:
-    """Every key the workers wrote under a prefix, by name without the prefix, with its whole content.
-
-    ``leave_out`` names further key parts a test knows to depend on something other than the events.
-    """
-    out: dict[str, object] = {}
-    for raw in client.scan_iter(match=f"{{{keys.prefix}:*", count=1000):
-        name = raw.decode()
-        if any(part in name for part in HOW_NOT_WHAT + leave_out):
-            continue
-        short = name.replace(keys.prefix, "P", 1)
-        kind = client.type(raw).decode()
-        if kind == "hash":
-            value = client.hgetall(raw)
-            if ":seen:" in name:
-                # Which of two copies of a repeated event counted is the order of commits; that one did is not.
-                value = set(value)
-            if name.endswith(":meta"):
-                value = {k: v for k, v in value.items() if k not in META_HOW}
-        elif kind == "set":
-            value = client.smembers(raw)
-        elif kind == "zset":
-            value = client.zrange(raw, 0, -1, withscores=True)
-        elif kind == "string":
-            value = client.get(raw)
-        elif kind == "stream":  # dead letters: what was refused, and why
-            value = sorted(sorted((k, v) for k, v in f.items() if k not in LETTER_HOW) for _, f in client.xrange(raw))
-        else:
-            raise AssertionError(f"unexpected {kind} key {name}")
-        out[short] = value
-    return out
+__all__ = ["Settlement", "assert_settled", "digest", "settlement"]
 
 
 @dataclass

@@ -26,13 +26,40 @@ def test_the_refresh_benchmark_times_every_view_at_every_size(redis_url, monkeyp
     assert result["flatness_view"] in refresh.VIEWS and float(result["ms_900"]) > 0
 
 
-def test_the_ingest_benchmark_measures_the_ceiling_and_the_aggregator_on_the_same_events(
+def test_the_ingest_benchmark_measures_the_ceiling_and_one_backlog_drained_by_several_workers(
     redis_url, monkeypatch, capsys
 ):
     from bench import ingest
 
     monkeypatch.setenv("REDIS_URL", redis_url)
-    ingest.main(["--events", "3000", "--rounds", "1"])
+    ingest.main(["--events", "3000", "--rounds", "1", "--workers", "1,2"])
     result = result_of(capsys.readouterr().out)
     assert float(result["ceiling_eps"]) > 0 and float(result["aggregator_eps"]) > 0
     assert float(result["ratio"]) == pytest.approx(float(result["aggregator_eps"]) / float(result["ceiling_eps"]), 0.01)
+    # One backlog drained by one worker and by two at once: both rates, their ratio, the same aggregates.
+    assert result["workers"] == "1,2"
+    one, two = float(result["eps_w1"]), float(result["eps_w2"])
+    assert one > 0 and two > 0
+    assert float(result["scaling_w2"]) == pytest.approx(two / one, abs=0.01)
+    assert result["identical"] == "yes" and result["keys_differing"] == "0"
+    assert int(result["keys_compared"]) > 100
+
+
+def test_the_load_benchmark_serves_browsers_under_gunicorn_and_counts_what_they_cost(redis_url, monkeypatch, capsys):
+    from bench import load
+
+    monkeypatch.setenv("REDIS_URL", redis_url)
+    argv = ["--browsers", "3", "--seconds", "6", "--warmup", "2", "--workers", "2", "--pages", "overview,health"]
+    assert load.main([*argv, "--scale", "0.05"]) == 0
+    result = result_of(capsys.readouterr().out)
+    seconds, requests = float(result["seconds"]), int(result["requests"])
+    assert result["browsers"] == "3" and result["workers"] == "2" and result["views"] == "3"
+    assert requests > 0 and int(result["errors"]) == 0
+    assert float(result["rps"]) == pytest.approx(requests / seconds, abs=0.1)
+    assert float(result["ticks"]) == pytest.approx(seconds / 2.0, abs=0.1)  # the default refresh of 2 s
+    assert 0 < float(result["p50_ms"]) <= float(result["p95_ms"]) <= float(result["p99_ms"])
+    builds, snapshots, ticks = int(result["builds"]), int(result["snapshots"]), float(result["ticks"])
+    assert builds >= snapshots > 0
+    assert float(result["builds_per_tick"]) == pytest.approx(builds / ticks, abs=0.01)
+    assert float(result["builds_per_view_tick"]) == pytest.approx(builds / ticks / 3, abs=0.01)
+    assert int(result["redis_cmds_per_tick"]) > 0

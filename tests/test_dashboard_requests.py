@@ -10,6 +10,9 @@ import logging
 
 import pytest
 from dash._utils import split_callback_id
+from hypothesis import HealthCheck, given
+from hypothesis import settings as hypothesis_settings
+from hypothesis import strategies as st
 
 pytestmark = pytest.mark.redis
 
@@ -70,10 +73,10 @@ def app(settings):
 
 
 def _concrete(id_text: str):
-    """A concrete id for a declared one: a pattern's wildcards become a value."""
+    """A concrete id for a declared one: a pattern's wildcards become a value (a page, as links and slots name)."""
     if not id_text.startswith("{"):
         return id_text
-    return {k: ("x" if isinstance(v, list) else v) for k, v in json.loads(id_text).items()}
+    return {k: ("overview" if isinstance(v, list) else v) for k, v in json.loads(id_text).items()}
 
 
 def _wildcard(id_text: str) -> bool:
@@ -136,7 +139,13 @@ def battery(callback_map: dict) -> list[tuple[str, dict | bytes | str]]:
                     body[part][i] = _with_value(body[part][i], value)
                     out.append((f"{key[:50]} {part}[{i}]={str(value)[:30]!r}", body))
                 if isinstance(base[part][i], list):
-                    for shape in ("x", [1], [{"id": "x", "property": "y"}], [{"id": {"type": 1}, "property": "id"}]):
+                    for shape in (
+                        "x",
+                        [],
+                        [1],
+                        [{"id": "x", "property": "y"}],
+                        [{"id": {"type": 1}, "property": "id"}],
+                    ):
                         body = copy.deepcopy(base)
                         body[part][i] = shape
                         out.append((f"{key[:50]} {part}[{i}] shaped {shape!r}", body))
@@ -172,6 +181,8 @@ def battery(callback_map: dict) -> list[tuple[str, dict | bytes | str]]:
         ("a JSON list", b"[1, 2]"),
         ("a JSON string", b'"output"'),
         ("empty", b""),
+        ("nested 5,000 deep", b"[" * 5000 + b"]" * 5000),
+        ("an object nested 100 deep", {"output": "health-body.children", "x": json.loads("[" * 100 + "]" * 100)}),
         ("unknown output", {"output": "nope.children", "inputs": [], "state": []}),
         ("10 MB", {"output": "x" * 10_000_000}),
         ("2 MB of inputs", {"output": "health-body.children", "inputs": [{"value": "x" * 2_000_000}]}),
@@ -216,7 +227,82 @@ def test_a_body_over_the_cap_is_refused_with_413(settings):
     assert response.status_code == 413
 
 
+@pytest.mark.parametrize("path", ["/_dash-component-suites/nolib/x.js", "/_dash-component-suites/dash/../../app.py"])
+def test_a_component_file_of_no_library_is_not_found(app, path):
+    assert app.server.test_client().get(path).status_code == 404
+
+
 @pytest.mark.parametrize("path", ["/", "/cases", "/wall", "/nowhere"])
 @pytest.mark.parametrize("query", QUERIES)
 def test_pages_with_hostile_query_strings_are_served(app, path, query):
     assert app.server.test_client().get(path + query).status_code in (200, 404)
+
+
+# --- Fuzzing: bodies generated from the app's own callback map ---------------------------------------------
+
+# Any JSON a client can send: every text (lone surrogates included), every number (huge, NaN and infinities
+# are what Python's JSON writes and reads back), nested lists and objects.
+json_values = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers(min_value=-(2**70), max_value=2**70)
+    | st.floats()
+    | st.text(st.characters(exclude_categories=()), max_size=30),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4),
+    max_leaves=20,
+)
+
+
+@st.composite
+def callback_bodies(draw, callback_map: dict) -> dict | bytes:
+    """A body for one of the app's callbacks: its declared dependencies with arbitrary values, then
+    perhaps one part of the envelope replaced by arbitrary JSON or dropped."""
+    key = draw(st.sampled_from(sorted(callback_map)))
+    body = well_formed(key, callback_map[key])
+    for part in ("inputs", "state"):
+        for i, item in enumerate(body[part]):
+            if draw(st.booleans()):
+                if isinstance(item, list):
+                    many = draw(st.integers(0, 3))
+                    body[part][i] = [dict(item[0], value=draw(json_values)) for _ in range(many)]
+                else:
+                    body[part][i] = dict(item, value=draw(json_values))
+    if draw(st.booleans()):
+        body["changedPropIds"] = draw(st.lists(st.sampled_from(body["changedPropIds"] + ["x.value"]), max_size=2))
+    envelope = draw(st.sampled_from(["kept", "replaced", "dropped"]))
+    if envelope != "kept":
+        name = draw(st.sampled_from(["output", "outputs", "inputs", "state", "changedPropIds"]))
+        if envelope == "dropped":
+            del body[name]
+        else:
+            body[name] = draw(json_values)
+    return body
+
+
+malformed_bodies = st.one_of(
+    json_values,
+    st.binary(max_size=200),
+    st.integers(1, 5000).map(lambda depth: b"[" * depth + b"]" * depth),
+    st.integers(1, 5000).map(lambda depth: b'{"output":' * depth + b"1" + b"}" * depth),
+)
+
+
+def test_fuzzed_callback_requests_never_get_a_5xx(app):
+    client = app.server.test_client()
+    callback_map = app.callback_map
+
+    @hypothesis_settings(max_examples=200, deadline=None, suppress_health_check=list(HealthCheck))
+    @given(body=callback_bodies(callback_map) | malformed_bodies)
+    def answered(body):
+        response = _post(client, body)
+        assert response.status_code < 500, (response.status_code, response.get_data()[:300])
+
+    answered()
+
+
+def test_a_valid_looking_request_of_every_callback_is_answered_with_200(app):
+    """Not every refusal: the body a browser sends, with plausible values, gets its outputs."""
+    client = app.server.test_client()
+    for key, callback in app.callback_map.items():
+        response = _post(client, well_formed(key, callback))
+        assert response.status_code == 200, (key, response.status_code, response.get_data()[:300])

@@ -23,10 +23,11 @@ What it keeps, all under the ``cases`` source's hash tag and committed with each
 - ``cases:retrace``: cases traced in the last minute, traced again by the tick.
 
 What is kept is a function of the events, not of the order batches commit in. A confirmed case is
-traced in full whenever its infectious window moves (an earlier confirmation, a newer onset) or it
-reports a visit: its exposures at every venue it visited are rewritten from all its visits, and its
-links become those its exposures make with every check-in stored near them, replacing what it had
-(a contact it no longer meets loses it, and the contact goes with their last link). A check-in is
+traced in full whenever its infectious window moves (its confirmation, an earlier one, or a newer
+onset): its exposures at every venue it visited are rewritten from all its visits, and its links
+become those its exposures make with every check-in stored near them, replacing what it had (a
+contact it no longer meets loses it, and the contact goes with their last link). A visit it reports
+while its window stands adds its exposure and the links that makes. A check-in is
 matched against the exposures stored at its venue (read in one round trip, and only for venues the
 worker knows to have a site: it rereads that list every few seconds, so a batch of check-ins
 elsewhere costs no read) and adds its links. Of a person's links with one case the least is kept
@@ -285,27 +286,26 @@ class CaseKeeper:
         for v in visits:
             changes.add(keys.state(SOURCE, f"cases:visits:{v.case_id}"), v.arrive_ts, v.member())
             changes.expire_at[keys.state(SOURCE, f"cases:visits:{v.case_id}")] = now_ms // 1000 + self.case_retention_s
-        # A confirmed case is traced in full, every visit it made against every check-in near them, when
-        # its infectious window moved or it reported a visit: what it leaves depends on its events only.
-        traced = sorted(
-            c for c in {*moved, *(v.case_id for v in visits)} if _confirmed_ts(work.cases.get(c)) is not None
-        )
-        # Exposures stored before this batch meet this batch's check-ins here (those of cases traced now
+        confirmed = {c for c in {*moved, *(v.case_id for v in visits)} if _confirmed_ts(work.cases.get(c)) is not None}
+        # A confirmed case whose infectious window moved is traced in full, every visit it made against every
+        # check-in near them, and what it had is replaced; one that only reported visits adds what they find.
+        full = sorted(c for c in moved if c in confirmed)
+        # Exposures stored before this batch meet this batch's check-ins here (those of cases traced in full
         # meet them in _trace); new ones meet the stored check-ins in _trace.
         for venue in exposed:
             raw = work.exposures.get(venue)
             if raw is not None:
                 site = json.loads(raw)
-                entries = [e for e in site["visits"] if e[0] not in traced]
+                entries = [e for e in site["visits"] if e[0] not in full]
                 rows = checkins.rows_of[venue]
                 people, ts, stay = [checkins.person[r] for r in rows], checkins.ts[rows], checkins.stay_ms[rows]
                 for person, case_id, link in self._match(entries, venue, site["community_id"], people, ts, stay):
                     work.found[(person, case_id)] = min(work.found.get((person, case_id), link), link)
-        if traced or work.red:
-            # The traced cases' visits reported earlier are in Redis already; the red codes are read along.
-            replies = _load(client, [(work.codes, work.red)], self._trace_reads(keys, traced))
-            in_batch = {c: [v for v in visits if v.case_id == c] for c in traced}
-            self._trace(client, work, self._traced_visits(work, traced, replies, in_batch), checkins)
+        if confirmed or work.red:
+            # The visits of a case traced in full reported earlier are in Redis already; red codes are read along.
+            replies = _load(client, [(work.codes, work.red)], self._trace_reads(keys, full))
+            in_batch = {c: [v for v in visits if v.case_id == c] for c in sorted(confirmed)}
+            self._trace(client, work, in_batch | self._traced_visits(work, full, replies, in_batch), checkins)
         self._record(client, work, now_ms)
         self._commit(client, work, folded, changes, now_ms)
 
@@ -411,8 +411,12 @@ class CaseKeeper:
         }
 
     def _trace(self, client: redis.Redis, work: _Work, traced: dict[str, list[_Visit]], checkins: _Checkins) -> None:
-        """Trace confirmed cases in full: at every venue a case visited, its exposures become its visits inside
-        its infectious window as its record now says, and every check-in meeting one is a link of the case."""
+        """Trace confirmed cases: their visits inside their infectious windows as their records now say become
+        exposures, and every check-in meeting one a link of the case.
+
+        A case traced in full (``work.linked_before`` knows it; ``traced`` holds all its visits) has its
+        exposures at every venue it visited and its links replaced; another adds to what it had.
+        """
         cases = [c for c in traced if _confirmed_ts(work.cases.get(c)) is not None]
         if not cases:
             return
@@ -465,15 +469,18 @@ class CaseKeeper:
                     if raw is not None
                     else dict(zip(("community_id", "district_id", "h3"), area[venue_id]), visits=[])
                 )
+                kept = [e for e in site["visits"] if e[0] != case_id or case_id not in work.linked_before]
                 site["visits"] = sorted(
-                    [e for e in site["visits"] if e[0] != case_id] + mine.get(venue_id, []),
-                    key=lambda e: (e[1], e[0], e[2], e[3]),
+                    kept + [e for e in mine.get(venue_id, []) if e not in kept], key=lambda e: (e[1], e[0], e[2], e[3])
                 )
                 work.exposures.put(venue_id, json.dumps(site, separators=(",", ":")) if site["visits"] else None)
                 if site["visits"]:
                     self._site_venues.add(venue_id)
                 community[venue_id] = site["community_id"]
-            found = work.traced[case_id] = {}
+            if case_id in work.linked_before:
+                found = work.traced[case_id] = {}
+            else:  # new visits of a case whose window stands: their links add to the case's
+                found = {}
             for venue_id, arrive, leave, confirmed in exposures[case_id]:
                 stored: list[tuple[str, int, int]] = []  # (person, ts, stay ms)
                 low, high = arrive - self.before_ms, leave + self.after_ms
@@ -488,6 +495,9 @@ class CaseKeeper:
                 entry = [[case_id, arrive, leave, confirmed]]
                 for person, _, link in self._match(entry, venue_id, community[venue_id], people, ts, stay):
                     found[person] = min(found.get(person, link), link)
+            if case_id not in work.traced:
+                for person, link in found.items():
+                    work.found[(person, case_id)] = min(work.found.get((person, case_id), link), link)
             work.retraced.add(case_id)
 
     def _match(

@@ -181,6 +181,58 @@ def test_the_earliest_confirmation_counts_whichever_report_is_processed_first(cl
     assert sum(late.values()) == 0 and sum(early.values()) == 1 and totals(client, settings)["red"] == 1
 
 
+def test_an_earlier_confirmation_read_later_lets_go_of_a_contact_met_after_the_case_was_isolated(
+    client, settings, worker, feed
+):
+    now = int(time.time() * 1000)
+    feed.report("c-1", "confirmed", now - 8 * MINUTE_MS, onset=now - DAY_MS)
+    feed.visit("c-1", now - 60 * MINUTE_MS, now - 12 * MINUTE_MS, ts=now - 9 * MINUTE_MS)
+    feed.checkin("p-while-infectious", now - 55 * MINUTE_MS, stay_s=600)
+    feed.checkin("p-after-isolation", now - 16 * MINUTE_MS, stay_s=120)
+    worker.drain()
+    assert set(contacts(client, settings)) == {"p-while-infectious", "p-after-isolation"}
+    # The case was confirmed, so isolated, 20 minutes ago: the report says so only now.
+    feed.report("c-1", "confirmed", now - 20 * MINUTE_MS, onset=now - DAY_MS)
+    worker.drain()
+    found = contacts(client, settings)
+    assert set(found) == {"p-while-infectious"}
+    # Flagged when the case was confirmed (the check-in came before): the earlier confirmation.
+    assert found["p-while-infectious"]["flagged_ts"] == now - 20 * MINUTE_MS
+    assert totals(client, settings) == {"yellow": 1, "red": 1}
+    reader = CityReader(client, settings)
+    new = reader.counts("cases", "contacts.community", Window(now // 1000 - 25 * 60, now // 1000 + 60))
+    moved = reader.counts("cases", "contacts.community", Window(now // 1000 - 15 * 60, now // 1000 + 60))
+    assert sum(new.values()) == 1 and sum(moved.values()) == 0
+    assert worker.tick_keepers() == 0  # tracing it again changes nothing
+
+
+@pytest.mark.parametrize("order", ["one batch", "V-a first", "V-b first"])
+def test_a_contact_keeps_the_link_that_flags_them_first_then_the_first_venue_whatever_order_they_come_in(
+    client, settings, worker, feed, order
+):
+    now = int(time.time() * 1000)
+    confirmed = now - 10 * MINUTE_MS
+    feed.report("c-1", "confirmed", confirmed, onset=now - DAY_MS)
+    feed.checkin("p-diner", now - 90 * MINUTE_MS, stay_s=600, venue="V-b")  # the earlier check-in
+    feed.checkin("p-diner", now - 50 * MINUTE_MS, stay_s=600, venue="V-a")
+    worker.drain()
+    visits = {
+        venue: lambda venue=venue, at=at: feed.visit(
+            "c-1", at, at + 20 * MINUTE_MS, ts=now - 5 * MINUTE_MS, venue=venue
+        )
+        for venue, at in (("V-a", now - 55 * MINUTE_MS), ("V-b", now - 95 * MINUTE_MS))
+    }
+    for venue in ("V-a", "V-b") if order != "V-b first" else ("V-b", "V-a"):
+        visits[venue]()
+        if order != "one batch":
+            worker.drain()
+    worker.drain()
+    found = contacts(client, settings)["p-diner"]
+    # Both check-ins came before the confirmation: both flag the diner when the case was confirmed.
+    assert (found["flagged_ts"], found["venue_id"]) == (confirmed, "V-a")
+    assert totals(client, settings) == {"yellow": 1, "red": 1}
+
+
 def test_codes_return_to_green_when_the_quarantine_ends(client, settings, worker, feed):
     keys = Keys(settings.key_prefix)
     then = int(time.time() * 1000) - 15 * DAY_MS  # every quarantine and isolation since then has ended

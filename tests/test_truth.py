@@ -1,9 +1,11 @@
 """Every number a page shows equals its recomputation from the raw events: each figure of each page, at
-the city, every district, a neighbourhood and its communities, for every window, as time moves on.
+the city, every district, a neighbourhood and its communities, for every window, as time moves on, with
+the events drained by 1, 2 and 3 aggregator workers at once.
 
-The events (tests/truth.py) go through the real aggregator into a real Redis; the pages' snapshots are
-built at four instants by one long-lived reader, as an open dashboard would; the expected values come
-from the raw events alone. A failure names the tick, view, scope, window and figure.
+The events (tests/truth.py) go through the real aggregator into a real Redis, once per number of workers,
+each run under a key prefix of its own; the pages' snapshots are built at four instants by one long-lived
+reader, as an open dashboard would; the expected values come from the raw events alone, the same for every
+run. A failure names the workers, tick, view, scope, window and figure.
 """
 
 from __future__ import annotations
@@ -15,11 +17,30 @@ from collections.abc import Callable
 import h3
 import pytest
 
+from data import aggregator
 from data.aggregator import Aggregator
 from data.connection import client_from_url
+from data.keepers.cases import derived_case_token, tracing_params
 from data.keys import Keys
 from data.read import CityReader
-from tests.truth import CROWDING_SHARE, LATENESS_S, NEIGHBOURHOOD, WINDOWS, Areas, Ticks, Truth, raw_frame, scenario
+from engines.tracing import TracingParams
+from tests.truth import (
+    CONTACT_WINDOW_MIN,
+    CROWDING_SHARE,
+    INFECTIOUS_DAYS,
+    ISOLATION_DAYS,
+    LATENESS_S,
+    NEIGHBOURHOOD,
+    QUARANTINE_DAYS,
+    WINDOWS,
+    Areas,
+    Ticks,
+    Truth,
+    case_token,
+    raw_frame,
+    scenario,
+)
+from tests.workers import drain_at_once
 from views import snapshots
 from views.geography import CityGeography
 from views.state import ViewState
@@ -28,6 +49,10 @@ pytestmark = [pytest.mark.redis, pytest.mark.slow]
 
 DISTRICTS = ("D-FT", "D-LU", "D-NS", "D-YT", "D-BA", "D-LG", "D-LH", "D-PS", "D-GM", "D-DP")
 TICKS = 4
+# How many workers drain the events at once. Those of a run of several read small batches, so that their
+# batches interleave.
+WORKERS = (1, 2, 3)
+RACED_BATCH = 100
 # Every district is looked at on the first tick; as time moves on, the city, one district and a
 # neighbourhood of it (whose map shows its communities, one by one).
 FIRST_SCOPES = ("city", *(f"district:{d}" for d in DISTRICTS), "neighbourhood")
@@ -37,7 +62,7 @@ FRESH_SCOPES = ("city", "neighbourhood")  # also looked at by a page opened at t
 FIGURES: dict[str, tuple[str, ...]] = {
     "cases": (
         "areas.shown", "headline.confirmed", "headline.suspected", "sites", "clusters", "headline.sites",
-        "headline.clusters",
+        "headline.clusters", "codes.yellow", "codes.red", "codes.value", "headline.yellow", "headline.red",
     ),
     "foot-traffic": (
         "headline.people", "headline.people_yesterday", "headline.sensors", "sensors", "silent_count", "crowded",
@@ -76,7 +101,7 @@ def _cells(points: dict) -> dict[str, int]:
 
 
 def shown_cases(snap: dict) -> dict:
-    areas = snap["cases"]
+    areas, codes = snap["cases"], snap["codes"]
     sites = snap["sites"]
     return {
         "sites": {n: (h, c) for n, h, c in zip(sites["names"], sites["recency_h"], sites["shown"])},
@@ -86,6 +111,11 @@ def shown_cases(snap: dict) -> dict:
         "areas.shown": dict(zip(areas["ids"], areas["shown"])),
         "headline.confirmed": snap["headline"]["confirmed"],
         "headline.suspected": snap["headline"]["suspected"],
+        "codes.yellow": dict(zip(codes["ids"], codes["yellow"])),
+        "codes.red": dict(zip(codes["ids"], codes["red"])),
+        "codes.value": dict(zip(codes["ids"], codes["value"])),
+        "headline.yellow": snap["headline"]["yellow"],
+        "headline.red": snap["headline"]["red"],
     }
 
 
@@ -156,22 +186,17 @@ def shown_health(snap: dict) -> dict:
 # ---------------------------------------------------------------------------- what the events say
 
 
-def expected(truth: Truth, view: str, state: ViewState, centers: dict) -> dict:
+def expected_health(truth: Truth) -> dict:
+    h = truth.health()
+    return {f: {source: h[source][f] for source in h} for f in FIGURES["health"]}
+
+
+def expected_pages(truth: Truth, state: ViewState, centers: dict) -> dict[str, dict]:
+    """What each page (the health view aside) should show in a view state."""
     window_s = WINDOWS[state.window]
-    if view == "cases":
-        return truth.cases(state, window_s)
-    if view == "foot-traffic":
-        return truth.foot(state, window_s)
-    if view == "services":
-        return truth.services(state, window_s, centers)
-    if view == "complaints":
-        return truth.complaints(state, window_s)
-    if view == "health":
-        h = truth.health()
-        return {f: {source: h[source][f] for source in h} for f in FIGURES["health"]}
     cases, foot = truth.cases(state, window_s), truth.foot(state, window_s)
     services, complaints = truth.services(state, window_s, centers), truth.complaints(state, window_s)
-    return {
+    overview = {
         "cases.areas": cases["areas.shown"],
         "cases.confirmed": cases["headline.confirmed"],
         "foot.people": foot["headline.people"],
@@ -182,23 +207,32 @@ def expected(truth: Truth, view: str, state: ViewState, centers: dict) -> dict:
         "complaints.open": complaints["headline.open"],
         "complaints.heat": complaints["heat"],
     }
+    return {"cases": cases, "foot-traffic": foot, "services": services, "complaints": complaints, "overview": overview}
 
 
 # ---------------------------------------------------------------------------- the run
 
 
 class Run:
-    """The events fed tick by tick, with every page's snapshot and recomputation at each tick."""
+    """The events fed tick by tick and drained by some workers at once, with every page's snapshot and
+    recomputation at each tick; the recomputations, which the events alone decide, are shared by the runs
+    through ``recomputed``."""
 
-    def __init__(self, redis_url: str, city, city_map, ticks: int = TICKS):
+    def __init__(self, redis_url: str, city, city_map, hour: int, workers: int, recomputed: dict, ticks: int = TICKS):
         from settings import Settings
 
         self.settings = Settings.from_env({}, redis_url=redis_url, key_prefix=f"t{uuid.uuid4().hex[:10]}")
         # The recomputation states the deployment's rules as numbers of its own; they must be the ones in force.
         assert (self.settings.crowding_share, self.settings.lateness_seconds) == (CROWDING_SHARE, LATENESS_S)
+        assert tracing_params(self.settings) == TracingParams(
+            infectious_days_before=INFECTIOUS_DAYS,
+            contact_window_min=CONTACT_WINDOW_MIN,
+            contact_quarantine_days=QUARANTINE_DAYS,
+            case_isolation_days=ISOLATION_DAYS,
+        )  # and the tracer's own margins at their defaults: no stay margin, isolated when confirmed
+        raced = type(self.settings)(**{**self.settings.__dict__, "batch_size": RACED_BATCH})
         self.client = client_from_url(redis_url)
         keys = Keys(self.settings.key_prefix)
-        hour = int(time.time()) // 3600 * 3600
         self.ticks = Ticks(hour).times
         history, per_tick = scenario(city, hour)
         clock = [self.ticks[0]]
@@ -229,14 +263,26 @@ class Run:
                 for source, fields in group:
                     pipe.xadd(keys.stream(source), fields)
                 pipe.execute()
-                worker.drain()
+                if workers == 1:
+                    worker.drain()
+                else:
+                    drain_at_once(raced, city_map, workers, int(now * 1000))
+                    worker.roll_up()  # closes the past between groups, as one worker's drain does
                 written.append(group)
             worker.roll_up()
             worker.tick_keepers()
-            truth = Truth(raw_frame(written, int(now * 1000)), areas, now)
+            if k not in recomputed:
+                recomputed[k] = Truth(raw_frame(written, int(now * 1000)), areas, now)
+            truth = recomputed[k]
+
+            def pages(state: ViewState, k=k, truth=truth) -> dict[str, dict]:
+                if (k, state) not in recomputed:
+                    recomputed[(k, state)] = expected_pages(truth, state, centers)
+                return recomputed[(k, state)]
+
             same_batch = truth.closed_with_their_complaint()
             health = snapshots.health_snapshot(reader, now)
-            self._keep(k, "health", "city", "1h", shown_health(health), expected(truth, "health", ViewState(), centers))
+            self._keep(k, "health", "city", "1h", shown_health(health), expected_health(truth))
             # A page opened at this tick reads with a reader of its own, with no window kept summed.
             fresh = CityReader(self.client, self.settings, clock=lambda: clock[0])
             for scope in FIRST_SCOPES if k == 0 else LATER_SCOPES:
@@ -249,11 +295,11 @@ class Run:
                     closed = len(truth.scoped(same_batch, state) if state.district else same_batch) > 0
                     for view, shown in built.items():
                         page = view.removesuffix(" (fresh page)")
-                        self._keep(k, view, scope, window, shown, expected(truth, page, state, centers))
+                        self._keep(k, view, scope, window, shown, pages(state)[page])
                         self.closed_in_view[(k, view, scope, window)] = closed
                     if state.district:
                         # Updates of complaints elsewhere in the window: what a city-wide count adds.
-                        everywhere = truth.complaints(ViewState(window), WINDOWS[window])["routing"]
+                        everywhere = pages(ViewState(window))["complaints"]["routing"]
                         here = self.expected[(k, "complaints", scope, window)]["routing"]
                         key = (k, "complaints", scope, window)
                         self.elsewhere[key] = everywhere != here
@@ -280,8 +326,24 @@ def _escalations(routing: dict[str, dict[str, int]]) -> int:
 
 
 @pytest.fixture(scope="module")
-def run(redis_url, demo_city, city_map):
-    r = Run(redis_url, demo_city, city_map)
+def hour() -> int:
+    """The hour the scenario ends in: the same for every run of the module."""
+    return int(time.time()) // 3600 * 3600
+
+
+@pytest.fixture(scope="module")
+def recomputed() -> dict:
+    """The figures recomputed from the events, per tick and view state: the same for every run."""
+    return {}
+
+
+@pytest.fixture(scope="module", params=WORKERS, ids=lambda n: f"{n}w")
+def run(request, redis_url, demo_city, city_map, hour, recomputed):
+    with pytest.MonkeyPatch.context() as patch:
+        # Hours close between the groups only, as for one worker: a roll-up in the middle of a drain would
+        # make late what the events, written group by group, say is not.
+        patch.setattr(aggregator, "ROLL_UP_EVERY_S", 10**9)
+        r = Run(redis_url, demo_city, city_map, hour, request.param, recomputed)
     yield r
     r.client.close()
 
@@ -359,6 +421,11 @@ def test_the_events_hold_every_case_the_check_claims_to_cover(run):
         assert complaints["headline.filed"] and complaints["categories"] and complaints["headline.open"]
         foot = run.expected[(3, "foot-traffic", "city", window)]
         assert foot["heat"] and foot["crowded"] and foot["silent_count"] == 2 and foot["headline.people_yesterday"]
+    # Health codes: red cases, yellow contacts, in a community shown and in small cells hidden.
+    yellow = [t for t in run.expected[city]["codes.yellow"].values() if t != "0"]
+    assert "<3" in yellow and any(t != "<3" for t in yellow) and "<3" in run.expected[city]["headline.yellow"]
+    assert any(t not in ("0", "<3") for t in run.expected[hood]["codes.yellow"].values())
+    assert any(t != "0" for t in run.expected[city]["codes.red"].values())
     # A drilled complaints page shows other routing and escalations than the whole city's.
     assert any(run.elsewhere.values()) and any(run.escalated_elsewhere.values())
     # The window edges: the first millisecond of each window is in it, the one before is not.
@@ -366,3 +433,7 @@ def test_the_events_hold_every_case_the_check_claims_to_cover(run):
     assert shifted != run.expected[(0, "services", "city", "1h")]["headline.applications"]
     # Time moved on: the neighbourhood's hour rolled up by the last tick, and counts grew.
     assert run.expected[(3, "services", "city", "15m")] != run.expected[(0, "services", "city", "15m")]
+
+
+def test_the_harness_gives_a_person_who_falls_ill_the_case_token_the_registry_does():
+    assert case_token("p-falls-ill") == derived_case_token("p-falls-ill")

@@ -4,8 +4,8 @@ The same seeded entries of all four sources (out of order by minutes, repeated, 
 complaints closed before, with and after they open, and stragglers for an hour already rolled up)
 are written under one key prefix per run and drained by 1, 2 and 3 workers at once, each with its
 own connection and small batches so their batches interleave. Every key the workers wrote is then
-compared, whole: counters, hourly roll-ups, latest states, keeper states, dead letters (all but the
-contact tracer's links, see ``BY_COMMIT_ORDER``). Likewise a
+compared, whole: counters, hourly roll-ups, latest states, keeper states (the contact tracer's
+exposures, contacts and health codes among them), dead letters. Likewise a
 worker process killed again and again mid-stream, its entries claimed by the next, leaves what one
 undisturbed worker leaves.
 """
@@ -13,34 +13,20 @@ undisturbed worker leaves.
 from __future__ import annotations
 
 import signal
-import threading
 import time
 
 import pytest
 
 from data import aggregator
 from data.aggregator import Aggregator
-from data.connection import client_from_url
 from data.keys import SOURCES, Keys
 from data.read import CityReader
 from tests.event_mix import MINUTE_MS, CityMix
 from tests.ledger import assert_settled, digest
-from tests.workers import worker_process
+from tests.workers import drain_at_once, worker_process
 
 pytestmark = [pytest.mark.redis, pytest.mark.slow]
 HOUR_MS = 3_600_000
-
-# What the contact tracer still decides by the order in which batches commit, left out until it
-# judges by event time too: a contact keeps the link (venue, community) found first, an exposure
-# keeps the confirmation time its case had when it was found, and the contact and code counts and
-# health codes follow from them.
-BY_COMMIT_ORDER = (
-    ":state:cases:contacts",
-    ":state:cases:codes",
-    ":state:cases:exposures",
-    ":agg:contacts.community:",
-    ":agg:codes.community_colour:",
-)
 
 
 def settings_for(settings, prefix: str):
@@ -52,34 +38,6 @@ def write(client, keys: Keys, entries) -> None:
     for source, fields in entries:
         pipe.xadd(keys.stream(source), fields)
     pipe.execute()
-
-
-def drain_at_once(settings, city_map, workers: int, now_ms: int) -> None:
-    """Drain every stream with ``workers`` workers started together, each on its own connection."""
-    start = threading.Barrier(workers)
-    failures: list[BaseException] = []
-
-    def work(i: int) -> None:
-        client = client_from_url(settings.redis_url)
-        try:
-            worker = Aggregator(client, settings, city_map, name=f"w{i}", clock=lambda: now_ms / 1000)
-            worker.ensure_groups()
-            start.wait(timeout=30)
-            while worker.step(block_ms=None):
-                pass
-            worker.close()
-        except BaseException as e:  # noqa: BLE001  (reported by the test, not lost in the thread)
-            failures.append(e)
-        finally:
-            client.close()
-
-    threads = [threading.Thread(target=work, args=(i,)) for i in range(workers)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(timeout=300)
-    assert not failures, failures
-    assert not any(t.is_alive() for t in threads)
 
 
 def run(client, settings, city_map, phases, workers: int, now_ms: int) -> dict[str, object]:
@@ -95,7 +53,7 @@ def run(client, settings, city_map, phases, workers: int, now_ms: int) -> dict[s
     lag = CityReader(client, settings).consumer_lag()
     assert all(v["lag"] == 0 and v["pending"] == 0 for v in lag.values()), lag
     assert_settled(client, keys)
-    return digest(client, keys, leave_out=BY_COMMIT_ORDER)
+    return digest(client, keys)
 
 
 def test_one_two_and_three_workers_at_once_leave_identical_aggregates(
@@ -163,8 +121,8 @@ def test_entries_claimed_from_a_killed_worker_are_folded_as_if_it_had_lived(clie
     worker.close()
 
     after_kills, undisturbed = (
-        digest(client, keys, leave_out=BY_COMMIT_ORDER),
-        digest(client, Keys(calm.key_prefix), leave_out=BY_COMMIT_ORDER),
+        digest(client, keys),
+        digest(client, Keys(calm.key_prefix)),
     )
     assert after_kills.keys() == undisturbed.keys(), sorted(after_kills.keys() ^ undisturbed.keys())[:20]
     assert [k for k in undisturbed if after_kills[k] != undisturbed[k]] == []
@@ -215,8 +173,8 @@ def test_entries_claimed_after_the_closed_horizon_moved_are_folded_as_if_their_w
 
     assert any(closed[s] > 0 for s in SOURCES), closed
     assert_settled(client, keys)
-    after_claim = digest(client, keys, leave_out=BY_COMMIT_ORDER)
-    undisturbed = digest(client, Keys(calm.key_prefix), leave_out=BY_COMMIT_ORDER)
+    after_claim = digest(client, keys)
+    undisturbed = digest(client, Keys(calm.key_prefix))
     assert after_claim.keys() == undisturbed.keys(), sorted(after_claim.keys() ^ undisturbed.keys())[:20]
     differ = [k for k in undisturbed if after_claim[k] != undisturbed[k]]
     assert differ == [], [(k, after_claim[k], undisturbed[k]) for k in differ[:2]]

@@ -19,8 +19,10 @@ figure obeys are spelt out here again, on purpose, from what the page claims to 
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from functools import cached_property
 
 import geopandas as gpd
 import h3
@@ -36,6 +38,11 @@ DAY_S = 86_400
 LATENESS_S = 900  # the settings' default, which the harness runs with
 CROWDING_SHARE = 0.9  # the settings' default: a place at or over this share of its capacity is crowded
 SMALL = 3  # the small-cell threshold of shared screens
+# The tracing rules in force (the settings' defaults, and the tracer's own margins), restated as numbers:
+INFECTIOUS_DAYS = 2.0  # a case is infectious from this long before onset (before confirmation when unknown)
+CONTACT_WINDOW_MIN = 30.0  # a check-in of unknown stay this close to a case's visit is a contact
+QUARANTINE_DAYS = 14.0  # a contact's code is yellow this long from when they were last flagged
+ISOLATION_DAYS = 14.0  # a case's code is red this long from its confirmation
 WINDOWS = {"15m": 15 * 60, "1h": HOUR_S, "24h": DAY_S}
 SENSOR_KINDS = ("metro_station", "mall", "park")
 NEIGHBOURHOOD = "D-FT-N01"  # the neighbourhood the harness drills into
@@ -267,10 +274,12 @@ def scenario(city, hour: int, seed: int = 11) -> tuple[Written, list[list[list[t
     venues = places[places["kind"] == "venue"]
     first_venue = venues[venues["neighbourhood_id"] == NEIGHBOURHOOD].iloc[0]
     others = venues[venues["district_id"] != first_venue["district_id"]].sample(2, random_state=seed)
+    visited = []
     for v, (venue, together, ago_h) in enumerate(
         zip([first_venue, *others.itertuples(index=False)], (3, 2, 1), (6, 10, 30))
     ):
         venue = pd.Series(venue._asdict()) if hasattr(venue, "_asdict") else venue
+        visited.append((venue, ago_h))
         for i in range(together):
             case_id = f"cv{v}-{i}"
             history.append(("cases", cases(
@@ -282,6 +291,28 @@ def scenario(city, hour: int, seed: int = 11) -> tuple[Written, list[list[list[t
                 arrive_ts=first_ms - ago_h * HOUR_S * 1000 + i * 60_000, leave_ts=first_ms - (ago_h - 1) * HOUR_S * 1000,
                 lon=venue["lon"], lat=venue["lat"],
             )))  # fmt: skip
+    # People who checked in at those venues: beside the cases (close contacts: yellow), before they came or
+    # long after they left (no contact), at two of them (one contact, under the first link) and one contact
+    # who falls ill (red, not yellow).
+    scans = Producer("venues-1")
+
+    def checkin(person: str, venue: pd.Series, ts: int, stay_s: int | None) -> tuple[str, dict]:
+        return ("cases", scans(
+            "checkin", ts, person_id=person, venue_id=venue["place_id"], stay_s=stay_s, lon=venue["lon"], lat=venue["lat"],
+        ))  # fmt: skip
+
+    for v, ((venue, ago_h), diners) in enumerate(zip(visited, (4, 2, 1))):
+        arrive, leave = first_ms - ago_h * HOUR_S * 1000, first_ms - (ago_h - 1) * HOUR_S * 1000
+        history += [checkin(f"p{v}-{k}", venue, arrive + (10 + k) * 60_000, 1800) for k in range(diners)]
+        if v == 0:
+            history.append(checkin("p-gone-before", venue, arrive - 60 * 60_000, 600))
+            history.append(checkin("p-just-after", venue, leave + 20 * 60_000, None))
+            history.append(checkin("p-long-after", venue, leave + 40 * 60_000, None))
+        if v < 2:
+            history.append(checkin("p-at-two", venue, arrive + 5 * 60_000, 3600))
+        if v == 1:
+            history.append(checkin("p-falls-ill", venue, arrive + 15 * 60_000, 1200))
+            history.append(case(first_ms - 150 * 60_000, "confirmed", points.inner[busy[4]], case_token("p-falls-ill")))
     # Points on shared edges, on the city's edge and outside it, for every source that has a place.
     edge_ms = first_ms - 5 * 60_000
     for i, where in enumerate([*points.shared_edges, *points.city_edge, points.just_outside, points.far_outside]):
@@ -443,6 +474,15 @@ class Areas:
             frame = frame[frame["district_id"] == state.district]
         return frame[f"{level}_id"].tolist()
 
+    def communities_in(self, state) -> list[str]:
+        """The communities of a view's scope, in the city's order."""
+        frame = self.city.level("community")
+        if state.neighbourhood:
+            frame = frame[frame["neighbourhood_id"] == state.neighbourhood]
+        elif state.district:
+            frame = frame[frame["district_id"] == state.district]
+        return frame["community_id"].tolist()
+
     def scope_polygon(self, state):
         if state.neighbourhood:
             frame = self.city.neighbourhoods[self.city.neighbourhoods["neighbourhood_id"] == state.neighbourhood]
@@ -454,6 +494,11 @@ class Areas:
 
 
 # ---------------------------------------------------------------------------- the figures, recomputed
+
+
+def case_token(person_id: str) -> str:
+    """The case token the registry reports a person under once they are a case (its pseudonymisation rule)."""
+    return "c" + hashlib.blake2b(person_id.encode(), digest_size=8).hexdigest()
 
 
 def window_of(now: float, seconds: int) -> tuple[int, int]:
@@ -516,6 +561,18 @@ class Truth:
         confirmed = self.per_area(reports[reports["status"] == "confirmed"], state)
         suspected = self.per_area(reports[reports["status"] == "suspected"], state)
         sites, clusters = self.exposure(state)
+        codes = self.codes
+        shown: dict[str, dict[str, str]] = {}
+        counts: dict[str, list[int]] = {}
+        value = {}
+        for colour in ("yellow", "red"):
+            mine = codes[codes["colour"] == colour]["community"].value_counts()
+            counts[colour] = [int(mine.get(c, 0)) for c in self.areas.communities_in(state)]
+            shown[colour] = dict(zip(self.areas.communities_in(state), map(hidden_text, counts[colour])))
+        for c, y, r in zip(self.areas.communities_in(state), counts["yellow"], counts["red"]):
+            # A community's colour: the sum of its shown counts, or nothing when all it has is hidden.
+            visible = sum(n for n in (y, r) if not 0 < n < SMALL)
+            value[c] = None if visible == 0 and (0 < y < SMALL or 0 < r < SMALL) else visible
         return {
             "sites": sites,
             "clusters": clusters,
@@ -524,7 +581,67 @@ class Truth:
             "areas.shown": {a: hidden_text(n) for a, n in confirmed.items()},
             "headline.confirmed": hidden_total(confirmed.values()),
             "headline.suspected": hidden_total(suspected.values()),
+            "codes.yellow": shown["yellow"],
+            "codes.red": shown["red"],
+            "codes.value": value,
+            "headline.yellow": hidden_total(counts["yellow"]),
+            "headline.red": hidden_total(counts["red"]),
         }
+
+    def confirmations(self) -> pd.DataFrame:
+        """Each confirmed case's earliest confirmation (of two equally early, the first community by name):
+        ``case_id``, ``confirmed_ts``, ``community``; and its infectious window, ``start_ts`` to ``end_ts``:
+        from INFECTIOUS_DAYS before the onset its newest report gives (of two equally new, the later onset;
+        the confirmation when none gives one) to its confirmation, when it is isolated."""
+        reports = self.of("case_report").assign(community=lambda f: f["community"].fillna("outside"))
+        confirmed = reports[reports["status"] == "confirmed"].sort_values(["ts", "community"])
+        first = confirmed.drop_duplicates("case_id")[["case_id", "ts", "community"]]
+        first = first.rename(columns={"ts": "confirmed_ts"}).set_index("case_id")
+        onsets = reports[reports["onset_ts"] >= 0].sort_values(["ts", "onset_ts"]).groupby("case_id")["onset_ts"]
+        opens = onsets.last().reindex(first.index).fillna(first["confirmed_ts"])
+        first["start_ts"] = opens - INFECTIOUS_DAYS * DAY_S * 1000
+        first["end_ts"] = first["confirmed_ts"]
+        return first.reset_index()
+
+    @cached_property
+    def codes(self) -> pd.DataFrame:
+        """The active health codes, one row per holder: ``holder``, ``colour`` and ``community``.
+
+        A confirmed case is red from its earliest confirmation, in that report's community, for ISOLATION_DAYS.
+        A person who checked in at a venue a confirmed case visited while infectious is a close contact: a
+        known stay that overlaps the visit, or an unknown one that begins within CONTACT_WINDOW_MIN of it
+        (a case's own check-in aside). They are flagged at the check-in, or at the confirmation when that came
+        later; yellow from the first flag (then by venue and check-in), in that venue's community, until
+        QUARANTINE_DAYS after the last case's first flag. Red beats yellow.
+        """
+        now_ms = self.now * 1000
+        cases = self.confirmations()
+        red = cases[cases["confirmed_ts"] + ISOLATION_DAYS * DAY_S * 1000 > now_ms]
+        visits = self.of("case_visit").merge(cases, on="case_id", suffixes=("", "_case"))
+        leave = np.maximum(visits["leave_ts"], visits["arrive_ts"])
+        visits = visits[(visits["arrive_ts"] <= visits["end_ts"]) & (leave >= visits["start_ts"])].assign(
+            arrive_ts=lambda f: np.maximum(f["arrive_ts"], f["start_ts"]),
+            leave_ts=lambda f: np.minimum(np.maximum(f["leave_ts"], f["arrive_ts"]), f["end_ts"]),
+        )
+        scans = self.of("checkin")[["person_id", "venue_id", "ts", "stay_s"]]
+        met = scans.merge(visits[["case_id", "venue_id", "arrive_ts", "leave_ts", "confirmed_ts", "community"]])
+        window = CONTACT_WINDOW_MIN * 60_000
+        known = met["stay_s"] >= 0
+        overlaps = (met["ts"] <= met["leave_ts"]) & (met["ts"] + met["stay_s"] * 1000 >= met["arrive_ts"])
+        near = (met["ts"] >= met["arrive_ts"] - window) & (met["ts"] <= met["leave_ts"] + window)
+        met = met[np.where(known, overlaps, near) & (met["person_id"].map(case_token) != met["case_id"])]
+        met = met.assign(flagged=np.maximum(met["ts"], met["confirmed_ts"]))
+        links = met.sort_values(["flagged", "venue_id", "ts", "community"]).drop_duplicates(["person_id", "case_id"])
+        until = links.groupby("person_id")["flagged"].max() + QUARANTINE_DAYS * DAY_S * 1000
+        first = links.drop_duplicates("person_id").set_index("person_id")
+        yellow = first[(until.reindex(first.index) > now_ms) & ~first.index.map(case_token).isin(cases["case_id"])]
+        return pd.concat(
+            [
+                pd.DataFrame({"holder": red["case_id"], "colour": "red", "community": red["community"]}),
+                pd.DataFrame({"holder": yellow.index, "colour": "yellow", "community": yellow["community"].to_numpy()}),
+            ],
+            ignore_index=True,
+        )
 
     def exposure(self, state) -> tuple[dict, list]:
         """Exposure sites in scope (name -> hours since the last visit, cases shown) and clusters of cases

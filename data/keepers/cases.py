@@ -7,28 +7,39 @@ What it keeps, all under the ``cases`` source's hash tag and committed with each
   "this venue between these times" is one ``ZRANGEBYLEX`` and a whole batch is one ``ZADD``.
   A day expires once no case report can still reach back to it (``checkin_retention_s``: the
   infectious window, a reporting delay, the longest stay and the contact window).
-- ``cases:cases``: case → its status, symptom onset, confirmation and home community.
+- ``cases:cases``: case → its highest status, the onset its newest report gives, and its earliest
+  confirmation with that report's community.
 - ``cases:visits:{case}``: every place a case visited (with its point), kept for tracing,
   clusters and the case's path.
 - ``cases:exposures``: venue → the venue's area and the confirmed cases' visits inside their
   infectious window (no person tokens, no points).
-- ``cases:contacts``: person → the cases they met, the venue, when they were flagged and that
-  venue's community; ``cases:contacts:until`` forgets them when their quarantine ends.
+- ``cases:contacts``: person → their link with each case they met (when it flags them, the venue,
+  the check-in time and the venue's community), and the first of these links, under which they
+  count; ``cases:contacts:until`` forgets them when their quarantine ends.
+- ``cases:linked:{case}``: the persons linked to a case, so tracing it again can let go of those
+  it no longer meets.
 - ``cases:codes``: code holder → colour, community and until when; ``cases:codes:until`` lets the
   tick turn codes green; ``cases:codes:active`` holds the active counts per ``community|colour``.
 - ``cases:retrace``: cases traced in the last minute, traced again by the tick.
 
-Contacts are found whichever comes first: a check-in is matched against the exposures stored at
-its venue (read in one round trip, and only for venues the worker knows to have a site: it
-rereads that list every few seconds, so a batch of check-ins elsewhere costs no read), a new
-exposure against the check-ins stored there. Two batches in flight at once (pipelined, or on two
-workers) can each miss the other's half; the tick traces recent cases again once both are
-committed, and contacts are recorded idempotently, so none is lost or doubled.
+What is kept is a function of the events, not of the order batches commit in. A confirmed case is
+traced in full whenever its infectious window moves (its confirmation, an earlier one, or a newer
+onset): its exposures at every venue it visited are rewritten from all its visits, and its links
+become those its exposures make with every check-in stored near them, replacing what it had (a
+contact it no longer meets loses it, and the contact goes with their last link). A visit it reports
+while its window stands adds its exposure and the links that makes. A check-in is
+matched against the exposures stored at its venue (read in one round trip, and only for venues the
+worker knows to have a site: it rereads that list every few seconds, so a batch of check-ins
+elsewhere costs no read) and adds its links. Of a person's links with one case the least is kept
+(flagged first, then by venue and check-in time), and they count under the least of all. Two
+batches in flight at once (pipelined, or on two workers) can each miss the other's half or trace
+with a record the other changes; the tick traces recent cases in full again once both are
+committed, so every contact ends up where the events alone put it.
 
 Counters: ``contacts.community`` (new contacts per community, by when they were flagged) and
 ``codes.community_colour`` (codes turning yellow, red or green). A contact counts under their
-earliest link and a case under its earliest confirmation, whichever is processed first; these
-two facets are written as values, guarded by versions, so moving a count leaves no zero behind.
+first link and a case under its earliest confirmation, whichever is processed first; these two
+facets are written as values, guarded by versions, so moving a count leaves no zero behind.
 """
 
 from __future__ import annotations
@@ -37,7 +48,7 @@ import hashlib
 import itertools
 import json
 import os
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -66,6 +77,9 @@ TICK_LIMIT = 500  # codes and contacts expired per tick at most; the next tick t
 _STAMPS = itertools.count()  # with the pid: a token no other commit writes
 STATUS_RANK = {"suspected": 0, "confirmed": 1, "recovered": 2}
 COLOURS = ("yellow", "red")
+# A contact's link with one case: (flagged ts, venue, check-in ts, the venue's community). Of several, the
+# least is kept: the one that flags the person first, then by venue and check-in, never by arrival.
+Link = tuple[int, str, int, str]
 
 
 def derived_case_token(person_id: str) -> str:
@@ -165,13 +179,18 @@ class _Work:
     contacts: _Hash = field(init=False)
     codes: _Hash = field(init=False)
     active: _Hash = field(init=False)
-    # (person, case, venue, check-in ts, flagged ts, venue community)
-    found: dict[tuple[str, str], tuple[str, str, str, int, int, str]] = field(default_factory=dict)
+    # (person, case) -> the best link new check-ins make with a case's exposures stored before: merged
+    found: dict[tuple[str, str], Link] = field(default_factory=dict)
+    # case -> person -> the best link: every contact of a case traced in full, replacing what it had
+    traced: dict[str, dict[str, Link]] = field(default_factory=dict)
+    # case -> the persons linked to it before its trace: one the trace no longer finds loses the case
+    linked_before: dict[str, set[str]] = field(default_factory=dict)
     # case -> (confirmed ts, community, the (confirmed ts, community) it had before, if confirmed earlier)
     red: dict[str, tuple[int, str, tuple[int, str] | None]] = field(default_factory=dict)
     transitions: list[tuple[int, str, str, int]] = field(default_factory=list)  # (ts, community, colour, +1/-1)
     new_contacts: list[tuple[int, str, int]] = field(default_factory=list)  # (flagged ts, community, +1/-1)
     deltas: dict[str, int] = field(default_factory=dict)  # community|colour -> change of the active count
+    linked: dict[str, dict[str, bool]] = field(default_factory=dict)  # case -> person -> linked now, or no more
     retraced: set[str] = field(default_factory=set)
     visited: bool = False  # visits were stored: clusters may have changed
 
@@ -191,6 +210,10 @@ class _Checkins:
     ts: np.ndarray
     stay_ms: np.ndarray
     rows_of: dict[str, list[int]]
+
+    @classmethod
+    def none(cls) -> _Checkins:
+        return cls([], [], np.zeros(0, np.int64), np.zeros(0, np.int64), {})
 
 
 class CaseKeeper:
@@ -249,29 +272,31 @@ class CaseKeeper:
         work = _Work(keys)
         case_ids = [i for d, _ in reports for i in d.texts("case_id")] + [v.case_id for v in visits]
         _load(client, [(work.cases, case_ids), (work.exposures, exposed + [v.venue_id for v in visits])])
-        # Exposures stored before this batch meet this batch's check-ins here; new ones meet them in _trace.
-        stored = {v: work.exposures.get(v) for v in exposed if work.exposures.get(v) is not None}
-        for venue, raw in stored.items():
-            self._match(work, json.loads(raw), checkins, venue, [], checkins.rows_of[venue])
-        confirmed = self._report(work, reports)
+        moved = self._report(work, reports)
         work.visited = bool(visits)
         for v in visits:
             changes.add(keys.state(SOURCE, f"cases:visits:{v.case_id}"), v.arrive_ts, v.member())
             changes.expire_at[keys.state(SOURCE, f"cases:visits:{v.case_id}")] = now_ms // 1000 + self.case_retention_s
-        traced: dict[str, list[_Visit]] = {c: [] for c in confirmed}
-        for v in visits:
-            if v.case_id in traced or _confirmed_ts(work.cases.get(v.case_id)) is not None:
-                traced.setdefault(v.case_id, []).append(v)
-        if work.red:
-            # A newly confirmed case's visits reported earlier are in Redis already; its code is read along.
-            replies = _load(
-                client,
-                [(work.codes, work.red)],
-                [("zrange", (keys.state(SOURCE, f"cases:visits:{c}"), 0, -1)) for c in confirmed],
-            )
-            for case_id, members in zip(confirmed, replies):
-                traced[case_id].extend(_Visit.of(case_id, m) for m in members)
-        self._trace(client, work, traced, checkins)
+        confirmed = {c for c in {*moved, *(v.case_id for v in visits)} if _confirmed_ts(work.cases.get(c)) is not None}
+        # A confirmed case whose infectious window moved is traced in full, every visit it made against every
+        # check-in near them, and what it had is replaced; one that only reported visits adds what they find.
+        full = sorted(c for c in moved if c in confirmed)
+        # Exposures stored before this batch meet this batch's check-ins here (those of cases traced in full
+        # meet them in _trace); new ones meet the stored check-ins in _trace.
+        for venue in exposed:
+            raw = work.exposures.get(venue)
+            if raw is not None:
+                site = json.loads(raw)
+                entries = [e for e in site["visits"] if e[0] not in full]
+                rows = checkins.rows_of[venue]
+                people, ts, stay = [checkins.person[r] for r in rows], checkins.ts[rows], checkins.stay_ms[rows]
+                for person, case_id, link in self._match(entries, venue, site["community_id"], people, ts, stay):
+                    work.found[(person, case_id)] = min(work.found.get((person, case_id), link), link)
+        if confirmed or work.red:
+            # The visits of a case traced in full reported earlier are in Redis already; red codes are read along.
+            replies = _load(client, [(work.codes, work.red)], self._trace_reads(keys, full))
+            in_batch = {c: [v for v in visits if v.case_id == c] for c in sorted(confirmed)}
+            self._trace(client, work, in_batch | self._traced_visits(work, full, replies, in_batch), checkins)
         self._record(client, work, now_ms)
         self._commit(client, work, folded, changes, now_ms)
 
@@ -288,7 +313,7 @@ class CaseKeeper:
             ts_parts.append(d.columns["ts"])
             stay_parts.append(d.columns["stay_s"])
         if not venue:
-            return _Checkins([], [], np.zeros(0, np.int64), np.zeros(0, np.int64), {})
+            return _Checkins.none()
         ts = np.concatenate(ts_parts).astype(np.int64)
         stay_s = np.concatenate(stay_parts).astype(np.int64)
         stay_ms = np.where(stay_s < 0, -1, stay_s * 1000)
@@ -323,8 +348,13 @@ class CaseKeeper:
         return out
 
     def _report(self, work: _Work, reports: Sequence[tuple[Decoded, Placement]]) -> list[str]:
-        """Apply case reports in time order; return the cases confirmed by this batch."""
-        confirmed = []
+        """Apply case reports; return the cases whose confirmation or onset (so infectious window) moved.
+
+        A case's record follows from its reports in whatever order they are processed: its highest
+        status, the onset its newest report gives (the later onset of two equally new), and its
+        earliest confirmation with that report's community (the first community of two equally early):
+        a worker that died and one that never did, or two workers, must count the same.
+        """
         rows = []
         for d, where in reports:
             choices = d.type.fields[[f.name for f in d.type.fields].index("status")].choices
@@ -332,36 +362,53 @@ class CaseKeeper:
             for j, case_id in enumerate(d.texts("case_id")):
                 onset = int(d.columns["onset_ts"][j])
                 status = choices[d.columns["status"][j]]
-                rows.append((int(d.columns["ts"][j]), case_id, status, onset if onset >= 0 else None, communities[j]))
-        # An absent onset sorts before any (None and a number do not compare): ties keep one order.
-        rows.sort(key=lambda r: (*r[:3], -1 if r[3] is None else r[3], r[4]))
-        for ts, case_id, status, onset, community in rows:
+                rows.append((int(d.columns["ts"][j]), case_id, status, onset, communities[j]))  # onset -1: unknown
+        for ts, case_id, status, onset, community in sorted(rows):
             raw = work.cases.get(case_id)
-            record = json.loads(raw) if raw is not None else {"status": status, "community_id": community}
+            record = json.loads(raw) if raw is not None else {"status": status}
             if STATUS_RANK[status] >= STATUS_RANK[record["status"]]:
                 record["status"] = status  # a report out of order never undoes a later status
-            if onset is not None and ts >= record.get("updated_ts", 0):
-                record["onset_ts"] = onset  # the newest report's onset, whichever is processed last
-            # The earliest confirmation counts, whichever report is processed first: a worker that
-            # died and one that never did must count the same.
-            if status == "confirmed" and ts < record.get("confirmed_ts", ts + 1):
+            if onset >= 0 and (ts, onset) > (record.get("onset_from_ts", -1), record.get("onset_ts", -1)):
+                record["onset_ts"], record["onset_from_ts"] = onset, ts
+            if status == "confirmed" and (
+                "confirmed_ts" not in record or (ts, community) < (record["confirmed_ts"], record["community_id"])
+            ):
                 before = (record["confirmed_ts"], record["community_id"]) if "confirmed_ts" in record else None
                 if case_id in work.red:
                     before = work.red[case_id][2]
-                elif before is None:
-                    confirmed.append(case_id)
-                record["confirmed_ts"] = ts
-                record["community_id"] = community
+                record["confirmed_ts"], record["community_id"] = ts, community
                 work.red[case_id] = (ts, community, before)
-            record["updated_ts"] = max(ts, record.get("updated_ts", 0))
             work.cases.put(case_id, json.dumps(record, separators=(",", ":"), sort_keys=True))
-        return confirmed
+        return sorted(c for c in work.cases.changed if _window(work.cases.read[c]) != _window(work.cases.get(c)))
 
     # ------------------------------------------------------------------ tracing
 
+    @staticmethod
+    def _trace_reads(keys: Keys, traced: Sequence[str]) -> list:
+        """What tracing cases in full reads: each one's stored visits, then the persons linked to it."""
+        reads = [("zrange", (keys.state(SOURCE, f"cases:visits:{c}"), 0, -1)) for c in traced]
+        return reads + [("zrange", (keys.state(SOURCE, f"cases:linked:{c}"), 0, -1)) for c in traced]
+
+    @staticmethod
+    def _traced_visits(
+        work: _Work, traced: Sequence[str], replies: list, in_batch: dict[str, list[_Visit]] | None = None
+    ) -> dict[str, list[_Visit]]:
+        """Each traced case's visits, stored and the batch's, from ``_trace_reads``; note who was linked to it."""
+        stored, linked = replies[: len(traced)], replies[len(traced) :]
+        for case_id, members in zip(traced, linked):
+            work.linked_before[case_id] = {m.decode() for m in members}
+        return {
+            c: [*(_Visit.of(c, m) for m in members), *(in_batch or {}).get(c, [])] for c, members in zip(traced, stored)
+        }
+
     def _trace(self, client: redis.Redis, work: _Work, traced: dict[str, list[_Visit]], checkins: _Checkins) -> None:
-        """Store confirmed cases' infectious visits as exposures and match them against check-ins."""
-        cases = [c for c, visits in traced.items() if visits and _confirmed_ts(work.cases.get(c)) is not None]
+        """Trace confirmed cases: their visits inside their infectious windows as their records now say become
+        exposures, and every check-in meeting one a link of the case.
+
+        A case traced in full (``work.linked_before`` knows it; ``traced`` holds all its visits) has its
+        exposures at every venue it visited and its links replaced; another adds to what it had.
+        """
+        cases = [c for c in traced if _confirmed_ts(work.cases.get(c)) is not None]
         if not cases:
             return
         records = [json.loads(work.cases.get(c)) for c in cases]
@@ -375,88 +422,110 @@ class CaseKeeper:
             ),
             self.params,
         ).set_index("case_id")
-        exposures = []
+        exposures: dict[str, list[tuple[str, int, int, int]]] = {}  # case -> (venue, arrive, leave, confirmed)
         for case_id in cases:
             start, end, confirmed = windows.loc[case_id, ["start_ts", "end_ts", "confirmed_ts"]].tolist()
-            for v in dict.fromkeys((v.venue_id, v.arrive_ts, v.leave_ts) for v in traced[case_id]):
-                venue_id, arrive, leave = v
-                if arrive <= end and leave >= start:
-                    exposures.append((case_id, venue_id, max(arrive, start), min(leave, end), confirmed))
-        if not exposures:
-            return
-        area = {v.venue_id: (v.community_id, v.district_id, v.h3) for visits in traced.values() for v in visits}
+            exposures[case_id] = sorted(
+                {
+                    (v.venue_id, max(v.arrive_ts, start), min(v.leave_ts, end), confirmed)
+                    for v in traced[case_id]
+                    if v.arrive_ts <= end and v.leave_ts >= start
+                }
+            )
+        # A venue's area from its visits (the least of any that differ): the same whichever is traced first.
+        area: dict[str, tuple[str, str, str]] = {}
+        for case_id in cases:
+            for v in traced[case_id]:
+                here = (v.community_id, v.district_id, v.h3)
+                area[v.venue_id] = min(area.get(v.venue_id, here), here)
         ranges = []
-        for _, venue_id, arrive, leave, _ in exposures:
-            low, high = arrive - self.before_ms, leave + self.after_ms
-            for day in range(low // DAY_MS, high // DAY_MS + 1):
-                key = work.keys.state(SOURCE, f"cases:checkins:{day * DAY_S}")
-                ranges.append(
-                    ("zrangebylex", (key, f"[{venue_id}{SEP}{low:013d}", f"[{venue_id}{SEP}{high:013d}{SEP}\x7f"))
+        for case_id in cases:
+            for venue_id, arrive, leave, _ in exposures[case_id]:
+                low, high = arrive - self.before_ms, leave + self.after_ms
+                for day in range(low // DAY_MS, high // DAY_MS + 1):
+                    key = work.keys.state(SOURCE, f"cases:checkins:{day * DAY_S}")
+                    ranges.append(
+                        ("zrangebylex", (key, f"[{venue_id}{SEP}{low:013d}", f"[{venue_id}{SEP}{high:013d}{SEP}\x7f"))
+                    )
+        replies = iter(_load(client, [(work.exposures, sorted(area))], ranges))
+        for case_id in cases:
+            mine: dict[str, list[list]] = {}
+            for venue_id, arrive, leave, confirmed in exposures[case_id]:
+                mine.setdefault(venue_id, []).append([case_id, arrive, leave, confirmed])
+            community: dict[str, str] = {}
+            for venue_id in sorted({v.venue_id for v in traced[case_id]}):
+                raw = work.exposures.get(venue_id)
+                site = (
+                    json.loads(raw)
+                    if raw is not None
+                    else dict(zip(("community_id", "district_id", "h3"), area[venue_id]), visits=[])
                 )
-        replies = iter(_load(client, [(work.exposures, [e[1] for e in exposures])], ranges))
-        for case_id, venue_id, arrive, leave, confirmed in exposures:
-            raw = work.exposures.get(venue_id)
-            site = (
-                json.loads(raw)
-                if raw is not None
-                else dict(zip(("community_id", "district_id", "h3"), area[venue_id]), visits=[])
-            )
-            visit = [case_id, arrive, leave, confirmed]
-            if visit not in site["visits"]:
-                site["visits"] = sorted([*site["visits"], visit], key=lambda x: (x[1], x[0]))
-                work.exposures.put(venue_id, json.dumps(site, separators=(",", ":")))
-                self._site_venues.add(venue_id)
-            stored: list[tuple[str, int, int]] = []  # (person, ts, stay ms)
-            low, high = arrive - self.before_ms, leave + self.after_ms
-            for _ in range(low // DAY_MS, high // DAY_MS + 1):
-                for m in next(replies):
-                    _, t, s, p = m.decode().split(SEP, 3)
-                    stored.append((p, int(t), int(s) * 1000 if int(s) >= 0 else -1))
-            self._match(
-                work, site | {"visits": [visit]}, checkins, venue_id, stored, checkins.rows_of.get(venue_id, [])
-            )
+                kept = [e for e in site["visits"] if e[0] != case_id or case_id not in work.linked_before]
+                site["visits"] = sorted(
+                    kept + [e for e in mine.get(venue_id, []) if e not in kept], key=lambda e: (e[1], e[0], e[2], e[3])
+                )
+                work.exposures.put(venue_id, json.dumps(site, separators=(",", ":")) if site["visits"] else None)
+                if site["visits"]:
+                    self._site_venues.add(venue_id)
+                community[venue_id] = site["community_id"]
+            if case_id in work.linked_before:
+                found = work.traced[case_id] = {}
+            else:  # new visits of a case whose window stands: their links add to the case's
+                found = {}
+            for venue_id, arrive, leave, confirmed in exposures[case_id]:
+                stored: list[tuple[str, int, int]] = []  # (person, ts, stay ms)
+                low, high = arrive - self.before_ms, leave + self.after_ms
+                for _ in range(low // DAY_MS, high // DAY_MS + 1):
+                    for m in next(replies):
+                        _, t, s, p = m.decode().split(SEP, 3)
+                        stored.append((p, int(t), int(s) * 1000 if int(s) >= 0 else -1))
+                rows = checkins.rows_of.get(venue_id, [])
+                people = [p for p, _, _ in stored] + [checkins.person[r] for r in rows]
+                ts = np.array([t for _, t, _ in stored] + checkins.ts[rows].tolist(), dtype=np.int64)
+                stay = np.array([s for _, _, s in stored] + checkins.stay_ms[rows].tolist(), dtype=np.int64)
+                entry = [[case_id, arrive, leave, confirmed]]
+                for person, _, link in self._match(entry, venue_id, community[venue_id], people, ts, stay):
+                    found[person] = min(found.get(person, link), link)
+            if case_id not in work.traced:
+                for person, link in found.items():
+                    work.found[(person, case_id)] = min(work.found.get((person, case_id), link), link)
             work.retraced.add(case_id)
 
     def _match(
         self,
-        work: _Work,
-        site: dict,
-        checkins: _Checkins,
+        entries: list[list],
         venue_id: str,
-        stored: list[tuple[str, int, int]],
-        rows: list[int],
-    ) -> None:
-        """Record the check-ins (stored, and the batch's rows) at a venue that meet the site's visits."""
-        person = [p for p, _, _ in stored] + [checkins.person[r] for r in rows]
-        if not person:
-            return
-        ts = np.array([t for _, t, _ in stored] + checkins.ts[rows].tolist(), dtype=np.int64)
-        stay = np.array([s for _, _, s in stored] + checkins.stay_ms[rows].tolist(), dtype=np.int64)
-        for case_id, arrive, leave, confirmed in site["visits"]:
+        community: str,
+        people: list[str],
+        ts: np.ndarray,
+        stay: np.ndarray,
+    ) -> Iterator[tuple[str, str, Link]]:
+        """Each check-in at a venue that meets one of the cases' visits there, as (person, case, link)."""
+        for case_id, arrive, leave, confirmed in entries if people else ():
             met = is_contact(ts, stay, np.int64(arrive), np.int64(leave), self.params)
             for i in np.flatnonzero(met).tolist():
-                if self.case_token(person[i]) == case_id:
+                if self.case_token(people[i]) == case_id:
                     continue  # the case's own check-in
                 t = int(ts[i])
-                link = (person[i], case_id)
-                previous = work.found.get(link)
-                if previous is None or previous[3] > t:
-                    work.found[link] = (person[i], case_id, venue_id, t, max(t, confirmed), site["community_id"])
+                yield people[i], case_id, (max(t, confirmed), venue_id, t, community)
 
     # ------------------------------------------------------------------ contacts and codes
 
     def _record(self, client: redis.Redis, work: _Work, now_ms: int, *, ended_too: bool = True) -> None:
-        """Turn what tracing found into contacts and codes, and the active counts that follow.
+        """Turn what tracing found into contacts and codes, and the counts that follow.
 
-        Without ``ended_too``, links whose quarantine is already over are left out: tracing a case
-        again must not bring back a contact the tick has just let go.
+        A contact keeps, per case met, the link that flags them first (then by venue and check-in time),
+        and counts under the first of these: a case traced in full replaces its links, new check-ins add
+        theirs. Without ``ended_too``, links whose quarantine is already over are neither made nor undone:
+        tracing a case again must not bring back a contact the tick has just let go.
         """
         quarantine_ms = int(self.params.contact_quarantine_days * DAY_MS)
-        if not ended_too:
-            work.found = {k: f for k, f in work.found.items() if f[4] + quarantine_ms > now_ms}
-        if not work.found and not work.red:
+        live = lambda link: ended_too or link[0] + quarantine_ms > now_ms  # noqa: E731
+        persons = {p for p, _ in work.found} | {p for found in work.traced.values() for p in found}
+        persons |= {p for c in work.traced for p in work.linked_before.get(c, ())}
+        if not persons and not work.red:
             return
-        holders = {p: self.case_token(p) for p, _ in work.found}
+        holders = {p: self.case_token(p) for p in sorted(persons)}
         _load(client, [(work.contacts, holders), (work.codes, [*holders.values(), *work.red])])
         isolation_ms = int(self.params.case_isolation_days * DAY_MS)
         for case_id, (confirmed, community, before) in work.red.items():
@@ -464,29 +533,53 @@ class CaseKeeper:
                 work.transitions.append((*before, "red", -1))
             work.transitions.append((confirmed, community, "red", 1))
             self._turn(work, case_id, "red", community, confirmed, confirmed + isolation_ms)
-        for person, case_id, venue_id, _, flagged, community in sorted(work.found.values(), key=lambda f: f[3:5]):
+        added: dict[str, dict[str, Link]] = {}
+        for (person, case_id), link in work.found.items():
+            if case_id not in work.traced:
+                added.setdefault(person, {})[case_id] = link
+        for person, holder in holders.items():
             raw = work.contacts.get(person)
-            if raw is None:
-                record = {"case_ids": [case_id], "venue_id": venue_id, "flagged_ts": flagged, "community_id": community}
-                work.new_contacts.append((flagged, community, 1))
-                work.transitions.append((flagged, community, "yellow", 1))
+            record = json.loads(raw) if raw is not None else None
+            before = {c: tuple(link) for c, link in (record or {}).get("links", {}).items()}
+            links = dict(before)
+            for case_id, found in work.traced.items():
+                link = found.get(person)
+                if link is not None and live(link):
+                    links[case_id] = link
+                elif link is None and case_id in links and live(links[case_id]):
+                    del links[case_id]
+            for case_id, link in added.get(person, {}).items():
+                links[case_id] = min(links.get(case_id, link), link)
+            if links == before:
+                continue
+            for case_id in links.keys() - before.keys():
+                work.linked.setdefault(case_id, {})[person] = True
+            for case_id in before.keys() - links.keys():
+                work.linked.setdefault(case_id, {})[person] = False
+            was = (record["flagged_ts"], record["community_id"]) if record is not None else None
+            record = _contact(links, quarantine_ms) if links else None
+            now = (record["flagged_ts"], record["community_id"]) if record is not None else None
+            if was != now:
+                # Counted under the person's first link, wherever and whenever that is found.
+                for side, sign in ((was, -1), (now, 1)):
+                    if side is not None:
+                        work.new_contacts.append((*side, sign))
+                        work.transitions.append((*side, "yellow", sign))
+            work.contacts.put(person, None if record is None else json.dumps(record, separators=(",", ":")))
+            if record is not None:
+                self._turn(work, holder, "yellow", record["community_id"], record["flagged_ts"], record["until_ts"])
             else:
-                record = json.loads(raw)
-                earlier = (flagged, venue_id) < (record["flagged_ts"], record["venue_id"])
-                if case_id in record["case_ids"] and not earlier and flagged + quarantine_ms <= record["until_ts"]:
-                    continue
-                if earlier:
-                    # Counted under the person's earliest link, whichever link was found first.
-                    old = (record["flagged_ts"], record["community_id"])
-                    work.new_contacts += [(*old, -1), (flagged, community, 1)]
-                    work.transitions += [(*old, "yellow", -1), (flagged, community, "yellow", 1)]
-                    record.update(venue_id=venue_id, flagged_ts=flagged, community_id=community)
-                record["case_ids"] = sorted({*record["case_ids"], case_id})
-            record["until_ts"] = max(record.get("until_ts", 0), flagged + quarantine_ms)
-            work.contacts.put(person, json.dumps(record, separators=(",", ":")))
-            self._turn(
-                work, holders[person], "yellow", record["community_id"], record["flagged_ts"], record["until_ts"]
-            )
+                self._clear_yellow(work, holder)
+
+    @staticmethod
+    def _clear_yellow(work: _Work, holder: str) -> None:
+        """Take back the yellow code of someone who is a contact no longer (a red one stays)."""
+        raw = work.codes.get(holder)
+        code = json.loads(raw) if raw is not None else None
+        if code is not None and code["colour"] == "yellow":
+            work.codes.put(holder, None)
+            field_ = f"{code['community_id']}|yellow"
+            work.deltas[field_] = work.deltas.get(field_, 0) - 1
 
     @staticmethod
     def _turn(work: _Work, holder: str, colour: str, community: str, since: int, until: int) -> None:
@@ -520,6 +613,14 @@ class CaseKeeper:
                 changes.remove(contacts_until, person)
             else:
                 changes.add(contacts_until, json.loads(raw)["until_ts"], person)
+        for case_id, persons in sorted(work.linked.items()):
+            linked = keys.state(SOURCE, f"cases:linked:{case_id}")
+            for person, now_linked in sorted(persons.items()):
+                if now_linked:
+                    changes.add(linked, 0, person)
+                else:
+                    changes.remove(linked, person)
+            changes.expire_at[linked] = now_ms // 1000 + self.case_retention_s
         moves = self._moves(work)
         if work.deltas or moves:
             fields = [f for f, n in work.deltas.items() if n]
@@ -593,13 +694,8 @@ class CaseKeeper:
         pipe.zrangebyscore(keys.state(SOURCE, CONTACTS_UNTIL), "-inf", now_ms, start=0, num=TICK_LIMIT)
         recent, due_codes, due_contacts = ([x.decode() for x in reply] for reply in pipe.execute())
         if recent:
-            visits = _load(
-                client,
-                [(work.cases, recent)],
-                [("zrange", (keys.state(SOURCE, f"cases:visits:{c}"), 0, -1)) for c in recent],
-            )
-            traced = {c: [_Visit.of(c, m) for m in members] for c, members in zip(recent, visits)}
-            self._trace(client, work, traced, _Checkins([], [], np.zeros(0, np.int64), np.zeros(0, np.int64), {}))
+            replies = _load(client, [(work.cases, recent)], self._trace_reads(keys, recent))
+            self._trace(client, work, self._traced_visits(work, recent, replies), _Checkins.none())
             work.retraced.clear()  # traced again once is enough
             self._record(client, work, now_ms, ended_too=False)
         ends = [m.rsplit("|", 2) for m in due_codes]
@@ -625,6 +721,25 @@ class CaseKeeper:
     def publish(self, client: redis.Redis, keys: Keys, now_ms: int) -> bool:
         """Rebuild the tracing picture the dashboards read, when cases changed or it has aged; True if rebuilt."""
         return publish_picture(client, keys, now_ms, self.params)
+
+
+def _window(raw: str | None) -> tuple[int | None, int | None]:
+    """What a case's infectious window follows from: its confirmation and its onset."""
+    record = json.loads(raw) if raw is not None else {}
+    return record.get("confirmed_ts"), record.get("onset_ts")
+
+
+def _contact(links: dict[str, Link], quarantine_ms: int) -> dict:
+    """A contact's record from their links: counted under the first, in quarantine until the last one's ends."""
+    flagged, venue_id, _, community = min(links.values())
+    return {
+        "links": {case_id: list(link) for case_id, link in sorted(links.items())},
+        "case_ids": sorted(links),
+        "venue_id": venue_id,
+        "flagged_ts": flagged,
+        "community_id": community,
+        "until_ts": max(link[0] for link in links.values()) + quarantine_ms,
+    }
 
 
 def _confirmed_ts(raw: str | None) -> int | None:

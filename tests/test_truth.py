@@ -20,7 +20,7 @@ import pytest
 from data import aggregator
 from data.aggregator import Aggregator
 from data.connection import client_from_url
-from data.keepers.cases import derived_case_token, tracing_params
+from data.keepers.cases import derived_case_token
 from data.keys import Keys
 from data.read import CityReader
 from engines.tracing import TracingParams
@@ -224,7 +224,7 @@ class Run:
         self.settings = Settings.from_env({}, redis_url=redis_url, key_prefix=f"t{uuid.uuid4().hex[:10]}")
         # The recomputation states the deployment's rules as numbers of its own; they must be the ones in force.
         assert (self.settings.crowding_share, self.settings.lateness_seconds) == (CROWDING_SHARE, LATENESS_S)
-        assert tracing_params(self.settings) == TracingParams(
+        assert TracingParams.of(self.settings) == TracingParams(
             infectious_days_before=INFECTIOUS_DAYS,
             contact_window_min=CONTACT_WINDOW_MIN,
             contact_quarantine_days=QUARANTINE_DAYS,

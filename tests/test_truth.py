@@ -8,6 +8,7 @@ from the raw events alone. A failure names the tick, view, scope, window and fig
 
 from __future__ import annotations
 
+import re
 import time
 import uuid
 from collections.abc import Callable
@@ -19,7 +20,8 @@ from data.aggregator import Aggregator
 from data.connection import client_from_url
 from data.keys import Keys
 from data.read import CityReader
-from tests.truth import CROWDING_SHARE, LATENESS_S, NEIGHBOURHOOD, WINDOWS, Areas, Ticks, Truth, raw_frame, scenario
+from tests import truth as harness
+from tests.truth import NEIGHBOURHOOD, PAST_DAYS, WINDOWS, Areas, Ticks, Truth, raw_frame, scenario
 from views import snapshots
 from views.geography import CityGeography
 from views.state import ViewState
@@ -41,7 +43,7 @@ FIGURES: dict[str, tuple[str, ...]] = {
     ),
     "foot-traffic": (
         "headline.people", "headline.people_yesterday", "headline.sensors", "sensors", "silent_count", "crowded",
-        "heat",
+        "heat", "ratio", "normal", "fever",
     ),
     "services": (
         "volumes", "headline.applications", "headline.applications_hour", "headline.share_auto_hour", "share_auto",
@@ -56,7 +58,13 @@ FIGURES: dict[str, tuple[str, ...]] = {
         "services.applications_hour", "services.share_auto_hour", "complaints.open", "complaints.heat",
     ),
     "health": ("events", "stream_length", "dead", "rate_per_s"),
+    "wall": ("alarms", "freshness"),
+    "wall (quiet)": ("alarms", "freshness"),
 }  # fmt: skip
+# Views of the whole city alone, looked at once per tick. The quiet wall is the wall QUIET_S after the tick,
+# nothing having come meanwhile: sources fall silent, crowding and fever alarms go or stay.
+CITY_WIDE = ("health", "wall", "wall (quiet)")
+QUIET_S = 900.0
 
 
 def state_of(scope: str, window: str) -> ViewState:
@@ -101,6 +109,9 @@ def shown_foot(snap: dict) -> dict:
         "silent_count": snap["silent_count"],
         "crowded": sorted(r["sensor"] for r in snap["crowded"]),
         "heat": _cells(snap["heat"]),
+        "ratio": {r["sensor"]: r["ratio"] for r in snap["sensors"]},
+        "normal": {r["sensor"]: r["normal"] for r in snap["sensors"]},
+        "fever": sorted(r["sensor"] for r in snap["fever"]),
     }
 
 
@@ -153,6 +164,26 @@ def shown_health(snap: dict) -> dict:
     return {f: {source: by[source][f] for source in by} for f in FIGURES["health"]}
 
 
+def shown_wall(status: dict) -> dict:
+    """The alarms that take over the wall, and each source's freshness with the events a stale one held back."""
+
+    def held_back(message: str) -> int | None:
+        found = re.search(r"where about ([\d,]+) events were expected", message)
+        return int(found.group(1).replace(",", "")) if found else None
+
+    return {
+        "alarms": {a["key"]: (a["kind"], a["what"], a["where"]) for a in status["alarms"]},
+        "freshness": {
+            line["source"]: {
+                "age_s": None if line["age_s"] is None else round(line["age_s"], 1),
+                "stale": line["stale"],
+                "expected": held_back(line["message"]),
+            }
+            for line in status["freshness"]
+        },
+    }
+
+
 # ---------------------------------------------------------------------------- what the events say
 
 
@@ -166,6 +197,8 @@ def expected(truth: Truth, view: str, state: ViewState, centers: dict) -> dict:
         return truth.services(state, window_s, centers)
     if view == "complaints":
         return truth.complaints(state, window_s)
+    if view in ("wall", "wall (quiet)"):
+        return truth.wall()
     if view == "health":
         h = truth.health()
         return {f: {source: h[source][f] for source in h} for f in FIGURES["health"]}
@@ -193,9 +226,10 @@ class Run:
     def __init__(self, redis_url: str, city, city_map):
         from settings import Settings
 
-        self.settings = Settings.from_env({}, redis_url=redis_url, key_prefix=f"t{uuid.uuid4().hex[:10]}")
-        # The recomputation states the deployment's rules as numbers of its own; they must be the ones in force.
-        assert (self.settings.crowding_share, self.settings.lateness_seconds) == (CROWDING_SHARE, LATENESS_S)
+        # Fine buckets are kept for the days the normal of an hour is learnt from, as history imported is.
+        self.settings = Settings.from_env(
+            {}, redis_url=redis_url, key_prefix=f"t{uuid.uuid4().hex[:10]}", retention_hours=24.0 * (PAST_DAYS + 3)
+        )
         self.client = client_from_url(redis_url)
         keys = Keys(self.settings.key_prefix)
         hour = int(time.time()) // 3600 * 3600
@@ -216,7 +250,7 @@ class Run:
                 memo[key] = build()
             return memo[key]
 
-        written = []
+        written, drained = [], []
         self.shown: dict[tuple, dict] = {}
         self.expected: dict[tuple, dict] = {}
         self.closed_in_view: dict[tuple, bool] = {}
@@ -231,12 +265,21 @@ class Run:
                 pipe.execute()
                 worker.drain()
                 written.append(group)
+                drained.append(now)
             worker.roll_up()
             worker.tick_keepers()
-            truth = Truth(raw_frame(written, int(now * 1000)), areas, now)
+            frame = raw_frame(written, int(now * 1000), drained)
+            truth = Truth(frame, areas, now)
             same_batch = truth.closed_with_their_complaint()
             health = snapshots.health_snapshot(reader, now)
             self._keep(k, "health", "city", "1h", shown_health(health), expected(truth, "health", ViewState(), centers))
+            wall = snapshots.status_snapshot(reader, geo, self.settings, now)
+            self._keep(k, "wall", "city", "1h", shown_wall(wall), truth.wall())
+            # The same wall a while later, read by a screen of its own, nothing having come meanwhile.
+            later = now + QUIET_S
+            quiet = CityReader(self.client, self.settings, clock=lambda later=later: later)
+            wall = snapshots.status_snapshot(quiet, geo, self.settings, later)
+            self._keep(k, "wall (quiet)", "city", "1h", shown_wall(wall), Truth(frame, areas, later).wall())
             # A page opened at this tick reads with a reader of its own, with no window kept summed.
             fresh = CityReader(self.client, self.settings, clock=lambda: clock[0])
             for scope in FIRST_SCOPES if k == 0 else LATER_SCOPES:
@@ -295,13 +338,13 @@ def _cases():
     for tick in range(TICKS):
         for scope in FIRST_SCOPES if tick == 0 else LATER_SCOPES:
             for window in WINDOWS:
-                for view in [*FIGURES, *(f"{v} (fresh page)" for v in FIGURES if v != "health")]:
+                for view in [*FIGURES, *(f"{v} (fresh page)" for v in FIGURES if v not in CITY_WIDE)]:
                     page = view.removesuffix(" (fresh page)")
-                    if page == "health" and (scope, window) != ("city", "1h"):
+                    if page in CITY_WIDE and (scope, window) != ("city", "1h"):
                         continue
                     if view != page and (tick == 0 or scope not in FRESH_SCOPES):
                         continue
-                    name = view.replace(" (fresh page)", "@fresh")
+                    name = view.replace(" (fresh page)", "@fresh").replace(" (quiet)", "@quiet")
                     for figure in FIGURES[page]:
                         yield pytest.param(
                             tick, view, scope, window, figure, id=f"t{tick}-{name}-{figure}-{scope}-{window}"
@@ -336,6 +379,43 @@ def _difference(shown, wanted) -> str:
     return text if len(text) < 800 else text[:800] + "…"
 
 
+def test_the_recomputation_states_the_rules_in_force(run):
+    """The recomputation spells out each rule's numbers on its own: they must be the ones the deployment runs."""
+    import inspect
+
+    from data import insights
+    from engines.complaints import URGENT_CATEGORIES
+    from engines.foot import MAD_TO_SD, CrowdingRule, FeverRule, NormalBands
+
+    s = run.settings
+    assert (s.crowding_share, s.lateness_seconds, s.privacy_min_count) == (
+        harness.CROWDING_SHARE, harness.LATENESS_S, harness.SMALL,
+    )  # fmt: skip
+    bands = NormalBands()
+    assert (s.history_days, bands.min_history_days, inspect.signature(insights.now_versus_normal).parameters["tz"].default) == (
+        harness.NORMAL_DAYS, harness.NORMAL_MIN_DAYS, harness.NORMAL_TZ,
+    )  # fmt: skip
+    assert (bands.unusual_z, bands.busy_ratio, bands.quiet_ratio, bands.spread_floor_share, MAD_TO_SD) == (
+        harness.UNUSUAL_Z, harness.BUSY_RATIO, harness.QUIET_RATIO, harness.SPREAD_FLOOR_SHARE, harness.MAD_TO_SD,
+    )  # fmt: skip
+    fever = FeverRule()
+    assert (fever.window_min * 60, fever.baseline_h * 3600, fever.prior_rate, fever.alert_p, fever.min_count) == (
+        harness.FEVER_WINDOW_S, harness.FEVER_BASELINE_S, harness.FEVER_PRIOR_RATE, harness.FEVER_ALERT_P,
+        harness.FEVER_MIN,
+    )  # fmt: skip
+    crowding = CrowdingRule.of(s)
+    assert (crowding.grace_s, crowding.max_gap_s, crowding.gap_intervals) == (
+        harness.CROWDING_GRACE_S, harness.CROWDING_GAP_S, harness.CROWDING_GAP_INTERVALS,
+    )  # fmt: skip
+    assert (s.alarm_cluster_cases, s.alarm_urgent_complaints, s.alarm_wait_target_s, tuple(URGENT_CATEGORIES)) == (
+        harness.ALARM_CLUSTER_CASES, harness.ALARM_URGENT_COMPLAINTS, harness.ALARM_WAIT_TARGET_S,
+        harness.URGENT_CATEGORIES,
+    )  # fmt: skip
+    assert (s.stale_after_s, snapshots.SILENCE_GAPS, insights.RATE_HISTORY_DAYS) == (
+        harness.STALE_AFTER_S, harness.SILENCE_GAPS, harness.RATE_DAYS,
+    )  # fmt: skip
+
+
 def test_the_events_hold_every_case_the_check_claims_to_cover(run):
     """The recomputation is not trivially equal: the scenario reaches every kind of figure and edge."""
     city, hood = (0, "cases", "city", "24h"), (0, "cases", "neighbourhood", "24h")
@@ -358,3 +438,15 @@ def test_the_events_hold_every_case_the_check_claims_to_cover(run):
     assert shifted != run.expected[(0, "services", "city", "1h")]["headline.applications"]
     # Time moved on: the neighbourhood's hour rolled up by the last tick, and counts grew.
     assert run.expected[(3, "services", "city", "15m")] != run.expected[(0, "services", "city", "15m")]
+    # Sensors judged against a normal, one too new to have one, one silent; a fever rise after the first tick.
+    foot = [run.expected[(k, "foot-traffic", "city", "1h")] for k in range(TICKS)]
+    assert {"normal", "busy", "unusual"} <= {v for f in foot for v in f["normal"].values()}
+    assert {"no_history", "no_data"} <= set(foot[0]["normal"].values())
+    assert not foot[0]["fever"] and foot[3]["fever"]
+    # Every kind of alarm, crowding both raised and over, and a source gone quiet that is stale and others not.
+    walls = [run.expected[(k, view, "city", "1h")] for k in range(TICKS) for view in ("wall", "wall (quiet)")]
+    kinds = [{a[0] for a in wall["alarms"].values()} for wall in walls]
+    assert set.union(*kinds) == {"crowding", "cases", "complaints", "services"}
+    assert any("crowding" not in k for k in kinds)
+    stale = [line["stale"] for wall in walls for line in wall["freshness"].values()]
+    assert any(stale) and not all(stale)

@@ -3,6 +3,9 @@ starts the whole demo (Redis, aggregator, simulators, dashboard) through the lau
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
+
 from dash import Dash
 from flask import Response, abort, request
 
@@ -17,12 +20,15 @@ from views.geography import GEOJSON_URL
 REDIS_TIMEOUT_S = 2.0
 
 
-def create_app(settings: Settings | None = None) -> Dash:
-    """Build a fresh dashboard app for these settings (default: from the environment)."""
+def create_app(settings: Settings | None = None, clock: Callable[[], float] = time.time) -> Dash:
+    """Build a fresh dashboard app for these settings (default: from the environment).
+
+    ``clock`` is the time the views answer for: the wall clock, or one a test moves through a simulated day.
+    """
     settings = settings or Settings.from_env()
     # With no REDIS_URL the embedded Redis is joined (or started); in production that is refused here.
     client, _embedded = connect(settings, socket_timeout=REDIS_TIMEOUT_S, socket_connect_timeout=REDIS_TIMEOUT_S)
-    deck = Deck(settings, client, lambda: city_for(settings))
+    deck = Deck(settings, client, lambda: city_for(settings), clock=clock)
     app = Dash(
         __name__,
         title="citydeck",

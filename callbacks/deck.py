@@ -33,9 +33,17 @@ class DataUnavailable(RuntimeError):
 class Deck:
     """The dashboard's shared services for one app; the Redis client is passed in."""
 
-    def __init__(self, settings, client: redis.Redis, city_factory: Callable[[], Any]):
+    def __init__(
+        self,
+        settings,
+        client: redis.Redis,
+        city_factory: Callable[[], Any],
+        clock: Callable[[], float] = time.time,
+    ):
         self.settings = settings
         self.client = client
+        # The time every snapshot answers for: the wall clock, or a simulated one that a test moves on.
+        self.clock = clock
         self._city_factory = city_factory
         self.cache = Cache(
             config={
@@ -45,7 +53,7 @@ class Deck:
                 "CACHE_DEFAULT_TIMEOUT": 60,
             }
         )
-        self.reader = CityReader(client, settings)
+        self.reader = CityReader(client, settings, clock=clock)
         self._guard = threading.Lock()
         self._local: dict[str, Any] = {}  # this tick's snapshots, as built or read by this process
         self._asking: dict[str, threading.Event] = {}  # keys one request of this process is getting now
@@ -63,11 +71,11 @@ class Deck:
         return self.settings.refresh_ms / 1000
 
     def tick(self, now: float | None = None) -> int:
-        return int((now if now is not None else time.time()) // self.refresh_s)
+        return int((now if now is not None else self.clock()) // self.refresh_s)
 
     def snapshot(self, view: str, state: ViewState | None, build: Callable[[float], Any]) -> Any:
         """Return this tick's snapshot of a view, building it at most once across browsers and workers."""
-        now = time.time()
+        now = self.clock()
         scope = "-" if state is None else f"{state.window}:{state.district or ''}:{state.neighbourhood or ''}"
         tick = self.tick(now)
         key = f"snap:{view}:{scope}:{tick}"

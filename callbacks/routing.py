@@ -115,8 +115,10 @@ def register(app, deck: Deck) -> None:
     def follow_url(search, window, district, neighbourhood, pathname, nav_ids, card_ids):
         controls = (values.text(window), values.text(district), values.text(neighbourhood))
         nav, cards = values.names_of(nav_ids, "page", PAGES), values.names_of(card_ids, "page", PAGES)
-        # No trigger: the page has just loaded, or new links appeared; the URL holds the state then.
-        from_url = not ctx.triggered_id or ctx.triggered_id == ids.URL
+        # No trigger: the page has just loaded, or new links appeared; the URL holds the state then. On a
+        # page opened from a link the URL's search arrives together with the controls' first values: the
+        # URL leads whenever it is among the triggers, or the controls' defaults would overwrite the link.
+        from_url = not ctx.triggered_id or ids.URL in ctx.triggered_prop_ids.values()
         on_wall = (values.text(pathname) or "").rstrip("/") == WALL_PATH
         state, new_search, to_set = follow(deck, from_url, search, controls, on_wall)
         query = state_query(state)

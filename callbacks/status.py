@@ -28,7 +28,7 @@ def register(app, deck: Deck) -> None:
     )
     def show_status(_n, down_since):
         down_since = values.moment(down_since)
-        clock = time.strftime("%H:%M")
+        clock = time.strftime("%H:%M", time.localtime(deck.clock()))
         try:
             snap = deck.snapshot("status", None, lambda now: status_snapshot(deck.reader, deck.geo, deck.settings, now))
         except DataUnavailable:

@@ -3,8 +3,6 @@ same playlist shows the same view; the view's own refresh keeps it live."""
 
 from __future__ import annotations
 
-import time
-
 from dash import ALL, Input, Output, State, no_update
 
 from callbacks import values
@@ -27,7 +25,7 @@ def register(app, deck: Deck) -> None:
     def rotate(_n, search, showing, slots):
         search, showing, slots = values.text(search), values.text(showing), values.names_of(slots, "view", PAGES)
         plan, _notes = parse_wall(search, deck.settings.wall_views, deck.settings.wall_dwell_s)
-        now = time.time()
+        now = deck.clock()
         view = plan.showing(now)
         progress = {"width": f"{100 * (now % plan.dwell_s) / plan.dwell_s:.1f}%"}
         if view == showing:

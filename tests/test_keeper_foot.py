@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import json
 import random
 import time
 
 import pytest
 
+from data import aggregator
 from data.aggregator import Aggregator
+from data.keepers.foot import READINGS
 from data.keys import Keys
 from data.read import CityReader
 from data.read.foot import over_capacity
@@ -101,3 +104,34 @@ def test_a_long_stretch_is_the_one_its_readings_give_when_they_arrive_a_little_o
     expected = expected_stretch([(ts, crowded) for ts, crowded, _ in events], gap_ms)
     stretch = over_capacity(CityReader(client, settings)).get("S-1")
     assert (None if stretch is None else (stretch["since_ms"], stretch["last_ms"])) == expected
+
+
+def test_a_backfill_of_older_readings_after_the_newest_joins_the_stretch_they_begin(
+    client, settings, city_map, monkeypatch
+):
+    """Readings days older than the newest are not late while the horizon has not passed them (a backfill,
+    or a worker racing others): they must join the stretch, not be forgotten as too old to matter."""
+    monkeypatch.setattr(aggregator, "ROLL_UP_EVERY_S", 10**9)  # the horizon stays where it is until asked
+    start = int(time.time() * 1000) - 8 * 60 * MINUTE_MS
+    minutes = list(range(0, 8 * 60, 2))  # crowded every two minutes for eight hours
+    worker = Aggregator(client, settings, city_map, name="backfill")
+    worker.ensure_groups()
+    stream = Keys(settings.key_prefix).stream("foot")
+    # The last hour first, then the seven before it, oldest first, an hour at a time.
+    for hour in (7, 0, 1, 2, 3, 4, 5, 6):
+        for m in minutes:
+            if hour * 60 <= m < (hour + 1) * 60:
+                client.xadd(stream, reading(m, start + m * MINUTE_MS, 990))
+        while worker.step(block_ms=None):
+            pass
+        worker.flush()
+    stretch = over_capacity(CityReader(client, settings))["S-1"]
+    assert (stretch["since_ms"], stretch["last_ms"]) == (start, start + minutes[-1] * MINUTE_MS)
+    # Once the horizon passes them, the old readings are folded into where their run began, and it holds.
+    worker.roll_up()
+    client.xadd(stream, reading(10_000, start + 8 * 60 * MINUTE_MS, 990))
+    worker.drain()
+    stretch = over_capacity(CityReader(client, settings))["S-1"]
+    assert (stretch["since_ms"], stretch["last_ms"]) == (start, start + 8 * 60 * MINUTE_MS)
+    kept = json.loads(client.hget(Keys(settings.key_prefix).state("foot", READINGS), "S-1"))
+    assert len(kept["over"]) < len(minutes) / 2 and kept["anchor"] == start

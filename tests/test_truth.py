@@ -10,6 +10,7 @@ run. A failure names the workers, tick, view, scope, window and figure.
 
 from __future__ import annotations
 
+import re
 import time
 import uuid
 from collections.abc import Callable
@@ -24,22 +25,8 @@ from data.keepers.cases import derived_case_token
 from data.keys import Keys
 from data.read import CityReader
 from engines.tracing import TracingParams
-from tests.truth import (
-    CONTACT_WINDOW_MIN,
-    CROWDING_SHARE,
-    INFECTIOUS_DAYS,
-    ISOLATION_DAYS,
-    LATENESS_S,
-    NEIGHBOURHOOD,
-    QUARANTINE_DAYS,
-    WINDOWS,
-    Areas,
-    Ticks,
-    Truth,
-    case_token,
-    raw_frame,
-    scenario,
-)
+from tests import truth as harness
+from tests.truth import NEIGHBOURHOOD, PAST_DAYS, WINDOWS, Areas, Ticks, Truth, case_token, raw_frame, scenario
 from tests.workers import drain_at_once
 from views import snapshots
 from views.geography import CityGeography
@@ -66,7 +53,7 @@ FIGURES: dict[str, tuple[str, ...]] = {
     ),
     "foot-traffic": (
         "headline.people", "headline.people_yesterday", "headline.sensors", "sensors", "silent_count", "crowded",
-        "heat",
+        "heat", "ratio", "normal", "fever",
     ),
     "services": (
         "volumes", "headline.applications", "headline.applications_hour", "headline.share_auto_hour", "share_auto",
@@ -81,7 +68,13 @@ FIGURES: dict[str, tuple[str, ...]] = {
         "services.applications_hour", "services.share_auto_hour", "complaints.open", "complaints.heat",
     ),
     "health": ("events", "stream_length", "dead", "rate_per_s"),
+    "wall": ("alarms", "freshness"),
+    "wall (quiet)": ("alarms", "freshness"),
 }  # fmt: skip
+# Views of the whole city alone, looked at once per tick. The quiet wall is the wall QUIET_S after the tick,
+# nothing having come meanwhile: sources fall silent, crowding and fever alarms go or stay.
+CITY_WIDE = ("health", "wall", "wall (quiet)")
+QUIET_S = 900.0
 
 
 def state_of(scope: str, window: str) -> ViewState:
@@ -131,6 +124,9 @@ def shown_foot(snap: dict) -> dict:
         "silent_count": snap["silent_count"],
         "crowded": sorted(r["sensor"] for r in snap["crowded"]),
         "heat": _cells(snap["heat"]),
+        "ratio": {r["sensor"]: r["ratio"] for r in snap["sensors"]},
+        "normal": {r["sensor"]: r["normal"] for r in snap["sensors"]},
+        "fever": sorted(r["sensor"] for r in snap["fever"]),
     }
 
 
@@ -183,6 +179,26 @@ def shown_health(snap: dict) -> dict:
     return {f: {source: by[source][f] for source in by} for f in FIGURES["health"]}
 
 
+def shown_wall(status: dict) -> dict:
+    """The alarms that take over the wall, and each source's freshness with the events a stale one held back."""
+
+    def held_back(message: str) -> int | None:
+        found = re.search(r"where about ([\d,]+) events were expected", message)
+        return int(found.group(1).replace(",", "")) if found else None
+
+    return {
+        "alarms": {a["key"]: (a["kind"], a["what"], a["where"]) for a in status["alarms"]},
+        "freshness": {
+            line["source"]: {
+                "age_s": None if line["age_s"] is None else round(line["age_s"], 1),
+                "stale": line["stale"],
+                "expected": held_back(line["message"]),
+            }
+            for line in status["freshness"]
+        },
+    }
+
+
 # ---------------------------------------------------------------------------- what the events say
 
 
@@ -221,15 +237,10 @@ class Run:
     def __init__(self, redis_url: str, city, city_map, hour: int, workers: int, recomputed: dict, ticks: int = TICKS):
         from settings import Settings
 
-        self.settings = Settings.from_env({}, redis_url=redis_url, key_prefix=f"t{uuid.uuid4().hex[:10]}")
-        # The recomputation states the deployment's rules as numbers of its own; they must be the ones in force.
-        assert (self.settings.crowding_share, self.settings.lateness_seconds) == (CROWDING_SHARE, LATENESS_S)
-        assert TracingParams.of(self.settings) == TracingParams(
-            infectious_days_before=INFECTIOUS_DAYS,
-            contact_window_min=CONTACT_WINDOW_MIN,
-            contact_quarantine_days=QUARANTINE_DAYS,
-            case_isolation_days=ISOLATION_DAYS,
-        )  # and the tracer's own margins at their defaults: no stay margin, isolated when confirmed
+        # Fine buckets are kept for the days the normal of an hour is learnt from, as history imported is.
+        self.settings = Settings.from_env(
+            {}, redis_url=redis_url, key_prefix=f"t{uuid.uuid4().hex[:10]}", retention_hours=24.0 * (PAST_DAYS + 3)
+        )
         raced = type(self.settings)(**{**self.settings.__dict__, "batch_size": RACED_BATCH})
         self.client = client_from_url(redis_url)
         keys = Keys(self.settings.key_prefix)
@@ -250,7 +261,7 @@ class Run:
                 memo[key] = build()
             return memo[key]
 
-        written = []
+        written, drained = [], []
         self.shown: dict[tuple, dict] = {}
         self.expected: dict[tuple, dict] = {}
         self.closed_in_view: dict[tuple, bool] = {}
@@ -269,11 +280,14 @@ class Run:
                     drain_at_once(raced, city_map, workers, int(now * 1000))
                     worker.roll_up()  # closes the past between groups, as one worker's drain does
                 written.append(group)
+                drained.append(now)
             worker.roll_up()
             worker.tick_keepers()
             if k not in recomputed:
-                recomputed[k] = Truth(raw_frame(written, int(now * 1000)), areas, now)
-            truth = recomputed[k]
+                frame = raw_frame(written, int(now * 1000), drained)
+                # The wall QUIET_S later, nothing having come meanwhile, is recomputed from the same events.
+                recomputed[k] = Truth(frame, areas, now), Truth(frame, areas, now + QUIET_S).wall()
+            truth, quiet_wall = recomputed[k]
 
             def pages(state: ViewState, k=k, truth=truth) -> dict[str, dict]:
                 if (k, state) not in recomputed:
@@ -283,6 +297,13 @@ class Run:
             same_batch = truth.closed_with_their_complaint()
             health = snapshots.health_snapshot(reader, now)
             self._keep(k, "health", "city", "1h", shown_health(health), expected_health(truth))
+            wall = snapshots.status_snapshot(reader, geo, self.settings, now)
+            self._keep(k, "wall", "city", "1h", shown_wall(wall), truth.wall())
+            # The same wall a while later, read by a screen of its own, nothing having come meanwhile.
+            later = now + QUIET_S
+            quiet = CityReader(self.client, self.settings, clock=lambda later=later: later)
+            wall = snapshots.status_snapshot(quiet, geo, self.settings, later)
+            self._keep(k, "wall (quiet)", "city", "1h", shown_wall(wall), quiet_wall)
             # A page opened at this tick reads with a reader of its own, with no window kept summed.
             fresh = CityReader(self.client, self.settings, clock=lambda: clock[0])
             for scope in FIRST_SCOPES if k == 0 else LATER_SCOPES:
@@ -357,13 +378,13 @@ def _cases():
     for tick in range(TICKS):
         for scope in FIRST_SCOPES if tick == 0 else LATER_SCOPES:
             for window in WINDOWS:
-                for view in [*FIGURES, *(f"{v} (fresh page)" for v in FIGURES if v != "health")]:
+                for view in [*FIGURES, *(f"{v} (fresh page)" for v in FIGURES if v not in CITY_WIDE)]:
                     page = view.removesuffix(" (fresh page)")
-                    if page == "health" and (scope, window) != ("city", "1h"):
+                    if page in CITY_WIDE and (scope, window) != ("city", "1h"):
                         continue
                     if view != page and (tick == 0 or scope not in FRESH_SCOPES):
                         continue
-                    name = view.replace(" (fresh page)", "@fresh")
+                    name = view.replace(" (fresh page)", "@fresh").replace(" (quiet)", "@quiet")
                     for figure in FIGURES[page]:
                         yield pytest.param(
                             tick, view, scope, window, figure, id=f"t{tick}-{name}-{figure}-{scope}-{window}"
@@ -406,6 +427,50 @@ def _difference(shown, wanted) -> str:
     return text if len(text) < 800 else text[:800] + "…"
 
 
+def test_the_recomputation_states_the_rules_in_force(run):
+    """The recomputation spells out each rule's numbers on its own: they must be the ones the deployment runs."""
+    import inspect
+
+    from data.read import foot as foot_reads
+    from data.read import health as health_reads
+    from engines.complaints import URGENT_CATEGORIES
+    from engines.foot import MAD_TO_SD, CrowdingRule, FeverRule, NormalBands
+
+    s = run.settings
+    assert (s.crowding_share, s.lateness_seconds, s.privacy_min_count) == (
+        harness.CROWDING_SHARE, harness.LATENESS_S, harness.SMALL,
+    )  # fmt: skip
+    bands = NormalBands()
+    assert (s.history_days, bands.min_history_days, inspect.signature(foot_reads.now_versus_normal).parameters["tz"].default) == (
+        harness.NORMAL_DAYS, harness.NORMAL_MIN_DAYS, harness.NORMAL_TZ,
+    )  # fmt: skip
+    assert (bands.unusual_z, bands.busy_ratio, bands.quiet_ratio, bands.spread_floor_share, MAD_TO_SD) == (
+        harness.UNUSUAL_Z, harness.BUSY_RATIO, harness.QUIET_RATIO, harness.SPREAD_FLOOR_SHARE, harness.MAD_TO_SD,
+    )  # fmt: skip
+    fever = FeverRule()
+    assert (fever.window_min * 60, fever.baseline_h * 3600, fever.prior_rate, fever.alert_p, fever.min_count) == (
+        harness.FEVER_WINDOW_S, harness.FEVER_BASELINE_S, harness.FEVER_PRIOR_RATE, harness.FEVER_ALERT_P,
+        harness.FEVER_MIN,
+    )  # fmt: skip
+    crowding = CrowdingRule.of(s)
+    assert (crowding.grace_s, crowding.max_gap_s, crowding.gap_intervals) == (
+        harness.CROWDING_GRACE_S, harness.CROWDING_GAP_S, harness.CROWDING_GAP_INTERVALS,
+    )  # fmt: skip
+    assert (s.alarm_cluster_cases, s.alarm_urgent_complaints, s.alarm_wait_target_s, tuple(URGENT_CATEGORIES)) == (
+        harness.ALARM_CLUSTER_CASES, harness.ALARM_URGENT_COMPLAINTS, harness.ALARM_WAIT_TARGET_S,
+        harness.URGENT_CATEGORIES,
+    )  # fmt: skip
+    assert (s.stale_after_s, snapshots.SILENCE_GAPS, health_reads.RATE_HISTORY_DAYS) == (
+        harness.STALE_AFTER_S, harness.SILENCE_GAPS, harness.RATE_DAYS,
+    )  # fmt: skip
+    assert TracingParams.of(s) == TracingParams(
+        infectious_days_before=harness.INFECTIOUS_DAYS,
+        contact_window_min=harness.CONTACT_WINDOW_MIN,
+        contact_quarantine_days=harness.QUARANTINE_DAYS,
+        case_isolation_days=harness.ISOLATION_DAYS,
+    )  # and the tracer's own margins at their defaults: no stay margin, isolated when confirmed
+
+
 def test_the_events_hold_every_case_the_check_claims_to_cover(run):
     """The recomputation is not trivially equal: the scenario reaches every kind of figure and edge."""
     city, hood = (0, "cases", "city", "24h"), (0, "cases", "neighbourhood", "24h")
@@ -433,6 +498,18 @@ def test_the_events_hold_every_case_the_check_claims_to_cover(run):
     assert shifted != run.expected[(0, "services", "city", "1h")]["headline.applications"]
     # Time moved on: the neighbourhood's hour rolled up by the last tick, and counts grew.
     assert run.expected[(3, "services", "city", "15m")] != run.expected[(0, "services", "city", "15m")]
+    # Sensors judged against a normal, one too new to have one, one silent; a fever rise after the first tick.
+    foot = [run.expected[(k, "foot-traffic", "city", "1h")] for k in range(TICKS)]
+    assert {"normal", "busy", "unusual"} <= {v for f in foot for v in f["normal"].values()}
+    assert {"no_history", "no_data"} <= set(foot[0]["normal"].values())
+    assert not foot[0]["fever"] and foot[3]["fever"]
+    # Every kind of alarm, crowding both raised and over, and a source gone quiet that is stale and others not.
+    walls = [run.expected[(k, view, "city", "1h")] for k in range(TICKS) for view in ("wall", "wall (quiet)")]
+    kinds = [{a[0] for a in wall["alarms"].values()} for wall in walls]
+    assert set.union(*kinds) == {"crowding", "cases", "complaints", "services"}
+    assert any("crowding" not in k for k in kinds)
+    stale = [line["stale"] for wall in walls for line in wall["freshness"].values()]
+    assert any(stale) and not all(stale)
 
 
 def test_the_harness_gives_a_person_who_falls_ill_the_case_token_the_registry_does():

@@ -14,13 +14,16 @@ figure obeys are spelt out here again, on purpose, from what the page claims to 
   source written before it, minus the allowed lateness, is not counted;
 - a complaint's category is the one triage gives its words (labelled by hand in the events below);
 - on a shared screen a health count under the threshold is hidden ('<3') and a total of hidden counts
-  is a lower bound.
+  is a lower bound;
+- the judgements (a sensor's hour against its normal, fever rises, crowding, alarms, stale sources) follow
+  the rules' documented numbers, stated below as constants that a test holds equal to those in force.
 """
 
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable
+import math
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
 
@@ -46,6 +49,27 @@ ISOLATION_DAYS = 14.0  # a case's code is red this long from its confirmation
 WINDOWS = {"15m": 15 * 60, "1h": HOUR_S, "24h": DAY_S}
 SENSOR_KINDS = ("metro_station", "mall", "park")
 NEIGHBOURHOOD = "D-FT-N01"  # the neighbourhood the harness drills into
+PAST_DAYS = 14  # days before the last one that hold readings in the ticks' hours: a normal to judge against
+FEVER_RISING = 3  # the sensor whose fever readings rise after the first tick
+NEW_SENSOR = 4  # the sensor with no readings on the days before
+URGENT_SURGE = 6  # urgent complaints filed in one community between the second and third ticks
+
+# The rules of the judgements and alarms, as the settings and the rules' documentation state them.
+NORMAL_DAYS = 28  # 'now versus normal' looks at the same hour on up to this many days before
+NORMAL_MIN_DAYS = 3  # with fewer comparable days a sensor has no normal
+NORMAL_TZ = "Asia/Shanghai"  # whose days are weekdays or weekend days
+UNUSUAL_Z, BUSY_RATIO, QUIET_RATIO, SPREAD_FLOOR_SHARE, MAD_TO_SD = 3.5, 1.3, 0.7, 0.15, 1.4826
+FEVER_WINDOW_S, FEVER_BASELINE_S = 3600, 86_400  # fevers of the last hour against the rate of the day before
+FEVER_PRIOR_RATE, FEVER_ALERT_P, FEVER_MIN = 0.001, 0.001, 3
+CROWDING_GRACE_S = 600.0  # crowded reading after reading for longer than this: an alarm
+CROWDING_GAP_S, CROWDING_GAP_INTERVALS = 300.0, 3.0  # readings further apart break a crowded stretch
+ALARM_CLUSTER_CASES = 3  # cases at one venue, the newest visit within a day, that take over the wall
+ALARM_URGENT_COMPLAINTS = 5  # urgent complaints in one community in the last hour that take over the wall
+ALARM_WAIT_TARGET_S = 900.0  # a service center's mean wait in the last hour over this takes over the wall
+URGENT_CATEGORIES = ("manhole", "public_safety", "water", "drainage")
+STALE_AFTER_S = 120.0  # the shortest silence that is stale ...
+SILENCE_GAPS = 10.0  # ... when it is also this many of the source's usual gaps between events now
+RATE_DAYS = 7  # the days whose same clock hour tell a source's usual rate
 
 # (words, the category triage gives them): the expected answer is part of the fixture.
 COMPLAINT_WORDS = (
@@ -163,22 +187,28 @@ def scenario(city, hour: int, seed: int = 11) -> tuple[Written, list[list[list[t
     )
     busy = rng.choice(len(points.inner), 6, replace=False).tolist()  # communities with many cases
 
-    def readings(t0_ms: int, t1_ms: int, every_s: int, silent_after_ms: int | None = None) -> list:
+    def readings(
+        t0_ms: int, t1_ms: int, every_s: int, silent_after_ms: int | None = None, fever_rise: bool = False, draw=rng
+    ) -> list:
         out = []
         for k, place in enumerate(sensors.itertuples(index=False)):
             interval = every_s
             stop = silent_after_ms if k < 2 and silent_after_ms is not None else t1_ms  # two fall silent
             capacity = int(place.capacity) or 500
             for ts in range(t0_ms + k * 7_000, min(t1_ms, stop), every_s * 1000):
-                crowded = k == 2  # one place stays near capacity
+                crowded = k == 2 and draw is rng  # one place stays near capacity (not on the days before)
+                people = int(draw.integers(0, 400))
+                fever = int(draw.random() < 0.1) if k % 2 else None
+                if fever_rise and k == FEVER_RISING:
+                    fever += 2  # a rise no screening rate explains
                 out.append(
                     (
                         "foot",
                         foot(
                             "reading", ts, sensor_id=f"S-{place.place_id}", sensor_kind="infrared" if k % 2 else "counter",
                             place_id=place.place_id, place_kind=place.kind, interval_s=interval,
-                            people=int(rng.integers(0, 400)), fever=int(rng.random() < 0.1) if k % 2 else None,
-                            occupancy=int(capacity * (0.95 if crowded else rng.uniform(0.1, 0.6))), capacity=capacity,
+                            people=people, fever=fever,
+                            occupancy=int(capacity * (0.95 if crowded else draw.uniform(0.1, 0.6))), capacity=capacity,
                             lon=place.lon, lat=place.lat,
                         ),
                     )
@@ -244,6 +274,14 @@ def scenario(city, hour: int, seed: int = 11) -> tuple[Written, list[list[list[t
     history: list[tuple[str, dict]] = []
     first_ms = int(ticks[0] * 1000)
     history += readings(start_ms, first_ms, 600, silent_after_ms=first_ms - 2 * HOUR_S * 1000)
+    # The hours the ticks fall in, on the days before the last one: the normal each sensor is judged against.
+    # Drawn from a generator of their own, so the rest of the scenario stays as it was. One sensor is new:
+    # it has no days before, so no normal.
+    past = np.random.default_rng(seed + 1)
+    newcomer = f"S-{sensors.iloc[NEW_SENSOR]['place_id']}"
+    for days in range(2, PAST_DAYS + 2):
+        t0 = (hour - HOUR_S - days * DAY_S) * 1000
+        history += [e for e in readings(t0, t0 + 2 * HOUR_S * 1000, 600, draw=past) if e[1]["sensor_id"] != newcomer]
     recent_ms = first_ms - 70 * 60_000
     stamps = np.sort(np.concatenate([rng.integers(start_ms, first_ms, 300), rng.integers(recent_ms, first_ms, 120)]))
     for ts in stamps.tolist():
@@ -366,7 +404,7 @@ def scenario(city, hour: int, seed: int = 11) -> tuple[Written, list[list[list[t
     for before, after in zip(ticks, ticks[1:]):
         t0, t1 = int(before * 1000) + 1, int(after * 1000)
         group: list[tuple[str, dict]] = []
-        group += readings(t0, t1, 60, silent_after_ms=t0)
+        group += readings(t0, t1, 60, silent_after_ms=t0, fever_rise=True)
         for ts in np.sort(rng.integers(t0, t1, 25)).tolist():
             group.append(application(ts, points.random_inside()))
             group.append(complaint(ts, points.random_inside()))
@@ -374,6 +412,16 @@ def scenario(city, hour: int, seed: int = 11) -> tuple[Written, list[list[list[t
             group.append(case(ts, "confirmed", points.random_inside(busy)))
         group.append(update(t1 - 1000, opened[3][0], "resolved", "community"))
         group.append(update(t1 - 500, opened[6][0], "closed", "community"))
+        if before == ticks[1]:
+            # A surge of urgent complaints in one community, enough for the wall's alarm.
+            where = points.inner[busy[4]]
+            for i in range(URGENT_SURGE):
+                group.append(
+                    ("complaints", complaints(
+                        "complaint", t0 + 5_000 * (i + 1), complaint_id=f"k{complaints.seq}", channel="hotline",
+                        text="manhole cover missing on the road", lon=where[0], lat=where[1],
+                    ))
+                )  # fmt: skip
         group.sort(key=lambda e: int(e[1]["ts"]))
         group.append(group[0])  # a repeat in every tick
         per_tick.append([group])
@@ -383,14 +431,18 @@ def scenario(city, hour: int, seed: int = 11) -> tuple[Written, list[list[list[t
 # ---------------------------------------------------------------------------- the raw events as a table
 
 
-def raw_frame(groups: Iterable[list[tuple[str, dict[str, str]]]], now_ms: int) -> pd.DataFrame:
+def raw_frame(
+    groups: Iterable[list[tuple[str, dict[str, str]]]], now_ms: int, drained_at: Sequence[float] | None = None
+) -> pd.DataFrame:
     """Decode every written event (in writing order) with the schema's decoder; judge repeats and lateness.
 
-    Columns: the event's fields, ``source``, ``group`` (the drain it was written before), ``counted``
-    and ``why`` (the reason it is not counted, else '').
+    Columns: the event's fields, ``source``, ``group`` (the drain it was written before), ``drained_ms``
+    (when that drain ran, given ``drained_at`` per group in s), ``counted`` and ``why`` (the reason it is
+    not counted, else '').
     """
     rows = []
     for g, group in enumerate(groups):
+        drained_ms = None if drained_at is None else drained_at[g] * 1000
         for source, fields in group:
             raw = {k.encode(): str(v).encode() for k, v in fields.items()}
             try:
@@ -398,7 +450,7 @@ def raw_frame(groups: Iterable[list[tuple[str, dict[str, str]]]], now_ms: int) -
                 why = ""
             except SchemaError as e:
                 row, why = {"type": fields.get("type"), "src": fields.get("src"), "seq": int(fields["seq"])}, e.reason
-            rows.append({**row, "source": source, "group": g, "why": why})
+            rows.append({**row, "source": source, "group": g, "drained_ms": drained_ms, "why": why})
     frame = pd.DataFrame(rows)
     frame["key"] = frame["src"].astype(str) + ":" + frame["seq"].astype(str)
     counted = np.zeros(len(frame), dtype=bool)
@@ -505,6 +557,16 @@ def window_of(now: float, seconds: int) -> tuple[int, int]:
     """[start, end) in ms of the window of ``seconds`` at ``now``: whole buckets ending with now's bucket."""
     end = (int(now) // BUCKET_S + 1) * BUCKET_S
     return (end - seconds) * 1000, end * 1000
+
+
+def duration(seconds: float) -> str:
+    """How long, as the wall says it: seconds under two minutes, minutes under two hours, then hours."""
+    s = int(seconds)
+    if s < 120:
+        return f"{s} s"
+    if s < 7200:
+        return f"{s // 60} min"
+    return f"{s // 3600} h {s % 3600 // 60} min"
 
 
 def hidden_text(n: int) -> str:
@@ -692,7 +754,11 @@ class Truth:
         heat = {
             c: int(n) for c, n in heat.items() if n > 0 and polygon.covers(shapely.Point(h3.cell_to_latlng(c)[::-1]))
         }
+        normal = self.normal
         return {
+            "ratio": {s: normal.get(s, (None, "no_data"))[0] for s in sensors},
+            "normal": {s: normal.get(s, (None, "no_data"))[1] for s in sensors},
+            "fever": sorted(s for s in self.fever_alerts if s in sensors),
             "headline.people": int(scoped["people"].sum()),
             "headline.people_yesterday": int(self.scoped(yesterday, state)["people"].sum()) if len(yesterday) else None,
             "headline.sensors": len(sensors),
@@ -703,6 +769,175 @@ class Truth:
             ),
             "heat": heat,
         }
+
+    @cached_property
+    def normal(self) -> dict[str, tuple[float | None, str]]:
+        """Each sensor that read this hour: its people so far, scaled to the whole hour, over the median of the
+        same hour on the comparable days before (weekdays with weekdays, weekend days with weekend days, in
+        the city's time zone, up to NORMAL_DAYS back), and the verdict; no ratio with fewer such days."""
+        hour = int(self.now) // HOUR_S * HOUR_S
+        elapsed = max(int(self.now) - hour, 60)
+        readings = self.of("reading")
+
+        def people_in(start: int, end_ms: int) -> pd.Series:
+            inside = readings[(readings["ts"] >= start * 1000) & (readings["ts"] < end_ms)]
+            return inside.groupby("sensor_id")["people"].sum()
+
+        def weekend(t: int) -> bool:
+            return pd.Timestamp(t, unit="s", tz="UTC").tz_convert(NORMAL_TZ).day_of_week >= 5
+
+        past: dict[str, list[int]] = {}
+        for days in range(1, NORMAL_DAYS + 1):
+            start = hour - days * DAY_S
+            if weekend(start) == weekend(hour):
+                for sensor, n in people_in(start, (start + HOUR_S) * 1000).items():
+                    past.setdefault(sensor, []).append(int(n))
+        out: dict[str, tuple[float | None, str]] = {}
+        for sensor, people in people_in(hour, window_of(self.now, BUCKET_S)[1]).items():
+            history = np.array(past.get(sensor, []), dtype=float)
+            if len(history) < NORMAL_MIN_DAYS:
+                out[sensor] = (None, "no_history")
+                continue
+            rate = people * HOUR_S / elapsed
+            median = float(np.median(history))
+            spread = max(
+                MAD_TO_SD * float(np.median(np.abs(history - median))),
+                math.sqrt(median),
+                SPREAD_FLOOR_SHARE * median,
+                1,
+            )
+            ratio, z = rate / median, (rate - median) / spread
+            verdict = (
+                "unusual" if abs(z) >= UNUSUAL_Z
+                else "busy" if ratio >= BUSY_RATIO
+                else "quiet" if ratio <= QUIET_RATIO
+                else "normal"
+            )  # fmt: skip
+            out[sensor] = (round(ratio, 2), verdict)
+        return out
+
+    @cached_property
+    def fever_alerts(self) -> dict[str, int]:
+        """Sensors whose fevers in the last hour are improbably many for the people they counted (a Poisson
+        tail under FEVER_ALERT_P, and at least FEVER_MIN), at their rate per person over the day before that
+        hour (with one prior fever at FEVER_PRIOR_RATE); with their fevers."""
+        recent = window_of(self.now, FEVER_WINDOW_S)
+        before = (recent[0] - FEVER_BASELINE_S * 1000, recent[0])
+        readings = self.of("reading")
+        readings = readings.assign(fever=readings["fever"].where(readings["fever"] > 0, 0))
+
+        def sums(w: tuple[int, int]) -> pd.DataFrame:
+            inside = readings[(readings["ts"] >= w[0]) & (readings["ts"] < w[1])]
+            return inside.groupby("sensor_id")[["fever", "people"]].sum()
+
+        now, earlier = sums(recent), sums(before)
+        out = {}
+        for sensor, row in now[now["fever"] > 0].iterrows():
+            fevers = int(row["fever"])
+            base = earlier.loc[sensor] if sensor in earlier.index else {"fever": 0, "people": 0}
+            expected = (base["fever"] + 1) / (base["people"] + 1 / FEVER_PRIOR_RATE) * row["people"]
+            below = sum(math.exp(-expected) * expected**i / math.factorial(i) for i in range(fevers))
+            tail = 1 - below if expected > 0 else 0.0
+            if fevers >= FEVER_MIN and tail < FEVER_ALERT_P:
+                out[sensor] = fevers
+        return out
+
+    # ------------------------------------------------------------------ the wall
+
+    def wall(self) -> dict:
+        return {"alarms": self.alarms(), "freshness": self.freshness()}
+
+    def _where(self, name: str, community) -> str:
+        """A place named with its district, as an alarm says where."""
+        district = self.areas.parents["district_id"].get(community) if isinstance(community, str) else None
+        return str(name) if district is None else f"{name} · {self.areas.names[district]}"
+
+    def alarms(self) -> dict[str, tuple[str, str, str]]:
+        """What takes over the wall, by alarm: (kind, what, where)."""
+        places = self.areas.city.places.set_index("place_id")
+        out: dict[str, tuple[str, str, str]] = {}
+        # A place crowded reading after reading (none under the share since, none further apart than the gap
+        # of the sensor's newest cadence) for longer than the grace, and still reading.
+        readings = self.of("reading").sort_values("ts", kind="stable")
+        measured = readings[(readings["capacity"] > 0) & (readings["occupancy"] >= 0)]
+        for _sensor, mine in measured.groupby("sensor_id"):
+            newest = mine.iloc[-1]
+            crowded = mine["occupancy"] >= CROWDING_SHARE * mine["capacity"]
+            under = mine.loc[~crowded, "ts"].max() if (~crowded).any() else -1
+            run = mine.loc[crowded & (mine["ts"] > under), "ts"].tolist()
+            if not run:
+                continue
+            gap_s = max(CROWDING_GAP_S, CROWDING_GAP_INTERVALS * newest["interval_s"])
+            s = len(run) - 1
+            while s > 0 and run[s] - run[s - 1] <= gap_s * 1000:
+                s -= 1
+            over_s = self.now - run[s] / 1000
+            if over_s >= CROWDING_GRACE_S and self.now - run[-1] / 1000 <= gap_s:
+                what = f"Crowding: {int(newest['occupancy']):,} people for {int(newest['capacity']):,} places"
+                out[f"crowding:{newest['place_id']}"] = (
+                    "crowding",
+                    f"{what}, for {duration(over_s)}",
+                    self._where(places.at[newest["place_id"], "name"], newest["community"]),
+                )
+        # A venue where enough confirmed cases were, the last of them within a day.
+        confirmed = set(self.of("case_report").query("status == 'confirmed'")["case_id"])
+        visits = self.of("case_visit")
+        for venue, at in visits[visits["case_id"].isin(confirmed)].groupby("venue_id"):
+            n = at["case_id"].nunique()
+            if n >= ALARM_CLUSTER_CASES and at["leave_ts"].max() >= (self.now - DAY_S) * 1000:
+                place = places.loc[venue]
+                out[f"cases:cluster:{venue}"] = (
+                    "cases",
+                    f"New case cluster: {hidden_text(n)} cases linked at 1 site",
+                    self._where(place["name"], place["community_id"]),
+                )
+        # Urgent complaints piling up in one community within the last hour.
+        hour = window_of(self.now, HOUR_S)
+        filed = self.of("complaint", hour).assign(triaged=self.triaged())
+        urgent = filed[filed["triaged"].isin(URGENT_CATEGORIES) & filed["community"].notna()]
+        for community, n in urgent.groupby("community").size().items():
+            if n >= ALARM_URGENT_COMPLAINTS:
+                out[f"complaints:{community}"] = (
+                    "complaints",
+                    f"Urgent complaints surge: {n} in the last hour",
+                    self._where(self.areas.names[community], community),
+                )
+        # A service center whose people waited too long on average within the last hour.
+        served = self.of("appointment", hour)
+        served = served[(served["action"] == "served") & (served["wait_s"] >= 0)]
+        for center, waits in served.groupby("center_id")["wait_s"]:
+            mean_s = waits.sum() / len(waits)
+            if mean_s > ALARM_WAIT_TARGET_S:
+                out[f"services:{center}"] = (
+                    "services",
+                    f"Service center over its wait target: {mean_s / 60:.0f} min mean wait",
+                    self._where(places.at[center, "name"], places.at[center, "community_id"]),
+                )
+        return out
+
+    def freshness(self) -> dict[str, dict]:
+        """Per source: seconds since a worker last took its events in, and whether that silence is stale: longer
+        than STALE_AFTER_S and than SILENCE_GAPS of its usual gaps now (the lower of its rate over the last hour
+        and its mean rate in this clock hour on the RATE_DAYS days before that had any), with the events it
+        would have sent meanwhile."""
+        hour = int(self.now) // HOUR_S * HOUR_S
+        last_hour = window_of(self.now, HOUR_S)
+        out = {}
+        for source in ("cases", "foot", "services", "complaints"):
+            mine = self.all[self.all["source"] == source]
+            age = max(0.0, self.now - mine["drained_ms"].max() / 1000)
+            ts = mine.loc[mine["counted"], "ts"]
+            recent = int(((ts >= last_hour[0]) & (ts < last_hour[1])).sum())
+            past = [
+                int(((ts >= (hour - d * DAY_S) * 1000) & (ts < (hour - d * DAY_S + HOUR_S) * 1000)).sum())
+                for d in range(1, RATE_DAYS + 1)
+            ]
+            busy = [n for n in past if n]
+            known = [r for r in (recent / HOUR_S, sum(busy) / len(busy) / HOUR_S if busy else 0.0) if r > 0]
+            rate = min(known) if known else None
+            stale = rate is not None and age > max(STALE_AFTER_S, SILENCE_GAPS / rate)
+            out[source] = {"age_s": round(age, 1), "stale": stale, "expected": round(rate * age) if stale else None}
+        return out
 
     # ------------------------------------------------------------------ services
 

@@ -7,9 +7,12 @@ read side raises the alert once a stretch still going is longer than the grace p
 
 The stretch is judged by event time, not by the order batches commit in: per sensor the keeper
 keeps its newest reading, its newest reading under capacity and the times of the crowded readings
-since then that are recent enough for a late reading to fall between them, with the start of the
-run of crowded readings that leads into the oldest of those. However the readings are batched and
-whichever worker commits first, the same readings give the same stretch.
+since then that a reading still to come could fall between, with the start of the run of crowded
+readings that leads into the oldest of those. A reading can still come for any time from the source's
+closed horizon on (a backfill or a racing worker may bring readings days older than the newest), so
+only readings behind both that horizon and the last few hours are folded into where their run began.
+However the readings are batched and whichever worker commits first, the same readings give the same
+stretch.
 """
 
 from __future__ import annotations
@@ -28,7 +31,7 @@ from engines.foot import CrowdingRule
 
 OVER = "foot:over_capacity"  # sensor -> JSON {since_ms, last_ms, interval_s, place_id, community_id}
 READINGS = "foot:capacity_readings"  # sensor -> JSON of what the stretch is judged from (see the module's words)
-RECENT_MS = 3 * 3_600_000  # crowded readings kept one by one: more than any accepted lateness
+RECENT_MS = 3 * 3_600_000  # crowded readings kept one by one at least this far behind the newest
 
 
 def run_start(over: list[int], gap_ms: float) -> int:
@@ -77,6 +80,9 @@ class FootKeeper:
         key, kept_key = keys.state(self.source, OVER), keys.state(self.source, READINGS)
         names = sorted(readings)
         (states, versions), (kept, kept_versions) = read_many_states(client, [(key, names), (kept_key, names)])
+        # Events before the closed horizon are refused as late, so readings behind it are final. It only
+        # moves on: read before the commit, it is at worst behind the one the commit is checked against.
+        closed_ms = int(client.hget(keys.meta(self.source), "closed_ms") or 0)
         for j, name in enumerate(names):
             known = json.loads(kept[j]) if kept[j] is not None else {"newest": -1, "under": -1, "over": []}
             crowded = set(known["over"])
@@ -92,7 +98,7 @@ class FootKeeper:
             anchor = known.get("anchor")
             if not ordered or (anchor is not None and anchor <= known["under"]):
                 anchor = None
-            self._remember(known, ordered, anchor, gap_ms)
+            self._remember(known, ordered, anchor, gap_ms, min(known["newest"] - RECENT_MS, closed_ms))
             changes.set(kept_key, name, json.dumps(known, separators=(",", ":"), sort_keys=True), kept_versions[j])
             stored = decode_stretch(states[j])
             if not ordered:
@@ -112,9 +118,10 @@ class FootKeeper:
         changes.expire_at[kept_key] = now_ms // 1000 + self.retention_s
 
     @staticmethod
-    def _remember(known: dict, ordered: list[int], anchor: int | None, gap_ms: float) -> None:
-        """Keep the recent crowded readings, and where the run leading into the oldest kept one began."""
-        first_kept = next((k for k, t in enumerate(ordered) if t >= known["newest"] - RECENT_MS), len(ordered))
+    def _remember(known: dict, ordered: list[int], anchor: int | None, gap_ms: float, final_ms: int) -> None:
+        """Keep the crowded readings from ``final_ms`` on (before it no reading can come any more), and
+        where the run leading into the oldest kept one began."""
+        first_kept = next((k for k, t in enumerate(ordered) if t >= final_ms), len(ordered))
         if 0 < first_kept < len(ordered):
             # Readings this old cannot be joined by a late one any more: only where their run began matters.
             head = ordered[: first_kept + 1]

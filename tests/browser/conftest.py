@@ -173,7 +173,7 @@ if (!gd || !gd.data) { return {data: [], layout: {}}; }
 return {
   data: gd.data.map(function (t) {
     return {name: t.name || null, x: t.x || null, y: t.y || null, locations: t.locations || null, z: t.z || null,
-            zmax: t.zmax === undefined ? null : t.zmax};
+            zmax: t.zmax === undefined ? null : t.zmax, text: t.text || null};
   }),
   layout: {uirevision: gd.layout.uirevision || null}
 };
@@ -197,6 +197,27 @@ return props ? props.n_intervals : null;
 def figure_of(driver, component_id) -> dict:
     """The data a graph on the page draws now (its traces' arrays, as Plotly holds them)."""
     return driver.execute_script(FIGURE, component_id)
+
+
+def bars(fig: dict) -> dict[str, int]:
+    """A horizontal bar chart as label -> value, zeros left out."""
+    if not fig["data"]:
+        return {}
+    trace = fig["data"][0]
+    return {label: int(value) for label, value in zip(trace["y"], trace["x"]) if value}
+
+
+def stacked_bars(fig: dict) -> dict[tuple[str, str], int]:
+    """Stacked bars as (series, category) -> value, zeros left out."""
+    return {(trace["name"], x): int(y) for trace in fig["data"] for x, y in zip(trace["x"], trace["y"]) if y}
+
+
+def area_values(fig: dict) -> tuple[dict[str, int], float | None]:
+    """An area map as area -> value (zeros left out), and the top of its colour scale."""
+    if not fig["data"]:
+        return {}, None
+    trace = fig["data"][0]
+    return {a: int(z) for a, z in zip(trace["locations"], trace["z"]) if z}, trace.get("zmax")
 
 
 def numbers_of(driver, container_id: str) -> dict[str, int | str]:

@@ -92,3 +92,26 @@ def test_a_new_time_window_keeps_the_zoom_of_the_map(dash_duo, quiet_city, app_o
     wait_until(lambda: "window=15m" in driver.current_url, "the URL of the new window")
     wait_for_refreshes(driver, "services-tick", 3)
     assert abs(settled_zoom(driver, SERVICES_MAP) - zoomed) < 0.01
+
+
+def test_a_link_to_a_drilled_view_opens_that_view(dash_duo, quiet_city, app_of):
+    """A shared or bookmarked link to a neighbourhood and window opens there, not at the city's last hour."""
+    dash_duo.start_server(app_of(quiet_city.settings))
+    link = dash_duo.server_url + "/complaints?window=24h&district=D-FT&neighbourhood=D-FT-N01"
+    dash_duo.wait_for_page(url=link)
+    driver = dash_duo.driver
+
+    def drilled() -> bool:
+        areas = _areas_shown(driver, {"type": "area-map", "page": "complaints"})
+        return (
+            driver.current_url == link
+            and _control(driver, "window", "value") == "24h"
+            and _control(driver, "neighbourhood", "data") == "D-FT-N01"
+            and " › " in driver.find_element("css selector", "#breadcrumb").text
+            and bool(areas)
+            and all(a.startswith("D-FT-N01-") for a in areas)
+        )
+
+    wait_until(drilled, "the drilled view the link names", timeout=60)
+    wait_for_refreshes(driver, "complaints-tick", 2)
+    assert drilled(), f"the view left the link's state: {driver.current_url}"

@@ -9,7 +9,7 @@ from collections import Counter
 
 import pytest
 
-from tests.browser.conftest import figure_of, numbers_of, wait_for_refreshes
+from tests.browser.conftest import area_values, bars, figure_of, numbers_of, stacked_bars, wait_for_refreshes
 
 pytestmark = pytest.mark.browser
 
@@ -38,27 +38,6 @@ def _in_tab(driver, url: str, read, expected):
         driver.switch_to.window(opened)
 
 
-def _bars(fig: dict) -> dict[str, int]:
-    """A horizontal bar chart as label -> value."""
-    if not fig["data"]:
-        return {}
-    trace = fig["data"][0]
-    return {label: int(value) for label, value in zip(trace["y"], trace["x"]) if value}
-
-
-def _stacked(fig: dict) -> dict[tuple[str, str], int]:
-    """Stacked bars as (series, category) -> value, zeros left out."""
-    return {(trace["name"], x): int(y) for trace in fig["data"] for x, y in zip(trace["x"], trace["y"]) if y}
-
-
-def _areas(fig: dict) -> tuple[dict[str, int], float | None]:
-    """An area map as area -> value (zeros left out), and the top of its colour scale."""
-    if not fig["data"]:
-        return {}, None
-    trace = fig["data"][0]
-    return {a: int(z) for a, z in zip(trace["locations"], trace["z"]) if z}, trace.get("zmax")
-
-
 def test_an_open_services_page_follows_new_channels_districts_and_counts(dash_duo, quiet_city, app_of):
     city = quiet_city
     first, second = city.district_points("D-FT"), city.district_points("D-LU")
@@ -81,8 +60,8 @@ def test_an_open_services_page_follows_new_channels_districts_and_counts(dash_du
     def read():
         areas_map = figure_of(dash_duo.driver, {"type": "area-map", "page": "services"})
         return {
-            "channels": _bars(figure_of(dash_duo.driver, "services-channels")),
-            "areas": _areas(areas_map),
+            "channels": bars(figure_of(dash_duo.driver, "services-channels")),
+            "areas": area_values(areas_map),
             "applications": numbers_of(dash_duo.driver, "services-numbers").get("applications"),
         }
 
@@ -137,9 +116,9 @@ def test_an_open_complaints_page_follows_new_categories_routing_and_counts(dash_
     def read():
         areas_map = figure_of(dash_duo.driver, {"type": "area-map", "page": "complaints"})
         return {
-            "categories": _bars(figure_of(dash_duo.driver, "complaints-categories")),
-            "routing": _stacked(figure_of(dash_duo.driver, "complaints-routing")),
-            "areas": _areas(areas_map),
+            "categories": bars(figure_of(dash_duo.driver, "complaints-categories")),
+            "routing": stacked_bars(figure_of(dash_duo.driver, "complaints-routing")),
+            "areas": area_values(areas_map),
             "filed": numbers_of(dash_duo.driver, "complaints-numbers").get("complaints filed"),
         }
 

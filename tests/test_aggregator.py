@@ -36,6 +36,7 @@ def drain(worker: Aggregator) -> int:
     total = 0
     while handled := worker.step():
         total += handled
+    worker.flush()  # the last batch's commit may still be on its way
     return total
 
 
@@ -59,10 +60,20 @@ def test_valid_readings_are_counted_per_community_cell_and_sensor(client, settin
 
 def test_a_sensors_latest_reading_reads_back_whole_whatever_its_place_id_holds(client, settings, worker):
     t = now_ms()
-    write(client, settings, "foot", [raw_event("reading", seq=1, ts=t, place_id="Gate|3", people=7, capacity=500)])
-    assert drain(worker) == 1
-    (latest,) = latest_readings(CityReader(client, worker.settings)).values()
-    assert (latest["place_id"], latest["people"], latest["capacity"], latest["ts"]) == ("Gate|3", 7, 500, t)
+    odd = 'Gate "3", \\ 北门 · ü, 50%'
+    events = [
+        raw_event("reading", seq=1, ts=t, place_id=odd, people=7, capacity=500),
+        # The one character an id may not hold, the separator of a counter's dimensions: refused, with its reason.
+        raw_event("reading", seq=2, ts=t, place_id="Gate|3", people=9, capacity=500),
+    ]
+    write(client, settings, "foot", events)
+    assert drain(worker) == 2
+    reader = CityReader(client, worker.settings)
+    (latest,) = latest_readings(reader).values()
+    assert (latest["place_id"], latest["people"], latest["capacity"], latest["ts"]) == (odd, 7, 500, t)
+    assert reader.dead_letter_counts()["foot"] == {"bad_type": 1}
+    (letter,) = reader.dead_letters("foot")
+    assert letter["dead_reason"] == "bad_type:place_id"
 
 
 def test_every_event_type_is_counted_by_type(client, settings, worker):

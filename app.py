@@ -9,9 +9,12 @@ from collections.abc import Callable
 from dash import Dash
 from flask import Response, abort, request
 
-from callbacks import guard, register
+from accounts import web
+from accounts.store import Accounts
+from callbacks import access, guard, register
 from callbacks.deck import Deck
 from data.connection import connect
+from data.keys import Keys
 from geo.configured import city_for
 from layouts.shell import shell, validation_layout
 from settings import PROJECT_ROOT, Settings
@@ -35,14 +38,23 @@ def create_app(settings: Settings | None = None, clock: Callable[[], float] = ti
         update_title=None,
         assets_folder=str(PROJECT_ROOT / "assets"),
     )
-    app.layout = lambda: shell(deck.geo.districts, settings.refresh_ms)
+    app.layout = lambda: shell(deck.geo.districts, settings.refresh_ms, _who())
     app.validation_layout = validation_layout([], settings.refresh_ms)
     deck.init_app(app.server)
     app.server.extensions["citydeck"] = deck
+    # The door comes first: nothing reads a request before it knows who asks and what they may see.
+    keys = Keys(settings.key_prefix)
+    web.init_app(app, settings, client, Accounts(client, keys), access.needs, keys)
     _serve_geojson(app.server, deck)
     register(app, deck)
     guard.init_app(app, settings.max_request_bytes)
     return app
+
+
+def _who() -> tuple[str, str] | None:
+    """The signed-in name and role for the page's corner (none with sign-in off)."""
+    account = web.current_account()
+    return (account.name, account.role) if account is not None else None
 
 
 def _serve_geojson(server, deck: Deck) -> None:

@@ -25,7 +25,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from accounts.store import Accounts, new_password
+from accounts.web import AuthOffRefused, refuse_auth_off_beyond_loopback
 from data.connection import EmbeddedInProduction, connect
+from data.keys import Keys
 from settings import PROJECT_ROOT, Settings
 from simulators.scenarios import SCENARIOS
 
@@ -225,6 +228,34 @@ def _watch(supervisor: Supervisor, stopping: threading.Event, on_exit) -> None:
             return
 
 
+DEMO_ADMIN, DEMO_WALL = "admin", "demo-wall"
+
+
+def demo_way_in(settings: Settings, client, url: str) -> str:
+    """The demo's way in, as lines to print: a new password for its admin and a new wall link, made at
+    every start (the demo's only; a production deployment manages its accounts with python -m accounts)."""
+    if settings.auth == "off":
+        return "  sign-in is off (CITYDECK_AUTH=off): anyone who reaches this address is an operator.\n"
+    accounts = Accounts(client, Keys(settings.key_prefix))
+    if settings.environment != "demo":
+        return "  sign in with an account made by python -m accounts add NAME --role ROLE.\n"
+    password = new_password()
+    if accounts.get(DEMO_ADMIN) is None:
+        accounts.add(DEMO_ADMIN, "admin", password, by="demo")
+    else:
+        accounts.passwd(DEMO_ADMIN, password, by="demo")
+        if accounts.get(DEMO_ADMIN).disabled:
+            accounts.enable(DEMO_ADMIN, by="demo")
+    if any(t.label == DEMO_WALL for t in accounts.wall_tokens()):
+        accounts.revoke_wall_token(DEMO_WALL, by="demo")
+    token = accounts.create_wall_token(DEMO_WALL, by="demo")
+    return (
+        f"  sign in as {DEMO_ADMIN} with this run's password: {password}\n"
+        f"  the wall, signed in by its token: {url}/wall?token={token}\n"
+        "  (both are made anew at each start; python -m accounts adds accounts and wall tokens)\n"
+    )
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Start everything, serve the dashboard until Ctrl-C, SIGTERM or a child's exit, then stop everything.
 
@@ -242,11 +273,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"python app.py: error: {problem}", file=sys.stderr)
         return 2
     try:
+        refuse_auth_off_beyond_loopback(settings, args.host)
         client, embedded = connect(settings, bind_host=args.host)
-    except EmbeddedInProduction as e:
+    except (EmbeddedInProduction, AuthOffRefused) as e:
         print(f"python app.py: error: {e}", file=sys.stderr)
         return 2
-    client.close()
+    try:
+        way_in = demo_way_in(settings, client, f"http://{args.host}:{args.port}")
+    finally:
+        client.close()
     url = settings.redis_url or embedded.url
     if embedded is not None:
         log.info("%s the embedded redis-server at %s", "started" if embedded.owner else "joined", url)
@@ -301,7 +336,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         app = create_app(Settings.from_env(env))
         print(
-            f"\n  citydeck is running: http://{args.host}:{args.port}/   (wall: http://{args.host}:{args.port}/wall)\n  Ctrl-C stops everything.\n",
+            f"\n  citydeck is running: http://{args.host}:{args.port}/\n{way_in}  Ctrl-C stops everything.\n",
             flush=True,
         )
         # The development server swallows the interrupt that ends it and returns: why says what it was.

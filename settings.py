@@ -264,9 +264,84 @@ class Settings:
         "A service center whose mean wait in the last hour exceeds this raises an alarm.",
     )
 
+    auth: str = _setting(
+        "CITYDECK_AUTH",
+        "on",
+        "on or off",
+        "'on': every page and callback needs a signed-in account or a wall token. 'off' lets anyone who reaches"
+        " the port in as an operator (never health or admin): refused when serving a non-loopback address.",
+    )
+    secret_key: str = _setting(
+        "CITYDECK_SECRET_KEY",
+        "",
+        "secret",
+        "Key that signs session cookies (32+ random bytes, the same for every dashboard process). Required in"
+        " production; the demo makes one in CITYDECK_STATE_DIR.",
+    )
+    session_idle_h: float = _setting(
+        "CITYDECK_SESSION_IDLE_H",
+        12.0,
+        "h",
+        "A browser session idle this long is signed out (a wall, refreshing, never is while it runs).",
+    )
+    cookie_secure: bool = _setting(
+        "CITYDECK_COOKIE_SECURE",
+        False,
+        "true or false",
+        "Mark the session cookie Secure: set it when browsers reach citydeck through TLS (a proxy in front).",
+    )
+    proxy_hops: int = _setting(
+        "CITYDECK_PROXY_HOPS",
+        0,
+        "proxies",
+        "Reverse proxies in front of citydeck whose X-Forwarded-For/-Proto to trust (for the rate limit's address"
+        " and Secure cookies); 0 when browsers connect directly.",
+    )
+    signin_limit_account: str = _setting(
+        "CITYDECK_SIGNIN_LIMIT_ACCOUNT",
+        "5 per 15 minutes",
+        "rate",
+        "Failed sign-ins allowed per account name before sign-in is refused for it (flask-limiter notation).",
+    )
+    signin_limit_address: str = _setting(
+        "CITYDECK_SIGNIN_LIMIT_ADDRESS",
+        "30 per 15 minutes",
+        "rate",
+        "Failed sign-ins allowed per client address before sign-in is refused from it.",
+    )
+    precise_grant_min: float = _setting(
+        "CITYDECK_PRECISE_GRANT_MIN",
+        30.0,
+        "min",
+        "How long a health officer's opening of the precise case-tracing view lasts before it must be asked again.",
+    )
+    oidc_issuer: str = _setting(
+        "CITYDECK_OIDC_ISSUER",
+        "",
+        "URL",
+        "OpenID Connect provider for single sign-on (its /.well-known/openid-configuration is read); empty: local"
+        " accounts only.",
+    )
+    oidc_client_id: str = _setting("CITYDECK_OIDC_CLIENT_ID", "", "text", "citydeck's client id at the provider.")
+    oidc_client_secret: str = _setting(
+        "CITYDECK_OIDC_CLIENT_SECRET", "", "secret", "citydeck's client secret at the provider."
+    )
+    oidc_groups_claim: str = _setting(
+        "CITYDECK_OIDC_GROUPS_CLAIM", "groups", "claim", "The ID-token claim that lists the user's groups."
+    )
+    oidc_roles: str = _setting(
+        "CITYDECK_OIDC_ROLES",
+        "",
+        "mapping",
+        "Provider groups to roles, e.g. 'city-it=admin,epi=health,ops=operator,managers=viewer'; a user gets the"
+        " highest role of their groups, and no group mapped means no entry.",
+    )
+
     def __post_init__(self):
         if self.environment not in ENVIRONMENTS:
             raise SettingsError(f"CITYDECK_ENV={self.environment!r} is not one of {', '.join(ENVIRONMENTS)}")
+        if self.auth not in ("on", "off"):
+            raise SettingsError(f"CITYDECK_AUTH={self.auth!r} is not 'on' or 'off'")
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides) -> Settings:

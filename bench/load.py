@@ -20,9 +20,12 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import http.cookiejar
 import json
 import os
 import random
+import re
+import secrets
 import signal
 import socket
 import statistics
@@ -30,18 +33,23 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.parse
+import urllib.request
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from dash._utils import split_callback_id
 
+from accounts.store import Accounts, new_password
 from bench import redis_for
 from data.connection import client_from_url
+from data.keys import Keys
 from layouts import ids
 from settings import PROJECT_ROOT, Settings
 
 ROUTE = "/_dash-update-component"
+BENCH_ACCOUNT = "bench-viewer"
 MAX_BROWSERS = 2000  # loopback only, and a bound on what one machine is asked to bear
 # The tick that drives each page's refresh callback, by page.
 PAGE_TICKS = {
@@ -113,20 +121,21 @@ class Tally:
     errors: dict[str, int] = field(default_factory=dict)
     late_ticks: int = 0
     measuring: bool = False
+    cookie: str = ""  # the signed-in session every browser's requests carry
 
     def error(self, what: str) -> None:
         if self.measuring:
             self.errors[what] = self.errors.get(what, 0) + 1
 
 
-async def post(host: str, port: int, body: dict) -> tuple[int, bytes]:
+async def post(host: str, port: int, body: dict, cookie: str) -> tuple[int, bytes]:
     """POST a callback body over a fresh connection (gunicorn's sync workers close each one)."""
     data = json.dumps(body).encode()
     reader, writer = await asyncio.open_connection(host, port)
     try:
         writer.write(
             f"POST {ROUTE} HTTP/1.1\r\nHost: {host}:{port}\r\nContent-Type: application/json\r\n"
-            f"Content-Length: {len(data)}\r\nConnection: close\r\n\r\n".encode()
+            f"Cookie: {cookie}\r\nContent-Length: {len(data)}\r\nConnection: close\r\n\r\n".encode()
             + data
         )
         await writer.drain()
@@ -141,7 +150,9 @@ async def post(host: str, port: int, body: dict) -> tuple[int, bytes]:
 async def ask(host, port, callback: Callback, n: int, states: dict, due: float, tally: Tally) -> None:
     """One callback of one tick: post it, keep the states it returns, and count its latency from ``due``."""
     try:
-        status, payload = await asyncio.wait_for(post(host, port, callback.body(n, states)), timeout=REQUEST_TIMEOUT_S)
+        status, payload = await asyncio.wait_for(
+            post(host, port, callback.body(n, states), tally.cookie), timeout=REQUEST_TIMEOUT_S
+        )
     except (TimeoutError, OSError) as e:
         tally.error(type(e).__name__)
         return
@@ -255,20 +266,32 @@ class Processes:
                 process.wait()
 
 
-def wait_until_served(host: str, port: int, processes: Processes, timeout: float) -> list[dict]:
-    """Wait for the dashboard to answer; return its callback dependencies, as a page loads them."""
-    import urllib.request
-
+def wait_until_served(host: str, port: int, processes: Processes, timeout: float) -> None:
+    """Wait for the dashboard to answer (its sign-in page)."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if gone := processes.exited():
             raise RuntimeError(f"stopped before the dashboard answered: {gone}")
         try:
-            with urllib.request.urlopen(f"http://{host}:{port}/_dash-dependencies", timeout=5) as r:
-                return json.loads(r.read())
+            with urllib.request.urlopen(f"http://{host}:{port}/login", timeout=5):
+                return
         except OSError:
             time.sleep(0.5)
     raise RuntimeError(f"the dashboard did not answer within {timeout:.0f}s")
+
+
+def signed_in(host: str, port: int, name: str, password: str) -> tuple[str, list[dict]]:
+    """Sign in as a browser does; return the session cookie and the callback dependencies a page loads."""
+    jar = http.cookiejar.CookieJar()
+    opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(jar))
+    with opener.open(f"http://{host}:{port}/login", timeout=30) as r:
+        csrf = re.search(r'name="csrf" value="([^"]+)"', r.read().decode()).group(1)
+    form = urllib.parse.urlencode({"csrf": csrf, "name": name, "password": password, "next": "/"}).encode()
+    with opener.open(f"http://{host}:{port}/login", data=form, timeout=30):
+        pass
+    cookie = "; ".join(f"{c.name}={c.value}" for c in jar)
+    with opener.open(f"http://{host}:{port}/_dash-dependencies", timeout=30) as r:
+        return cookie, json.loads(r.read())
 
 
 async def drive(host, port, callbacks, pages, browsers: int, refresh_s, warmup_s, seconds, client, tally, builds):
@@ -322,9 +345,20 @@ def main(argv=None) -> int:
     refresh_s = env_settings.refresh_ms / 1000
     host, port = "127.0.0.1", free_port()
     log_dir = Path(tempfile.mkdtemp(prefix="citydeck-load-logs-"))
-    env = {**os.environ, "REDIS_URL": url, "CITYDECK_KEY_PREFIX": prefix, "PYTHONUNBUFFERED": "1"}
+    env = {
+        **os.environ,
+        "REDIS_URL": url,
+        "CITYDECK_KEY_PREFIX": prefix,
+        "CITYDECK_SECRET_KEY": secrets.token_urlsafe(32),
+        "CITYDECK_AUTH": "on",
+        "PYTHONUNBUFFERED": "1",
+    }
     processes = Processes(env, log_dir)
     client = client_from_url(url)
+    # Every browser is a signed-in manager: each request passes the door, as in production.
+    password = new_password()
+    Accounts(client, Keys(prefix)).add(BENCH_ACCOUNT, "viewer", password, by="bench")
+    tally = Tally()
     try:
         processes.start("aggregator", ["-m", "data.aggregator"])
         processes.start(
@@ -335,12 +369,13 @@ def main(argv=None) -> int:
             "gunicorn",
             ["-m", "gunicorn", "-w", str(args.workers), "-b", f"{host}:{port}", "--timeout", "60", "app:server"],
         )
-        callbacks = page_callbacks(wait_until_served(host, port, processes, timeout=180))
+        wait_until_served(host, port, processes, timeout=180)
+        tally.cookie, dependencies = signed_in(host, port, BENCH_ACCOUNT, password)
+        callbacks = page_callbacks(dependencies)
         print(
             f"dashboard on http://{host}:{port} ({args.workers} gunicorn workers), {args.browsers} browsers on "
             f"{', '.join(pages)}, a refresh every {refresh_s:g}s; {args.warmup:g}s warm-up, {args.seconds:g}s measured"
         )
-        tally = Tally()
         with SnapshotBuilds(client_from_url(url), prefix) as builds:
             before, after, measured = asyncio.run(
                 drive(

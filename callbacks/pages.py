@@ -7,7 +7,9 @@ from __future__ import annotations
 from dash import Input, Output, Patch, State
 from dash.exceptions import PreventUpdate
 
-from callbacks import values
+from accounts.roles import may
+from accounts.web import current_role
+from callbacks import access, values
 from callbacks.deck import DataUnavailable, Deck
 from callbacks.routing import view_state
 from layouts import ids, render
@@ -213,7 +215,7 @@ def register(app, deck: Deck) -> None:
         return (
             *sent(full, rendered, rev),
             render.complaints_numbers(snap),
-            snap["table"],
+            access.complaint_rows(snap["table"], current_role()),
             render.complaints_table_note(snap),
             rev,
         )
@@ -221,7 +223,7 @@ def register(app, deck: Deck) -> None:
     @app.callback(Output(ids.HEALTH_BODY, "children"), Input(ids.HEALTH_TICK, "n_intervals"))
     def refresh_health(_n):
         snap = load(deck, "health", None, lambda now: snapshots.health_snapshot(deck.reader, now))
-        return render.health(snap)
+        return render.health(snap, raw_fields=may(current_role(), "raw_fields"))
 
 
 ACTION_COLORS = {

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from dash import ALL, Input, Output, State, ctx, dcc, html, no_update
 
+from accounts.roles import may
+from accounts.web import current_role
 from callbacks import values
 from callbacks.deck import Deck
 from layouts import ids
@@ -21,8 +23,9 @@ def view_state(deck: Deck, window, district, neighbourhood) -> ViewState:
     return state
 
 
-def route(deck: Deck, pathname: str | None, search: str | None):
-    """Return the content, notice and shell class for a URL."""
+def route(deck: Deck, pathname: str | None, search: str | None, precise: bool = False):
+    """Return the content, notice and shell class for a URL; ``precise``: the role asking may open the
+    precise view of case tracing (its panel is on the cases page)."""
     pathname, search = values.text(pathname), values.text(search)
     geo = deck.geo
     _state, notes = parse_state(search, geo.district_ids, geo.neighbourhood_district)
@@ -39,7 +42,7 @@ def route(deck: Deck, pathname: str | None, search: str | None):
             )
             notes = [f"there is no page at {str(pathname)[:40]!r}", *notes]
         else:
-            content = page_layout(page, deck.settings.refresh_ms)
+            content = page_layout(page, deck.settings.refresh_ms, deck.settings.precise_grant_min if precise else 0)
             shell_class = f"shell page-{page}"
     notice = ("Showing defaults: " + "; ".join(notes) + ".") if notes else ""
     return content, notice, shell_class
@@ -93,7 +96,7 @@ def register(app, deck: Deck) -> None:
         State(ids.URL, "search"),
     )
     def show_page(pathname, search):
-        return route(deck, pathname, search)
+        return route(deck, pathname, search, may(current_role(), "precise_health"))
 
     # One callback keeps the URL and the controls in step both ways: as two, they would form a cycle.
     @app.callback(

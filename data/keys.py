@@ -108,3 +108,45 @@ class Keys:
     def embedded_owner(self) -> str:
         """Key the embedded server's owner writes, so joiners can tell who started it."""
         return f"{self.prefix}:embedded:owner"
+
+    # ------------------------------------------------------------------ who may see what
+
+    def _access(self) -> str:
+        # Accounts, tokens and the audit share one slot: an account change and its audit entry are written together.
+        return f"{{{self.prefix}:access}}"
+
+    def account(self, name: str) -> str:
+        """Hash of one account: role, password hash, disabled, epoch (bumped to end its sessions), created."""
+        return f"{self._access()}:account:{name}"
+
+    def accounts(self) -> str:
+        """Set of every account name."""
+        return f"{self._access()}:accounts"
+
+    def wall_token(self, digest: str) -> str:
+        """Hash of one wall display token, by the SHA-256 of the token (the token itself is never stored)."""
+        return f"{self._access()}:wall:{digest}"
+
+    def wall_tokens(self) -> str:
+        """Hash of wall token label -> digest of its token."""
+        return f"{self._access()}:walls"
+
+    def grant(self, name: str) -> str:
+        """Hash of an account's grant of the precise health view (reason, since, until); expires with it."""
+        return f"{self._access()}:grant:{name}"
+
+    def audit(self) -> str:
+        """The audit stream: hash-chained entries of every look at precise health data and every access change."""
+        return f"{self._access()}:audit"
+
+    def audit_head(self) -> str:
+        """Hash of the audit chain's head: the number and hash of its last entry."""
+        return f"{self._access()}:audit:head"
+
+    def audit_verified(self) -> str:
+        """Hash of the last verification of the audit chain: when, length, whether it held, where it broke."""
+        return f"{self._access()}:audit:verified"
+
+    def limits(self) -> str:
+        """Prefix of the sign-in rate limiter's counters."""
+        return f"{self.prefix}:limits"

@@ -19,6 +19,7 @@ BANNER = "banner"
 ALARM_COUNT = "alarm-count"
 ALARM = "alarm"
 CLOCK = "clock"
+WHO = "who"  # the signed-in account and role, and the way out
 NAV_LINK = "nav-link"  # pattern: {"type": NAV_LINK, "page": name}
 CARD_LINK = "card-link"  # pattern: {"type": CARD_LINK, "page": name}
 AREA_MAP = "area-map"  # pattern: {"type": AREA_MAP, "page": name}; clicking an area drills into it
@@ -43,6 +44,13 @@ CODES_MAP = {"type": AREA_MAP, "page": "cases-codes"}
 CASES_NUMBERS = "cases-numbers"
 CASES_AREAS = "cases-areas"
 CASES_CLUSTERS = "cases-clusters"
+# The precise view of case tracing: only for the health role, asked for with a reason, for a limited time.
+PRECISE_REASON = "precise-reason"
+PRECISE_OPEN = "precise-open"
+PRECISE_CLOSE = "precise-close"
+PRECISE_STATUS = "precise-status"
+PRECISE_MAP = "precise-map"
+PRECISE_BODY = "precise-body"
 
 # Foot traffic.
 FOOT_TICK = "foot-tick"

@@ -73,7 +73,7 @@ def overview(refresh_ms: int) -> html.Div:
     )
 
 
-def cases(refresh_ms: int) -> html.Div:
+def cases(refresh_ms: int, precise_min: float = 0) -> html.Div:
     """Confirmed cases per area and exposure sites by recency; active health codes per community; case clusters.
     Small counts are shown as '<3'; case paths are left out, as they need a restricted view."""
     return html.Div(
@@ -94,12 +94,44 @@ def cases(refresh_ms: int) -> html.Div:
                 ],
                 className="pair",
             ),
-            html.P(
+            precise_panel(precise_min)
+            if precise_min
+            else html.P(
                 "Case paths need a restricted view: a case's own visits are never shown on a shared screen.",
                 className="note",
             ),
         ],
         className="page page-cases",
+    )
+
+
+def precise_panel(grant_min: float) -> html.Section:
+    """The health officer's precise view: closed until asked for with a reason; the opening is audited."""
+    return card(
+        "Precise view: exposure visits, case paths and cluster members",
+        html.P(
+            f"For contact tracing only. Opening it is written to the audit log with your reason and lasts"
+            f" {grant_min:g} minutes; every area you look at is logged.",
+            className="note",
+        ),
+        html.Div(
+            [
+                dcc.Input(
+                    id=ids.PRECISE_REASON,
+                    type="text",
+                    maxLength=300,
+                    placeholder="Reason, e.g. 'tracing cluster K2, ticket 4411'",
+                    className="precise-reason",
+                ),
+                html.Button("Open the precise view", id=ids.PRECISE_OPEN, n_clicks=0, className="precise-open"),
+                html.Button("Close it", id=ids.PRECISE_CLOSE, n_clicks=0, className="precise-close"),
+            ],
+            className="precise-ask",
+        ),
+        html.Div(id=ids.PRECISE_STATUS, className="precise-status"),
+        live_map(ids.PRECISE_MAP, "420px"),
+        html.Div(id=ids.PRECISE_BODY),
+        class_name="precise",
     )
 
 
@@ -216,6 +248,9 @@ LAYOUTS = {
 }
 
 
-def page_layout(page: str, refresh_ms: int) -> html.Div:
-    """The layout of a page by name."""
+def page_layout(page: str, refresh_ms: int, precise_min: float = 0) -> html.Div:
+    """The layout of a page by name; with ``precise_min``, the cases page holds the precise view's panel
+    (for a role that may open it, for that many minutes at a time)."""
+    if page == "cases":
+        return cases(refresh_ms, precise_min)
     return LAYOUTS[page](refresh_ms)

@@ -247,7 +247,8 @@ def overview_numbers(snap: dict) -> dict[str, list]:
 # ---------------------------------------------------------------------------- health
 
 
-def health(snap: dict) -> list:
+def health(snap: dict, raw_fields: bool = False) -> list:
+    """The health page; a dead letter's fields (masked) only with ``raw_fields``, else its source and reason."""
     sources = snap["sources"]
     rows = [
         [
@@ -267,7 +268,9 @@ def health(snap: dict) -> list:
     reasons = sorted({r for s in sources for r in s["dead"]})
     dead_rows = [[s["title"], *[_n(s["dead"].get(r, 0)) for r in reasons]] for s in sources]
     workers = [[w["name"], w["pid"], _age(w["age_s"]), _n(w["processed"])] for w in snap["workers"]]
-    letters = [[d["source"], d["reason"], d["detail"], d["raw"]] for d in snap["dead_letters"]]
+    letters = [
+        [d["source"], d["reason"], d["detail"], *([d["raw"]] if raw_fields else [])] for d in snap["dead_letters"]
+    ]
     lost = [
         [s["title"], _upstream(s["upstream"]), *_trimmed(s["trimmed"])]
         for s in sources
@@ -315,9 +318,23 @@ def health(snap: dict) -> list:
         ),
         card(
             "Newest dead letters",
-            table(["source", "reason", "detail", "entry"], letters, "small") if letters else empty("none"),
+            table(["source", "reason", "detail", *(["fields (masked)"] if raw_fields else [])], letters, "small")
+            if letters
+            else empty("none"),
         ),
+        card("Audit log", html.P(audit_line(snap["audit"]), className="audit-line")),
     ]
+
+
+def audit_line(audit: dict) -> str:
+    """The audit log's length and what its last verification found, and when."""
+    verified = audit["verified"]
+    if verified is None:
+        when = "never verified (python -m accounts audit verify)"
+    else:
+        at = time.strftime("%Y-%m-%d %H:%M", time.localtime(verified["at_ms"] / 1000))
+        when = f"last verified {at}: {verified['sentence']}"
+    return f"{audit['length']:,} entries · {when}"
 
 
 def _lag(source: dict) -> html.Span:
@@ -417,4 +434,33 @@ def alarm_count(alarms: list[dict]) -> list:
             f"{len(alarms)} alarm{'s' if len(alarms) > 1 else ''}",
             title=" · ".join(a["what"] + " — " + a["where"] for a in alarms),
         )
+    ]
+
+
+# ---------------------------------------------------------------------------- precise view (health role)
+
+
+def precise_status(grant: dict | None, scope: str) -> str:
+    """Whether the precise view is open, why and until when."""
+    if grant is None:
+        return "Closed. Give a reason and open it to see exposure visits, case paths and cluster members."
+    until = time.strftime("%H:%M", time.localtime(grant["until_ms"] / 1000))
+    return f"Open until {until} for: {grant['reason']} · {scope}. What you see is logged."
+
+
+def precise_body(snap: dict) -> list:
+    """Exposure visits with their case tokens and times, and clusters with their members."""
+    visits = [[v["case"], v["venue"], v["arrive"], v["leave"]] for v in snap["visits"]]
+    more = snap["visits_total"] - len(visits)
+    clusters = [[c["cluster"], c["size"], c["members"], c["sites"]] for c in snap["clusters"]]
+    return [
+        card(
+            f"Exposure visits · {snap['label']}"
+            + (f" (newest {len(visits)} of {snap['visits_total']:,})" if more else ""),
+            table(["case", "venue", "arrived", "left"], visits, "small") if visits else empty("none in scope"),
+        ),
+        card(
+            "Cluster members",
+            table(["cluster", "cases", "members", "sites"], clusters, "small") if clusters else empty("none in scope"),
+        ),
     ]

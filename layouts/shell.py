@@ -6,12 +6,13 @@ from __future__ import annotations
 from dash import dcc, html
 
 from layouts import ids
+from layouts.pages import precise_panel
 from layouts.wall import wall_layout
 from views.state import DEFAULT_WINDOW, PAGES, WINDOW_LABELS
 
 
-def shell(districts: list[tuple[str, str]], refresh_ms: int) -> html.Div:
-    """The page skeleton; the router fills ``CONTENT`` from the URL."""
+def shell(districts: list[tuple[str, str]], refresh_ms: int, who: tuple[str, str] | None = None) -> html.Div:
+    """The page skeleton; the router fills ``CONTENT`` from the URL. ``who``: the signed-in name and role."""
     nav = [
         dcc.Link(
             title,
@@ -62,6 +63,13 @@ def shell(districts: list[tuple[str, str]], refresh_ms: int) -> html.Div:
                     controls,
                     html.Div(id=ids.ALARM_COUNT, className="alarm-count"),
                     html.Div(id=ids.CLOCK, className="clock"),
+                    html.Div(
+                        [html.Span(f"{who[0]} · {who[1]}", className="who-name"), html.A("Sign out", href="/logout")]
+                        if who
+                        else [],
+                        id=ids.WHO,
+                        className="who",
+                    ),
                 ],
                 className="topbar",
             ),
@@ -79,4 +87,4 @@ def shell(districts: list[tuple[str, str]], refresh_ms: int) -> html.Div:
 def validation_layout(districts: list[tuple[str, str]], refresh_ms: int) -> html.Div:
     """Every component any route can show, so Dash can check each callback against real ids."""
     # The wall holds every page in its slots, so it alone carries each page's components once.
-    return html.Div([shell(districts, refresh_ms), wall_layout(refresh_ms, tuple(PAGES))])
+    return html.Div([shell(districts, refresh_ms), wall_layout(refresh_ms, tuple(PAGES)), precise_panel(1)])

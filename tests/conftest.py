@@ -82,7 +82,12 @@ def redis_cluster(tmp_path_factory, redis_binary):
 def settings(redis_url, tmp_path) -> Settings:
     """Settings of a test: the session's Redis, a key prefix of its own, a scratch state folder."""
     return Settings.from_env(
-        {}, redis_url=redis_url, key_prefix=f"t{uuid.uuid4().hex[:10]}", state_dir=tmp_path / "state"
+        {},
+        redis_url=redis_url,
+        key_prefix=f"t{uuid.uuid4().hex[:10]}",
+        state_dir=tmp_path / "state",
+        # Sign-in is tested on its own (tests/test_access.py); elsewhere every request is an operator's.
+        auth="off",
     )
 
 

@@ -37,7 +37,7 @@ HOUR_MS = 3_600_000
 
 
 def settings_on(url: str, **overrides) -> Settings:
-    return Settings.from_env({}, redis_url=url, key_prefix=f"t{uuid.uuid4().hex[:10]}", **overrides)
+    return Settings.from_env({}, redis_url=url, key_prefix=f"t{uuid.uuid4().hex[:10]}", auth="off", **overrides)
 
 
 @pytest.fixture(scope="module")

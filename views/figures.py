@@ -439,3 +439,30 @@ def chart_layout(uirevision: str, title: str = "") -> dict:
         "uirevision": uirevision,
         "bargap": 0.25,
     }
+
+
+def case_paths_map(snap: dict, uirevision: str, tile_style: str = "") -> dict:
+    """Each case's infectious visits in time order, joined by a line: the precise view's map (health role only)."""
+    paths = snap["paths"]
+    traces = []
+    cases = list(dict.fromkeys(paths["case"]))
+    for i, case in enumerate(cases):
+        rows = [j for j, c in enumerate(paths["case"]) if c == case]
+        traces.append(
+            {
+                "type": "scattermap",
+                "mode": "lines+markers",
+                "name": case,
+                "lon": [paths["lon"][j] for j in rows],
+                "lat": [paths["lat"][j] for j in rows],
+                "text": [paths["text"][j] for j in rows],
+                "hovertemplate": "%{text}<extra></extra>",
+                "line": {"width": 2, "color": PATH_COLOURS[i % len(PATH_COLOURS)]},
+                "marker": {"size": 8, "color": PATH_COLOURS[i % len(PATH_COLOURS)]},
+                "showlegend": False,
+            }
+        )
+    return figure(traces, map_layout(snap["bounds"], uirevision, tile_style))
+
+
+PATH_COLOURS = ("#f43f5e", "#f59e0b", "#22d3ee", "#a78bfa", "#34d399", "#fb7185", "#facc15", "#60a5fa")

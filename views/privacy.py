@@ -4,10 +4,14 @@ suppressed count can be worked out from it.
 
 A count leaves here as a ``ShownCount``: the value a screen may use (None where suppressed), the
 least it can be, and its text, so nothing downstream parses '<3' back into a number.
+
+Free text and raw fields shown to the roles that may read them pass through ``masked_text`` and
+``masked_fields``: person tokens, phone numbers and e-mail addresses never reach a screen.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
@@ -57,3 +61,29 @@ def shown_total(counts: Mapping[str, int] | Iterable[int], minimum: int = 3) -> 
     if not hidden:
         return ShownCount(shown, shown, f"{shown:,}")
     return ShownCount(None, shown + hidden, f"{shown:,}+ · {hidden} area{'s' if hidden != 1 else ''} <{minimum}")
+
+
+MASK = "•••"
+# Fields that name a person (or their contacts) whatever their value: shown masked, never as given.
+PERSONAL_FIELDS = frozenset(
+    ("person_id", "case_id", "phone", "email", "contact", "contact_name", "name", "first_name", "last_name",
+     "address_line", "id_card")
+)  # fmt: skip
+EMAIL = re.compile(r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+")
+# A run of 7 or more digits, with the separators people type in phone and identity numbers.
+PHONE = re.compile(r"\+?\(?\d(?:[\s().-]{0,2}\d){6,}[\dXx]?")
+DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
+
+
+def _phone(match: re.Match) -> str:
+    return match.group(0) if DATE.fullmatch(match.group(0)) else "[phone]"
+
+
+def masked_text(text: str) -> str:
+    """Free text with e-mail addresses and phone or identity numbers masked."""
+    return PHONE.sub(_phone, EMAIL.sub("[e-mail]", text))
+
+
+def masked_fields(fields: Mapping[str, str]) -> dict[str, str]:
+    """Raw event fields as a screen may show them: personal fields masked whole, contacts masked in the rest."""
+    return {k: MASK if k.lower() in PERSONAL_FIELDS else masked_text(str(v)) for k, v in fields.items()}

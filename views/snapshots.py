@@ -8,6 +8,7 @@ Each builder takes the read API, the city, the view state and the time; none tou
 from __future__ import annotations
 
 import math
+import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -15,7 +16,7 @@ import numpy as np
 import pandas as pd
 
 from data.read import SOURCE_TITLES, SOURCES, CityReader, Window, rollup
-from data.read.cases import active_codes, case_picture
+from data.read.cases import active_codes, case_picture, precise_picture
 from data.read.complaints import complaint_counts, complaint_table
 from data.read.foot import crowding_alerts, fever_alerts, latest_readings, now_versus_normal, silent_sensors
 from data.read.health import expected_rates
@@ -28,7 +29,7 @@ from engines.hotspots import HotspotParams, cell_hotspots
 from engines.services import ServiceParams, counters_needed, processing_from_bins
 from engines.tracing import TracingParams
 from views.geography import CityGeography
-from views.privacy import ShownCount, shown_count, shown_total
+from views.privacy import ShownCount, masked_fields, masked_text, shown_count, shown_total
 from views.state import WINDOW_LABELS, ViewState
 
 DAY_S = 86_400
@@ -87,7 +88,8 @@ def _area_rows(values: Mapping[str, int], geo: CityGeography) -> dict[str, list]
     return {"ids": ids, "names": [geo.names.get(i, i) for i in ids], "values": [values[i] for i in ids]}
 
 
-def _scope_label(geo: CityGeography, state: ViewState) -> str:
+def scope_label(geo: CityGeography, state: ViewState) -> str:
+    """The name of the area a view answers for: a neighbourhood with its district, a district, or the city."""
     if state.neighbourhood:
         return f"{geo.names.get(state.neighbourhood)} · {geo.names.get(state.district)}"
     if state.district:
@@ -96,7 +98,7 @@ def _scope_label(geo: CityGeography, state: ViewState) -> str:
 
 
 def _base(geo: CityGeography, state: ViewState, now: float) -> dict[str, Any]:
-    scope = _scope_label(geo, state)
+    scope = scope_label(geo, state)
     return {
         "at": now,
         "window": state.window,
@@ -229,6 +231,64 @@ def cases_snapshot(reader: CityReader, geo: CityGeography, state: ViewState, now
             "sites": len(sites["lon"]),
             "clusters": len(clusters),
             "largest": largest,
+        },
+    }
+
+
+PRECISE_ROWS = 300  # the most exposure visits the precise view lists (newest first)
+
+
+def _clock(ms: float) -> str:
+    return time.strftime("%m-%d %H:%M", time.localtime(ms / 1000))
+
+
+def precise_snapshot(reader: CityReader, geo: CityGeography, state: ViewState, now: float) -> dict:
+    """The precise view of case tracing in scope, for the health role alone (never cached, never shared):
+    exposure visits with their case token and times, clusters with their members, and the path of every
+    case with a visit in scope."""
+    picture = precise_picture(reader, int(now * 1000))
+
+    def here(venue: str) -> bool:
+        place = geo.places.get(venue)
+        return place is not None and geo.in_scope(place["community_id"], state.district, state.neighbourhood)
+
+    paths = picture["paths"]
+    sites = {s["venue_id"] for s in picture["sites"]}
+    visits = sorted((p for p in paths if p["venue_id"] in sites and here(p["venue_id"])), key=lambda p: -p["arrive_ts"])
+    seen = {p["case_id"] for p in visits}
+    drawn = sorted((p for p in paths if p["case_id"] in seen), key=lambda p: (p["case_id"], p["arrive_ts"]))
+    clusters = [
+        {
+            "cluster": f"K{int(c['cluster_id']) + 1}",
+            "size": int(c["size"]),
+            "members": ", ".join(c["case_ids"]),
+            "sites": ", ".join(sorted(geo.places[v]["name"] for v in c["sites"] if v in geo.places)),
+        }
+        for c in picture["clusters"]
+        if any(here(v) for v in c["sites"])
+    ]
+    return {
+        **_base(geo, state, now),
+        "visits": [
+            {
+                "case": p["case_id"],
+                "venue": geo.places[p["venue_id"]]["name"],
+                "arrive": _clock(p["arrive_ts"]),
+                "leave": _clock(p["leave_ts"]),
+            }
+            for p in visits[:PRECISE_ROWS]
+        ],
+        "visits_total": len(visits),
+        "clusters": clusters,
+        "paths": {
+            "case": [p["case_id"] for p in drawn],
+            "lon": [float(p["lon"]) for p in drawn],
+            "lat": [float(p["lat"]) for p in drawn],
+            "text": [
+                f"{p['case_id']} · {geo.places.get(p['venue_id'], {}).get('name', p['venue_id'])}"
+                f"<br>{_clock(p['arrive_ts'])} – {_clock(p['leave_ts'])}"
+                for p in drawn
+            ],
         },
     }
 
@@ -686,19 +746,26 @@ def health_snapshot(reader: CityReader, now: float, dead_letters: int = 5) -> di
         for row in reader.dead_letters(s, dead_letters):
             # A letter's reason is one of the schema's REJECT_REASONS, with its detail after the first ':'.
             reason, _, detail = row.get("dead_reason", "?").partition(":")
-            newest.append({"source": s, "reason": reason, "detail": detail, "raw": _raw(row)})
+            newest.append({"source": s, "reason": reason, "detail": masked_text(detail), "raw": _raw(row)})
     workers = [
         {"name": name, "pid": w.get("pid"), "age_s": round(age_s, 1), "processed": w.get("processed", 0)}
         for name, w in sorted(reader.workers().items())
         # A worker killed without a word stops reporting: past the timeout it is taken for dead.
         if (age_s := now - w.get("at_ms", 0) / 1000) <= settings.worker_timeout_s
     ]
-    return {"at": now, "sources": sources, "dead_letters": newest[: dead_letters * 2], "workers": workers}
+    return {
+        "at": now,
+        "sources": sources,
+        "dead_letters": newest[: dead_letters * 2],
+        "workers": workers,
+        "audit": reader.audit_state(),
+    }
 
 
 def _raw(row: Mapping[str, str]) -> str:
-    text = " ".join(f"{k}={v}" for k, v in row.items() if k not in ("reason", "detail"))
-    return text[:160]
+    """A dead letter's fields as the role that may read them sees them: personal fields and contacts masked."""
+    shown = masked_fields({k: v for k, v in row.items() if k not in ("reason", "detail")})
+    return " ".join(f"{k}={v}" for k, v in shown.items())[:160]
 
 
 SILENCE_GAPS = 10.0  # a silence of this many usual gaps between events happens by chance once in e^10

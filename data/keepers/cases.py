@@ -888,14 +888,16 @@ def publish_picture(client: redis.Redis, keys: Keys, now_ms: int, params: Tracin
     return True
 
 
-def precise_visits(client: redis.Redis, keys: Keys, case_id: str, params: TracingParams | None = None) -> list[dict]:
-    """Return one case's infectious visits with exact times and points: its path, for role-gated views only.
+def precise_visits(
+    client: redis.Redis, keys: Keys, case_id: str | None = None, params: TracingParams | None = None
+) -> list[dict]:
+    """Return the infectious visits of one case (or of every confirmed case) with exact times and points: the
+    case paths, for the role-gated precise view only.
 
     Each row: ``case_id``, ``venue_id``, ``arrive_ts``, ``leave_ts``, ``lon``, ``lat``.
     """
     cases = _confirmed_cases(client, keys, case_id)
     if cases.empty:
         return []
-    return tracing.precise_visits(cases, _case_visits(client, keys, [case_id]), params or TracingParams()).to_dict(
-        "records"
-    )
+    visits = _case_visits(client, keys, cases["case_id"].tolist())
+    return tracing.precise_visits(cases, visits, params or TracingParams()).to_dict("records")

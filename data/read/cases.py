@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 
 import pandas as pd
 
-from data.keepers.cases import ACTIVE, COLOURS, PICTURE, SOURCE
+from data.keepers.cases import ACTIVE, COLOURS, PICTURE, SOURCE, clusters, exposure_sites, precise_visits
 from data.read.windows import by_first
 from engines.tracing import DAY_MS, TracingParams
 
@@ -47,3 +47,18 @@ def active_codes(reader: CityReader) -> pd.DataFrame:
     frame = pd.DataFrame.from_dict(counts, orient="index").reindex(columns=list(COLOURS)).fillna(0).astype("int64")
     frame.index.name = "community_id"
     return frame.sort_index()
+
+
+def precise_picture(reader: CityReader, now_ms: int) -> dict:
+    """Everything the precise case-tracing view shows, for a role that may see it and never a shared screen:
+    ``sites`` (with each visit's times and the case tokens), ``clusters`` (with their members' tokens) and
+    ``paths`` (each confirmed case's infectious visits with times and points).
+
+    Read from the cases themselves, not from the picture the workers publish (which holds no token).
+    """
+    params = TracingParams.of(reader.settings)
+    return {
+        "sites": exposure_sites(reader.client, reader.keys, now_ms, params),
+        "clusters": clusters(reader.client, reader.keys, now_ms, params),
+        "paths": precise_visits(reader.client, reader.keys, None, params),
+    }

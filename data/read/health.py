@@ -148,6 +148,20 @@ class HealthReads:
         """Heartbeats of the aggregator workers."""
         return {k.decode(): json.loads(v) for k, v in self.client.hgetall(self.keys.workers()).items()}
 
+    def audit_state(self) -> dict:
+        """The audit log's length and its last verification (``verified``: None if never verified)."""
+        pipe = self.client.pipeline(transaction=False)
+        pipe.xlen(self.keys.audit())
+        pipe.hgetall(self.keys.audit_verified())
+        length, raw = pipe.execute()
+        f = {_text(k): _text(v) for k, v in raw.items()}
+        verified = (
+            {"at_ms": int(f["at_ms"]), "ok": f["ok"] == "1", "length": int(f["length"]), "sentence": f["sentence"]}
+            if f
+            else None
+        )
+        return {"length": int(length), "verified": verified}
+
 
 def _id_key(entry_id: str) -> tuple[int, int]:
     ms, _, seq = entry_id.partition("-")

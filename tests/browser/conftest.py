@@ -67,6 +67,7 @@ def city(tmp_path_factory, redis_binary):
         state_dir=tmp_path_factory.mktemp("state"),
         refresh_ms=1000,
         stale_after_s=60.0,
+        auth="off",
         # Only the alarms a test raises on purpose.
         crowding_share=5.0,  # crowded only at five times capacity: no simulated place is
         alarm_cluster_cases=10_000,
@@ -148,6 +149,7 @@ def quiet_city(redis_url, tmp_path, city_map, demo_city):
         state_dir=tmp_path / "state",
         refresh_ms=1000,
         stale_after_s=3600.0,
+        auth="off",
     )
     client = client_from_url(redis_url)
     worker = Aggregator(client, settings, city_map)

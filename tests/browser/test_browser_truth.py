@@ -170,6 +170,7 @@ class SimulatedCity:
             state_dir=state_dir,
             refresh_ms=1000,
             retention_hours=24.0 * (PAST_DAYS + 3),  # the days the normal of an hour is learnt from
+            auth="off",
         )
         self.client = client_from_url(redis_url)
         self.keys = Keys(self.settings.key_prefix)

@@ -1,0 +1,41 @@
+"""The roles of citydeck, in one place: each may do all that the one before it may, and more."""
+
+from __future__ import annotations
+
+# In order of what they may do; each role includes every role before it.
+ROLES: tuple[str, ...] = ("wall", "viewer", "operator", "health", "admin")
+
+ROLE_TITLES: dict[str, str] = {
+    "wall": "wall display: aggregates with small counts suppressed, on /wall only",
+    "viewer": "manager: every page with small counts suppressed; no free text, no precise case data",
+    "operator": "operator: a viewer who also reads complaints' words (contacts masked) and acts on alarms",
+    "health": "health officer: may open the precise case-tracing view, with a stated reason, for a limited time",
+    "admin": "administrator: accounts, tokens and the audit log, and dead letters' fields (contacts masked)",
+}
+
+# What each role needs, said once: the screens and callbacks ask for a capability, never for a role name.
+NEEDS: dict[str, str] = {
+    "aggregates": "wall",
+    "pages": "viewer",
+    "complaint_words": "operator",
+    "precise_health": "health",
+    "raw_fields": "admin",
+}
+
+
+class UnknownRole(ValueError):
+    """A role name that is not one of ``ROLES``."""
+
+
+def checked(role: str) -> str:
+    """Return ``role`` if it is one of ``ROLES``, else raise ``UnknownRole`` naming them."""
+    if role not in ROLES:
+        raise UnknownRole(f"unknown role {role!r}: one of {', '.join(ROLES)}")
+    return role
+
+
+def may(role: str | None, capability: str) -> bool:
+    """Whether ``role`` (None: nobody signed in) has ``capability`` (a key of ``NEEDS``)."""
+    if role not in ROLES:
+        return False
+    return ROLES.index(role) >= ROLES.index(NEEDS[capability])

@@ -1,0 +1,293 @@
+"""Accounts, wall display tokens and grants of the precise health view, kept in Redis under the city's
+key prefix; every change is written to the audit log in the same step.
+
+Passwords are hashed with Argon2id (argon2-cffi's defaults); a wall token is stored only as its
+SHA-256, so reading Redis gives no way in. An account's ``epoch`` goes up whenever its password, role
+or state changes: sessions remember the epoch they began in, and end when it moves.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import secrets
+import time
+from dataclasses import dataclass
+
+import redis
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError
+
+from accounts.audit import Audit
+from accounts.roles import checked
+from data.keys import Keys
+
+NAME = re.compile(r"^[a-z0-9][a-z0-9._@-]{0,63}$")
+MIN_PASSWORD = 12
+MAX_PASSWORD = 1024  # hashing a megabyte of password is work an attacker would happily hand us
+TOKEN_PREFIX = "cdw_"
+_hasher = PasswordHasher()
+# Checked against when the account does not exist, so an unknown name costs the same time as a known one.
+_DUMMY = _hasher.hash(secrets.token_urlsafe(16))
+
+
+class AccountError(ValueError):
+    """An account operation that cannot be done, with the reason in words."""
+
+
+def _text(value) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
+def valid_name(name: str) -> str:
+    """Return the account name if it can be one (lower case letters, digits and ._@-), else raise."""
+    if not isinstance(name, str) or not NAME.match(name):
+        raise AccountError(
+            f"{name!r} cannot be an account name: 1 to 64 of a-z, 0-9, '.', '_', '@', '-', starting with a letter or digit"
+        )
+    return name
+
+
+def new_password() -> str:
+    """A random password good for a first sign-in (about 120 bits)."""
+    return secrets.token_urlsafe(15)
+
+
+def _checked_password(password: str) -> str:
+    if not isinstance(password, str) or not MIN_PASSWORD <= len(password) <= MAX_PASSWORD:
+        raise AccountError(f"a password has {MIN_PASSWORD} to {MAX_PASSWORD} characters")
+    return password
+
+
+@dataclass(frozen=True)
+class Account:
+    """One account as stored (never with its password hash)."""
+
+    name: str
+    role: str
+    disabled: bool
+    epoch: int
+    created_ms: int
+    source: str  # 'local' (a password here) or 'sso' (signed in through the identity provider)
+
+
+@dataclass(frozen=True)
+class WallToken:
+    label: str
+    created_ms: int
+    by: str
+
+
+@dataclass(frozen=True)
+class Grant:
+    """A health officer's grant of the precise view: why, since when, until when."""
+
+    name: str
+    reason: str
+    since_ms: int
+    until_ms: int
+
+
+class Accounts:
+    """Accounts, wall tokens and precise-view grants of one city, with every change audited."""
+
+    def __init__(self, client: redis.Redis, keys: Keys, audit: Audit | None = None, clock=time.time):
+        self.client = client
+        self.keys = keys
+        self.clock = clock
+        self.audit = audit or Audit(client, keys, clock)
+
+    def _now_ms(self) -> int:
+        return int(self.clock() * 1000)
+
+    # ------------------------------------------------------------------ accounts
+
+    def get(self, name: str) -> Account | None:
+        if not isinstance(name, str) or not NAME.match(name):
+            return None
+        raw = self.client.hgetall(self.keys.account(name))
+        if not raw:
+            return None
+        f = {_text(k): _text(v) for k, v in raw.items()}
+        return Account(
+            name, f.get("role", ""), f.get("disabled") == "1", int(f.get("epoch", 0)), int(f.get("created_ms", 0)),
+            f.get("source", "local"),
+        )  # fmt: skip
+
+    def names(self) -> list[str]:
+        return sorted(_text(n) for n in self.client.smembers(self.keys.accounts()))
+
+    def list(self) -> list[Account]:
+        return [a for a in (self.get(n) for n in self.names()) if a is not None]
+
+    def add(self, name: str, role: str, password: str, by: str, by_role: str = "admin") -> Account:
+        """Create a local account; raise ``AccountError`` if the name is taken or anything is invalid."""
+        valid_name(name)
+        checked(role)
+        digest = _hasher.hash(_checked_password(password))
+        created = self.client.hsetnx(self.keys.account(name), "hash", digest)
+        if not created:
+            raise AccountError(f"an account {name!r} exists already")
+        self.client.hset(
+            self.keys.account(name),
+            mapping={"role": role, "disabled": 0, "epoch": 1, "created_ms": self._now_ms(), "source": "local"},
+        )
+        self.client.sadd(self.keys.accounts(), name)
+        self.audit.append(by, by_role, "account.add", account=name, role=role)
+        return self.get(name)
+
+    def _existing(self, name: str) -> Account:
+        account = self.get(name)
+        if account is None:
+            raise AccountError(f"there is no account {name!r}")
+        return account
+
+    def passwd(self, name: str, password: str, by: str, by_role: str = "admin") -> None:
+        """Set a new password; the account's open sessions end."""
+        self._existing(name)
+        digest = _hasher.hash(_checked_password(password))
+        self._change(name, {"hash": digest, "source": "local"}, by, by_role, "account.passwd")
+
+    def set_role(self, name: str, role: str, by: str, by_role: str = "admin") -> None:
+        self._existing(name)
+        self._change(name, {"role": checked(role)}, by, by_role, "account.role", role=role)
+
+    def disable(self, name: str, by: str, by_role: str = "admin") -> None:
+        """Stop an account from signing in; its open sessions end at their next request."""
+        self._existing(name)
+        self._change(name, {"disabled": 1}, by, by_role, "account.disable")
+        self.client.delete(self.keys.grant(name))
+
+    def enable(self, name: str, by: str, by_role: str = "admin") -> None:
+        self._existing(name)
+        self._change(name, {"disabled": 0}, by, by_role, "account.enable")
+
+    def _change(self, name: str, fields: dict, by: str, by_role: str, action: str, **detail) -> None:
+        pipe = self.client.pipeline(transaction=True)
+        pipe.hset(self.keys.account(name), mapping=fields)
+        pipe.hincrby(self.keys.account(name), "epoch", 1)
+        pipe.execute()
+        self.audit.append(by, by_role, action, account=name, **detail)
+
+    def check(self, name: str, password: str) -> Account | None:
+        """The account if the name and password are right and it is enabled, else None (in about equal time)."""
+        if not isinstance(password, str) or len(password) > MAX_PASSWORD:
+            return None
+        account = self.get(name) if isinstance(name, str) else None
+        stored = self.client.hget(self.keys.account(name), "hash") if account else None
+        try:
+            _hasher.verify(_text(stored) if stored else _DUMMY, password)
+        except (VerificationError, InvalidHashError):
+            return None
+        if account is None or account.disabled or account.source != "local":
+            return None
+        if _hasher.check_needs_rehash(_text(stored)):
+            self.client.hset(self.keys.account(name), "hash", _hasher.hash(password))
+        return account
+
+    def signed_in_through_sso(self, name: str, role: str) -> Account:
+        """The account of someone the identity provider vouched for, created or brought to the role it gave."""
+        valid_name(name)
+        checked(role)
+        account = self.get(name)
+        if account is None:
+            self.client.hset(
+                self.keys.account(name),
+                mapping={"role": role, "disabled": 0, "epoch": 1, "created_ms": self._now_ms(), "source": "sso"},
+            )
+            self.client.sadd(self.keys.accounts(), name)
+            self.audit.append("sso", "admin", "account.add", account=name, role=role, source="sso")
+        elif account.role != role and account.source == "sso":
+            self._change(name, {"role": role}, "sso", "admin", "account.role", role=role)
+        return self.get(name)
+
+    # ------------------------------------------------------------------ wall tokens
+
+    @staticmethod
+    def token_digest(token: str) -> str:
+        """The SHA-256 of a token, as stored."""
+        return hashlib.sha256(token.encode("utf-8", "surrogatepass")).hexdigest()
+
+    def create_wall_token(self, label: str, by: str, by_role: str = "admin") -> str:
+        """Create a wall display token under a label and return it (it is shown once and never stored)."""
+        valid_name(label)
+        token = TOKEN_PREFIX + secrets.token_urlsafe(32)
+        digest = self.token_digest(token)
+        if not self.client.hsetnx(self.keys.wall_tokens(), label, digest):
+            raise AccountError(f"a wall token labelled {label!r} exists already: revoke it first")
+        self.client.hset(self.keys.wall_token(digest), mapping={"label": label, "created_ms": self._now_ms(), "by": by})
+        self.audit.append(by, by_role, "wall.create", label=label)
+        return token
+
+    def wall_token(self, token: str) -> WallToken | None:
+        """The wall token's record if the token is valid now, else None."""
+        if not isinstance(token, str) or not token.startswith(TOKEN_PREFIX) or len(token) > 200:
+            return None
+        raw = self.client.hgetall(self.keys.wall_token(self.token_digest(token)))
+        if not raw:
+            return None
+        f = {_text(k): _text(v) for k, v in raw.items()}
+        return WallToken(f["label"], int(f["created_ms"]), f.get("by", ""))
+
+    def wall_label_valid(self, label: str, digest: str) -> bool:
+        """Whether a session begun with this token (label and digest) may go on."""
+        current = self.client.hget(self.keys.wall_tokens(), label)
+        return current is not None and _text(current) == digest
+
+    def revoke_wall_token(self, label: str, by: str, by_role: str = "admin") -> None:
+        digest = self.client.hget(self.keys.wall_tokens(), label)
+        if digest is None:
+            raise AccountError(f"there is no wall token labelled {label!r}")
+        pipe = self.client.pipeline(transaction=True)
+        pipe.delete(self.keys.wall_token(_text(digest)))
+        pipe.hdel(self.keys.wall_tokens(), label)
+        pipe.execute()
+        self.audit.append(by, by_role, "wall.revoke", label=label)
+
+    def wall_tokens(self) -> list[WallToken]:
+        out = []
+        for _label, digest in sorted(self.client.hgetall(self.keys.wall_tokens()).items()):
+            raw = self.client.hgetall(self.keys.wall_token(_text(digest)))
+            if raw:
+                f = {_text(k): _text(v) for k, v in raw.items()}
+                out.append(WallToken(f["label"], int(f["created_ms"]), f.get("by", "")))
+        return out
+
+    # ------------------------------------------------------------------ precise-view grants
+
+    def grant_precise(self, account: Account, reason: str, seconds: float, scope: str) -> Grant:
+        """Open the precise health view to an account for ``seconds``, for the reason it gave; audited."""
+        now = self._now_ms()
+        until = now + int(seconds * 1000)
+        key = self.keys.grant(account.name)
+        pipe = self.client.pipeline(transaction=True)
+        pipe.delete(key)
+        pipe.hset(key, mapping={"reason": reason, "since_ms": now, "until_ms": until})
+        pipe.pexpire(key, max(until - now, 1))
+        pipe.execute()
+        self.audit.append(account.name, account.role, "precise.grant", reason=reason, scope=scope, until_ms=until)
+        return Grant(account.name, reason, now, until)
+
+    def precise_grant(self, name: str) -> Grant | None:
+        """The account's grant of the precise view if one is running now."""
+        raw = self.client.hgetall(self.keys.grant(name))
+        if not raw:
+            return None
+        f = {_text(k): _text(v) for k, v in raw.items()}
+        if "until_ms" not in f:  # only a 'seen' mark left behind by a look as the grant expired
+            return None
+        grant = Grant(name, f["reason"], int(f["since_ms"]), int(f["until_ms"]))
+        return grant if grant.until_ms > self._now_ms() else None
+
+    def end_precise(self, account: Account) -> None:
+        if self.client.delete(self.keys.grant(account.name)):
+            self.audit.append(account.name, account.role, "precise.end")
+
+    def saw_precise(self, account: Account, grant: Grant, view: str, scope: str) -> None:
+        """Audit a look at precise health data: once per grant, view and scope (not every refresh)."""
+        mark = f"seen:{view}:{scope}"
+        if self.client.hsetnx(self.keys.grant(account.name), mark, 1):
+            self.audit.append(
+                account.name, account.role, "precise.view", view=view, scope=scope, reason=grant.reason,
+                since_ms=grant.since_ms,
+            )  # fmt: skip

@@ -1,0 +1,413 @@
+"""citydeck's door: sign-in (local accounts with flask-login, or single sign-on through OpenID Connect),
+wall tokens, the role every request needs, the sign-in rate limit and the security headers.
+
+Every request passes ``admit`` before anything else reads it: a page needs a role, a callback needs the
+capability its outputs ask for (``needs(body)``, given by the dashboard), and a wall session may open
+the wall and nothing else. Roles are checked here, on the server, never by hiding components.
+"""
+
+from __future__ import annotations
+
+import hmac
+import logging
+import secrets
+from collections.abc import Callable
+from datetime import timedelta
+from pathlib import Path
+from urllib.parse import urlencode, urlsplit
+
+from flask import Flask, abort, current_app, jsonify, redirect, render_template_string, request, session
+from flask_limiter import Limiter, RateLimitExceeded
+from flask_limiter.util import get_remote_address
+from flask_login import LoginManager, UserMixin, current_user, login_user, logout_user
+from werkzeug.exceptions import RequestEntityTooLarge
+from werkzeug.middleware.proxy_fix import ProxyFix
+
+from accounts.roles import NEEDS, may
+from accounts.store import Account, Accounts
+from data.connection import is_cluster, is_loopback
+
+log = logging.getLogger("citydeck.access")
+
+SIGNIN, SIGNOUT, SSO_START, SSO_BACK = "/login", "/logout", "/login/sso", "/login/sso/back"
+WALL = "/wall"
+# What anyone may fetch: the sign-in pages, and the static files the pages are drawn with (no data in them).
+OPEN_PATHS = (SIGNIN, SIGNOUT, SSO_START, SSO_BACK, "/_favicon.ico")
+OPEN_PREFIXES = ("/assets/", "/_dash-component-suites/")
+# What a wall session may fetch besides the wall itself: the app's machinery and the boundaries.
+WALL_PREFIXES = ("/_dash-", "/_reload-hash", "/geo/")
+OFF_ROLE = "operator"  # everyone's role with CITYDECK_AUTH=off
+
+
+class AuthOffRefused(RuntimeError):
+    """CITYDECK_AUTH=off asked for while serving beyond this machine."""
+
+
+class SecretMissing(RuntimeError):
+    """No CITYDECK_SECRET_KEY in production."""
+
+
+def refuse_auth_off_beyond_loopback(settings, bind_host: str | None) -> None:
+    """Raise ``AuthOffRefused`` when the dashboard would be open to all on an address others can reach."""
+    if settings.auth == "off" and bind_host is not None and not is_loopback(bind_host):
+        raise AuthOffRefused(
+            f"CITYDECK_AUTH=off lets anyone who reaches the port in; it is refused when serving {bind_host}."
+            " Serve 127.0.0.1 behind a proxy, or keep sign-in on."
+        )
+
+
+class User(UserMixin):
+    """Who a request comes from: an account, or a wall display (by its token's label)."""
+
+    def __init__(self, session_id: str, name: str, role: str, account: Account | None = None):
+        self.id = session_id
+        self.name = name
+        self.role = role
+        self.account = account
+
+    def get_id(self) -> str:
+        return self.id
+
+
+def secret_key(settings) -> str:
+    """The key that signs sessions: from the environment, or (in the demo only) one kept in the state folder."""
+    if settings.secret_key:
+        return settings.secret_key
+    if settings.environment == "production":
+        raise SecretMissing("CITYDECK_SECRET_KEY is not set: production sessions need a key from the environment")
+    path = Path(settings.state_dir) / "secret_key"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        with open(path, "x", encoding="ascii") as f:  # the first process makes it; the others read it
+            f.write(secrets.token_urlsafe(48))
+        path.chmod(0o600)
+    except FileExistsError:
+        pass
+    return path.read_text(encoding="ascii").strip()
+
+
+class Access:
+    """The door of one dashboard app."""
+
+    def __init__(self, settings, accounts: Accounts, needs: Callable[[dict], str]):
+        self.settings = settings
+        self.accounts = accounts
+        self.needs = needs
+        self.limiter: Limiter | None = None
+        self.sso = None
+
+    @property
+    def open_to_all(self) -> bool:
+        return self.settings.auth == "off"
+
+
+def access() -> Access:
+    return current_app.extensions["citydeck.access"]
+
+
+def current_role() -> str | None:
+    """The role of the request being served (None: nobody signed in, and sign-in is on)."""
+    if current_user and current_user.is_authenticated:
+        return current_user.role
+    return OFF_ROLE if access().open_to_all else None
+
+
+def current_name() -> str:
+    if current_user and current_user.is_authenticated:
+        return current_user.name
+    return "anonymous"
+
+
+def current_account() -> Account | None:
+    """The signed-in account (None for a wall, or with nobody signed in)."""
+    if current_user and current_user.is_authenticated:
+        return current_user.account
+    return None
+
+
+def _session_id(account: Account) -> str:
+    return f"a|{account.name}|{account.epoch}"
+
+
+def _csrf_token() -> str:
+    if "csrf" not in session:
+        session["csrf"] = secrets.token_urlsafe(24)
+    return session["csrf"]
+
+
+def _safe_next(target: str | None) -> str:
+    """Where to go after signing in: a path of this site, never another site."""
+    if not target or not target.startswith("/") or target.startswith("//") or "\\" in target:
+        return "/"
+    parts = urlsplit(target)
+    return parts.path + (f"?{parts.query}" if parts.query else "")
+
+
+def _limits_storage(settings, client) -> tuple[str, dict]:
+    """Where the rate limiter counts: the city's own Redis (a cluster through its own client)."""
+    if is_cluster(client):
+        scheme, rest = settings.redis_url.split("://", 1)
+        return "redis+cluster://" + rest, ({"ssl": True} if scheme.lower().startswith("rediss") else {})
+    return "redis://", {"connection_pool": client.connection_pool}
+
+
+def init_app(app, settings, client, accounts: Accounts, needs: Callable[[dict], str], keys) -> Access:
+    """Put the door in front of a Dash app's server."""
+    server: Flask = app.server
+    door = Access(settings, accounts, needs)
+    server.extensions["citydeck.access"] = door
+    if settings.proxy_hops:
+        server.wsgi_app = ProxyFix(
+            server.wsgi_app, x_for=settings.proxy_hops, x_proto=settings.proxy_hops, x_host=settings.proxy_hops
+        )
+    server.secret_key = secret_key(settings)
+    server.config.update(
+        SESSION_COOKIE_NAME="citydeck_session",
+        SESSION_COOKIE_HTTPONLY=True,
+        SESSION_COOKIE_SAMESITE="Strict",
+        SESSION_COOKIE_SECURE=bool(settings.cookie_secure),
+        PERMANENT_SESSION_LIFETIME=timedelta(hours=settings.session_idle_h),
+        SESSION_REFRESH_EACH_REQUEST=True,
+    )
+    manager = LoginManager()
+    manager.init_app(server)
+    manager.session_protection = None  # the session holds the account's epoch; a proxy's address change is no theft
+
+    @manager.user_loader
+    def load(session_id: str) -> User | None:
+        kind, _, rest = session_id.partition("|")
+        if kind == "a":
+            name, _, epoch = rest.rpartition("|")
+            account = accounts.get(name)
+            if account is None or account.disabled or str(account.epoch) != epoch:
+                return None  # password, role or state changed: the session ends
+            return User(session_id, account.name, account.role, account)
+        if kind == "w":
+            label, _, digest = rest.partition("|")
+            if accounts.wall_label_valid(label, digest):
+                return User(session_id, f"wall:{label}", "wall")
+        return None
+
+    storage_uri, storage_options = _limits_storage(settings, client)
+    door.limiter = Limiter(
+        get_remote_address,
+        app=server,
+        storage_uri=storage_uri,
+        storage_options=storage_options,
+        key_prefix=keys.limits(),
+        strategy="moving-window",
+        headers_enabled=True,
+    )
+    _sso(server, door)
+    _routes(server, door)
+    _gate(app, server, door)
+    _headers(app, server, settings)
+    return door
+
+
+# ---------------------------------------------------------------------------- sign-in pages
+
+PAGE = """<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
+<title>citydeck · sign in</title><link rel="stylesheet" href="/assets/citydeck.css"></head>
+<body class="signin-body"><main class="signin">
+<h1><span class="brand-name">citydeck</span> <span class="brand-sub">city command center</span></h1>
+{% if message %}<p class="signin-message" role="alert">{{ message }}</p>{% endif %}
+<form method="post" action="/login">
+<input type="hidden" name="csrf" value="{{ csrf }}"><input type="hidden" name="next" value="{{ next }}">
+<label>Account <input name="name" autocomplete="username" required autofocus value="{{ name }}"></label>
+<label>Password <input name="password" type="password" autocomplete="current-password" required></label>
+<button type="submit">Sign in</button>
+</form>
+{% if sso %}<p><a class="signin-sso" href="/login/sso?{{ sso_query }}">Sign in with your organisation</a></p>{% endif %}
+</main></body></html>"""
+
+
+def _signin_page(door: Access, message: str = "", name: str = "", status: int = 200):
+    target = _safe_next(request.values.get("next"))
+    html = render_template_string(
+        PAGE,
+        message=message,
+        csrf=_csrf_token(),
+        next=target,
+        name=name,
+        sso=door.sso is not None,
+        sso_query=urlencode({"next": target}),
+    )
+    return html, status
+
+
+def _signin_failed(response) -> bool:
+    """Only failed sign-ins count against the limits: the page's own redirect after success does not."""
+    return response.status_code != 302
+
+
+def _account_key() -> str:
+    return "account:" + str(request.form.get("name", "")).strip().lower()[:64]
+
+
+def _routes(server: Flask, door: Access) -> None:
+    settings, accounts = door.settings, door.accounts
+    limit_account = door.limiter.limit(
+        settings.signin_limit_account, key_func=_account_key, methods=["POST"], deduct_when=_signin_failed,
+        scope="signin-account",
+    )  # fmt: skip
+    limit_address = door.limiter.limit(
+        settings.signin_limit_address, methods=["POST"], deduct_when=_signin_failed, scope="signin-address"
+    )
+
+    @server.route(SIGNIN, methods=["GET", "POST"])
+    @limit_address
+    @limit_account
+    def signin():
+        if request.method == "GET":
+            return _signin_page(door)
+        if not hmac.compare_digest(str(request.form.get("csrf", "")), _csrf_token()):
+            return _signin_page(door, "The form had expired: please sign in again.", status=400)
+        name = str(request.form.get("name", "")).strip().lower()
+        account = accounts.check(name, str(request.form.get("password", "")))
+        if account is None:
+            log.warning("sign-in refused for %r from %s", name[:64], get_remote_address())
+            return _signin_page(door, "That account name and password do not match an enabled account.", name, 401)
+        session.clear()
+        session.permanent = True
+        login_user(User(_session_id(account), account.name, account.role, account))
+        accounts.audit.append(account.name, account.role, "signin", address=get_remote_address(), via="password")
+        return redirect(_safe_next(request.form.get("next")), 302)
+
+    @server.route(SIGNOUT)
+    def signout():
+        if current_user.is_authenticated:
+            account = current_account()
+            if account is not None:
+                accounts.audit.append(account.name, account.role, "signout")
+            logout_user()
+        session.clear()
+        return redirect(SIGNIN, 302)
+
+    @server.errorhandler(RateLimitExceeded)
+    def too_many(error):
+        log.warning("sign-in rate limit reached from %s: %s", get_remote_address(), error.description)
+        if request.path == SIGNIN:
+            return _signin_page(door, f"Too many failed sign-ins ({error.description}): wait and try again.",
+                                str(request.form.get("name", ""))[:64], 429)  # fmt: skip
+        return jsonify(error="too many requests"), 429
+
+
+def _sso(server: Flask, door: Access) -> None:
+    """Single sign-on through an OpenID Connect provider, when one is configured."""
+    settings = door.settings
+    if not settings.oidc_issuer:
+        return
+    from accounts.sso import SingleSignOn
+
+    door.sso = SingleSignOn(server, settings, door.accounts)
+
+    @server.route(SSO_START)
+    def sso_start():
+        session["next"] = _safe_next(request.args.get("next"))
+        return door.sso.start()
+
+    @server.route(SSO_BACK)
+    def sso_back():
+        step = door.sso.same_site_step()
+        if step is not None:
+            return step
+        account, why = door.sso.finish()
+        if account is None:
+            return _signin_page(door, why, status=403)
+        session.permanent = True
+        login_user(User(_session_id(account), account.name, account.role, account))
+        door.accounts.audit.append(account.name, account.role, "signin", address=get_remote_address(), via="sso")
+        return redirect(session.pop("next", "/"), 302)
+
+
+# ---------------------------------------------------------------------------- every request
+
+
+def _wall_token_signin(door: Access):
+    """Turn ``/wall?token=…`` into a wall session and drop the token from the address bar."""
+    token = request.args.get("token", "")
+    record = door.accounts.wall_token(token)
+    if record is None:
+        log.warning("refused a wall token from %s", get_remote_address())
+        return _signin_page(door, "That wall link is not valid (revoked, or mistyped).", status=403)
+    session.clear()
+    session.permanent = True
+    login_user(User(f"w|{record.label}|{door.accounts.token_digest(token)}", f"wall:{record.label}", "wall"))
+    rest = urlencode([(k, v) for k, v in request.args.items(multi=True) if k != "token"], safe=",")
+    return redirect(WALL + (f"?{rest}" if rest else ""), 302)
+
+
+def _gate(app, server: Flask, door: Access) -> None:
+    update = app.config.routes_pathname_prefix + "_dash-update-component"
+
+    @server.before_request
+    def admit():
+        path = request.path
+        if path in OPEN_PATHS or path.startswith(OPEN_PREFIXES):
+            return None
+        if path.rstrip("/") == WALL and "token" in request.args:
+            return _wall_token_signin(door)
+        role = current_role()
+        if role is None:
+            if path.startswith(("/_dash-", "/_reload-hash", "/geo/")):
+                return jsonify(error="sign in first"), 401
+            return redirect(f"{SIGNIN}?{urlencode({'next': request.full_path.rstrip('?')})}", 302)
+        if role == "wall" and not (path.rstrip("/") == WALL or path.startswith(WALL_PREFIXES)):
+            return redirect(WALL, 302)
+        if path == update and request.method == "POST":
+            try:
+                body = request.get_json(silent=True)
+            except (RecursionError, RequestEntityTooLarge):
+                return None  # malformed: the callback guard, next, refuses it with its reason
+            capability = door.needs(body) if isinstance(body, dict) else "aggregates"
+            if not may(role, capability):
+                log.warning("refused %s to %s (%s): needs %s", path, current_name(), role, NEEDS[capability])
+                abort(403, description=f"this needs the {NEEDS[capability]} role")
+        return None
+
+
+# ---------------------------------------------------------------------------- headers
+
+
+def content_security_policy(app, settings) -> str:
+    """A policy Dash and Plotly's maps work under: scripts from here (Dash's inline start-up by its hash),
+    map workers from blobs, styles inline (Plotly sets them), no frames, no plugins."""
+    script = " ".join(["'self'", *app.csp_hashes()])
+    remote = " https:" if settings.map_style else ""  # tiles and glyphs of a configured base map
+    return "; ".join(
+        [
+            "default-src 'self'",
+            f"script-src {script}",
+            "style-src 'self' 'unsafe-inline'",
+            f"img-src 'self' data: blob:{remote}",
+            f"connect-src 'self'{remote}",
+            f"font-src 'self' data:{remote}",
+            "worker-src 'self' blob:",
+            "child-src blob:",
+            "object-src 'none'",
+            "base-uri 'none'",
+            "form-action 'self'",
+            "frame-ancestors 'none'",
+        ]
+    )
+
+
+def _headers(app, server: Flask, settings) -> None:
+    policy: list[str] = []
+
+    @server.after_request
+    def secure(response):
+        if not policy:  # Dash's inline scripts are known once the app is set up, at the first request
+            policy.append(content_security_policy(app, settings))
+        h = response.headers
+        h.setdefault("Content-Security-Policy", policy[0])
+        h.setdefault("X-Frame-Options", "DENY")
+        h.setdefault("X-Content-Type-Options", "nosniff")
+        h.setdefault("Referrer-Policy", "same-origin")
+        h.setdefault("Permissions-Policy", "camera=(), microphone=(), geolocation=(), payment=()")
+        h.setdefault("Cross-Origin-Opener-Policy", "same-origin")
+        if request.path.startswith("/_dash-update-component") or request.path == SIGNIN:
+            h["Cache-Control"] = "no-store"  # figures and names must not sit in a shared cache
+        return response

@@ -105,7 +105,10 @@ class Accounts:
     def get(self, name: str) -> Account | None:
         if not isinstance(name, str) or not NAME.match(name):
             return None
-        raw = self.client.hgetall(self.keys.account(name))
+        return self._account(name, self.client.hgetall(self.keys.account(name)))
+
+    @staticmethod
+    def _account(name: str, raw: dict) -> Account | None:
         if not raw:
             return None
         f = {_text(k): _text(v) for k, v in raw.items()}
@@ -200,6 +203,33 @@ class Accounts:
         elif account.role != role and account.source == "sso":
             self._change(name, {"role": role}, "sso", "admin", "account.role", role=role)
         return self.get(name)
+
+    # ------------------------------------------------------------------ sessions
+
+    def open_session(self, account: Account, idle_s: float) -> str:
+        """Start a browser session of an account; return its id (kept in the signed cookie)."""
+        sid = secrets.token_urlsafe(18)
+        self.client.set(self.keys.session(sid), account.name, px=max(int(idle_s * 1000), 1))
+        return sid
+
+    def in_session(self, name: str, sid: str, idle_s: float) -> Account | None:
+        """The account if its session is still open (and keep it open ``idle_s`` more), else None.
+
+        A session ends at sign-out on the server, not only in the browser: a refresh that was on its way
+        when the browser signed out cannot bring it back by setting the old cookie again.
+        """
+        if not NAME.match(name) or not sid:
+            return None
+        pipe = self.client.pipeline(transaction=False)
+        pipe.hgetall(self.keys.account(name))
+        pipe.getex(self.keys.session(sid), px=max(int(idle_s * 1000), 1))
+        raw, holder = pipe.execute()
+        if holder is None or _text(holder) != name:
+            return None
+        return self._account(name, raw)
+
+    def close_session(self, sid: str) -> None:
+        self.client.delete(self.keys.session(sid))
 
     # ------------------------------------------------------------------ wall tokens
 

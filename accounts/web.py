@@ -125,8 +125,12 @@ def current_account() -> Account | None:
     return None
 
 
-def _session_id(account: Account) -> str:
-    return f"a|{account.name}|{account.epoch}"
+def _signed_in(door: Access, account: Account) -> None:
+    """Sign a browser in as an account: a session of its own on the server, named in the signed cookie."""
+    session.clear()
+    session.permanent = True
+    sid = door.accounts.open_session(account, door.settings.session_idle_h * 3600)
+    login_user(User(f"a|{account.name}|{account.epoch}|{sid}", account.name, account.role, account))
 
 
 def _csrf_token() -> str:
@@ -177,10 +181,10 @@ def init_app(app, settings, client, accounts: Accounts, needs: Callable[[dict], 
     def load(session_id: str) -> User | None:
         kind, _, rest = session_id.partition("|")
         if kind == "a":
-            name, _, epoch = rest.rpartition("|")
-            account = accounts.get(name)
+            name, epoch, sid = (rest.split("|") + ["", ""])[:3]
+            account = accounts.in_session(name, sid, settings.session_idle_h * 3600)
             if account is None or account.disabled or str(account.epoch) != epoch:
-                return None  # password, role or state changed: the session ends
+                return None  # signed out, idle too long, or its password, role or state changed
             return User(session_id, account.name, account.role, account)
         if kind == "w":
             label, _, digest = rest.partition("|")
@@ -269,9 +273,7 @@ def _routes(server: Flask, door: Access) -> None:
         if account is None:
             log.warning("sign-in refused for %r from %s", name[:64], get_remote_address())
             return _signin_page(door, "That account name and password do not match an enabled account.", name, 401)
-        session.clear()
-        session.permanent = True
-        login_user(User(_session_id(account), account.name, account.role, account))
+        _signed_in(door, account)
         accounts.audit.append(account.name, account.role, "signin", address=get_remote_address(), via="password")
         return redirect(_safe_next(request.form.get("next")), 302)
 
@@ -280,6 +282,7 @@ def _routes(server: Flask, door: Access) -> None:
         if current_user.is_authenticated:
             account = current_account()
             if account is not None:
+                accounts.close_session(current_user.id.rsplit("|", 1)[-1])
                 accounts.audit.append(account.name, account.role, "signout")
             logout_user()
         session.clear()
@@ -316,10 +319,10 @@ def _sso(server: Flask, door: Access) -> None:
         account, why = door.sso.finish()
         if account is None:
             return _signin_page(door, why, status=403)
-        session.permanent = True
-        login_user(User(_session_id(account), account.name, account.role, account))
+        target = _safe_next(session.get("next"))
+        _signed_in(door, account)
         door.accounts.audit.append(account.name, account.role, "signin", address=get_remote_address(), via="sso")
-        return redirect(session.pop("next", "/"), 302)
+        return redirect(target, 302)
 
 
 # ---------------------------------------------------------------------------- every request

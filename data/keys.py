@@ -131,6 +131,10 @@ class Keys:
         """Hash of wall token label -> digest of its token."""
         return f"{self._access()}:walls"
 
+    def session(self, sid: str) -> str:
+        """A signed-in browser session: the account's name, expiring when idle; deleted at sign-out."""
+        return f"{self._access()}:session:{sid}"
+
     def grant(self, name: str) -> str:
         """Hash of an account's grant of the precise health view (reason, since, until); expires with it."""
         return f"{self._access()}:grant:{name}"

@@ -463,3 +463,13 @@ def test_sign_in_off_is_refused_beyond_this_machine(tmp_path):
         cwd=PROJECT_ROOT, env=env, capture_output=True, text=True, timeout=120,
     )  # fmt: skip
     assert run.returncode == 2 and "CITYDECK_AUTH=off" in run.stderr
+
+
+def test_a_signed_out_session_stays_out_even_if_its_old_cookie_comes_back(app):
+    """A refresh on its way when the browser signed out answers with the old cookie: it must open nothing."""
+    browser = signed_in(app, "viewer-1")
+    old = browser.get_cookie("citydeck_session").value
+    assert browser.get("/").status_code == 200
+    browser.get("/logout")
+    browser.set_cookie("citydeck_session", old)
+    assert browser.get("/").status_code == 302

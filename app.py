@@ -38,7 +38,7 @@ def create_app(settings: Settings | None = None, clock: Callable[[], float] = ti
         update_title=None,
         assets_folder=str(PROJECT_ROOT / "assets"),
     )
-    app.layout = lambda: shell(deck.geo.districts, settings.refresh_ms, _who())
+    app.layout = lambda: shell(deck.geo.districts, settings.refresh_ms, _who(), access.pages_for(web.current_role()))
     app.validation_layout = validation_layout([], settings.refresh_ms)
     deck.init_app(app.server)
     app.server.extensions["citydeck"] = deck
@@ -51,10 +51,10 @@ def create_app(settings: Settings | None = None, clock: Callable[[], float] = ti
     return app
 
 
-def _who() -> tuple[str, str] | None:
-    """The signed-in name and role for the page's corner (none with sign-in off)."""
+def _who() -> tuple[str, str, bool] | None:
+    """The signed-in name and role for the page's corner, and whether its password is ours to change."""
     account = web.current_account()
-    return (account.name, account.role) if account is not None else None
+    return (account.name, account.role, account.source == "local") if account is not None else None
 
 
 def _serve_geojson(server, deck: Deck) -> None:

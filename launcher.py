@@ -241,16 +241,16 @@ def demo_way_in(settings: Settings, client, url: str) -> str:
         return "  sign in with an account made by python -m accounts add NAME --role ROLE.\n"
     password = new_password()
     if accounts.get(DEMO_ADMIN) is None:
-        accounts.add(DEMO_ADMIN, "admin", password, by="demo")
+        accounts.add(DEMO_ADMIN, "admin", password, by="demo", must_change=True)
     else:
-        accounts.passwd(DEMO_ADMIN, password, by="demo")
+        accounts.passwd(DEMO_ADMIN, password, by="demo", must_change=True)
         if accounts.get(DEMO_ADMIN).disabled:
             accounts.enable(DEMO_ADMIN, by="demo")
     if any(t.label == DEMO_WALL for t in accounts.wall_tokens()):
         accounts.revoke_wall_token(DEMO_WALL, by="demo")
     token = accounts.create_wall_token(DEMO_WALL, by="demo")
     return (
-        f"  sign in as {DEMO_ADMIN} with this run's password: {password}\n"
+        f"  sign in as {DEMO_ADMIN} with the one-time password {password} (you then choose your own)\n"
         f"  the wall, signed in by its token: {url}/wall?token={token}\n"
         "  (both are made anew at each start; python -m accounts adds accounts and wall tokens)\n"
     )

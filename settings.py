@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -355,6 +356,21 @@ class Settings:
             values[f.name] = _parse(f, raw)
         values.update(overrides)
         return cls(**values)
+
+    def shown(self) -> list[tuple[str, str]]:
+        """Each setting's variable and the value in force, as an admin screen may show it: secrets only as
+        set or not, and a Redis URL without its password."""
+        rows = []
+        for f in dataclasses.fields(self):
+            value = getattr(self, f.name)
+            if f.metadata["unit"] == "secret":
+                text = "(set)" if value else "(not set)"
+            elif f.name == "redis_url" and value:
+                text = re.sub(r"//([^@/]*):[^@/]*@", r"//\1:•••@", value)
+            else:
+                text = "" if value is None else str(value)
+            rows.append((f.metadata["env"], text))
+        return rows
 
     @classmethod
     def documented(cls) -> list[dict[str, str]]:

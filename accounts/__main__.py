@@ -75,14 +75,14 @@ def run(args: argparse.Namespace, accounts: Accounts, out=sys.stdout) -> int:
     by = f"cli:{getpass.getuser()}"
     if args.command == "add":
         password, made = _password(args.password_stdin)
-        account = accounts.add(args.name, args.role, password, by)
+        account = accounts.add(args.name, args.role, password, by, must_change=made)
         print(f"added {account.name} ({account.role})", file=out)
         if made:
-            print(f"password: {password}", file=out)
+            print(f"password: {password}   (one-time: the first sign-in sets a new one)", file=out)
     elif args.command == "passwd":
         password, made = _password(args.password_stdin)
-        accounts.passwd(args.name, password, by)
-        print(f"new password set for {args.name}" + (f": {password}" if made else ""), file=out)
+        accounts.passwd(args.name, password, by, must_change=made)
+        print(f"new password set for {args.name}" + (f": {password}   (one-time)" if made else ""), file=out)
     elif args.command == "role":
         accounts.set_role(args.name, args.role, by)
         print(f"{args.name} is now {args.role}", file=out)

@@ -142,6 +142,10 @@ class Audit:
                 return
             start = "(" + _text(page[-1][0])
 
+    def newest(self, count: int) -> list[Entry]:
+        """The newest entries, newest first."""
+        return [Entry.of(i, f) for i, f in self.client.xrevrange(self.keys.audit(), count=count)]
+
     def length(self) -> int:
         return int(self.client.xlen(self.keys.audit()))
 

@@ -20,6 +20,7 @@ NEEDS: dict[str, str] = {
     "complaint_words": "operator",
     "precise_health": "health",
     "raw_fields": "admin",
+    "accounts": "admin",
 }
 
 

@@ -69,6 +69,7 @@ class Account:
     epoch: int
     created_ms: int
     source: str  # 'local' (a password here) or 'sso' (signed in through the identity provider)
+    must_change: bool = False  # its password was given to it (one-time): the first sign-in sets its own
 
 
 @dataclass(frozen=True)
@@ -114,7 +115,7 @@ class Accounts:
         f = {_text(k): _text(v) for k, v in raw.items()}
         return Account(
             name, f.get("role", ""), f.get("disabled") == "1", int(f.get("epoch", 0)), int(f.get("created_ms", 0)),
-            f.get("source", "local"),
+            f.get("source", "local"), f.get("must_change") == "1",
         )  # fmt: skip
 
     def names(self) -> list[str]:
@@ -123,8 +124,11 @@ class Accounts:
     def list(self) -> list[Account]:
         return [a for a in (self.get(n) for n in self.names()) if a is not None]
 
-    def add(self, name: str, role: str, password: str, by: str, by_role: str = "admin") -> Account:
-        """Create a local account; raise ``AccountError`` if the name is taken or anything is invalid."""
+    def add(
+        self, name: str, role: str, password: str, by: str, by_role: str = "admin", must_change: bool = False
+    ) -> Account:
+        """Create a local account; raise ``AccountError`` if the name is taken or anything is invalid.
+        ``must_change``: the password is a one-time one, replaced at the first sign-in."""
         valid_name(name)
         checked(role)
         digest = _hasher.hash(_checked_password(password))
@@ -133,8 +137,11 @@ class Accounts:
             raise AccountError(f"an account {name!r} exists already")
         self.client.hset(
             self.keys.account(name),
-            mapping={"role": role, "disabled": 0, "epoch": 1, "created_ms": self._now_ms(), "source": "local"},
-        )
+            mapping={
+                "role": role, "disabled": 0, "epoch": 1, "created_ms": self._now_ms(), "source": "local",
+                "must_change": int(must_change),
+            },
+        )  # fmt: skip
         self.client.sadd(self.keys.accounts(), name)
         self.audit.append(by, by_role, "account.add", account=name, role=role)
         return self.get(name)
@@ -145,11 +152,12 @@ class Accounts:
             raise AccountError(f"there is no account {name!r}")
         return account
 
-    def passwd(self, name: str, password: str, by: str, by_role: str = "admin") -> None:
-        """Set a new password; the account's open sessions end."""
+    def passwd(self, name: str, password: str, by: str, by_role: str = "admin", must_change: bool = False) -> None:
+        """Set a new password (``must_change``: a one-time one); the account's open sessions end."""
         self._existing(name)
         digest = _hasher.hash(_checked_password(password))
-        self._change(name, {"hash": digest, "source": "local"}, by, by_role, "account.passwd")
+        fields = {"hash": digest, "source": "local", "must_change": int(must_change)}
+        self._change(name, fields, by, by_role, "account.passwd")
 
     def set_role(self, name: str, role: str, by: str, by_role: str = "admin") -> None:
         self._existing(name)

@@ -16,7 +16,17 @@ from datetime import timedelta
 from pathlib import Path
 from urllib.parse import urlencode, urlsplit
 
-from flask import Flask, abort, current_app, jsonify, redirect, render_template_string, request, session
+from flask import (
+    Flask,
+    abort,
+    current_app,
+    has_request_context,
+    jsonify,
+    redirect,
+    render_template_string,
+    request,
+    session,
+)
 from flask_limiter import Limiter, RateLimitExceeded
 from flask_limiter.util import get_remote_address
 from flask_login import LoginManager, UserMixin, current_user, login_user, logout_user
@@ -24,12 +34,13 @@ from werkzeug.exceptions import RequestEntityTooLarge
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from accounts.roles import NEEDS, may
-from accounts.store import Account, Accounts
+from accounts.store import MIN_PASSWORD, Account, AccountError, Accounts
 from data.connection import is_cluster, is_loopback
 
 log = logging.getLogger("citydeck.access")
 
 SIGNIN, SIGNOUT, SSO_START, SSO_BACK = "/login", "/logout", "/login/sso", "/login/sso/back"
+NEW_PASSWORD = "/password"
 WALL = "/wall"
 # What anyone may fetch: the sign-in pages, and the static files the pages are drawn with (no data in them).
 OPEN_PATHS = (SIGNIN, SIGNOUT, SSO_START, SSO_BACK, "/_favicon.ico")
@@ -106,7 +117,9 @@ def access() -> Access:
 
 
 def current_role() -> str | None:
-    """The role of the request being served (None: nobody signed in, and sign-in is on)."""
+    """The role of the request being served (None: nobody signed in, and sign-in is on; or no request)."""
+    if not has_request_context():
+        return None
     if current_user and current_user.is_authenticated:
         return current_user.role
     return OFF_ROLE if access().open_to_all else None
@@ -241,6 +254,34 @@ def _signin_page(door: Access, message: str = "", name: str = "", status: int = 
     return html, status
 
 
+NEW_PASSWORD_PAGE = """<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
+<title>citydeck · your password</title><link rel="stylesheet" href="/assets/citydeck.css"></head>
+<body class="signin-body"><main class="signin">
+<h1><span class="brand-name">citydeck</span> <span class="brand-sub">{{ why }}</span></h1>
+{% if message %}<p class="signin-message" role="alert">{{ message }}</p>{% endif %}
+<form method="post" action="/password">
+<input type="hidden" name="csrf" value="{{ csrf }}"><input type="hidden" name="next" value="{{ next }}">
+<input type="hidden" name="name" value="{{ name }}" autocomplete="username">
+<label>Current password <input name="current" type="password" autocomplete="current-password" required></label>
+<label>New password ({{ least }} characters or more)
+<input name="new" type="password" autocomplete="new-password" minlength="{{ least }}" required></label>
+<label>New password again <input name="again" type="password" autocomplete="new-password" required></label>
+<button type="submit">Set my password</button>
+</form>
+<p><a class="signin-sso" href="/logout">Sign out</a></p>
+</main></body></html>"""
+
+
+def _new_password_page(account: Account, message: str = "", status: int = 200):
+    why = "choose your own password" if account.must_change else "change your password"
+    html = render_template_string(
+        NEW_PASSWORD_PAGE, why=why, message=message, csrf=_csrf_token(), name=account.name,
+        next=_safe_next(request.values.get("next")), least=MIN_PASSWORD,
+    )  # fmt: skip
+    return html, status
+
+
 def _signin_failed(response) -> bool:
     """Only failed sign-ins count against the limits: the page's own redirect after success does not."""
     return response.status_code != 302
@@ -275,6 +316,35 @@ def _routes(server: Flask, door: Access) -> None:
             return _signin_page(door, "That account name and password do not match an enabled account.", name, 401)
         _signed_in(door, account)
         accounts.audit.append(account.name, account.role, "signin", address=get_remote_address(), via="password")
+        target = _safe_next(request.form.get("next"))
+        if account.must_change:
+            return redirect(f"{NEW_PASSWORD}?{urlencode({'next': target})}", 302)
+        return redirect(target, 302)
+
+    @server.route(NEW_PASSWORD, methods=["GET", "POST"])
+    @limit_address
+    def new_password():
+        account = current_account()
+        if account is None or account.source != "local":
+            return redirect(SIGNIN, 302)
+        if request.method == "GET":
+            return _new_password_page(account)
+        if not hmac.compare_digest(str(request.form.get("csrf", "")), _csrf_token()):
+            return _new_password_page(account, "The form had expired: please try again.", 400)
+        if accounts.check(account.name, str(request.form.get("current", ""))) is None:
+            return _new_password_page(account, "The current password is not right.", 401)
+        new, again = str(request.form.get("new", "")), str(request.form.get("again", ""))
+        if new != again:
+            return _new_password_page(account, "The two new passwords differ.", 400)
+        if hmac.compare_digest(new, str(request.form.get("current", ""))):
+            return _new_password_page(account, "Choose a password other than the one you were given.", 400)
+        try:
+            accounts.passwd(account.name, new, by=account.name, by_role=account.role)
+        except AccountError as e:
+            return _new_password_page(account, str(e).capitalize() + ".", 400)
+        # The change ends every session of the account, this one too: it goes on in a new one.
+        accounts.close_session(current_user.id.rsplit("|", 1)[-1])
+        _signed_in(door, accounts.get(account.name))
         return redirect(_safe_next(request.form.get("next")), 302)
 
     @server.route(SIGNOUT)
@@ -359,6 +429,12 @@ def _gate(app, server: Flask, door: Access) -> None:
             return redirect(f"{SIGNIN}?{urlencode({'next': request.full_path.rstrip('?')})}", 302)
         if role == "wall" and not (path.rstrip("/") == WALL or path.startswith(WALL_PREFIXES)):
             return redirect(WALL, 302)
+        account = current_account()
+        if account is not None and account.must_change and path != NEW_PASSWORD:
+            # A one-time password opens one page: the one that replaces it.
+            if path.startswith(("/_dash-", "/_reload-hash", "/geo/")):
+                return jsonify(error="choose your own password first"), 403
+            return redirect(f"{NEW_PASSWORD}?{urlencode({'next': request.full_path.rstrip('?')})}", 302)
         if path == update and request.method == "POST":
             try:
                 body = request.get_json(silent=True)

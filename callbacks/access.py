@@ -12,6 +12,7 @@ from dash._utils import split_callback_id
 from accounts.roles import NEEDS, ROLES, may
 from layouts import ids
 from views.privacy import masked_text
+from views.state import PAGES
 
 # By output component id; a pattern-matching id by its type. Anything else needs 'aggregates'.
 NEEDED_BY_OUTPUT: dict[str, str] = {
@@ -19,7 +20,15 @@ NEEDED_BY_OUTPUT: dict[str, str] = {
     ids.PRECISE_STATUS: "precise_health",
     ids.PRECISE_MAP: "precise_health",
     ids.PRECISE_BODY: "precise_health",
+    ids.ADMIN_BODY: "accounts",
 }
+# What opening a page needs (its callbacks need it anyway; the navigation leaves out what a role cannot open).
+NEEDED_BY_PAGE: dict[str, str] = {"health": "pages", "admin": "accounts"}
+
+
+def pages_for(role: str | None) -> tuple[str, ...]:
+    """The pages a role's navigation leads to."""
+    return tuple(p for p in PAGES if may(role, NEEDED_BY_PAGE.get(p, "aggregates")))
 
 
 def _component(id_text: str) -> str:

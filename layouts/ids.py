@@ -83,6 +83,11 @@ COMPLAINTS_TABLE_NOTE = "complaints-table-note"
 HEALTH_TICK = "health-tick"
 HEALTH_BODY = "health-body"
 
+# Admin.
+ADMIN_TICK = "admin-tick"
+ADMIN_BODY = "admin-body"
+ADMIN_VERIFY = "admin-verify"
+
 # Wall.
 WALL_TICK = "wall-tick"
 WALL_VIEW = "wall-view"

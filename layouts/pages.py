@@ -238,6 +238,18 @@ def health(refresh_ms: int) -> html.Div:
     )
 
 
+def admin(refresh_ms: int) -> html.Div:
+    """Accounts, wall tokens, the audit log and the settings in force (changed with python -m accounts)."""
+    return html.Div(
+        [
+            _tick(ids.ADMIN_TICK, max(refresh_ms, 10_000)),
+            html.Button("Verify the audit chain now", id=ids.ADMIN_VERIFY, n_clicks=0, className="admin-verify"),
+            html.Div(id=ids.ADMIN_BODY),
+        ],
+        className="page page-admin",
+    )
+
+
 LAYOUTS = {
     "overview": overview,
     "cases": cases,
@@ -245,6 +257,7 @@ LAYOUTS = {
     "services": services,
     "complaints": complaints,
     "health": health,
+    "admin": admin,
 }
 
 

@@ -464,3 +464,37 @@ def precise_body(snap: dict) -> list:
             table(["cluster", "cases", "members", "sites"], clusters, "small") if clusters else empty("none in scope"),
         ),
     ]
+
+
+# ---------------------------------------------------------------------------- admin
+
+
+def _when(ms: int | None) -> str:
+    return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(ms / 1000)) if ms else ""
+
+
+def admin(accounts: list, tokens: list, entries: list, audit: dict, settings_rows: list[tuple[str, str]]) -> list:
+    """Accounts, wall tokens (labels only), the newest audit entries and the settings in force."""
+    people = [
+        [a.name, a.role, "disabled" if a.disabled else "enabled", a.source, _when(a.created_ms)] for a in accounts
+    ]
+    walls = [[t.label, _when(t.created_ms), t.by] for t in tokens]
+    logged = [[e.n, _when(e.at_ms), e.who, e.role, e.action, e.detail[:160]] for e in entries]
+    return [
+        html.Div(
+            [
+                card(
+                    "Accounts",
+                    table(["account", "role", "state", "sign-in", "created"], people) if people else empty("none"),
+                ),
+                card("Wall tokens", table(["label", "created", "by"], walls) if walls else empty("none")),
+            ],
+            className="pair",
+        ),
+        card(
+            "Audit log",
+            html.P(audit_line(audit), className="audit-line"),
+            table(["#", "when", "who", "role", "action", "detail"], logged, "small") if logged else empty("empty"),
+        ),
+        card("Settings in force", table(["variable", "value"], [list(r) for r in settings_rows], "small")),
+    ]

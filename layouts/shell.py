@@ -11,8 +11,15 @@ from layouts.wall import wall_layout
 from views.state import DEFAULT_WINDOW, PAGES, WINDOW_LABELS
 
 
-def shell(districts: list[tuple[str, str]], refresh_ms: int, who: tuple[str, str] | None = None) -> html.Div:
-    """The page skeleton; the router fills ``CONTENT`` from the URL. ``who``: the signed-in name and role."""
+def shell(
+    districts: list[tuple[str, str]],
+    refresh_ms: int,
+    who: tuple[str, str, bool] | None = None,
+    pages: tuple[str, ...] = tuple(PAGES),
+) -> html.Div:
+    """The page skeleton; the router fills ``CONTENT`` from the URL. ``who``: the signed-in name, role and
+    whether its password is kept here;
+    ``pages``: those the navigation leads to (the ones the role may open)."""
     nav = [
         dcc.Link(
             title,
@@ -21,6 +28,7 @@ def shell(districts: list[tuple[str, str]], refresh_ms: int, who: tuple[str, str
             className="nav-link",
         )
         for page, title in PAGES.items()
+        if page in pages
     ]
     controls = html.Div(
         [
@@ -64,7 +72,11 @@ def shell(districts: list[tuple[str, str]], refresh_ms: int, who: tuple[str, str
                     html.Div(id=ids.ALARM_COUNT, className="alarm-count"),
                     html.Div(id=ids.CLOCK, className="clock"),
                     html.Div(
-                        [html.Span(f"{who[0]} · {who[1]}", className="who-name"), html.A("Sign out", href="/logout")]
+                        [
+                            html.Span(f"{who[0]} · {who[1]}", className="who-name"),
+                            *([html.A("Password", href="/password")] if who[2] else []),
+                            html.A("Sign out", href="/logout"),
+                        ]
                         if who
                         else [],
                         id=ids.WHO,

@@ -473,3 +473,54 @@ def test_a_signed_out_session_stays_out_even_if_its_old_cookie_comes_back(app):
     browser.get("/logout")
     browser.set_cookie("citydeck_session", old)
     assert browser.get("/").status_code == 302
+
+
+def test_the_admin_page_lists_accounts_tokens_audit_and_settings_to_admins_only(app, accounts):
+    accounts.create_wall_token("lobby", by="test")
+    key, callback = next((k, c) for k, c in app.callback_map.items() if "admin-body" in k)
+    status, page = post(signed_in(app, "admin-1"), well_formed(key, callback))
+    assert status == 200
+    for shown in ("viewer-1", "health-1", "lobby", "account.add", "wall.create", "CITYDECK_SECRET_KEY", "(set)"):
+        assert shown in page, shown
+    assert "k" * 48 not in page  # the secret itself, never
+    for role in ("viewer", "operator", "health"):
+        assert post(signed_in(app, f"{role}-1"), well_formed(key, callback))[0] == 403, role
+
+
+def test_the_navigation_leads_each_role_to_the_pages_it_may_open():
+    from callbacks.access import pages_for
+
+    assert "admin" not in pages_for("health") and "admin" in pages_for("admin")
+    assert "health" in pages_for("viewer") and "health" not in pages_for("wall")
+    assert pages_for(None) == ()
+
+
+def test_a_redis_password_never_reaches_the_settings_shown():
+    from settings import Settings
+
+    shown = dict(Settings.from_env({}, redis_url="rediss://:hunter2-secret@redis.example:6380/0").shown())
+    assert shown["REDIS_URL"] == "rediss://:•••@redis.example:6380/0"
+
+
+def test_a_one_time_password_opens_only_the_page_that_replaces_it(app, accounts):
+    accounts.add("newbie", "viewer", "given-once-password", by="test", must_change=True)
+    browser, answer = sign_in(app, "newbie", "given-once-password")
+    assert answer.status_code == 302 and answer.headers["Location"].startswith("/password")
+    assert browser.get("/cases").headers["Location"].startswith("/password")
+    key, callback = next((k, c) for k, c in app.callback_map.items() if "freshness" in k)
+    assert post(browser, well_formed(key, callback))[0] == 403
+    page = browser.get("/password").get_data(as_text=True)
+    csrf = re.search(r'name="csrf" value="([^"]+)"', page).group(1)
+    form = {"csrf": csrf, "current": "given-once-password", "next": "/cases"}
+    assert (
+        browser.post("/password", data={**form, "current": "wrong", "new": PASSWORD, "again": PASSWORD}).status_code
+        == 401
+    )
+    assert browser.post("/password", data={**form, "new": PASSWORD, "again": PASSWORD + "x"}).status_code == 400
+    same = {**form, "new": "given-once-password", "again": "given-once-password"}
+    assert browser.post("/password", data=same).status_code == 400
+    done = browser.post("/password", data={**form, "new": PASSWORD, "again": PASSWORD})
+    assert done.status_code == 302 and done.headers["Location"] == "/cases"
+    assert browser.get("/cases").status_code == 200 and post(browser, well_formed(key, callback))[0] == 200
+    assert accounts.check("newbie", "given-once-password") is None and not accounts.get("newbie").must_change
+    assert ("newbie", "account.passwd") in [(e.who, e.action) for e in accounts.audit.entries()]

@@ -37,7 +37,7 @@ HOUR_MS = 3_600_000
 
 
 def settings_on(url: str, **overrides) -> Settings:
-    return Settings.from_env({}, redis_url=url, key_prefix=f"t{uuid.uuid4().hex[:10]}", auth="off", **overrides)
+    return Settings.from_env({}, redis_url=url, key_prefix=f"t{uuid.uuid4().hex[:10]}", **{"auth": "off", **overrides})
 
 
 @pytest.fixture(scope="module")
@@ -357,3 +357,27 @@ def test_the_demo_runs_on_a_cluster_its_workers_folding_what_its_simulators_writ
         assert "Traceback" not in demo.output, demo.output[-3000:]
     finally:
         demo.kill()
+
+
+# ---------------------------------------------------------------------------- sign-in
+
+
+def test_sign_in_its_rate_limit_sessions_and_the_audit_chain_work_on_a_cluster(redis_cluster):
+    from accounts.store import Accounts
+    from app import create_app
+    from tests.test_access import PASSWORD, sign_in
+
+    settings = settings_on(redis_cluster.url, auth="on", secret_key="c" * 48)
+    client = client_from_url(redis_cluster.url)
+    accounts = Accounts(client, Keys(settings.key_prefix))
+    accounts.add("ana", "viewer", PASSWORD, by="test")
+    app = create_app(settings)
+    browser, answer = sign_in(app, "ana")
+    assert answer.status_code == 302 and browser.get("/").status_code == 200
+    for _ in range(5):
+        assert sign_in(app, "ana", "wrong password!")[1].status_code == 401
+    assert sign_in(app, "ana")[1].status_code == 429  # counted in the cluster, as every worker would count
+    browser.get("/logout")
+    assert browser.get("/").status_code == 302
+    assert [e.action for e in accounts.audit.entries()] == ["account.add", "signin", "signout"]
+    assert accounts.audit.verify().ok

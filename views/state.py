@@ -17,7 +17,10 @@ PAGES: dict[str, str] = {
     "services": "Services",
     "complaints": "Complaints",
     "health": "Health",
+    "admin": "Admin",
 }
+# What a wall may rotate through: the views of aggregates (the health and admin pages are for people signed in).
+WALL_VIEWS: tuple[str, ...] = ("overview", "cases", "foot-traffic", "services", "complaints")
 PATHS: dict[str, str] = {"/": "overview", **{f"/{name}": name for name in PAGES if name != "overview"}}
 WALL_PATH = "/wall"
 
@@ -119,12 +122,12 @@ def parse_wall(search: str | None, default_views: str, default_dwell_s: float) -
     def views_of(text: str) -> list[str]:
         return [v.strip() for v in text.split(",") if v.strip()]
 
-    defaults = [v for v in views_of(default_views) if v in PAGES] or ["overview"]
+    defaults = [v for v in views_of(default_views) if v in WALL_VIEWS] or ["overview"]
     asked = views_of(_first(query, "views") or "")
-    views = [v for v in asked if v in PAGES]
+    views = [v for v in asked if v in WALL_VIEWS]
     if asked and len(views) < len(asked):
-        unknown = [v[:20] for v in asked if v not in PAGES]
-        notes.append(f"unknown view(s) {', '.join(unknown)} left out of the playlist")
+        unknown = [v[:20] for v in asked if v not in WALL_VIEWS]
+        notes.append(f"view(s) {', '.join(unknown)} left out of the playlist: a wall shows {', '.join(WALL_VIEWS)}")
     dwell_s = default_dwell_s
     raw = _first(query, "dwell")
     if raw is not None:

@@ -43,6 +43,27 @@ def pytest_setup_options():
     return options
 
 
+def policy_refusals(dash_duo) -> list[str]:
+    """Console errors of the Content-Security-Policy since the last look: what it kept the page from doing."""
+    return [
+        e["message"]
+        for e in dash_duo.get_logs()
+        if "Content Security Policy" in e["message"] or "Refused to" in e["message"]
+    ]
+
+
+@pytest.fixture(autouse=True)
+def page_runs_under_the_policy(request):
+    """Every browser test's pages run under the security headers' policy without a refusal in the console."""
+    if "dash_duo" not in request.fixturenames:
+        yield
+        return
+    duo = request.getfixturevalue("dash_duo")
+    yield
+    refused = policy_refusals(duo)
+    assert not refused, f"the Content-Security-Policy refused: {refused[:3]}"
+
+
 def _start(args, env):
     return subprocess.Popen(
         [sys.executable, *args],

@@ -11,7 +11,7 @@ import pytest
 
 from accounts.store import Accounts
 from data.keys import Keys
-from tests.browser.conftest import figure_of, settled_zoom, wait_until
+from tests.browser.conftest import figure_of, policy_refusals, settled_zoom, wait_until
 
 pytestmark = pytest.mark.browser
 PASSWORD = "correct horse battery"
@@ -74,6 +74,7 @@ def test_each_role_sees_what_it_may_and_nothing_more(dash_duo, secured_city, app
 
     _sign_in(dash_duo, "viewer-1", "/cases")
     assert _text(driver, ".who-name") == "viewer-1 · viewer"
+    assert "Admin" not in _text(driver, ".nav") and "Health" in _text(driver, ".nav")
     wait_until(lambda: _text(driver, "#cases-numbers"), "the cases numbers")
     settled_zoom(driver, {"type": "area-map", "page": "cases"})  # MapLibre draws under the policy
     assert not driver.find_elements("css selector", "#precise-open")
@@ -103,7 +104,10 @@ def test_each_role_sees_what_it_may_and_nothing_more(dash_duo, secured_city, app
     _sign_in(dash_duo, "admin-1", "/health")
     wait_until(lambda: "audit log" in _text(driver, "#health-body").lower(), "the audit log line")
     assert "entries" in _text(driver, ".audit-line")
-    assert not _csp_errors(dash_duo), _csp_errors(dash_duo)[:3]
+    driver.find_element("link text", "Admin").click()
+    wait_until(lambda: "viewer-1" in _text(driver, "#admin-body"), "the accounts on the admin page")
+    assert "health-1" in _text(driver, "#admin-body") and "precise.grant" in _text(driver, "#admin-body")
+    assert not policy_refusals(dash_duo)
 
 
 def test_the_wall_opens_from_its_token_with_no_sign_in_and_nothing_else(dash_duo, secured_city, app_of):
@@ -117,4 +121,4 @@ def test_the_wall_opens_from_its_token_with_no_sign_in_and_nothing_else(dash_duo
     assert token not in driver.current_url and not driver.find_elements("css selector", "input[name=password]")
     driver.get(f"{dash_duo.server.url}/health")
     wait_until(lambda: driver.current_url.endswith("/wall"), "the wall, not the health page")
-    assert not _csp_errors(dash_duo), _csp_errors(dash_duo)[:3]
+    assert not policy_refusals(dash_duo)

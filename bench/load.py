@@ -13,7 +13,7 @@ Redis commands per tick (``INFO commandstats``) and snapshot builds per tick (th
 
 Goal: 200 browsers at one refresh per 2 s, p99 under 500 ms, about one snapshot build per view and tick.
 
-    python -m bench.load [--browsers 200] [--seconds 60] [--workers 4]     (uses REDIS_URL when set)
+    python -m bench.load [--browsers 200] [--seconds 60] [--workers 4] [--auth on|off]   (uses REDIS_URL when set)
 """
 
 from __future__ import annotations
@@ -280,10 +280,13 @@ def wait_until_served(host: str, port: int, processes: Processes, timeout: float
     raise RuntimeError(f"the dashboard did not answer within {timeout:.0f}s")
 
 
-def signed_in(host: str, port: int, name: str, password: str) -> tuple[str, list[dict]]:
+def signed_in(host: str, port: int, name: str, password: str, sign_in: bool = True) -> tuple[str, list[dict]]:
     """Sign in as a browser does; return the session cookie and the callback dependencies a page loads."""
     jar = http.cookiejar.CookieJar()
     opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(jar))
+    if not sign_in:
+        with opener.open(f"http://{host}:{port}/_dash-dependencies", timeout=30) as r:
+            return "", json.loads(r.read())
     with opener.open(f"http://{host}:{port}/login", timeout=30) as r:
         csrf = re.search(r'name="csrf" value="([^"]+)"', r.read().decode()).group(1)
     form = urllib.parse.urlencode({"csrf": csrf, "name": name, "password": password, "next": "/"}).encode()
@@ -331,6 +334,9 @@ def main(argv=None) -> int:
     )
     parser.add_argument("--scale", type=float, default=0.2, help="the simulated city's population scale")
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument(
+        "--auth", choices=("on", "off"), default="on", help="browsers signed in as managers (on) or sign-in off"
+    )
     args = parser.parse_args(argv)
     pages = args.pages.split(",")
     if not 1 <= args.browsers <= MAX_BROWSERS:
@@ -350,7 +356,7 @@ def main(argv=None) -> int:
         "REDIS_URL": url,
         "CITYDECK_KEY_PREFIX": prefix,
         "CITYDECK_SECRET_KEY": secrets.token_urlsafe(32),
-        "CITYDECK_AUTH": "on",
+        "CITYDECK_AUTH": args.auth,
         "PYTHONUNBUFFERED": "1",
     }
     processes = Processes(env, log_dir)
@@ -370,7 +376,7 @@ def main(argv=None) -> int:
             ["-m", "gunicorn", "-w", str(args.workers), "-b", f"{host}:{port}", "--timeout", "60", "app:server"],
         )
         wait_until_served(host, port, processes, timeout=180)
-        tally.cookie, dependencies = signed_in(host, port, BENCH_ACCOUNT, password)
+        tally.cookie, dependencies = signed_in(host, port, BENCH_ACCOUNT, password, args.auth == "on")
         callbacks = page_callbacks(dependencies)
         print(
             f"dashboard on http://{host}:{port} ({args.workers} gunicorn workers), {args.browsers} browsers on "
@@ -417,7 +423,7 @@ def main(argv=None) -> int:
         f"{snapshots} distinct snapshots, so {builds - snapshots} built twice or more"
     )
     print(
-        f"RESULT browsers={args.browsers} seconds={measured:.1f} workers={args.workers} views={views} "
+        f"RESULT auth={args.auth} browsers={args.browsers} seconds={measured:.1f} workers={args.workers} views={views} "
         f"requests={requests} rps={requests / measured:.1f} p50_ms={p50:.0f} p95_ms={p95:.0f} p99_ms={p99:.0f} "
         f"errors={errors} late_ticks={tally.late_ticks} ticks={ticks:.1f} "
         f"redis_cmds_per_tick={sum(calls.values()) / ticks:.0f} builds_per_tick={builds / ticks:.2f} "

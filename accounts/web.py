@@ -59,7 +59,10 @@ class SecretMissing(RuntimeError):
 
 
 def refuse_auth_off_beyond_loopback(settings, bind_host: str | None) -> None:
-    """Raise ``AuthOffRefused`` when the dashboard would be open to all on an address others can reach."""
+    """Raise ``AuthOffRefused`` when the dashboard would be open to all on an address others can reach, or in
+    production at all."""
+    if settings.auth == "off" and settings.environment == "production":
+        raise AuthOffRefused("CITYDECK_AUTH=off is refused in production: every screen there needs a role.")
     if settings.auth == "off" and bind_host is not None and not is_loopback(bind_host):
         raise AuthOffRefused(
             f"CITYDECK_AUTH=off lets anyone who reaches the port in; it is refused when serving {bind_host}."
@@ -170,6 +173,7 @@ def _limits_storage(settings, client) -> tuple[str, dict]:
 
 def init_app(app, settings, client, accounts: Accounts, needs: Callable[[dict], str], keys) -> Access:
     """Put the door in front of a Dash app's server."""
+    refuse_auth_off_beyond_loopback(settings, None)
     server: Flask = app.server
     door = Access(settings, accounts, needs)
     server.extensions["citydeck.access"] = door
@@ -418,6 +422,9 @@ def _gate(app, server: Flask, door: Access) -> None:
     @server.before_request
     def admit():
         path = request.path
+        if door.open_to_all and not is_loopback(request.remote_addr or ""):
+            # With sign-in off the dashboard answers this machine alone, whatever address a server binds.
+            return jsonify(error="sign-in is off: this dashboard answers only this machine"), 403
         if path in OPEN_PATHS or path.startswith(OPEN_PREFIXES):
             return None
         if path.rstrip("/") == WALL and "token" in request.args:

@@ -230,9 +230,13 @@ def test_nothing_is_open_without_a_role(app):
 
 
 def test_every_page_carries_the_security_headers(app):
+    from views.state import PATHS
+
     anonymous = app.server.test_client()
-    viewer = signed_in(app, "viewer-1")
-    answers = [anonymous.get("/login"), anonymous.get("/"), viewer.get("/"), viewer.get("/_dash-layout")]
+    viewer = signed_in(app, "admin-1")
+    answers = [anonymous.get("/login"), anonymous.get("/"), viewer.get("/_dash-layout"), viewer.get("/password")]
+    answers += [viewer.get(path) for path in [*PATHS, "/wall", "/nowhere"]]
+    answers += [viewer.get("/geo/community.json"), viewer.get("/assets/citydeck.css")]
     answers += [viewer.post(ROUTE, data=json.dumps(well_formed(k, c)), content_type="application/json")
                 for k, c in list(app.callback_map.items())[:3]]  # fmt: skip
     for answer in answers:
@@ -524,3 +528,15 @@ def test_a_one_time_password_opens_only_the_page_that_replaces_it(app, accounts)
     assert browser.get("/cases").status_code == 200 and post(browser, well_formed(key, callback))[0] == 200
     assert accounts.check("newbie", "given-once-password") is None and not accounts.get("newbie").must_change
     assert ("newbie", "account.passwd") in [(e.who, e.action) for e in accounts.audit.entries()]
+
+
+def test_with_sign_in_off_only_this_machine_is_answered_and_production_refuses_it(settings):
+    from accounts.web import AuthOffRefused
+    from app import create_app
+
+    app = create_app(settings)  # sign-in off, as the other tests run
+    browser = app.server.test_client()
+    assert browser.get("/", environ_base={"REMOTE_ADDR": "127.0.0.1"}).status_code == 200
+    assert browser.get("/", environ_base={"REMOTE_ADDR": "192.0.2.7"}).status_code == 403
+    with pytest.raises(AuthOffRefused, match="production"):
+        create_app(replace(settings, environment="production", secret_key="p" * 48))

@@ -269,8 +269,9 @@ class Settings:
         "CITYDECK_AUTH",
         "on",
         "on or off",
-        "'on': every page and callback needs a signed-in account or a wall token. 'off' lets anyone who reaches"
-        " the port in as an operator (never health or admin): refused when serving a non-loopback address.",
+        "'on': every page and callback needs a signed-in account or a wall token. 'off' lets anyone on this"
+        " machine in as an operator (never health or admin); other clients get 403, and it is refused in"
+        " production and when serving a non-loopback address.",
     )
     secret_key: str = _setting(
         "CITYDECK_SECRET_KEY",

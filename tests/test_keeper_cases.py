@@ -366,3 +366,25 @@ def test_the_outbreak_scenario_yields_contacts_yellow_and_red_codes_and_a_cluste
     tag = keys.stream("cases").removesuffix(":events")
     counted = [client.hgetall(k) for k in client.scan_iter(match=f"{tag}:agg:*", count=1000)]
     assert not any(person.encode() in field for person in list(found)[:5] for h in counted for field in h)
+
+
+@pytest.mark.parametrize("behind_s", [0, 3600], ids=["clock at the wall's time", "clock an hour behind"])
+def test_a_checkin_folded_by_a_worker_that_had_not_yet_seen_the_new_exposure_is_linked_at_the_tick(
+    client, settings, city_map, feed, behind_s
+):
+    """Worker B lists exposure venues, A stores a new exposure, then B folds a check-in there without reading
+    it: neither batch sees the other. The tick traces the case again and finds the contact, whatever the
+    workers' clock (a replay or a test runs it behind the wall's)."""
+    now = int(time.time() * 1000) - behind_s * 1000
+    a, b = (Aggregator(client, settings, city_map, name=n, sources=("cases",), clock=lambda: now / 1000) for n in "ab")
+    a.ensure_groups()
+    feed.checkin("p-elsewhere", now - 20 * MINUTE_MS, venue="V-elsewhere")
+    assert b.drain() == 1  # B has read the exposure venues: none yet
+    feed.report("c-1", "confirmed", now - 10 * MINUTE_MS, onset=now - DAY_MS)
+    feed.visit("c-1", now - 30 * MINUTE_MS, now - 20 * MINUTE_MS, ts=now - 10 * MINUTE_MS)
+    assert a.drain() == 2  # A stores the exposure at VENUE
+    feed.checkin("p-late", now - 25 * MINUTE_MS, stay_s=600)
+    assert b.drain() == 1  # B's list is a moment old: it folds the check-in without looking for exposures
+    a.tick_keepers()
+    assert sorted(contacts(client, settings)) == ["p-late"]
+    assert totals(client, settings) == {"yellow": 1, "red": 1}

@@ -642,7 +642,8 @@ class CaseKeeper:
             retrace = keys.state(SOURCE, RETRACE)
             for case_id in sorted(work.retraced):
                 changes.add(retrace, now_ms, case_id)
-            changes.expire_at[retrace] = now_ms // 1000 + RETRACE_MS // 1000 + 60
+            # No expiry by this worker's clock: Redis judges it by its own, and a clock behind Redis's (a skewed
+            # host, a replay) would drop the set at once, and with it every retrace. The tick trims it by score.
 
     def _moves(self, work: _Work) -> dict[tuple[str, int, str], int]:
         """Net change of each counter (facet, bucket start, field) the work's contacts and codes make."""

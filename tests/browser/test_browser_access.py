@@ -121,4 +121,9 @@ def test_the_wall_opens_from_its_token_with_no_sign_in_and_nothing_else(dash_duo
     assert token not in driver.current_url and not driver.find_elements("css selector", "input[name=password]")
     driver.get(f"{dash_duo.server.url}/health")
     wait_until(lambda: driver.current_url.endswith("/wall"), "the wall, not the health page")
+    wait_until(lambda: _text(driver, ".wall-title"), "the wall's title again")
+    accounts.revoke_wall_token("lobby", by="test")
+    # Its next refresh is refused, and the wall gives way to the sign-in page instead of freezing.
+    wait_until(lambda: "/login" in driver.current_url, "the sign-in page in place of the revoked wall", timeout=20)
+    assert driver.find_elements("css selector", "input[name=password]")
     assert not policy_refusals(dash_duo)

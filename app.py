@@ -44,7 +44,7 @@ def create_app(settings: Settings | None = None, clock: Callable[[], float] = ti
     app.server.extensions["citydeck"] = deck
     # The door comes first: nothing reads a request before it knows who asks and what they may see.
     keys = Keys(settings.key_prefix)
-    web.init_app(app, settings, client, Accounts(client, keys), access.needs, keys)
+    web.init_app(app, settings, client, Accounts.of(settings, client), access.needs, keys)
     _serve_geojson(app.server, deck)
     register(app, deck)
     guard.init_app(app, settings.max_request_bytes)

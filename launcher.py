@@ -28,7 +28,6 @@ from pathlib import Path
 from accounts.store import Accounts, new_password
 from accounts.web import AuthOffRefused, refuse_auth_off_beyond_loopback
 from data.connection import EmbeddedInProduction, connect
-from data.keys import Keys
 from settings import PROJECT_ROOT, Settings
 from simulators.scenarios import SCENARIOS
 
@@ -236,7 +235,7 @@ def demo_way_in(settings: Settings, client, url: str) -> str:
     every start (the demo's only; a production deployment manages its accounts with python -m accounts)."""
     if settings.auth == "off":
         return "  sign-in is off (CITYDECK_AUTH=off): anyone who reaches this address is an operator.\n"
-    accounts = Accounts(client, Keys(settings.key_prefix))
+    accounts = Accounts.of(settings, client)
     if settings.environment != "demo":
         return "  sign in with an account made by python -m accounts add NAME --role ROLE.\n"
     password = new_password()

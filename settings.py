@@ -25,6 +25,11 @@ class SettingsError(ValueError):
 
 
 ENVIRONMENTS = ("demo", "production")
+# What stands in for a secret left unset.
+UNSET_SECRETS = {
+    "secret_key": "(not set: the demo's key, kept in CITYDECK_STATE_DIR, signs the sessions)",
+    "audit_key": "(not set: derived from the session key)",
+}
 
 
 @dataclass(frozen=True)
@@ -280,6 +285,13 @@ class Settings:
         "Key that signs session cookies (32+ random bytes, the same for every dashboard process). Required in"
         " production; the demo makes one in CITYDECK_STATE_DIR.",
     )
+    audit_key: str = _setting(
+        "CITYDECK_AUDIT_KEY",
+        "",
+        "secret",
+        "Key of the audit log's hash chain (HMAC); empty: derived from CITYDECK_SECRET_KEY. Set it on its own to"
+        " rotate that key without leaving the old entries unverifiable.",
+    )
     session_idle_h: float = _setting(
         "CITYDECK_SESSION_IDLE_H",
         12.0,
@@ -365,9 +377,10 @@ class Settings:
         for f in dataclasses.fields(self):
             value = getattr(self, f.name)
             if f.metadata["unit"] == "secret":
-                text = "(set)" if value else "(not set)"
+                text = "(set)" if value else UNSET_SECRETS.get(f.name, "(not set)")
             elif f.name == "redis_url" and value:
                 text = re.sub(r"//([^@/]*):[^@/]*@", r"//\1:•••@", value)
+                text = re.sub(r"(?i)([?&]password=)[^&]*", r"\1•••", text)
             else:
                 text = "" if value is None else str(value)
             rows.append((f.metadata["env"], text))

@@ -20,10 +20,9 @@ import sys
 import time
 from collections.abc import Sequence
 
-from accounts.roles import ROLE_TITLES, ROLES
+from accounts.roles import ACCOUNT_ROLES, ROLE_TITLES
 from accounts.store import AccountError, Accounts, new_password
 from data.connection import connect
-from data.keys import Keys
 from settings import Settings
 
 
@@ -33,7 +32,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     add = sub.add_parser("add", help="create an account")
     add.add_argument("name")
     add.add_argument(
-        "--role", required=True, choices=ROLES, help="; ".join(f"{r}: {t}" for r, t in ROLE_TITLES.items())
+        "--role", required=True, choices=ACCOUNT_ROLES, help="; ".join(f"{r}: {ROLE_TITLES[r]}" for r in ACCOUNT_ROLES)
     )
     add.add_argument("--password-stdin", action="store_true", help="read the password from standard input")
     passwd = sub.add_parser("passwd", help="set a new password; the account's sessions end")
@@ -41,16 +40,17 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     passwd.add_argument("--password-stdin", action="store_true", help="read the password from standard input")
     role = sub.add_parser("role", help="change an account's role; its sessions end")
     role.add_argument("name")
-    role.add_argument("role", choices=ROLES)
+    role.add_argument("role", choices=ACCOUNT_ROLES)
     for name in ("disable", "enable"):
         sub.add_parser(name, help=f"{name} an account").add_argument("name")
     sub.add_parser("list", help="list the accounts")
     wall = sub.add_parser("wall", help="wall display tokens")
     wall_sub = wall.add_subparsers(dest="wall_command", required=True)
-    wall_sub.add_parser("create", help="create a token; prints the link").add_argument("label")
+    create = wall_sub.add_parser("create", help="create a token; prints the link")
+    create.add_argument("label")
+    create.add_argument("--url", default="http://127.0.0.1:8050", help="the dashboard's address, for the link")
     wall_sub.add_parser("revoke", help="revoke a token; its walls stop within one refresh").add_argument("label")
     wall_sub.add_parser("list", help="list the tokens (labels, never the tokens)")
-    wall.add_argument("--url", default="http://127.0.0.1:8050", help="the dashboard's address, for the link")
     audit = sub.add_parser("audit", help="the audit log")
     audit_sub = audit.add_subparsers(dest="audit_command", required=True)
     audit_sub.add_parser("verify", help="check the hash chain and say where it breaks")
@@ -124,7 +124,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     settings = Settings.from_env()
     client, embedded = connect(settings)
     try:
-        return run(args, Accounts(client, Keys(settings.key_prefix)))
+        return run(args, Accounts.of(settings, client))
     except AccountError as e:
         print(f"python -m accounts: error: {e}", file=sys.stderr)
         return 2

@@ -2,14 +2,17 @@
 deleted afterwards breaks the chain where it was, and ``verify`` says where.
 
 Each entry carries its number ``n``, the hash of the entry before it (``prev``) and its own ``hash``:
-SHA-256 over ``prev``, ``n`` and the entry's content in canonical JSON. A head record beside the
-stream keeps the number and hash of the last entry, so a deletion at the end is found too.
+HMAC-SHA-256, under the audit key, of ``prev`` and the entry's content (its number included) in
+canonical JSON. A head record beside the stream keeps the number and hash of the last entry, so a
+deletion at the end is found too. Without the key, someone who can write to Redis cannot chain an
+edited log again: the key is not in Redis.
 """
 
 from __future__ import annotations
 
 import csv
 import hashlib
+import hmac
 import json
 import time
 from collections.abc import Iterator, Mapping
@@ -32,10 +35,10 @@ def _text(value: bytes | str | None) -> str:
     return value.decode("utf-8", "replace") if isinstance(value, bytes) else str(value)
 
 
-def entry_hash(prev: str, content: Mapping[str, Any]) -> str:
-    """The hash an entry with this content must carry after ``prev``."""
+def entry_hash(key: bytes, prev: str, content: Mapping[str, Any]) -> str:
+    """The hash an entry with this content must carry after ``prev``, under the audit key."""
     canonical = json.dumps({k: content[k] for k in CONTENT}, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
-    return hashlib.sha256(f"{prev}\n{canonical}".encode()).hexdigest()
+    return hmac.new(key, f"{prev}\n{canonical}".encode(), hashlib.sha256).hexdigest()
 
 
 @dataclass(frozen=True)
@@ -103,9 +106,10 @@ def _cell(value: Any) -> str:
 class Audit:
     """Append to, read, verify and export the audit log of one city."""
 
-    def __init__(self, client: redis.Redis, keys: Keys, clock=time.time):
+    def __init__(self, client: redis.Redis, keys: Keys, key: bytes, clock=time.time):
         self.client = client
         self.keys = keys
+        self.key = key
         self.clock = clock
 
     def append(self, who: str, role: str, action: str, /, **detail: Any) -> Entry:
@@ -121,7 +125,7 @@ class Audit:
                     prev = _text(prev_raw) or GENESIS
                     content = {"n": n, "at_ms": int(self.clock() * 1000), "who": who, "role": role,
                                "action": action, "detail": text}  # fmt: skip
-                    digest = entry_hash(prev, content)
+                    digest = entry_hash(self.key, prev, content)
                     pipe.multi()
                     pipe.xadd(stream, {**{k: str(v) for k, v in content.items()}, "prev": prev, "hash": digest})
                     pipe.hset(head, mapping={"n": n, "hash": digest})
@@ -178,7 +182,7 @@ class Audit:
                 return Verdict(
                     False, seen, entry.n, entry.id, "it does not follow the entry before it (that one edited)"
                 )
-            if entry_hash(prev, entry.content) != entry.hash:
+            if entry_hash(self.key, prev, entry.content) != entry.hash:
                 return Verdict(False, seen, entry.n, entry.id, "its content does not match its hash (edited)")
             prev, expected = entry.hash, expected + 1
         n_raw, hash_raw = self.client.hmget(self.keys.audit_head(), ["n", "hash"])

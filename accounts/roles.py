@@ -24,14 +24,20 @@ NEEDS: dict[str, str] = {
 }
 
 
+# Walls sign in by their display tokens; an account is a person's, with a password that can be changed.
+ACCOUNT_ROLES: tuple[str, ...] = ROLES[1:]
+
+
 class UnknownRole(ValueError):
     """A role name that is not one of ``ROLES``."""
 
 
 def checked(role: str) -> str:
-    """Return ``role`` if it is one of ``ROLES``, else raise ``UnknownRole`` naming them."""
-    if role not in ROLES:
-        raise UnknownRole(f"unknown role {role!r}: one of {', '.join(ROLES)}")
+    """Return ``role`` if an account may have it (``ACCOUNT_ROLES``), else raise ``UnknownRole`` naming them."""
+    if role == "wall":
+        raise UnknownRole("'wall' is no account's role: a wall signs in by its token (python -m accounts wall create)")
+    if role not in ACCOUNT_ROLES:
+        raise UnknownRole(f"unknown role {role!r}: one of {', '.join(ACCOUNT_ROLES)}")
     return role
 
 

@@ -9,10 +9,12 @@ or state changes: sessions remember the epoch they began in, and end when it mov
 from __future__ import annotations
 
 import hashlib
+import hmac
 import re
 import secrets
 import time
 from dataclasses import dataclass
+from pathlib import Path
 
 import redis
 from argon2 import PasswordHasher
@@ -29,6 +31,34 @@ TOKEN_PREFIX = "cdw_"
 _hasher = PasswordHasher()
 # Checked against when the account does not exist, so an unknown name costs the same time as a known one.
 _DUMMY = _hasher.hash(secrets.token_urlsafe(16))
+
+
+class SecretMissing(RuntimeError):
+    """No CITYDECK_SECRET_KEY in production."""
+
+
+def secret_key(settings) -> str:
+    """The key that signs sessions: from the environment, or (in the demo only) one kept in the state folder."""
+    if settings.secret_key:
+        return settings.secret_key
+    if settings.environment == "production":
+        raise SecretMissing("CITYDECK_SECRET_KEY is not set: production sessions need a key from the environment")
+    path = Path(settings.state_dir) / "secret_key"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        with open(path, "x", encoding="ascii") as f:  # the first process makes it; the others read it
+            f.write(secrets.token_urlsafe(48))
+        path.chmod(0o600)
+    except FileExistsError:
+        pass
+    return path.read_text(encoding="ascii").strip()
+
+
+def audit_key(settings) -> bytes:
+    """The key of the audit chain: CITYDECK_AUDIT_KEY, else one derived from the session key (never the same)."""
+    if settings.audit_key:
+        return settings.audit_key.encode()
+    return hmac.new(secret_key(settings).encode(), b"citydeck audit chain", hashlib.sha256).digest()
 
 
 class AccountError(ValueError):
@@ -92,11 +122,17 @@ class Grant:
 class Accounts:
     """Accounts, wall tokens and precise-view grants of one city, with every change audited."""
 
-    def __init__(self, client: redis.Redis, keys: Keys, audit: Audit | None = None, clock=time.time):
+    def __init__(self, client: redis.Redis, keys: Keys, audit: Audit, clock=time.time):
         self.client = client
         self.keys = keys
         self.clock = clock
-        self.audit = audit or Audit(client, keys, clock)
+        self.audit = audit
+
+    @classmethod
+    def of(cls, settings, client: redis.Redis, clock=time.time) -> Accounts:
+        """The accounts of the city in these settings, their audit chained with its key."""
+        keys = Keys(settings.key_prefix)
+        return cls(client, keys, Audit(client, keys, audit_key(settings), clock), clock)
 
     def _now_ms(self) -> int:
         return int(self.clock() * 1000)
@@ -167,7 +203,6 @@ class Accounts:
         """Stop an account from signing in; its open sessions end at their next request."""
         self._existing(name)
         self._change(name, {"disabled": 1}, by, by_role, "account.disable")
-        self.client.delete(self.keys.grant(name))
 
     def enable(self, name: str, by: str, by_role: str = "admin") -> None:
         self._existing(name)
@@ -293,39 +328,37 @@ class Accounts:
 
     # ------------------------------------------------------------------ precise-view grants
 
-    def grant_precise(self, account: Account, reason: str, seconds: float, scope: str) -> Grant:
-        """Open the precise health view to an account for ``seconds``, for the reason it gave; audited."""
+    def grant_precise(self, account: Account, session: str, reason: str, seconds: float, scope: str) -> Grant:
+        """Open the precise health view to one session of an account for ``seconds``, for the reason given;
+        audited. Another session, or this one after sign-out, must ask again."""
         now = self._now_ms()
         until = now + int(seconds * 1000)
-        key = self.keys.grant(account.name)
+        key = self.keys.grant(session)
         pipe = self.client.pipeline(transaction=True)
         pipe.delete(key)
-        pipe.hset(key, mapping={"reason": reason, "since_ms": now, "until_ms": until})
+        pipe.hset(key, mapping={"name": account.name, "reason": reason, "since_ms": now, "until_ms": until})
         pipe.pexpire(key, max(until - now, 1))
         pipe.execute()
         self.audit.append(account.name, account.role, "precise.grant", reason=reason, scope=scope, until_ms=until)
         return Grant(account.name, reason, now, until)
 
-    def precise_grant(self, name: str) -> Grant | None:
-        """The account's grant of the precise view if one is running now."""
-        raw = self.client.hgetall(self.keys.grant(name))
-        if not raw:
-            return None
+    def precise_grant(self, account: Account, session: str) -> Grant | None:
+        """The session's grant of the precise view if one is running now (and is the account's)."""
+        raw = self.client.hgetall(self.keys.grant(session)) if session else {}
         f = {_text(k): _text(v) for k, v in raw.items()}
-        if "until_ms" not in f:  # only a 'seen' mark left behind by a look as the grant expired
+        if "until_ms" not in f or f.get("name") != account.name:  # none, or a 'seen' mark left as it expired
             return None
-        grant = Grant(name, f["reason"], int(f["since_ms"]), int(f["until_ms"]))
+        grant = Grant(account.name, f["reason"], int(f["since_ms"]), int(f["until_ms"]))
         return grant if grant.until_ms > self._now_ms() else None
 
-    def end_precise(self, account: Account) -> None:
-        if self.client.delete(self.keys.grant(account.name)):
+    def end_precise(self, account: Account, session: str) -> None:
+        if session and self.client.delete(self.keys.grant(session)):
             self.audit.append(account.name, account.role, "precise.end")
 
-    def saw_precise(self, account: Account, grant: Grant, view: str, scope: str) -> None:
-        """Audit a look at precise health data: once per grant, view and scope (not every refresh)."""
-        mark = f"seen:{view}:{scope}"
-        if self.client.hsetnx(self.keys.grant(account.name), mark, 1):
+    def saw_precise(self, account: Account, session: str, grant: Grant, view: str, scope: str, window: str) -> None:
+        """Audit a look at precise health data: once per grant, view, area and window (not every refresh)."""
+        if self.client.hsetnx(self.keys.grant(session), f"seen:{view}:{scope}:{window}", 1):
             self.audit.append(
-                account.name, account.role, "precise.view", view=view, scope=scope, reason=grant.reason,
-                since_ms=grant.since_ms,
+                account.name, account.role, "precise.view", view=view, scope=scope, window=window,
+                reason=grant.reason, since_ms=grant.since_ms,
             )  # fmt: skip

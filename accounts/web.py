@@ -13,7 +13,6 @@ import logging
 import secrets
 from collections.abc import Callable
 from datetime import timedelta
-from pathlib import Path
 from urllib.parse import urlencode, urlsplit
 
 from flask import (
@@ -34,7 +33,7 @@ from werkzeug.exceptions import RequestEntityTooLarge
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from accounts.roles import NEEDS, may
-from accounts.store import MIN_PASSWORD, Account, AccountError, Accounts
+from accounts.store import MIN_PASSWORD, Account, AccountError, Accounts, secret_key
 from data.connection import is_cluster, is_loopback
 
 log = logging.getLogger("citydeck.access")
@@ -52,10 +51,6 @@ OFF_ROLE = "operator"  # everyone's role with CITYDECK_AUTH=off
 
 class AuthOffRefused(RuntimeError):
     """CITYDECK_AUTH=off asked for while serving beyond this machine."""
-
-
-class SecretMissing(RuntimeError):
-    """No CITYDECK_SECRET_KEY in production."""
 
 
 def refuse_auth_off_beyond_loopback(settings, bind_host: str | None) -> None:
@@ -81,23 +76,6 @@ class User(UserMixin):
 
     def get_id(self) -> str:
         return self.id
-
-
-def secret_key(settings) -> str:
-    """The key that signs sessions: from the environment, or (in the demo only) one kept in the state folder."""
-    if settings.secret_key:
-        return settings.secret_key
-    if settings.environment == "production":
-        raise SecretMissing("CITYDECK_SECRET_KEY is not set: production sessions need a key from the environment")
-    path = Path(settings.state_dir) / "secret_key"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    try:
-        with open(path, "x", encoding="ascii") as f:  # the first process makes it; the others read it
-            f.write(secrets.token_urlsafe(48))
-        path.chmod(0o600)
-    except FileExistsError:
-        pass
-    return path.read_text(encoding="ascii").strip()
 
 
 class Access:
@@ -132,6 +110,13 @@ def current_name() -> str:
     if current_user and current_user.is_authenticated:
         return current_user.name
     return "anonymous"
+
+
+def current_session() -> str:
+    """The server-side id of the signed-in browser session ('' for a wall or with nobody signed in)."""
+    if current_user and current_user.is_authenticated and current_user.id.startswith("a|"):
+        return current_user.id.rsplit("|", 1)[-1]
+    return ""
 
 
 def current_account() -> Account | None:
@@ -287,8 +272,9 @@ def _new_password_page(account: Account, message: str = "", status: int = 200):
 
 
 def _signin_failed(response) -> bool:
-    """Only failed sign-ins count against the limits: the page's own redirect after success does not."""
-    return response.status_code != 302
+    """Only a refused name and password counts against the limits (401): not a success, and not a form that
+    never reached the check (an expired or forged form, a missing field)."""
+    return response.status_code == 401
 
 
 def _account_key() -> str:
@@ -347,7 +333,8 @@ def _routes(server: Flask, door: Access) -> None:
         except AccountError as e:
             return _new_password_page(account, str(e).capitalize() + ".", 400)
         # The change ends every session of the account, this one too: it goes on in a new one.
-        accounts.close_session(current_user.id.rsplit("|", 1)[-1])
+        accounts.end_precise(account, current_session())
+        accounts.close_session(current_session())
         _signed_in(door, accounts.get(account.name))
         return redirect(_safe_next(request.form.get("next")), 302)
 
@@ -356,7 +343,8 @@ def _routes(server: Flask, door: Access) -> None:
         if current_user.is_authenticated:
             account = current_account()
             if account is not None:
-                accounts.close_session(current_user.id.rsplit("|", 1)[-1])
+                accounts.end_precise(account, current_session())
+                accounts.close_session(current_session())
                 accounts.audit.append(account.name, account.role, "signout")
             logout_user()
         session.clear()
@@ -425,7 +413,10 @@ def _gate(app, server: Flask, door: Access) -> None:
         if door.open_to_all and not is_loopback(request.remote_addr or ""):
             # With sign-in off the dashboard answers this machine alone, whatever address a server binds.
             return jsonify(error="sign-in is off: this dashboard answers only this machine"), 403
-        if path in OPEN_PATHS or path.startswith(OPEN_PREFIXES):
+        # By the route that answers, not the path alone: a path under a static prefix that no static route
+        # matches falls to Dash's page route, and that needs a role.
+        rule = request.url_rule.rule if request.url_rule is not None else ""
+        if path in OPEN_PATHS or (path.startswith(OPEN_PREFIXES) and rule.startswith(OPEN_PREFIXES)):
             return None
         if path.rstrip("/") == WALL and "token" in request.args:
             return _wall_token_signin(door)

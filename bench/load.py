@@ -44,7 +44,6 @@ from dash._utils import split_callback_id
 from accounts.store import Accounts, new_password
 from bench import redis_for
 from data.connection import client_from_url
-from data.keys import Keys
 from layouts import ids
 from settings import PROJECT_ROOT, Settings
 
@@ -363,7 +362,7 @@ def main(argv=None) -> int:
     client = client_from_url(url)
     # Every browser is a signed-in manager: each request passes the door, as in production.
     password = new_password()
-    Accounts(client, Keys(prefix)).add(BENCH_ACCOUNT, "viewer", password, by="bench")
+    Accounts.of(Settings.from_env(env), client).add(BENCH_ACCOUNT, "viewer", password, by="bench")
     tally = Tally()
     try:
         processes.start("aggregator", ["-m", "data.aggregator"])

@@ -7,7 +7,7 @@ from dash import ALL, Input, Output, State, ctx, dcc, html, no_update
 
 from accounts.roles import may
 from accounts.web import current_role
-from callbacks import values
+from callbacks import access, values
 from callbacks.deck import Deck
 from layouts import ids
 from layouts.pages import page_layout
@@ -23,9 +23,11 @@ def view_state(deck: Deck, window, district, neighbourhood) -> ViewState:
     return state
 
 
-def route(deck: Deck, pathname: str | None, search: str | None, precise: bool = False):
+def route(
+    deck: Deck, pathname: str | None, search: str | None, precise: bool = False, allowed: tuple[str, ...] = tuple(PAGES)
+):
     """Return the content, notice and shell class for a URL; ``precise``: the role asking may open the
-    precise view of case tracing (its panel is on the cases page)."""
+    precise view of case tracing (its panel is on the cases page); ``allowed``: the pages it may open."""
     pathname, search = values.text(pathname), values.text(search)
     geo = deck.geo
     _state, notes = parse_state(search, geo.district_ids, geo.neighbourhood_district)
@@ -41,6 +43,11 @@ def route(deck: Deck, pathname: str | None, search: str | None, precise: bool = 
                 [html.H2("No such page"), dcc.Link("Go to the overview", href="/")], className="page page-missing"
             )
             notes = [f"there is no page at {str(pathname)[:40]!r}", *notes]
+        elif page not in allowed:
+            content = html.Div(
+                [html.H2(f"{PAGES[page]} is not for your role"), dcc.Link("Go to the overview", href="/")],
+                className="page page-missing",
+            )
         else:
             content = page_layout(page, deck.settings.refresh_ms, deck.settings.precise_grant_min if precise else 0)
             shell_class = f"shell page-{page}"
@@ -96,7 +103,8 @@ def register(app, deck: Deck) -> None:
         State(ids.URL, "search"),
     )
     def show_page(pathname, search):
-        return route(deck, pathname, search, may(current_role(), "precise_health"))
+        role = current_role()
+        return route(deck, pathname, search, may(role, "precise_health"), access.pages_for(role))
 
     # One callback keeps the URL and the controls in step both ways: as two, they would form a cycle.
     @app.callback(

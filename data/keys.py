@@ -135,9 +135,10 @@ class Keys:
         """A signed-in browser session: the account's name, expiring when idle; deleted at sign-out."""
         return f"{self._access()}:session:{sid}"
 
-    def grant(self, name: str) -> str:
-        """Hash of an account's grant of the precise health view (reason, since, until); expires with it."""
-        return f"{self._access()}:grant:{name}"
+    def grant(self, session: str) -> str:
+        """Hash of one session's grant of the precise health view (account, reason, since, until, the areas
+        looked at); it expires with the grant."""
+        return f"{self._access()}:grant:{session}"
 
     def audit(self) -> str:
         """The audit stream: hash-chained entries of every look at precise health data and every access change."""

@@ -17,7 +17,7 @@ from dataclasses import replace
 import pytest
 
 from accounts.audit import Audit
-from accounts.store import AccountError, Accounts
+from accounts.store import AccountError, Accounts, audit_key
 from data.aggregator import Aggregator
 from data.keys import Keys
 from settings import PROJECT_ROOT
@@ -38,7 +38,7 @@ def secured(settings):
 
 @pytest.fixture
 def accounts(client, secured):
-    return Accounts(client, Keys(secured.key_prefix))
+    return Accounts.of(secured, client)
 
 
 @pytest.fixture
@@ -100,6 +100,7 @@ def _command(secured, *args, stdin: str = "") -> subprocess.CompletedProcess:
         "REDIS_URL": secured.redis_url,
         "CITYDECK_KEY_PREFIX": secured.key_prefix,
         "CITYDECK_STATE_DIR": str(secured.state_dir),
+        "CITYDECK_SECRET_KEY": secured.secret_key,
     }
     return subprocess.run(
         [sys.executable, "-m", "accounts", *args], cwd=PROJECT_ROOT, env=env, input=stdin, capture_output=True,
@@ -140,7 +141,7 @@ def test_the_accounts_command_adds_lists_disables_and_makes_and_revokes_wall_tok
 
 
 def _audit_with(client, secured, n: int) -> Audit:
-    audit = Audit(client, Keys(secured.key_prefix))
+    audit = Audit(client, Keys(secured.key_prefix), audit_key(secured))
     for i in range(n):
         audit.append(f"user-{i}", "health", "precise.view", scope="Futian", reason=f"tracing {i}")
     assert audit.verify().ok
@@ -174,7 +175,7 @@ def test_an_edited_audit_entry_breaks_the_chain_at_that_entry(client, secured):
     assert shown.returncode == 1 and "broken at entry 4" in shown.stdout
 
 
-def test_an_edit_that_also_rewrites_the_hash_is_found_at_the_next_entry(client, secured):
+def test_an_edit_that_also_rewrites_its_hash_with_the_right_key_is_found_at_the_next_entry(client, secured):
     audit = _audit_with(client, secured, 5)
     target = client.xrange(audit.keys.audit())[1][0]
 
@@ -183,12 +184,36 @@ def test_an_edit_that_also_rewrites_the_hash_is_found_at_the_next_entry(client, 
             from accounts.audit import Entry, entry_hash
 
             fields[b"detail"] = b'{"reason":"nothing to see"}'
-            fields[b"hash"] = entry_hash(fields[b"prev"].decode(), Entry.of(entry_id, fields).content).encode()
+            content = Entry.of(entry_id, fields).content
+            fields[b"hash"] = entry_hash(audit_key(secured), fields[b"prev"].decode(), content).encode()
         return fields
 
     _rewrite(client, audit.keys.audit(), edit)
     verdict = audit.verify()
     assert not verdict.ok and verdict.broken_at == 3 and "does not follow" in verdict.why
+
+
+def test_a_log_chained_again_without_the_key_is_found_at_the_first_edit(client, secured):
+    """Someone who can write to Redis edits entry 3 and chains every entry again, head included: without the
+    audit key (it is not in Redis) the hashes they make are not the log's."""
+    from accounts.audit import GENESIS, Entry, entry_hash
+
+    audit = _audit_with(client, secured, 6)
+    target = client.xrange(audit.keys.audit())[2][0]
+    guess, prev = b"any key at all", [GENESIS]
+
+    def chain_again(entry_id, fields):
+        if entry_id == target:
+            fields[b"detail"] = b'{"reason":"routine check"}'
+        fields[b"prev"] = prev[0].encode()
+        fields[b"hash"] = entry_hash(guess, prev[0], Entry.of(entry_id, fields).content).encode()
+        prev[0] = fields[b"hash"].decode()
+        return fields
+
+    _rewrite(client, audit.keys.audit(), chain_again)
+    client.hset(audit.keys.audit_head(), "hash", prev[0])
+    verdict = audit.verify()
+    assert not verdict.ok and verdict.broken_at == 1 and "edited" in verdict.why
 
 
 @pytest.mark.parametrize("which, expected", [(0, 1), (2, 3), (4, 5)])
@@ -206,12 +231,12 @@ def test_appends_from_many_threads_make_one_unbroken_chain(client, secured):
 
     def write(i):
         c = client_from_url(secured.redis_url)
-        Audit(c, Keys(secured.key_prefix)).append(f"w{i}", "admin", "account.add", account=f"a{i}")
+        Audit(c, Keys(secured.key_prefix), audit_key(secured)).append(f"w{i}", "admin", "account.add", account=f"a{i}")
         c.close()
 
     with ThreadPoolExecutor(8) as pool:
         list(pool.map(write, range(40)))
-    verdict = Audit(client, Keys(secured.key_prefix)).verify()
+    verdict = Audit(client, Keys(secured.key_prefix), audit_key(secured)).verify()
     assert verdict.ok and verdict.length == 40
 
 
@@ -426,10 +451,7 @@ def test_the_health_officer_sees_the_precise_view_only_when_asked_with_a_reason_
     assert _shows_point(opened, *fed["points"][2:]) and not _shows_point(opened, *fed["points"][:2])
     again = post(officer, well_formed(key, callback))[1]
     assert "case-tok-aa11" in again
-    audit = Audit(
-        app.server.extensions["citydeck.access"].accounts.client,
-        Keys(app.server.extensions["citydeck"].settings.key_prefix),
-    )
+    audit = app.server.extensions["citydeck.access"].accounts.audit
     actions = [(e.who, e.action, json.loads(e.detail).get("reason")) for e in audit.entries()]
     reason = "tracing the dumpling-house cluster, ticket 4411"
     assert ("health-1", "precise.grant", reason) in actions
@@ -437,6 +459,17 @@ def test_the_health_officer_sees_the_precise_view_only_when_asked_with_a_reason_
     assert audit.verify().ok
     # A viewer posting the very same request is refused.
     assert post(signed_in(app, "viewer-1"), _open_precise(well_formed(key, callback)))[0] == 403
+    # The grant is this session's: another session of the same officer must give its own reason, and
+    # signing out ends it.
+    elsewhere = post(signed_in(app, "health-1"), well_formed(key, callback))[1]
+    assert "Closed" in elsewhere and "case-tok-aa11" not in elsewhere
+    officer.get("/logout")
+    officer = signed_in(app, "health-1")
+    back = post(officer, well_formed(key, callback))[1]
+    assert "Closed" in back and "case-tok-aa11" not in back
+    assert ("health-1", "precise.end", None) in [
+        (e.who, e.action, json.loads(e.detail).get("reason")) for e in audit.entries()
+    ]
 
 
 def test_complaint_words_go_to_operators_masked_and_to_no_one_below(app, fed):
@@ -540,3 +573,29 @@ def test_with_sign_in_off_only_this_machine_is_answered_and_production_refuses_i
     assert browser.get("/", environ_base={"REMOTE_ADDR": "192.0.2.7"}).status_code == 403
     with pytest.raises(AuthOffRefused, match="production"):
         create_app(replace(settings, environment="production", secret_key="p" * 48))
+
+
+def test_a_page_the_role_may_not_open_says_so_and_the_shell_opens_only_with_a_role(app):
+    key, callback = next((k, c) for k, c in app.callback_map.items() if "content.children" in k)
+    body = well_formed(key, callback)
+    for item in body["inputs"]:
+        if item["property"] == "pathname":
+            item["value"] = "/admin"
+    status, page = post(signed_in(app, "viewer-1"), body)
+    assert status == 200 and "not for your role" in page and "admin-verify" not in page
+    assert "admin-verify" in post(signed_in(app, "admin-1"), body)[1]
+    # A path under a static prefix that no file route takes is a page like any other: it needs a role.
+    answer = app.server.test_client().get("/_dash-component-suites/x")
+    assert answer.status_code == 401 and "precise" not in answer.get_data(as_text=True)
+
+
+def test_walls_are_no_account_s_role(accounts):
+    with pytest.raises(ValueError, match="token"):
+        accounts.add("kiosk", "wall", PASSWORD, by="test")
+
+
+def test_only_a_refused_password_counts_towards_the_lock(app):
+    browser = app.server.test_client()
+    for _ in range(8):  # forged forms are refused (400) before any password is checked
+        assert browser.post("/login", data={"csrf": "x", "name": "viewer-1", "password": "guess"}).status_code == 400
+    assert sign_in(app, "viewer-1")[1].status_code == 302

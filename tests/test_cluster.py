@@ -369,7 +369,7 @@ def test_sign_in_its_rate_limit_sessions_and_the_audit_chain_work_on_a_cluster(r
 
     settings = settings_on(redis_cluster.url, auth="on", secret_key="c" * 48)
     client = client_from_url(redis_cluster.url)
-    accounts = Accounts(client, Keys(settings.key_prefix))
+    accounts = Accounts.of(settings, client)
     accounts.add("ana", "viewer", PASSWORD, by="test")
     app = create_app(settings)
     browser, answer = sign_in(app, "ana")

@@ -17,8 +17,6 @@ from joserfc.jwk import RSAKey
 from werkzeug.serving import make_server
 
 from accounts.sso import account_name, role_map, role_of
-from accounts.store import Accounts
-from data.keys import Keys
 from settings import SettingsError
 
 CLIENT_ID, CLIENT_SECRET = "citydeck", "s3cret-of-the-client"
@@ -134,7 +132,7 @@ def test_a_provider_s_user_signs_in_with_the_highest_role_of_their_groups(sso_ap
     browser, answer = _through_provider(sso_app)
     assert answer.status_code == 302 and answer.headers["Location"] == "/cases"
     assert browser.get("/cases").status_code == 200
-    accounts = Accounts(sso_app.server.extensions["citydeck.access"].accounts.client, Keys(settings.key_prefix))
+    accounts = sso_app.server.extensions["citydeck.access"].accounts
     account = accounts.get("ana.lopez")
     assert account.role == "health" and account.source == "sso"
     assert [e.action for e in accounts.audit.entries()] == ["account.add", "signin"]

@@ -15,6 +15,8 @@ import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
+from data.schema import EVENT_TYPES
+
 
 @dataclass(frozen=True)
 class ShownCount:
@@ -84,6 +86,26 @@ def masked_text(text: str) -> str:
     return PHONE.sub(_phone, EMAIL.sub("[e-mail]", text))
 
 
+# The envelope of an event and of its dead letter: ids and times a reader needs whole, never a person's.
+ENVELOPE_FIELDS = frozenset(("v", "type", "src", "seq", "ts", "dead_entry_id", "dead_at_ms", "dead_reason", "dead_cut"))
+NUMBER = re.compile(r"[+-]?\d+(?:\.\d+)?")
+# The schema's numeric fields: a number in one of them is a time, a count or a place's coordinate. A number in
+# any other field (a 'mobile' a producer added) may be a phone number, and is masked like text.
+NUMERIC_FIELDS = frozenset(
+    f.name for t in EVENT_TYPES for f in t.fields if f.kind in ("int", "float", "ts", "lon", "lat", "bool")
+)
+
+
 def masked_fields(fields: Mapping[str, str]) -> dict[str, str]:
-    """Raw event fields as a screen may show them: personal fields masked whole, contacts masked in the rest."""
-    return {k: MASK if k.lower() in PERSONAL_FIELDS else masked_text(str(v)) for k, v in fields.items()}
+    """Raw event fields as a screen may show them: personal fields masked whole, contacts masked in the rest;
+    the envelope and plain numbers (times, counts, coordinates of a place) kept as they are."""
+    shown = {}
+    for k, v in fields.items():
+        text = str(v)
+        if k.lower() in PERSONAL_FIELDS:
+            shown[k] = MASK
+        elif k in ENVELOPE_FIELDS or (k in NUMERIC_FIELDS and NUMBER.fullmatch(text)):
+            shown[k] = text
+        else:
+            shown[k] = masked_text(text)
+    return shown

@@ -29,7 +29,7 @@ from engines.hotspots import HotspotParams, cell_hotspots
 from engines.services import ServiceParams, counters_needed, processing_from_bins
 from engines.tracing import TracingParams
 from views.geography import CityGeography
-from views.privacy import ShownCount, masked_fields, masked_text, shown_count, shown_total
+from views.privacy import ENVELOPE_FIELDS, ShownCount, masked_fields, masked_text, shown_count, shown_total
 from views.state import WINDOW_LABELS, ViewState
 
 DAY_S = 86_400
@@ -765,7 +765,9 @@ def health_snapshot(reader: CityReader, now: float, dead_letters: int = 5) -> di
 def _raw(row: Mapping[str, str]) -> str:
     """A dead letter's fields as the role that may read them sees them: personal fields and contacts masked."""
     shown = masked_fields({k: v for k, v in row.items() if k not in ("reason", "detail")})
-    return " ".join(f"{k}={v}" for k, v in shown.items())[:160]
+    # The event's own fields first: the dead letter's envelope (ids, times, reason) is on the line already.
+    order = sorted(shown, key=lambda k: (k in ENVELOPE_FIELDS, list(shown).index(k)))
+    return " ".join(f"{k}={shown[k]}" for k in order if k != "dead_reason")[:400]
 
 
 SILENCE_GAPS = 10.0  # a silence of this many usual gaps between events happens by chance once in e^10

@@ -10,7 +10,6 @@ from dataclasses import replace
 import pytest
 
 from accounts.store import Accounts
-from data.keys import Keys
 from tests.browser.conftest import figure_of, policy_refusals, settled_zoom, wait_until
 
 pytestmark = pytest.mark.browser
@@ -23,7 +22,7 @@ HOUR_MS = 3_600_000
 def secured_city(quiet_city, demo_city):
     """The quiet city with sign-in on, an account of each role, a case at a real venue and a complaint."""
     settings = replace(quiet_city.settings, auth="on", secret_key="s" * 48)
-    accounts = Accounts(quiet_city.client, Keys(settings.key_prefix))
+    accounts = Accounts.of(settings, quiet_city.client)
     for role in ("viewer", "operator", "health", "admin"):
         accounts.add(f"{role}-1", role, PASSWORD, by="test")
     venue = demo_city.places[demo_city.places.kind == "venue"].iloc[0]

@@ -607,6 +607,11 @@ class Truth:
     def scoped(self, frame: pd.DataFrame, state) -> pd.DataFrame:
         return frame[self.areas.in_scope(frame["community"], state)]
 
+    def per_community(self, frame: pd.DataFrame, communities: list[str]) -> dict[str, int]:
+        """Events per community of a list, zeros included."""
+        n = frame["community"].value_counts()
+        return {c: int(n.get(c, 0)) for c in communities}
+
     def per_area(self, frame: pd.DataFrame, state, weight: str | None = None) -> dict[str, int]:
         """Counts (or sums of a column) per area the drilled map shows, zeros included."""
         frame = self.scoped(frame, state)
@@ -620,8 +625,15 @@ class Truth:
     def cases(self, state, window_s: int) -> dict:
         w = window_of(self.now, window_s)
         reports = self.of("case_report", w)
-        confirmed = self.per_area(reports[reports["status"] == "confirmed"], state)
-        suspected = self.per_area(reports[reports["status"] == "suspected"], state)
+        # The small-cell rule holds in each community; an area's figure is made of its communities' cells.
+        communities = self.areas.communities_in(state)
+        confirmed = self.per_community(reports[reports["status"] == "confirmed"], communities)
+        suspected = self.per_community(reports[reports["status"] == "suspected"], communities)
+        level = self.areas.level_of(state)
+        area_of = dict(zip(communities, self.areas.area_of(pd.Series(communities), level)))
+        cells: dict[str, list[int]] = {a: [] for a in self.areas.areas_shown(state)}
+        for c, n in confirmed.items():
+            cells[area_of[c]].append(n)
         sites, clusters = self.exposure(state)
         codes = self.codes
         shown: dict[str, dict[str, str]] = {}
@@ -640,7 +652,7 @@ class Truth:
             "clusters": clusters,
             "headline.sites": len(sites),
             "headline.clusters": len(clusters),
-            "areas.shown": {a: hidden_text(n) for a, n in confirmed.items()},
+            "areas.shown": {a: hidden_text(ns[0]) if len(ns) == 1 else hidden_total(ns) for a, ns in cells.items()},
             "headline.confirmed": hidden_total(confirmed.values()),
             "headline.suspected": hidden_total(suspected.values()),
             "codes.yellow": shown["yellow"],

@@ -1,6 +1,6 @@
-"""The small-cell rule for shared screens, in one place: a health count of 1 to N-1 in an area is
-suppressed (shown as '<N'), 0 is shown as 0 (it reveals nobody), and a total is shown so that no
-suppressed count can be worked out from it.
+"""The small-cell rule for shared screens, in one place: a health count of 1 to N-1 in a community is
+suppressed (shown as '<N'), 0 is shown as 0 (it reveals nobody), and every total and every larger area
+is composed from those cells so that no suppressed count can be worked out from it.
 
 A count leaves here as a ``ShownCount``: the value a screen may use (None where suppressed), the
 least it can be, and its text, so nothing downstream parses '<3' back into a number.
@@ -63,6 +63,18 @@ def shown_total(counts: Mapping[str, int] | Iterable[int], minimum: int = 3) -> 
     if not hidden:
         return ShownCount(shown, shown, f"{shown:,}")
     return ShownCount(None, shown + hidden, f"{shown:,}+ · {hidden} area{'s' if hidden != 1 else ''} <{minimum}")
+
+
+def shown_area(community_counts: Iterable[int], minimum: int = 3) -> ShownCount:
+    """An area's count on a shared screen, composed from its communities' cells: the cell itself for an
+    area of one community, else their ``shown_total``.
+
+    The rule is applied at the finest level only, and every coarser figure is made from those cells, so
+    no figure at one level can be subtracted from another to undo a suppressed cell (a district's exact 3
+    beside its two communities' '<3' would give them away as 1 and 2).
+    """
+    counts = [int(n) for n in community_counts]
+    return shown_count(counts[0], minimum) if len(counts) == 1 else shown_total(counts, minimum)
 
 
 MASK = "•••"

@@ -29,7 +29,15 @@ from engines.hotspots import HotspotParams, cell_hotspots
 from engines.services import ServiceParams, counters_needed, processing_from_bins
 from engines.tracing import TracingParams
 from views.geography import CityGeography
-from views.privacy import ENVELOPE_FIELDS, ShownCount, masked_fields, masked_text, shown_count, shown_total
+from views.privacy import (
+    ENVELOPE_FIELDS,
+    ShownCount,
+    masked_fields,
+    masked_text,
+    shown_area,
+    shown_count,
+    shown_total,
+)
 from views.state import WINDOW_LABELS, ViewState
 
 DAY_S = 86_400
@@ -81,6 +89,22 @@ def area_values(counts: Mapping[str, int], geo: CityGeography, state: ViewState)
     level = state.level
     rolled = rollup(_scoped(counts, geo, state), geo.parent_map(level))
     return {area: int(rolled.get(area, 0)) for area in geo.areas_of(level, state.district, state.neighbourhood)}
+
+
+def _in_communities(counts: Mapping[str, int], geo: CityGeography, state: ViewState) -> dict[str, int]:
+    """A count for every community of the drilled area, zeros included."""
+    return {c: int(counts.get(c, 0)) for c in geo.areas_of("community", state.district, state.neighbourhood)}
+
+
+def shown_areas(counts: Mapping[str, int], geo: CityGeography, state: ViewState, minimum: int) -> dict[str, ShownCount]:
+    """A health count per area the drilled map shows, as a shared screen may show it: suppressed in each
+    community and composed from the communities' cells up to the area (``views.privacy.shown_area``)."""
+    parent = geo.parent_map(state.level)
+    members: dict[str, list[int]] = {a: [] for a in geo.areas_of(state.level, state.district, state.neighbourhood)}
+    for community, n in _in_communities(counts, geo, state).items():
+        if parent.get(community) in members:
+            members[parent[community]].append(n)
+    return {a: shown_area(ns, minimum) for a, ns in members.items()}
 
 
 def _area_rows(values: Mapping[str, int], geo: CityGeography) -> dict[str, list]:
@@ -203,9 +227,8 @@ def cases_snapshot(reader: CityReader, geo: CityGeography, state: ViewState, now
     by_status = by_first(_scoped(reader.counts("cases", "cases.community_status", window), geo, state))
     confirmed = {c: s.get("confirmed", 0) for c, s in by_status.items()}
     suspected = {c: s.get("suspected", 0) for c, s in by_status.items()}
-    cases = area_values(confirmed, geo, state)
-    shown = {a: shown_count(n, minimum) for a, n in cases.items()}
-    rows = _area_rows(cases, geo)
+    shown = shown_areas(confirmed, geo, state, minimum)
+    rows = _area_rows({a: 0 for a in shown}, geo)
     picture = case_picture(reader, now_ms) or NO_PICTURE
     sites = exposure_site_points(picture["sites"], geo, state, minimum)
     codes, active = code_mix(active_codes(reader), geo, state, minimum)
@@ -215,8 +238,9 @@ def cases_snapshot(reader: CityReader, geo: CityGeography, state: ViewState, now
         **_base(geo, state, now),
         "cases": {
             **rows,
-            # A suppressed area is coloured as 1.5 whatever its count: the colour reveals nothing.
-            "values": [1.5 if shown[a].suppressed else shown[a].value for a in rows["ids"]],
+            # A suppressed area is coloured by what it shows for sure (1.5 for a lone '<3'): the colour reveals
+            # nothing its text does not.
+            "values": [max(shown[a].at_least, 1.5) if shown[a].suppressed else shown[a].value for a in rows["ids"]],
             "shown": [shown[a].text for a in rows["ids"]],
             "exact": [shown[a].value for a in rows["ids"]],
         },
@@ -224,8 +248,8 @@ def cases_snapshot(reader: CityReader, geo: CityGeography, state: ViewState, now
         "sites": sites | {"window_h": params.infectious_days_before * 24},
         "clusters": clusters,
         "headline": {
-            "confirmed": shown_total(cases, minimum).text,
-            "suspected": shown_total(area_values(suspected, geo, state), minimum).text,
+            "confirmed": shown_total(_in_communities(confirmed, geo, state), minimum).text,
+            "suspected": shown_total(_in_communities(suspected, geo, state), minimum).text,
             "yellow": active["yellow"].text,
             "red": active["red"].text,
             "sites": len(sites["lon"]),

@@ -249,10 +249,11 @@ class Accounts:
 
     # ------------------------------------------------------------------ sessions
 
-    def open_session(self, account: Account, idle_s: float) -> str:
-        """Start a browser session of an account; return its id (kept in the signed cookie)."""
+    def open_session(self, holder: str, idle_s: float) -> str:
+        """Start a browser session of an account (or a wall, ``wall:<label>``); return its id (kept in the
+        signed cookie)."""
         sid = secrets.token_urlsafe(18)
-        self.client.set(self.keys.session(sid), account.name, px=max(int(idle_s * 1000), 1))
+        self.client.set(self.keys.session(sid), holder, px=max(int(idle_s * 1000), 1))
         return sid
 
     def in_session(self, name: str, sid: str, idle_s: float) -> Account | None:
@@ -302,10 +303,16 @@ class Accounts:
         f = {_text(k): _text(v) for k, v in raw.items()}
         return WallToken(f["label"], int(f["created_ms"]), f.get("by", ""))
 
-    def wall_label_valid(self, label: str, digest: str) -> bool:
-        """Whether a session begun with this token (label and digest) may go on."""
-        current = self.client.hget(self.keys.wall_tokens(), label)
-        return current is not None and _text(current) == digest
+    def wall_in_session(self, label: str, digest: str, sid: str, idle_s: float) -> bool:
+        """Whether a wall's session begun with this token (label and digest) may go on: the token is still
+        the label's and the session was not ended (kept open ``idle_s`` more)."""
+        pipe = self.client.pipeline(transaction=False)
+        pipe.hget(self.keys.wall_tokens(), label)
+        pipe.getex(self.keys.session(sid), px=max(int(idle_s * 1000), 1))
+        current, holder = pipe.execute()
+        return (
+            current is not None and _text(current) == digest and holder is not None and _text(holder) == f"wall:{label}"
+        )
 
     def revoke_wall_token(self, label: str, by: str, by_role: str = "admin") -> None:
         digest = self.client.hget(self.keys.wall_tokens(), label)

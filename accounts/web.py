@@ -47,6 +47,7 @@ OPEN_PREFIXES = ("/assets/", "/_dash-component-suites/")
 # What a wall session may fetch besides the wall itself: the app's machinery and the boundaries.
 WALL_PREFIXES = ("/_dash-", "/_reload-hash", "/geo/")
 OFF_ROLE = "operator"  # everyone's role with CITYDECK_AUTH=off
+WALL_IDLE_S = 90 * 86_400  # a wall switched off this long opens its link again
 
 
 class AuthOffRefused(RuntimeError):
@@ -113,8 +114,8 @@ def current_name() -> str:
 
 
 def current_session() -> str:
-    """The server-side id of the signed-in browser session ('' for a wall or with nobody signed in)."""
-    if current_user and current_user.is_authenticated and current_user.id.startswith("a|"):
+    """The server-side id of the signed-in browser session ('' with nobody signed in)."""
+    if current_user and current_user.is_authenticated:
         return current_user.id.rsplit("|", 1)[-1]
     return ""
 
@@ -130,7 +131,7 @@ def _signed_in(door: Access, account: Account) -> None:
     """Sign a browser in as an account: a session of its own on the server, named in the signed cookie."""
     session.clear()
     session.permanent = True
-    sid = door.accounts.open_session(account, door.settings.session_idle_h * 3600)
+    sid = door.accounts.open_session(account.name, door.settings.session_idle_h * 3600)
     login_user(User(f"a|{account.name}|{account.epoch}|{sid}", account.name, account.role, account))
 
 
@@ -189,8 +190,8 @@ def init_app(app, settings, client, accounts: Accounts, needs: Callable[[dict], 
                 return None  # signed out, idle too long, or its password, role or state changed
             return User(session_id, account.name, account.role, account)
         if kind == "w":
-            label, _, digest = rest.partition("|")
-            if accounts.wall_label_valid(label, digest):
+            label, digest, sid = (rest.split("|") + ["", ""])[:3]
+            if sid and accounts.wall_in_session(label, digest, sid, WALL_IDLE_S):
                 return User(session_id, f"wall:{label}", "wall")
         return None
 
@@ -344,8 +345,8 @@ def _routes(server: Flask, door: Access) -> None:
             account = current_account()
             if account is not None:
                 accounts.end_precise(account, current_session())
-                accounts.close_session(current_session())
                 accounts.audit.append(account.name, account.role, "signout")
+            accounts.close_session(current_session())  # a wall's too: its cookie opens nothing after this
             logout_user()
         session.clear()
         return redirect(SIGNIN, 302)
@@ -399,7 +400,8 @@ def _wall_token_signin(door: Access):
         return _signin_page(door, "That wall link is not valid (revoked, or mistyped).", status=403)
     session.clear()
     session.permanent = True
-    login_user(User(f"w|{record.label}|{door.accounts.token_digest(token)}", f"wall:{record.label}", "wall"))
+    sid = door.accounts.open_session(f"wall:{record.label}", WALL_IDLE_S)
+    login_user(User(f"w|{record.label}|{door.accounts.token_digest(token)}|{sid}", f"wall:{record.label}", "wall"))
     rest = urlencode([(k, v) for k, v in request.args.items(multi=True) if k != "token"], safe=",")
     return redirect(WALL + (f"?{rest}" if rest else ""), 302)
 

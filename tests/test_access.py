@@ -599,3 +599,14 @@ def test_only_a_refused_password_counts_towards_the_lock(app):
     for _ in range(8):  # forged forms are refused (400) before any password is checked
         assert browser.post("/login", data={"csrf": "x", "name": "viewer-1", "password": "guess"}).status_code == 400
     assert sign_in(app, "viewer-1")[1].status_code == 302
+
+
+def test_a_wall_signed_out_stays_out_even_if_its_old_cookie_comes_back(app, accounts):
+    token = accounts.create_wall_token("lobby", by="test")
+    wall = app.server.test_client()
+    wall.get(f"/wall?token={token}")
+    old = wall.get_cookie("citydeck_session").value
+    assert wall.get("/wall").status_code == 200
+    wall.get("/logout")
+    wall.set_cookie("citydeck_session", old)
+    assert wall.get("/wall").status_code == 302

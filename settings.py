@@ -379,7 +379,8 @@ class Settings:
             if f.metadata["unit"] == "secret":
                 text = "(set)" if value else UNSET_SECRETS.get(f.name, "(not set)")
             elif f.name == "redis_url" and value:
-                text = re.sub(r"//([^@/]*):[^@/]*@", r"//\1:•••@", value)
+                # The password runs to the last '@' of the address (redis-py reads 'p@ss' whole).
+                text = re.sub(r"//([^:@/]*):[^/?#]*@", r"//\1:•••@", value)
                 text = re.sub(r"(?i)([?&]password=)[^&]*", r"\1•••", text)
             else:
                 text = "" if value is None else str(value)

@@ -20,7 +20,7 @@ import sys
 import time
 from collections.abc import Sequence
 
-from accounts.roles import ACCOUNT_ROLES, ROLE_TITLES
+from accounts.roles import ACCOUNT_ROLES, ROLE_TITLES, UnknownRole
 from accounts.store import AccountError, Accounts, new_password
 from data.connection import connect
 from settings import Settings
@@ -31,16 +31,14 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     sub = parser.add_subparsers(dest="command", required=True)
     add = sub.add_parser("add", help="create an account")
     add.add_argument("name")
-    add.add_argument(
-        "--role", required=True, choices=ACCOUNT_ROLES, help="; ".join(f"{r}: {ROLE_TITLES[r]}" for r in ACCOUNT_ROLES)
-    )
+    add.add_argument("--role", required=True, help="; ".join(f"{r}: {ROLE_TITLES[r]}" for r in ACCOUNT_ROLES))
     add.add_argument("--password-stdin", action="store_true", help="read the password from standard input")
     passwd = sub.add_parser("passwd", help="set a new password; the account's sessions end")
     passwd.add_argument("name")
     passwd.add_argument("--password-stdin", action="store_true", help="read the password from standard input")
     role = sub.add_parser("role", help="change an account's role; its sessions end")
     role.add_argument("name")
-    role.add_argument("role", choices=ACCOUNT_ROLES)
+    role.add_argument("role", help=", ".join(ACCOUNT_ROLES))
     for name in ("disable", "enable"):
         sub.add_parser(name, help=f"{name} an account").add_argument("name")
     sub.add_parser("list", help="list the accounts")
@@ -125,7 +123,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     client, embedded = connect(settings)
     try:
         return run(args, Accounts.of(settings, client))
-    except AccountError as e:
+    except (AccountError, UnknownRole) as e:
         print(f"python -m accounts: error: {e}", file=sys.stderr)
         return 2
     finally:

@@ -89,10 +89,18 @@ class Verdict:
     broken_at: int | None = None  # the number of the first entry that does not hold
     entry_id: str | None = None
     why: str = ""
+    head: tuple[int, str] | None = None  # the last entry's number and hash, when the chain holds
 
     def sentence(self) -> str:
         if self.ok:
-            return f"audit chain holds: {self.length:,} entries"
+            head = (
+                f" (last: entry {self.head[0]}, hash {self.head[1][:16]}…; keep it to check against later)"
+                if self.head
+                else ""
+            )
+            return f"audit chain holds: {self.length:,} entries{head}"
+        if self.broken_at is None:
+            return f"audit chain cannot be trusted: {self.why}"
         where = f"entry {self.broken_at}" + (f" (stream id {self.entry_id})" if self.entry_id else "")
         return f"audit chain broken at {where}: {self.why}"
 
@@ -154,20 +162,39 @@ class Audit:
         return int(self.client.xlen(self.keys.audit()))
 
     def verify(self) -> Verdict:
-        """Walk the chain from the first entry and report the first that does not hold; record the result."""
-        verdict = self._walk()
-        self.client.hset(
-            self.keys.audit_verified(),
-            mapping={
-                "at_ms": int(self.clock() * 1000),
-                "ok": int(verdict.ok),
-                "length": verdict.length,
-                "sentence": verdict.sentence(),
-            },
-        )
+        """Walk the chain from the first entry and report the first that does not hold; record the result.
+
+        A verification that finds the chain whole leaves a signed anchor (the number and hash of the last
+        entry): the next one also checks that the chain still reaches it, so entries deleted from the end
+        and a head set back to an earlier entry are found too (unless the anchor is deleted with them: the
+        health page then says the log was never verified).
+        """
+        anchor, why = self._anchor()
+        verdict = self._walk(anchor) if why is None else Verdict(False, self.length(), None, None, why)
+        at_ms = int(self.clock() * 1000)
+        record = {"at_ms": at_ms, "ok": int(verdict.ok), "length": verdict.length, "sentence": verdict.sentence()}
+        if verdict.ok and verdict.head is not None:
+            n, digest = verdict.head
+            record |= {"anchor_n": n, "anchor_hash": digest, "anchor_sig": self._sign(n, digest)}
+        elif anchor is not None:  # a broken chain keeps the anchor of the last whole one
+            record |= {"anchor_n": anchor[0], "anchor_hash": anchor[1], "anchor_sig": self._sign(*anchor)}
+        self.client.hset(self.keys.audit_verified(), mapping=record)
         return verdict
 
-    def _walk(self) -> Verdict:
+    def _sign(self, n: int, digest: str) -> str:
+        return hmac.new(self.key, f"anchor|{n}|{digest}".encode(), hashlib.sha256).hexdigest()
+
+    def _anchor(self) -> tuple[tuple[int, str] | None, str | None]:
+        """The last whole verification's anchor (number, hash) if one was left, and why it cannot be trusted."""
+        raw = {_text(k): _text(v) for k, v in self.client.hgetall(self.keys.audit_verified()).items()}
+        if "anchor_n" not in raw:
+            return None, None
+        n, digest = int(raw["anchor_n"]), raw.get("anchor_hash", "")
+        if not hmac.compare_digest(self._sign(n, digest), raw.get("anchor_sig", "")):
+            return None, "the record of the last verification was altered"
+        return (n, digest), None
+
+    def _walk(self, anchor: tuple[int, str] | None = None) -> Verdict:
         prev, expected, seen = GENESIS, 1, 0
         for entry in self.entries():
             seen += 1
@@ -184,6 +211,8 @@ class Audit:
                 )
             if entry_hash(self.key, prev, entry.content) != entry.hash:
                 return Verdict(False, seen, entry.n, entry.id, "its content does not match its hash (edited)")
+            if anchor is not None and entry.n == anchor[0] and entry.hash != anchor[1]:
+                return Verdict(False, seen, entry.n, entry.id, "it is not the entry the last verification saw")
             prev, expected = entry.hash, expected + 1
         n_raw, hash_raw = self.client.hmget(self.keys.audit_head(), ["n", "hash"])
         last = int(n_raw or 0)
@@ -192,7 +221,10 @@ class Audit:
             return Verdict(False, seen, expected, None, f"{which} deleted from the end")
         if last and _text(hash_raw) != prev:
             return Verdict(False, seen, last, None, "the last entry does not match the chain's head (edited)")
-        return Verdict(True, seen)
+        if anchor is not None and expected - 1 < anchor[0]:
+            gone = f"entry {anchor[0]}" if expected == anchor[0] else f"entries {expected} to {anchor[0]}"
+            return Verdict(False, seen, expected, None, f"{gone} deleted from the end (the last verification saw them)")
+        return Verdict(True, seen, head=(expected - 1, prev) if expected > 1 else None)
 
     def export_csv(self, out: IO[str]) -> int:
         """Write every entry as CSV (a header, then one row per entry); return the number of entries."""

@@ -359,8 +359,9 @@ class Accounts:
         return grant if grant.until_ms > self._now_ms() else None
 
     def end_precise(self, account: Account, session: str) -> None:
-        if session and self.client.delete(self.keys.grant(session)):
-            self.audit.append(account.name, account.role, "precise.end")
+        grant = self.precise_grant(account, session) if session else None
+        if grant is not None and self.client.delete(self.keys.grant(session)):
+            self.audit.append(account.name, account.role, "precise.end", reason=grant.reason, since_ms=grant.since_ms)
 
     def saw_precise(self, account: Account, session: str, grant: Grant, view: str, scope: str, window: str) -> None:
         """Audit a look at precise health data: once per grant, view, area and window (not every refresh)."""

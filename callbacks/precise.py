@@ -56,8 +56,9 @@ def register(app, deck: Deck) -> None:
         grant = accounts.precise_grant(account, session)
         if grant is None:
             # The ask for a reason stays until the officer acts again: the next tick must not wipe it.
+            clicked = pressed & {ids.PRECISE_OPEN, ids.PRECISE_CLOSE}
             status = (
-                ASK_REASON if values.text(said) == ASK_REASON and not pressed else render.precise_status(None, scope)
+                ASK_REASON if values.text(said) == ASK_REASON and not clicked else render.precise_status(None, scope)
             )
             return status, EMPTY_MAP, [], clear_reason
         snap = snapshots.precise_snapshot(deck.reader, deck.geo, state, deck.clock())

@@ -467,7 +467,7 @@ def test_the_health_officer_sees_the_precise_view_only_when_asked_with_a_reason_
     officer = signed_in(app, "health-1")
     back = post(officer, well_formed(key, callback))[1]
     assert "Closed" in back and "case-tok-aa11" not in back
-    assert ("health-1", "precise.end", None) in [
+    assert ("health-1", "precise.end", reason) in [
         (e.who, e.action, json.loads(e.detail).get("reason")) for e in audit.entries()
     ]
 
@@ -610,3 +610,18 @@ def test_a_wall_signed_out_stays_out_even_if_its_old_cookie_comes_back(app, acco
     wall.get("/logout")
     wall.set_cookie("citydeck_session", old)
     assert wall.get("/wall").status_code == 302
+
+
+def test_entries_deleted_from_the_end_with_the_head_set_back_are_found_by_the_next_verification(client, secured):
+    """Someone deletes the newest entries and points the head at the last one kept: every hash still holds, but
+    the last verification's signed anchor says the chain reached further."""
+    audit = _audit_with(client, secured, 6)  # verified: its anchor is entry 6
+    kept = client.xrange(audit.keys.audit())[3]
+    for entry_id, _ in client.xrange(audit.keys.audit())[4:]:
+        client.xdel(audit.keys.audit(), entry_id)
+    client.hset(audit.keys.audit_head(), mapping={"n": 4, "hash": kept[1][b"hash"]})
+    verdict = audit.verify()
+    assert not verdict.ok and verdict.broken_at == 5 and "the last verification saw them" in verdict.why
+    # Forging the anchor without the key does not help either.
+    client.hset(audit.keys.audit_verified(), mapping={"anchor_n": 4, "anchor_hash": kept[1][b"hash"]})
+    assert "altered" in audit.verify().why

@@ -98,14 +98,45 @@ def masked_text(text: str) -> str:
     return PHONE.sub(_phone, EMAIL.sub("[e-mail]", text))
 
 
-# The envelope of an event and of its dead letter: ids and times a reader needs whole, never a person's.
-ENVELOPE_FIELDS = frozenset(("v", "type", "src", "seq", "ts", "dead_entry_id", "dead_at_ms", "dead_reason", "dead_cut"))
-NUMBER = re.compile(r"[+-]?\d+(?:\.\d+)?")
-# The schema's numeric fields: a number in one of them is a time, a count or a place's coordinate. A number in
-# any other field (a 'mobile' a producer added) may be a phone number, and is masked like text.
-NUMERIC_FIELDS = frozenset(
-    f.name for t in EVENT_TYPES for f in t.fields if f.kind in ("int", "float", "ts", "lon", "lat", "bool")
-)
+# The envelope of an event and of its dead letter, in the forms it has: kept whole when it has that form
+# (a reader needs the ids and times), masked like text when it does not (a producer may put anything there).
+ENVELOPE_FORMS = {
+    "v": re.compile(r"\d{1,3}"),
+    "seq": re.compile(r"\d{1,19}"),
+    "ts": re.compile(r"\d{12,13}"),
+    "dead_at_ms": re.compile(r"\d{12,13}"),
+    "dead_entry_id": re.compile(r"\d{12,13}-\d{1,10}"),
+    "type": re.compile(r"[a-z_]{1,40}"),
+}
+ENVELOPE_FIELDS = frozenset((*ENVELOPE_FORMS, "src", "dead_reason", "dead_cut"))
+
+
+def _number_check(kind: str, low: float | None, high: float | None):
+    """Whether a text is a plausible value of a numeric field: a time, or a number within the field's range
+    (a phone number put in 'lon' is not one)."""
+
+    def plausible(text: str) -> bool:
+        try:
+            x = float(text)
+        except ValueError:
+            return False
+        if kind == "ts":
+            return bool(re.fullmatch(r"\d{12,13}", text))
+        bounds = {"lon": (-180, 180), "lat": (-90, 90)}.get(kind, (low, high))
+        lo, hi = bounds
+        if lo is not None and x < lo or hi is not None and x > hi:
+            return False
+        return lo is not None or hi is not None or abs(x) < 1e6
+
+    return plausible
+
+
+NUMERIC_FIELDS = {
+    f.name: _number_check(f.kind, f.low, f.high)
+    for t in EVENT_TYPES
+    for f in t.fields
+    if f.kind in ("int", "float", "ts", "lon", "lat")
+}
 
 
 def masked_fields(fields: Mapping[str, str]) -> dict[str, str]:
@@ -116,7 +147,9 @@ def masked_fields(fields: Mapping[str, str]) -> dict[str, str]:
         text = str(v)
         if k.lower() in PERSONAL_FIELDS:
             shown[k] = MASK
-        elif k in ENVELOPE_FIELDS or (k in NUMERIC_FIELDS and NUMBER.fullmatch(text)):
+        elif (k in ENVELOPE_FORMS and ENVELOPE_FORMS[k].fullmatch(text)) or (
+            k in NUMERIC_FIELDS and NUMERIC_FIELDS[k](text)
+        ):
             shown[k] = text
         else:
             shown[k] = masked_text(text)

@@ -10,7 +10,7 @@ from dataclasses import replace
 import pytest
 
 from accounts.store import Accounts
-from tests.browser.conftest import figure_of, policy_refusals, settled_zoom, wait_until
+from tests.browser.conftest import figure_of, policy_refusals, settled_zoom, wait_for_refreshes, wait_until
 
 pytestmark = pytest.mark.browser
 PASSWORD = "correct horse battery"
@@ -103,8 +103,8 @@ def test_each_role_sees_what_it_may_and_nothing_more(dash_duo, secured_city, app
     driver.execute_script("arguments[0].scrollIntoView({block: 'center'})", reason)
     reason.send_keys("short")
     _click(driver, "#precise-open")
-    wait_until(lambda: "Say why" in _text(driver, "#precise-status"), "the ask for a reason")
-    time.sleep(2.5)  # two refreshes later the ask is still there (the point is that time passes)
+    wait_until(lambda: "Say why" in _text(driver, "#precise-status"), "the ask for a reason", timeout=60)
+    wait_for_refreshes(driver, "cases-tick", 3)  # refreshes answered since: the ask is still there
     assert "Say why" in _text(driver, "#precise-status")
     reason.send_keys(": tracing the gate-3 cluster, ticket 4411")
     _click(driver, "#precise-open")

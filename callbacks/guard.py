@@ -114,6 +114,8 @@ def refusal(body: Any, callback_map: Mapping[str, Mapping]) -> str | None:
     if not isinstance(output, str) or output not in callback_map:
         return f"no callback has the output {_quote(output)}"
     callback = callback_map[output]
+    if callback.get("callback") is None:
+        return f"the output {_quote(output)} is computed in the browser, not here"
     for part, declared in (("inputs", callback["inputs"]), ("state", callback["state"])):
         given = body.get(part, [])
         if not isinstance(given, list) or len(given) != len(declared):

@@ -18,24 +18,33 @@ from views.state import ViewState
 
 # Controls are read at the next tick, not on change: a map rebuilt twice while it is still loading its
 # boundaries aborts the first load (a console error), and a tick is at most a couple of seconds away.
-CONTROLS = (State(ids.WINDOW, "value"), State(ids.DISTRICT, "value"), State(ids.NEIGHBOURHOOD, "data"))
+# The last is the wall's screen, which sets the size of the figures' type (nothing on other pages).
+CONTROLS = (
+    State(ids.WINDOW, "value"),
+    State(ids.DISTRICT, "value"),
+    State(ids.NEIGHBOURHOOD, "data"),
+    State(ids.SCREEN, "data"),
+)
 
 
-def revision(page: str, state: ViewState) -> str:
+def revision(page: str, state: ViewState, type_px: int | None = None) -> str:
     """The uirevision of a page's figures: kept while the drilled area stays, so zoom survives refreshes.
 
     A figure's layout depends on the drilled area alone, so this is also the key of the last whole figure
     sent: a new time window or new data changes traces, never the layout (nor the operator's zoom).
     """
-    return f"{page}:{state.district or ''}:{state.neighbourhood or ''}"
+    return f"{page}:{state.district or ''}:{state.neighbourhood or ''}" + (f":{type_px}px" if type_px else "")
 
 
-def sent(full: list[dict], rendered: str | None, key: str) -> list:
+def sent(full: list[dict], rendered: str | None, key: str, type_px: int | None = None) -> list:
     """Whole figures when this drilled area has not been drawn yet, else patches that replace every trace.
 
     A patch carries each trace whole, as the builder made it, so an open page draws exactly what a freshly
-    opened one does: new bars, new labels, a new top of the colour scale.
+    opened one does: new bars, new labels, a new top of the colour scale. On a wall, every text of the
+    figures is set in the screen's type size (``type_px``).
     """
+    if type_px:
+        full = [figures.for_screen(fig, type_px) for fig in full]
     if values.text(rendered) != key:
         return full
     out = []
@@ -78,7 +87,8 @@ def register(app, deck: Deck) -> None:
         *CONTROLS,
         State(ids.OVERVIEW_RENDERED, "data"),
     )
-    def refresh_overview(_n, window, district, neighbourhood, rendered):
+    def refresh_overview(_n, window, district, neighbourhood, screen, rendered):
+        type_px = values.type_px(screen)
         state = view_state(deck, window, district, neighbourhood)
         snap = load(
             deck,
@@ -92,7 +102,7 @@ def register(app, deck: Deck) -> None:
                 views=lambda view: deck.snapshot(view, state, built(deck, view, state)),
             ),
         )
-        rev = revision("overview", state)
+        rev = revision("overview", state, type_px)
         # The heat maps drill too, through the areas the services map lists (every area shown, zeros included).
         volumes = snap["services"]["volumes"]
         areas = {"level": snap["level"], "ids": volumes["ids"], "names": volumes["names"]}
@@ -106,7 +116,7 @@ def register(app, deck: Deck) -> None:
         ]
         numbers = render.overview_numbers(snap)
         return (
-            *sent(full, rendered, rev),
+            *sent(full, rendered, rev, type_px),
             numbers["cases"],
             numbers["foot"],
             numbers["services"],
@@ -125,13 +135,14 @@ def register(app, deck: Deck) -> None:
         *CONTROLS,
         State(ids.CASES_RENDERED, "data"),
     )
-    def refresh_cases(_n, window, district, neighbourhood, rendered):
+    def refresh_cases(_n, window, district, neighbourhood, screen, rendered):
+        type_px = values.type_px(screen)
         state = view_state(deck, window, district, neighbourhood)
         snap = load(deck, "cases", state, built(deck, "cases", state))
-        rev = revision("cases", state)
+        rev = revision("cases", state, type_px)
         full = [figures.cases_map(snap, rev, style), figures.codes_map(snap, rev, style)]
         numbers, areas, found = render.cases_numbers(snap), render.cases_areas(snap), render.cases_clusters(snap)
-        return *sent(full, rendered, rev), numbers, areas, found, rev
+        return *sent(full, rendered, rev, type_px), numbers, areas, found, rev
 
     @app.callback(
         Output(ids.FOOT_HEAT_MAP, "figure"),
@@ -143,12 +154,13 @@ def register(app, deck: Deck) -> None:
         *CONTROLS,
         State(ids.FOOT_RENDERED, "data"),
     )
-    def refresh_foot(_n, window, district, neighbourhood, rendered):
+    def refresh_foot(_n, window, district, neighbourhood, screen, rendered):
+        type_px = values.type_px(screen)
         state = view_state(deck, window, district, neighbourhood)
         snap = load(deck, "foot-traffic", state, built(deck, "foot-traffic", state))
-        rev = revision("foot-traffic", state)
+        rev = revision("foot-traffic", state, type_px)
         full = [figures.foot_heat_map(snap, rev, style), figures.sensors_map(snap, rev, style)]
-        return *sent(full, rendered, rev), render.foot_numbers(snap), render.foot_alerts(snap), rev
+        return *sent(full, rendered, rev, type_px), render.foot_numbers(snap), render.foot_alerts(snap), rev
 
     @app.callback(
         Output(ids.SERVICES_MAP, "figure"),
@@ -160,16 +172,17 @@ def register(app, deck: Deck) -> None:
         *CONTROLS,
         State(ids.SERVICES_RENDERED, "data"),
     )
-    def refresh_services(_n, window, district, neighbourhood, rendered):
+    def refresh_services(_n, window, district, neighbourhood, screen, rendered):
+        type_px = values.type_px(screen)
         state = view_state(deck, window, district, neighbourhood)
         snap = load(deck, "services", state, built(deck, "services", state))
-        rev = revision("services", state)
+        rev = revision("services", state, type_px)
         channels = snap["channels"]
         full = [
             figures.services_map(snap, rev, style),
             figures.bar_chart(list(channels), list(channels.values()), rev, title=snap["labels"]["channels"]),
         ]
-        return *sent(full, rendered, rev), render.services_numbers(snap), render.service_centers(snap), rev
+        return *sent(full, rendered, rev, type_px), render.services_numbers(snap), render.service_centers(snap), rev
 
     @app.callback(
         Output(ids.COMPLAINTS_MAP, "figure"),
@@ -184,10 +197,11 @@ def register(app, deck: Deck) -> None:
         *CONTROLS,
         State(ids.COMPLAINTS_RENDERED, "data"),
     )
-    def refresh_complaints(_n, window, district, neighbourhood, rendered):
+    def refresh_complaints(_n, window, district, neighbourhood, screen, rendered):
+        type_px = values.type_px(screen)
         state = view_state(deck, window, district, neighbourhood)
         snap = load(deck, "complaints", state, built(deck, "complaints", state))
-        rev = revision("complaints", state)
+        rev = revision("complaints", state, type_px)
         areas = snap["areas"]
         categories = snap["categories"]
         routing = snap["routing"]
@@ -213,7 +227,7 @@ def register(app, deck: Deck) -> None:
             ),
         ]
         return (
-            *sent(full, rendered, rev),
+            *sent(full, rendered, rev, type_px),
             render.complaints_numbers(snap),
             access.complaint_rows(snap["table"], current_role()),
             render.complaints_table_note(snap),

@@ -50,3 +50,17 @@ def clicked_area(click: Any) -> str | None:
     if location is None or isinstance(location, str):
         return location
     raise PreventUpdate
+
+
+# The smallest type on a wall is 1/74 of the screen's height: 29 px on a 2160-line (4K) screen, read from 5 m.
+TYPE_SHARE = 1 / 74
+
+
+def type_px(screen: Any) -> int | None:
+    """The figures' type size for a wall's screen ({"h": px, "w": px}), or nothing off the wall."""
+    if screen is None:
+        return None
+    h = screen.get("h") if isinstance(screen, dict) else None
+    if not isinstance(h, int | float) or isinstance(h, bool) or not math.isfinite(h):
+        raise PreventUpdate
+    return int(min(max(math.ceil(h * TYPE_SHARE), 12), 120))

@@ -95,3 +95,15 @@ WALL_TITLE = "wall-title"
 WALL_CONTENT = "wall-content"
 WALL_SLOT = "wall-slot"  # pattern: {"type": WALL_SLOT, "view": name}
 WALL_PROGRESS = "wall-progress"
+SCREEN = "screen"  # the wall's screen size, which sets the size of the figures' type
+
+# Each page's own refresh interval: on the wall only the view on screen (and the next, a tick early) runs.
+PAGE_TICKS = {
+    "overview": OVERVIEW_TICK,
+    "cases": CASES_TICK,
+    "foot-traffic": FOOT_TICK,
+    "services": SERVICES_TICK,
+    "complaints": COMPLAINTS_TICK,
+    "health": HEALTH_TICK,
+    "admin": ADMIN_TICK,
+}

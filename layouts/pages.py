@@ -85,7 +85,7 @@ def cases(refresh_ms: int, precise_min: float = 0) -> html.Div:
                     card("Confirmed cases and exposure sites by recency", live_map(ids.CASES_MAP)),
                     card("Active health codes per community: yellow and red", live_map(ids.CODES_MAP)),
                 ],
-                className="pair",
+                className="pair maps",
             ),
             html.Div(
                 [
@@ -146,7 +146,7 @@ def foot_traffic(refresh_ms: int) -> html.Div:
                     card("People counted", live_map(ids.FOOT_HEAT_MAP)),
                     card("Sensors: now versus normal", live_map(ids.FOOT_SENSORS_MAP)),
                 ],
-                className="pair",
+                className="pair maps",
             ),
             html.Div(id=ids.FOOT_ALERTS, className="trio"),
         ],
@@ -189,14 +189,14 @@ def complaints(refresh_ms: int) -> html.Div:
                     card("Hotspots (Getis-Ord Gi*)", live_map(ids.COMPLAINTS_MAP)),
                     card("Complaints per area", live_map(ids.COMPLAINTS_AREAS_MAP)),
                 ],
-                className="pair",
+                className="pair maps",
             ),
             html.Div(
                 [
                     card("By category", chart(ids.COMPLAINTS_CATEGORIES, "300px")),
                     card("Routing: where updates happened", chart(ids.COMPLAINTS_ROUTING, "300px")),
                 ],
-                className="pair",
+                className="pair charts",
             ),
             card(
                 "Open complaints: priority, why, where they are routed",

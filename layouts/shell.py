@@ -57,6 +57,7 @@ def shell(
             dcc.Location(id=ids.URL, refresh="callback-nav"),
             dcc.Store(id=ids.NEIGHBOURHOOD, data=None),
             dcc.Store(id=ids.STATUS_SINCE, data=None),
+            dcc.Store(id=ids.SCREEN, data=None),
             dcc.Interval(id=ids.STATUS_TICK, interval=refresh_ms, n_intervals=0),
             html.Header(
                 [

@@ -7,16 +7,22 @@ from dash import dcc, html
 
 from layouts import ids
 from layouts.pages import page_layout
+from layouts.widgets import for_the_wall
 
 
 def wall_layout(refresh_ms: int, views: tuple[str, ...] = ()) -> html.Div:
     """The wall's frame with every view of its playlist mounted once, all but one parked off screen.
 
     Views are shown and parked, never unmounted, so a refresh in flight never lands on a map that is
-    gone, and a view comes back at once, drawn and live.
+    gone, and a view comes back at once, drawn and live. A parked view does not refresh; the next one
+    starts a tick before its turn.
     """
     slots = [
-        html.Div(page_layout(view, refresh_ms), id={"type": ids.WALL_SLOT, "view": view}, className="wall-slot parked")
+        html.Div(
+            for_the_wall(page_layout(view, refresh_ms)),
+            id={"type": ids.WALL_SLOT, "view": view},
+            className="wall-slot parked",
+        )
         for view in views
     ]
     return html.Div(

@@ -6,7 +6,26 @@ from dash import dcc, html
 
 from layouts import ids
 
-GRAPH_CONFIG = {"displaylogo": False, "scrollZoom": True, "modeBarButtonsToRemove": ["select2d", "lasso2d", "toImage"]}
+# A map or chart saves itself as PNG in the browser (Plotly's toImage, nothing uploaded); no button sends a
+# figure anywhere else.
+PNG = {"format": "png", "scale": 2}
+GRAPH_CONFIG = {
+    "displaylogo": False,
+    "scrollZoom": True,
+    "showSendToCloud": False,
+    "showEditInChartStudio": False,
+    "modeBarButtonsToRemove": ["select2d", "lasso2d"],
+    "toImageButtonOptions": PNG,
+}
+CHART_CONFIG = {
+    "displaylogo": False,
+    "showSendToCloud": False,
+    "showEditInChartStudio": False,
+    "modeBarButtons": [["toImage"]],
+    "toImageButtonOptions": PNG,
+}
+# A wall is looked at, not touched: no mode bar, no zoom by wheel.
+KIOSK_CONFIG = {"displayModeBar": False, "scrollZoom": False, "staticPlot": False, "showSendToCloud": False}
 
 
 def live_map(id_, height: str = "520px", data_role: str = "map") -> dcc.Graph:
@@ -14,7 +33,7 @@ def live_map(id_, height: str = "520px", data_role: str = "map") -> dcc.Graph:
     return dcc.Graph(
         id=id_,
         figure={"data": [], "layout": {"paper_bgcolor": "#0a1020", "plot_bgcolor": "#0a1020"}},
-        config=GRAPH_CONFIG,
+        config=GRAPH_CONFIG | {"toImageButtonOptions": PNG | {"filename": f"citydeck-{id_}"}},
         style={"height": height},
         className=f"live-{data_role}",
     )
@@ -24,9 +43,29 @@ def chart(id_, height: str = "260px") -> dcc.Graph:
     return dcc.Graph(
         id=id_,
         figure={"data": [], "layout": {"paper_bgcolor": "rgba(0,0,0,0)", "plot_bgcolor": "rgba(0,0,0,0)"}},
-        config={"displayModeBar": False},
+        config=CHART_CONFIG | {"toImageButtonOptions": PNG | {"filename": f"citydeck-{id_}"}},
         style={"height": height},
+        className="live-chart",
     )
+
+
+def for_the_wall(tree):
+    """The same layout for a kiosk: every graph without its mode bar, filling its panel as the screen resizes;
+    the page's refresh held until the wall puts the page on screen."""
+    if isinstance(tree, dcc.Graph):
+        tree.config = KIOSK_CONFIG
+        tree.responsive = True
+        return tree
+    if isinstance(tree, dcc.Interval):
+        tree.disabled = True
+        return tree
+    children = getattr(tree, "children", None)
+    if isinstance(children, list | tuple):
+        for child in children:
+            for_the_wall(child)
+    elif children is not None and hasattr(children, "_prop_names"):
+        for_the_wall(children)
+    return tree
 
 
 def card(title, *children, link: str | None = None, page: str | None = None, class_name: str = "") -> html.Section:

@@ -205,9 +205,21 @@ def _operator_may(body) -> bool:
     return may(OFF_ROLE, needs(body))
 
 
+def served(app) -> list[tuple[str, dict]]:
+    """The callbacks the server runs (not those computed in the browser)."""
+    return [(key, callback) for key, callback in app.callback_map.items() if callback.get("callback") is not None]
+
+
+def test_a_callback_computed_in_the_browser_is_refused_with_400(app):
+    browser_side = [(k, c) for k, c in app.callback_map.items() if c.get("callback") is None]
+    assert browser_side, "the wall's screen size is computed in the browser"
+    for key, callback in browser_side:
+        assert _post(app.server.test_client(), well_formed(key, callback)).status_code == 400, key
+
+
 def test_well_formed_requests_of_every_callback_are_answered(app):
     client = app.server.test_client()
-    for key, callback in app.callback_map.items():
+    for key, callback in served(app):
         body = well_formed(key, callback)
         response = _post(client, body)
         expected = (200, 204) if _operator_may(body) else (403,)
@@ -314,7 +326,7 @@ def test_fuzzed_callback_requests_never_get_a_5xx(app):
 def test_a_valid_looking_request_of_every_callback_is_answered_with_200(app):
     """Not every refusal: the body a browser sends, with plausible values, gets its outputs."""
     client = app.server.test_client()
-    for key, callback in app.callback_map.items():
+    for key, callback in served(app):
         body = well_formed(key, callback)
         response = _post(client, body)
         assert response.status_code == (200 if _operator_may(body) else 403), (key, response.status_code)

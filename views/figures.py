@@ -88,10 +88,68 @@ def map_layout(bounds: Sequence[float], uirevision: str, tile_style: str = "", c
         "margin": {"l": 0, "r": 0, "t": 0, "b": 0},
         "paper_bgcolor": WATER,
         "font": {"color": INK, "family": "Inter, system-ui, sans-serif"},
-        "showlegend": False,
+        # Every layer says what it is: point layers in this legend, colour layers in their colour bars.
+        "showlegend": True,
+        "legend": {
+            "x": 0.01,
+            "y": 0.99,
+            "xanchor": "left",
+            "yanchor": "top",
+            "bgcolor": "rgba(15,23,40,0.75)",
+            "font": {"color": INK, "size": 11},
+            "itemclick": False,
+            "itemdoubleclick": False,
+        },
         "uirevision": uirevision,
         "hoverlabel": {"bgcolor": PANEL, "bordercolor": EDGE, "font": {"color": INK}},
+        # The box the map shows: the browser fits it to the map's real size on screen (assets/citydeck.js).
+        "meta": {"fit": [round(float(b), 6) for b in bounds]},
     }
+
+
+def for_screen(fig: dict, px: int) -> dict:
+    """The figure with every text at least ``px`` high, for a wall read from across a room: titles, ticks,
+    legends, colour bars and hover labels. Bars and scales grow with the type."""
+    layout = dict(fig["layout"])
+
+    def sized(part: dict | None, scale: float = 1.0) -> dict:
+        part = dict(part or {})
+        part["font"] = dict(part.get("font") or {}) | {"size": round(px * scale)}
+        return part
+
+    layout["font"] = dict(layout.get("font") or {}) | {"size": px}
+    layout["hoverlabel"] = sized(layout.get("hoverlabel"))
+    if "title" in layout:
+        layout["title"] = sized(layout["title"], 1.1)
+        layout["margin"] = dict(layout.get("margin") or {}) | {"t": round(px * 2.4)}
+    if layout.get("showlegend"):
+        layout["legend"] = sized(layout.get("legend"))
+    for axis in ("xaxis", "yaxis"):
+        if axis in layout:
+            layout[axis] = dict(layout[axis]) | {"tickfont": {"size": px}}
+    grow = px / 13  # marks grow with the type, so a point or a heat spot reads as far as its label
+    traces = []
+    for trace in fig["data"]:
+        trace = dict(trace)
+        if trace.get("type") == "densitymap" and "radius" in trace:
+            trace["radius"] = round(trace["radius"] * grow)
+        marker = trace.get("marker")
+        if trace.get("type") == "scattermap" and isinstance(marker, dict) and "size" in marker:
+            size = marker["size"]
+            scaled = [round(v * grow, 1) for v in size] if isinstance(size, list) else round(size * grow, 1)
+            trace["marker"] = dict(marker) | {"size": scaled}
+        for holder in (trace, trace.get("marker")):
+            if isinstance(holder, dict) and isinstance(holder.get("colorbar"), dict):
+                bar = dict(holder["colorbar"])
+                bar["tickfont"] = dict(bar.get("tickfont") or {}) | {"size": px}
+                bar["title"] = sized(bar.get("title"))
+                bar["thickness"] = round(px * 0.9)
+                if holder is trace:
+                    trace["colorbar"] = bar
+                else:
+                    trace["marker"] = dict(holder) | {"colorbar": bar}
+        traces.append(trace)
+    return {"data": traces, "layout": layout}
 
 
 def _colorbar(title: str, compact: bool) -> dict:
@@ -106,7 +164,7 @@ def _colorbar(title: str, compact: bool) -> dict:
         "bgcolor": "rgba(15,23,40,0.7)",
         "tickfont": {"color": INK, "size": 10},
         "outlinewidth": 0,
-    } | ({"len": 0.4, "title": {"text": ""}} if compact else {})
+    } | ({"len": 0.45} if compact else {})
 
 
 def area_trace(
@@ -127,12 +185,12 @@ def area_trace(
         "customdata": customdata if customdata is not None else ids,
         "hovertemplate": hover + "<extra></extra>",
         "colorbar": _colorbar(title, compact),
-        "showscale": not compact,
+        "showscale": True,
     }
 
 
-def heat_trace(heat: dict, radius: int = 16, compact: bool = False) -> dict:
-    """A heat layer weighted by counts at cell centres."""
+def heat_trace(heat: dict, radius: int = 16, compact: bool = False, what: str = "people per cell") -> dict:
+    """A heat layer weighted by counts at cell centres, its colour bar saying what it counts."""
     return {
         "type": "densitymap",
         "lon": heat["lon"],
@@ -140,7 +198,8 @@ def heat_trace(heat: dict, radius: int = 16, compact: bool = False) -> dict:
         "z": heat["weight"],
         "radius": radius,
         "colorscale": HEAT,
-        "showscale": False,
+        "showscale": True,
+        "colorbar": _colorbar(what, compact),
         "opacity": 0.85,
         "hoverinfo": "skip",
         "zmin": 0,
@@ -148,8 +207,9 @@ def heat_trace(heat: dict, radius: int = 16, compact: bool = False) -> dict:
 
 
 def points_trace(
-    lon, lat, *, color, size, text=None, hover="%{text}", opacity=0.9, colorscale=None, cmin=None, cmax=None
+    lon, lat, *, color, size, text=None, hover="%{text}", opacity=0.9, colorscale=None, cmin=None, cmax=None, name=""
 ):
+    """Points of one kind; a named kind is listed in the map's legend."""
     marker: dict[str, Any] = {"size": size, "color": color, "opacity": opacity}
     if colorscale is not None:
         marker |= {"colorscale": colorscale, "cmin": cmin, "cmax": cmax}
@@ -161,6 +221,8 @@ def points_trace(
         "marker": marker,
         "text": text if text is not None else [""] * len(lon),
         "hovertemplate": hover + "<extra></extra>",
+        "name": name,
+        "showlegend": bool(name),
     }
 
 
@@ -194,9 +256,10 @@ def cases_map(snap: dict, uirevision: str, tile_style: str = "", compact: bool =
         ],
         hover="<b>exposure site</b><br>%{text}",
         opacity=0.95,
+        name="exposure site",
     )
     recency["marker"] |= {
-        "showscale": not compact,
+        "showscale": True,
         "colorbar": _colorbar("hours since last visit", compact) | {"x": 0.01, "xanchor": "left"},
     }
     traces = [
@@ -269,7 +332,7 @@ def foot_heat_map(
     snap: dict, uirevision: str, tile_style: str = "", compact: bool = False, areas: dict | None = None
 ) -> dict:
     """People counted in the window, as heat; over ``areas`` ({level, ids, names}) that a click drills into."""
-    traces = [heat_trace(snap["heat"], 14 if compact else 20)]
+    traces = [heat_trace(snap["heat"], 14 if compact else 20, compact)]
     return figure(
         ([drill_areas(areas)] if areas else []) + traces, map_layout(snap["bounds"], uirevision, tile_style, compact)
     )
@@ -296,6 +359,7 @@ def sensors_map(snap: dict, uirevision: str, tile_style: str = "") -> dict:
             size=18,
             opacity=0.55,
             text=[f"{s['name']}<br>crowding {s['crowding'] or 0:.0%} · fever {s['fever']}" for s in alert],
+            name="crowded or fever",
         ),
         points_trace(
             [s["lon"] for s in live],
@@ -306,6 +370,7 @@ def sensors_map(snap: dict, uirevision: str, tile_style: str = "") -> dict:
             cmax=2,
             size=9,
             text=[f"{s['name']} ({s['kind']})<br>{s['now']:,} people · {ratio_text(s)}" for s in live],
+            name="sensor" if history else "sensor (no normal yet)",
         ),
         points_trace(
             [s["lon"] for s in silent],
@@ -315,8 +380,11 @@ def sensors_map(snap: dict, uirevision: str, tile_style: str = "") -> dict:
             opacity=0.95,
             text=[f"{s['name']}<br>silent for {s['age_s']} s" for s in silent],
             hover="<b>silent sensor</b><br>%{text}",
+            name="silent sensor",
         ),
     ]
+    if history:
+        traces[1]["marker"] |= {"showscale": True, "colorbar": _colorbar("now ÷ normal", False)}
     return figure(traces, map_layout(snap["bounds"], uirevision, tile_style))
 
 
@@ -356,6 +424,7 @@ def services_map(
                     for r in rows
                 ],
                 hover="<b>service center</b><br>%{text}",
+                name="service center (size: counters needed)",
             )
         )
     return figure(traces, map_layout(snap["bounds"], uirevision, tile_style, compact))
@@ -367,7 +436,7 @@ def complaints_map(
     """Complaints as heat, with the Gi* hotspot cells marked; over ``areas`` that a click drills into."""
     hot = snap["hotspots"]
     traces = [
-        heat_trace(snap["heat"], 14 if compact else 22),
+        heat_trace(snap["heat"], 14 if compact else 22, compact, what="complaints per cell"),
         points_trace(
             [h["lon"] for h in hot],
             [h["lat"] for h in hot],
@@ -376,6 +445,7 @@ def complaints_map(
             opacity=0.6,
             text=[f"{h['count']} complaints · Gi* z = {h['z']}" for h in hot],
             hover="<b>hotspot</b><br>%{text}",
+            name="Gi* hotspot",
         ),
     ]
     return figure(

@@ -113,6 +113,13 @@ class WallPlan:
         """The view on screen at a time: every wall with the same plan shows the same view."""
         return self.views[int(now_s // self.dwell_s) % len(self.views)]
 
+    def live(self, now_s: float, lead_s: float) -> frozenset[str]:
+        """The views that refresh: the one on screen, and the next once its turn is ``lead_s`` away."""
+        live = {self.showing(now_s)}
+        if self.dwell_s - now_s % self.dwell_s <= lead_s:
+            live.add(self.showing(now_s + lead_s))
+        return frozenset(live)
+
 
 def parse_wall(search: str | None, default_views: str, default_dwell_s: float) -> tuple[WallPlan, list[str]]:
     """Return the wall's playlist from the URL (``?views=a,b&dwell=20``) or the settings."""

@@ -1,0 +1,69 @@
+/* citydeck in the browser: the wall's screen size, and maps that fit their area to the panel they are in. */
+(function () {
+  "use strict";
+
+  // The wall's screen size, sent with each refresh so figures set their type for a room (see values.type_px).
+  window.dash_clientside = Object.assign({}, window.dash_clientside, {
+    citydeck: {
+      screen: function (_n, was) {
+        var now = { h: window.innerHeight, w: window.innerWidth };
+        if (was && was.h === now.h && was.w === now.w) {
+          return window.dash_clientside.no_update;
+        }
+        return now;
+      },
+    },
+  });
+
+  // A map's layout carries the box it shows (layout.meta.fit: [min lon, min lat, max lon, max lat]). Its
+  // centre and zoom are fitted here to the map's real size on screen, when it is first drawn and whenever
+  // its size or box changes; a zoom or pan by the operator is left alone until then.
+  function zoomFor(box, width, height) {
+    var lonSpan = Math.max(box[2] - box[0], 1e-4);
+    var mid = ((box[1] + box[3]) / 2) * (Math.PI / 180);
+    var latSpan = Math.max(box[3] - box[1], 1e-4) / Math.max(Math.cos(mid), 0.1);
+    var zoom = Math.min(Math.log2((width * 360) / (512 * lonSpan)), Math.log2((height * 360) / (512 * latSpan)));
+    return { center: { lon: (box[0] + box[2]) / 2, lat: (box[1] + box[3]) / 2 }, zoom: Math.max(zoom - 0.1, 1) };
+  }
+
+  // The fitted view is written into the graph's own figure (not only drawn), so the refreshes that patch
+  // its traces keep it.
+  function fit(gd) {
+    var layout = gd.layout;
+    var box = layout && layout.meta && layout.meta.fit;
+    var graph = gd.closest(".dash-graph");
+    var api = window.dash_component_api, clientside = window.dash_clientside;
+    if (!box || !layout.map || !graph || !graph.id || !api || !clientside || !clientside.set_props) {
+      return;
+    }
+    if (gd.offsetWidth < 10 || gd.offsetHeight < 10) {
+      return;
+    }
+    var key = box.join(",") + "@" + gd.offsetWidth + "x" + gd.offsetHeight + "#" + layout.uirevision;
+    if (gd.dataset.fitted === key) {
+      return;
+    }
+    var id = graph.id.charAt(0) === "{" ? JSON.parse(graph.id) : graph.id;
+    var component = api.getLayout(id);
+    var figure = component && (component.props || component).figure;
+    if (!figure || !figure.layout || !figure.layout.map) {
+      return;
+    }
+    gd.dataset.fitted = key;
+    var view = zoomFor(box, gd.offsetWidth, gd.offsetHeight);
+    var map = Object.assign({}, figure.layout.map, {
+      center: view.center,
+      zoom: Math.round(view.zoom * 100) / 100,
+    });
+    clientside.set_props(id, { figure: Object.assign({}, figure, { layout: Object.assign({}, figure.layout, { map: map }) }) });
+  }
+
+  setInterval(function () {
+    var maps = document.querySelectorAll(".js-plotly-plot");
+    for (var i = 0; i < maps.length; i++) {
+      if (maps[i].offsetParent !== null) {
+        fit(maps[i]);
+      }
+    }
+  }, 400);
+})();

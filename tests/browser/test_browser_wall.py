@@ -1,0 +1,184 @@
+"""The wall fills any screen it is put on, exactly: at 1920×1080, 2560×1440, 3840×2160 and a 7680×2160
+video-wall strip, each view shows with no scrolling and no panel cut off, its type readable from across a
+room, its maps taking most of their panels, and no mode bar on any map or chart."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+
+from tests.browser.conftest import ARTIFACTS, wait_until
+
+pytestmark = [pytest.mark.browser, pytest.mark.slow]
+
+WALL_VIEWS = ("overview", "cases", "foot-traffic", "services", "complaints")
+MAPS = {"overview": 4, "cases": 2, "foot-traffic": 2, "services": 1, "complaints": 2}
+
+# What is on screen: the page's size, each visible panel's box, the smallest type of any visible text (HTML
+# and the figures' SVG), each map canvas against its panel, and any mode bar showing.
+MEASURE = """
+var W = window.innerWidth, H = window.innerHeight;
+var slot = document.querySelector('.wall-slot:not(.parked)');
+function shown(el) {
+  var s = window.getComputedStyle(el);
+  if (s.display === 'none' || s.visibility === 'hidden' || parseFloat(s.opacity) === 0) { return false; }
+  var r = el.getBoundingClientRect();
+  return r.width > 0 && r.height > 0 && r.right > 0 && r.bottom > 0 && r.left < W && r.top < H;
+}
+var smallest = null, where = null;
+var walker = document.createTreeWalker(document.body, NodeFilter.SHOW_TEXT);
+while (walker.nextNode()) {
+  var node = walker.currentNode, el = node.parentElement;
+  if (!el || !node.textContent.trim() || el.closest('.parked, script, style, .alarm.hidden')) { continue; }
+  if (!shown(el)) { continue; }
+  var size = parseFloat(window.getComputedStyle(el).fontSize);
+  if (smallest === null || size < smallest) { smallest = size; where = (el.className.baseVal !== undefined ? el.className.baseVal : el.className) + ' "' + node.textContent.trim().slice(0, 30) + '"'; }
+}
+var panels = Array.from(document.querySelectorAll('.card, .numbers.wide, .topbar, .freshness, .wall-head')).filter(function (el) {
+  return !el.closest('.parked') && window.getComputedStyle(el).display !== 'none' && el.getBoundingClientRect().height > 0;
+}).map(function (el) {
+  var r = el.getBoundingClientRect();
+  return {what: el.className + ' ' + (el.querySelector('.card-title') ? el.querySelector('.card-title').textContent : ''),
+          left: r.left, top: r.top, right: r.right, bottom: r.bottom};
+});
+var maps = Array.from(slot ? slot.querySelectorAll('.card') : []).filter(function (card) {
+  return card.querySelector('canvas.maplibregl-canvas');
+}).map(function (card) {
+  var c = card.querySelector('canvas.maplibregl-canvas').getBoundingClientRect(), p = card.getBoundingClientRect();
+  var gd = card.querySelector('.js-plotly-plot');
+  return {title: card.querySelector('.card-title').textContent, share: (c.width * c.height) / (p.width * p.height),
+          w: gd.offsetWidth, h: gd.offsetHeight, zoom: gd._fullLayout.map.zoom, box: gd.layout.meta && gd.layout.meta.fit};
+});
+var modebars = Array.from(document.querySelectorAll('.modebar-container, .modebar')).filter(function (m) {
+  return !m.closest('.parked') && shown(m);
+}).length;
+return {W: W, H: H, scrollH: document.documentElement.scrollHeight, scrollW: document.documentElement.scrollWidth,
+        smallest: smallest, where: where, panels: panels, maps: maps, modebars: modebars,
+        title: document.getElementById('wall-title').textContent};
+"""
+
+DRAWN = """
+var slot = document.querySelector('.wall-slot:not(.parked)');
+if (!slot) { return false; }
+var graphs = Array.from(slot.querySelectorAll('.js-plotly-plot'));
+return graphs.filter(function (gd) {
+  return gd.querySelector('canvas.maplibregl-canvas') && (gd.data || []).some(function (t) {
+    return (t.z || t.lat || t.locations || []).length > 0; });
+}).length;
+"""
+
+
+SIZED = """
+var want = arguments[0];
+var slot = document.querySelector('.wall-slot:not(.parked)');
+return Array.from(slot.querySelectorAll('.live-map .js-plotly-plot')).filter(function (gd) {
+  return gd.layout && String(gd.layout.uirevision).endsWith(want) &&
+    (gd.dataset.fitted || '').indexOf('@' + gd.offsetWidth + 'x' + gd.offsetHeight + '#') > 0;
+}).length;
+"""
+
+
+@pytest.fixture
+def wall(dash_duo, city):
+    from app import create_app
+
+    settings, _embedded, _client = city
+    dash_duo.start_server(create_app(settings), navigate=False)
+    return dash_duo
+
+
+def open_wall(duo, view: str, width: int, height: int) -> dict:
+    driver = duo.driver
+    url = f"{duo.server.url}/wall?views={view}&dwell=3600"
+    driver.get(url)  # the screen is set on a page; it then holds for the page loaded again
+    driver.execute_cdp_cmd(
+        "Emulation.setDeviceMetricsOverride",
+        {"width": width, "height": height, "deviceScaleFactor": 1, "mobile": False},
+    )
+    driver.get(url)
+    wait_until(lambda: driver.execute_script(DRAWN) >= MAPS[view], f"the {view} wall's maps drawn", timeout=60)
+    # The figures' type follows the screen from the first refresh after the browser has told the server the
+    # screen's size (it then names that size in the figures' uirevision); the maps fit their boxes to their
+    # panels once drawn at that size.
+    px = math.ceil(height / 74)
+    wait_until(
+        lambda: driver.execute_script(SIZED, f":{px}px") >= MAPS[view], f"the {view} wall set for its screen", 60
+    )
+    last = driver.execute_script(MEASURE)
+    driver.save_screenshot(str(ARTIFACTS / f"wall-{view}-{width}x{height}.png"))
+    return last
+
+
+def check_fills(m: dict, width: int, height: int, view: str) -> None:
+    assert (m["W"], m["H"]) == (width, height)
+    assert m["scrollH"] <= height and m["scrollW"] <= width, f"{view} scrolls: {m['scrollW']}×{m['scrollH']}"
+    outside = [
+        p
+        for p in m["panels"]
+        if p["left"] < -0.5 or p["top"] < -0.5 or p["right"] > width + 0.5 or p["bottom"] > height + 0.5
+    ]
+    assert not outside, f"{view}: panels cut off by the screen: {outside}"
+    # No empty band: the lowest panel reaches the bottom of the screen, the rightmost its right edge.
+    assert max(p["bottom"] for p in m["panels"]) >= height - 0.02 * height, f"{view}: an empty band at the bottom"
+    assert max(p["right"] for p in m["panels"]) >= width - 0.03 * width, f"{view}: an empty band at the right"
+    assert len(m["maps"]) == MAPS[view], f"{view}: maps on screen {m['maps']}"
+    small = [mp for mp in m["maps"] if mp["share"] < 0.35]
+    assert not small, f"{view}: maps under 35 % of their panel: {small}"
+    assert m["modebars"] == 0, f"{view}: a mode bar shows on the wall"
+    # Each map shows its whole area as large as its panel allows: the zoom that fits the box to the map's size.
+    for mp in m["maps"]:
+        assert mp["box"], f"{view}: {mp['title']} says no box to fit"
+        assert abs(mp["zoom"] - fitting_zoom(mp["box"], mp["w"], mp["h"])) < 0.25, f"{view}: {mp} is not fitted"
+
+
+def fitting_zoom(box, width: float, height: float) -> float:
+    """The Web-Mercator zoom at which a (min lon, min lat, max lon, max lat) box just fits a map of that size."""
+    minx, miny, maxx, maxy = box
+    lat_span = (maxy - miny) / math.cos(math.radians((miny + maxy) / 2))
+    return min(math.log2(width * 360 / (512 * (maxx - minx))), math.log2(height * 360 / (512 * lat_span)))
+
+
+@pytest.mark.parametrize("view", WALL_VIEWS)
+def test_the_wall_fills_a_1080p_and_a_4k_screen_with_type_read_from_a_room(wall, view):
+    for width, height in ((1920, 1080), (3840, 2160)):
+        m = open_wall(wall, view, width, height)
+        check_fills(m, width, height, view)
+        assert m["smallest"] >= height / 77, (
+            f"{view} at {width}×{height}: smallest type {m['smallest']} px: {m['where']}"
+        )
+    assert m["smallest"] >= 28, f"{view} on 4K: smallest type {m['smallest']} px: {m['where']}"
+
+
+@pytest.mark.parametrize("size", [(2560, 1440), (7680, 2160)])
+def test_the_wall_fills_a_1440p_screen_and_a_video_wall_strip(wall, size):
+    width, height = size
+    for view in ("overview", "complaints"):
+        check_fills(open_wall(wall, view, width, height), width, height, view)
+
+
+def test_only_the_view_on_screen_refreshes(wall):
+    """A parked view of the playlist does not ask the server for anything; the one on screen does."""
+    driver = wall.driver
+    driver.get(f"{wall.server.url}/wall?views=overview,cases,foot-traffic,services,complaints&dwell=3600")
+    wait_until(lambda: driver.execute_script(DRAWN) >= 1, "the first view drawn", timeout=60)
+    ticks = """
+    var out = {};
+    ['overview-tick', 'cases-tick', 'foot-tick', 'services-tick', 'complaints-tick'].forEach(function (id) {
+      var l = window.dash_component_api.getLayout(id); var p = l && (l.props || l);
+      out[id] = p ? {n: p.n_intervals || 0, disabled: !!p.disabled} : null;
+    });
+    return out;"""
+    showing = driver.find_element("id", "wall-title").text
+    tick_of = {"Overview": "overview-tick", "Case tracing": "cases-tick", "Foot traffic": "foot-tick",
+               "Services": "services-tick", "Complaints": "complaints-tick"}  # fmt: skip
+    live = tick_of[showing]
+    first = driver.execute_script(ticks)
+    wait_until(lambda: driver.execute_script(ticks)[live]["n"] >= first[live]["n"] + 3, "three refreshes on screen")
+    later = driver.execute_script(ticks)
+    for tick, state in later.items():
+        if tick == live:
+            assert not state["disabled"]
+        else:
+            assert state["disabled"], f"{tick} refreshes while parked"
+            assert state["n"] == first[tick]["n"], f"{tick} refreshed while parked"

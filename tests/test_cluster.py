@@ -132,15 +132,10 @@ def test_every_page_on_a_cluster_shows_what_it_shows_on_a_single_server(folded_b
     shown = {}
     for name, (client, settings) in runs.items():
         reader = CityReader(client, settings, clock=lambda: now)
-        memo: dict = {}
-
-        def remember(key, _ttl, build, memo=memo):
-            return memo[key] if key in memo else memo.setdefault(key, build())
-
         pages = {}
         for window in WINDOWS:
             for state in (ViewState(window), ViewState(window, "D-FT")):
-                for view, figures in Run._build(reader, geo, state, now, remember).items():
+                for view, figures in Run._build(reader, geo, state, now).items():
                     pages[(view, window, state.district)] = figures
         health = shown_health(snapshots.health_snapshot(reader, now))
         pages[("health",)] = health
@@ -330,7 +325,6 @@ def test_the_dashboard_runs_on_a_cluster_its_processes_sharing_one_snapshot_per_
             if len(built) == 1:
                 break
         assert len(built) == 1 and first == second, "the second process built the snapshot again"
-        assert deck.memo("hotspots", 60, lambda: [1, 2]) == other.memo("hotspots", 60, lambda: []) == [1, 2]
     finally:
         other.client.close()
         deck.client.close()

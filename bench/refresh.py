@@ -86,7 +86,6 @@ def build_view(
     geo: CityGeography,
     state: ViewState,
     now: float,
-    memo,
     watch: Stopwatch | None = None,
 ) -> tuple[dict, list]:
     """One refresh of a view as the callbacks do it: the snapshot, then its figures (each timed on ``watch``)."""
@@ -97,11 +96,11 @@ def build_view(
         return watch.time(f"fig:{build.__name__}", build, *args, **kwargs)
 
     snap_of = {
-        "overview": lambda: snapshots.overview_snapshot(reader, geo, state, now, memo),
+        "overview": lambda: snapshots.overview_snapshot(reader, geo, state, now),
         "cases": lambda: snapshots.cases_snapshot(reader, geo, state, now),
         "foot-traffic": lambda: snapshots.foot_snapshot(reader, geo, state, now),
         "services": lambda: snapshots.services_snapshot(reader, geo, state, now),
-        "complaints": lambda: snapshots.complaints_snapshot(reader, geo, state, now, memo),
+        "complaints": lambda: snapshots.complaints_snapshot(reader, geo, state, now),
         "health": lambda: snapshots.health_snapshot(reader, now),
     }
     snap = watch.time("snapshot", snap_of[view])
@@ -145,7 +144,7 @@ def commands(client) -> int:
 
 
 class Site:
-    """One size's events, loaded under its own key prefix, with the reader and memo a dashboard process keeps."""
+    """One size's events, loaded under its own key prefix, with the reader a dashboard process keeps."""
 
     def __init__(self, client, settings, city, n: int, window_cache: bool):
         self.n, self.settings = n, settings
@@ -153,28 +152,19 @@ class Site:
         fill(client, Keys(settings.key_prefix), city, n, seed=n % 997)
         worker = Aggregator(client, settings, CityMap.of(city, settings.h3_resolution))
         worker.ensure_groups()
-        worker.drain()  # as live workers do: everything committed, the tracing picture built
+        # As live workers do: everything committed, the tracing picture and the complaint hotspots published
+        # (a refresh reads them, never computes them).
+        worker.drain()
         self.load_s = time.perf_counter() - t0
         self.reader = CityReader(client, settings, window_cache=window_cache)
         self.watch = Stopwatch()
         time_reads(self.reader, lambda: self.watch)
-        self.kept: dict = {}
-
-    def memo(self, key, _ttl, build):
-        """The app keeps the hotspot statistic for 30 s (it changes slowly and takes a fifth of a second)."""
-        if key not in self.kept:
-            self.kept[key] = build()
-        return self.kept[key]
 
 
 def measure(sites: list[Site], geo, repeat: int) -> dict[int, dict]:
     """Time a refresh of every view at every size, round after round; medians, and the mean of each part."""
     state = ViewState("1h")
-    out: dict[int, dict] = {}
-    for site in sites:
-        start = time.perf_counter()
-        snapshots.complaints_snapshot(site.reader, geo, state, time.time(), site.memo)
-        out[site.n] = {"events": site.n, "load_s": site.load_s, "hotspots_ms": (time.perf_counter() - start) * 1000}
+    out: dict[int, dict] = {site.n: {"events": site.n, "load_s": site.load_s} for site in sites}
     timings: dict[tuple[int, str], list[float]] = {}
     watches = {(site.n, view): Stopwatch() for site in sites for view in VIEWS}
     last: dict[tuple[int, str], tuple] = {}
@@ -183,7 +173,7 @@ def measure(sites: list[Site], geo, repeat: int) -> dict[int, dict]:
             for site in sites:
                 site.watch = watch = watches[(site.n, view)]
                 start = time.perf_counter()
-                snap, figs = build_view(view, site.reader, geo, state, time.time(), site.memo, watch)
+                snap, figs = build_view(view, site.reader, geo, state, time.time(), watch)
                 watch.time("json", plotly.io.json.to_json_plotly, figs)
                 timings.setdefault((site.n, view), []).append((time.perf_counter() - start) * 1000)
                 last[(site.n, view)] = (snap, figs)

@@ -125,12 +125,3 @@ class Deck:
             return value
         except REDIS_ERRORS as e:
             raise DataUnavailable(str(e)) from e
-
-    def memo(self, key: str, ttl: float, build: Callable[[], Any]) -> Any:
-        """Cache a slow, slowly changing result (hotspot statistics) for ``ttl`` seconds."""
-        full = f"memo:{key}"
-        hit = self.cache.get(full)
-        if hit is None:
-            hit = build()
-            self.cache.set(full, hit, timeout=int(ttl))
-        return hit

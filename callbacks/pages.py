@@ -64,9 +64,7 @@ def load(deck: Deck, page: str, state: ViewState, build):
 
 def built(deck: Deck, view: str, state: ViewState):
     """How a live map's snapshot is built: one way, whether its page or the overview asks for it first."""
-    return lambda now: snapshots.view_snapshot(
-        view, deck.reader, deck.geo, state, now, deck.memo, deck.settings.privacy_min_count
-    )
+    return lambda now: snapshots.view_snapshot(view, deck.reader, deck.geo, state, now, deck.settings.privacy_min_count)
 
 
 def register(app, deck: Deck) -> None:

@@ -64,9 +64,12 @@ PENDING_HOLD_LIMIT = 100_000
 
 
 class CityMap:
-    """The community labels, their districts and a placer: what a worker needs of the city."""
+    """The community labels, their districts, a placer and the H3 cells hotspots are sought on: what a
+    worker needs of the city."""
 
-    def __init__(self, community_ids: Sequence[str], district_of_community: Sequence[str], placer):
+    def __init__(
+        self, community_ids: Sequence[str], district_of_community: Sequence[str], placer, cells: Sequence[str] = ()
+    ):
         self.community_labels = [*map(str, community_ids), OUTSIDE]
         districts = sorted(set(map(str, district_of_community)))
         self.district_labels = [*districts, OUTSIDE]
@@ -75,13 +78,18 @@ class CityMap:
         self._community_array = np.array(self.community_labels, dtype=object)
         self._district_array = np.array(self.district_labels, dtype=object)
         self.placer = placer
+        self.cells = tuple(cells)
 
     @classmethod
     def of(cls, city, h3_resolution: int) -> CityMap:
+        from engines.hotspots import city_cells
         from geo.placement import Placer
 
         return cls(
-            city.communities["community_id"], city.communities["district_id"], Placer(city, h3_resolution=h3_resolution)
+            city.communities["community_id"],
+            city.communities["district_id"],
+            Placer(city, h3_resolution=h3_resolution),
+            city_cells(city, h3_resolution),
         )
 
     def locate(self, lon: np.ndarray, lat: np.ndarray) -> Placement:
@@ -162,7 +170,7 @@ class Aggregator:
         self.city = city
         self.sources = tuple(sources)
         self.keepers: dict[str, list[Keeper]] = {}
-        for keeper in standard_keepers(settings) if keepers is None else keepers:
+        for keeper in standard_keepers(settings, city) if keepers is None else keepers:
             self.keepers.setdefault(keeper.source, []).append(keeper)
         self.name = name or f"{socket.gethostname()}-{os.getpid()}-{random.getrandbits(24):06x}"
         self.clock = clock
@@ -929,13 +937,13 @@ def _no_automatic_collection() -> Iterator[None]:
         gc.enable()
 
 
-def standard_keepers(settings) -> list[Keeper]:
-    """The keepers every worker runs: complaint routing, crowding, contact tracing."""
+def standard_keepers(settings, city: CityMap) -> list[Keeper]:
+    """The keepers every worker runs: complaint routing and hotspots, crowding, contact tracing."""
     from data.keepers.cases import CaseKeeper
     from data.keepers.complaints import ComplaintKeeper
     from data.keepers.foot import FootKeeper
 
-    return [ComplaintKeeper(settings), FootKeeper(settings), CaseKeeper(settings)]
+    return [ComplaintKeeper(settings, city.cells), FootKeeper(settings), CaseKeeper(settings)]
 
 
 # The most fields a dead letter keeps whatever the settings say: the commit script passes a letter's

@@ -11,6 +11,7 @@ a compact group of them is the signal.
 
 from __future__ import annotations
 
+import threading
 import warnings
 from dataclasses import dataclass
 
@@ -24,6 +25,10 @@ from libpysal.weights import WSP, W
 
 from geo.city import City
 
+# esda seeds numpy's global generator for each call and draws its permutations from it: two threads
+# drawing at once would interleave their draws, and the same counts would give two answers.
+_DRAWS = threading.Lock()
+
 
 @dataclass(frozen=True)
 class HotspotParams:
@@ -33,7 +38,7 @@ class HotspotParams:
     ring: int = 1  # cells: neighbours are the cells within this grid distance (1 = the six touching)
     permutations: int = 999  # draws: conditional permutations for the pseudo p-value (p ≥ 1/1000)
     alpha: float = 0.05  # probability: pseudo p-value under which a positive z is a hotspot
-    seed: int = 12345  # random seed of the permutations, so a refresh shows the same answer
+    seed: int = 12345  # random seed of the permutations: any worker, given the same counts, finds the same cells
     # points: a hotspot needs at least this many in its neighbourhood (the area and its ring). In a
     # quiet hour nearly every area is empty, and Gi* then calls any area with one point significant.
     min_points: int = 3
@@ -47,6 +52,12 @@ def city_cells(city: City, resolution: int = 8) -> list[str]:
     for polygon in polygons:
         cells.update(h3.geo_to_cells(polygon.__geo_interface__, resolution))
     return sorted(cells)
+
+
+def cell_centre(cell: str) -> tuple[float, float]:
+    """(lon, lat) of an H3 cell's centre, rounded to 5 decimals (about a metre): where its marker is drawn."""
+    lat, lon = h3.cell_to_latlng(cell)
+    return round(lon, 5), round(lat, 5)
 
 
 def ring_weights(cells: list[str], ring: int = 1) -> W:
@@ -71,7 +82,7 @@ def getis_ord(counts: np.ndarray, weights: W, params: HotspotParams = HotspotPar
     columns = ["count", "gi_z", "p_sim", "hotspot", "coldspot"]
     if len(y) == 0 or y.sum() == 0 or np.all(y == y[0]):
         return pd.DataFrame({"count": y, "gi_z": 0.0, "p_sim": 1.0, "hotspot": False, "coldspot": False})[columns]
-    with warnings.catch_warnings():
+    with _DRAWS, warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
         # esda warns that its default alternative will change; we rely on today's folded (directed) p.
         warnings.filterwarnings("ignore", message="The alternative hypothesis", category=DeprecationWarning)
@@ -93,13 +104,16 @@ def getis_ord(counts: np.ndarray, weights: W, params: HotspotParams = HotspotPar
     return pd.DataFrame({"count": y, "gi_z": z, "p_sim": p, "hotspot": hot, "coldspot": significant & (z < 0)})[columns]
 
 
-def cell_hotspots(counts: pd.Series, cells: list[str], params: HotspotParams = HotspotParams()) -> pd.DataFrame:
+def cell_hotspots(
+    counts: pd.Series, cells: list[str], params: HotspotParams = HotspotParams(), weights: W | None = None
+) -> pd.DataFrame:
     """Return Gi* hotspots over H3 cells: one row per cell of ``cells`` (zero where ``counts`` has none).
 
-    ``counts`` is indexed by hex cell id (e.g. the aggregator's ``complaints.h3`` facet).
+    ``counts`` is indexed by hex cell id (e.g. the aggregator's ``complaints.h3`` facet). ``weights`` are
+    ``ring_weights(cells, params.ring)``, built here when not given (a caller asking again keeps them).
     Columns: ``cell``, ``count``, ``gi_z``, ``p_sim``, ``hotspot``, ``coldspot``.
     """
     y = counts.reindex(cells, fill_value=0).to_numpy(np.float64)
-    result = getis_ord(y, ring_weights(cells, params.ring), params)
+    result = getis_ord(y, ring_weights(cells, params.ring) if weights is None else weights, params)
     result.insert(0, "cell", cells)
     return result

@@ -206,10 +206,17 @@ def complaints_numbers(snap: dict) -> list:
         number(
             "hotspots",
             _n(h["hotspots"]),
-            "H3 cells, Gi* p < 0.05, 3+ complaints around",
+            "H3 cells, Gi* p < 0.05, 3+ complaints around" + _hotspots_age(snap["hotspots_as_of"]),
             "warn" if h["hotspots"] else "",
         ),
     ]
+
+
+def _hotspots_age(as_of: dict | None) -> str:
+    """What a hotspots figure adds when it is not of now: none published yet, or how old they are."""
+    if as_of is None:
+        return " · not published yet"
+    return f" · computed {_age(as_of['age_s'])}" if as_of["stale"] else ""
 
 
 def complaints_table_note(snap: dict) -> str:
@@ -239,7 +246,12 @@ def overview_numbers(snap: dict) -> dict[str, list]:
         ],
         "complaints": [
             number("open", _n(k["open"]), f"in {snap['scope']}"),
-            number("hotspots", _n(k["hotspots"]), "", "warn" if k["hotspots"] else ""),
+            number(
+                "hotspots",
+                _n(k["hotspots"]),
+                _hotspots_age(snap["complaints"]["hotspots_as_of"]).removeprefix(" · "),
+                "warn" if k["hotspots"] else "",
+            ),
         ],
     }
 

@@ -15,6 +15,7 @@ from data.connection import client_from_url
 from data.keys import Keys
 from data.read import CityReader
 from data.read.cases import active_codes
+from data.read.windows import WINDOWS
 from data.schema import encode
 from views import figures, snapshots
 from views.geography import CityGeography
@@ -586,3 +587,64 @@ def test_the_health_view_shows_each_dead_letters_reason_and_detail(client, setti
     shown = sorted((d["source"], d["reason"], d["detail"]) for d in health["dead_letters"])
     expected = sorted(("complaints", *(reason.split(":", 1) + [""])[:2]) for reason in refused)
     assert shown == expected
+
+
+# ---------------------------------------------------------------------------- complaint hotspots
+
+
+@pytest.mark.redis
+def test_the_complaints_page_shows_the_hotspots_the_workers_published_and_never_runs_the_statistic(
+    client, settings, city_map, demo_city, geo, monkeypatch
+):
+    import engines.hotspots
+    from data.keepers.complaints import hotspots_key
+    from layouts import render
+    from tests.events import raw_event
+    from tests.test_keeper_complaints import complaints_around
+
+    keys = Keys(settings.key_prefix)
+    now_ms = (int(time.time()) // 60 * 60 + 30) * 1000
+    for i, (ts, lon, lat) in enumerate(complaints_around(demo_city, now_ms)):
+        client.xadd(
+            keys.stream("complaints"), raw_event("complaint", seq=i, ts=ts, complaint_id=f"k-{i}", lon=lon, lat=lat)
+        )
+    worker = Aggregator(client, settings, city_map, name="hot", clock=lambda: now_ms / 1000)
+    worker.ensure_groups()
+    worker.drain()
+
+    def refuse(*_args, **_kwargs):
+        raise AssertionError("a dashboard refresh ran the hotspot statistic")
+
+    for name in ("getis_ord", "cell_hotspots", "G_Local", "ring_weights"):
+        monkeypatch.setattr(engines.hotspots, name, refuse)
+    reader = CityReader(client, settings)
+    now = now_ms / 1000
+    for window in WINDOWS:
+        value = json.loads(client.get(hotspots_key(keys, window)))
+        snap = snapshots.complaints_snapshot(reader, geo, ViewState(window), now, max_rows=0)
+        assert value["cells"] and [list(h.values()) for h in snap["hotspots"]] == value["cells"]
+        assert list(snap["hotspots"][0]) == ["cell", "lon", "lat", "count", "z"]
+        assert snap["headline"]["hotspots"] == len(value["cells"])
+        as_of = {"start": value["start"], "end": value["end"], "computed_ms": now_ms, "age_s": 0.0, "stale": False}
+        assert snap["hotspots_as_of"] == as_of
+        hint = _texts(render.complaints_numbers(snap)[-1])[2]
+        assert hint == "H3 cells, Gi* p < 0.05, 3+ complaints around"
+        overview = snapshots.overview_snapshot(reader, geo, ViewState(window), now)
+        assert overview["complaints"]["hotspots"] == snap["hotspots"]
+
+    # Drilled into a district, only its cells.
+    hot = [row[0] for row in json.loads(client.get(hotspots_key(keys, "24h")))["cells"]]
+    district = next(d for d, _ in geo.districts if 0 < len(geo.cells_in(d, None) & set(hot)) < len(hot))
+    drilled = snapshots.complaints_snapshot(reader, geo, ViewState("24h", district), now, max_rows=0)
+    assert [h["cell"] for h in drilled["hotspots"]] == [c for c in hot if c in geo.cells_in(district, None)]
+
+    # The workers stopped ten minutes ago: the hotspots are shown as they were, with their age.
+    later = snapshots.complaints_snapshot(reader, geo, ViewState("1h"), now + 600, max_rows=0)
+    assert later["hotspots_as_of"]["stale"] and later["hotspots_as_of"]["age_s"] == 600.0
+    assert _texts(render.complaints_numbers(later)[-1])[2].endswith(" · computed 10 min ago")
+
+    # Before any worker published them, the page says so.
+    empty = type(settings)(**{**settings.__dict__, "key_prefix": settings.key_prefix + "-empty"})
+    none = snapshots.complaints_snapshot(CityReader(client, empty), geo, ViewState("1h"), now, max_rows=0)
+    assert none["hotspots"] == [] and none["hotspots_as_of"] is None
+    assert _texts(render.complaints_numbers(none)[-1])[2].endswith(" · not published yet")

@@ -2,15 +2,23 @@
 
 from __future__ import annotations
 
+import json
 import time
 
+import h3
+import numpy as np
+import pandas as pd
 import pytest
+import shapely
 
+from data import aggregator
 from data.aggregator import Aggregator
-from data.keepers.complaints import DEADLINES, WAITING
+from data.keepers.complaints import DEADLINES, WAITING, hotspots_key
 from data.keys import Keys
 from data.read import CityReader, Window
 from data.read.complaints import complaint_table
+from data.read.windows import WINDOWS
+from engines.hotspots import HotspotParams, cell_hotspots, city_cells
 from tests.events import raw_event
 
 pytestmark = pytest.mark.redis
@@ -257,3 +265,131 @@ def test_a_route_stored_without_its_updates_is_moved_on_from_where_it_is(client,
     worker.drain()
     (row,) = complaint_table(CityReader(client, settings), now + 3000)
     assert (row["level"], row["status"]) == ("district", "resolved")
+
+
+# ---------------------------------------------------------------------------- hotspots the workers publish
+
+MINUTE_MS = 60_000
+
+
+def complaints_around(demo_city, now_ms: int) -> list[tuple[int, float, float]]:
+    """(ts, lon, lat) of seeded complaints: noise over the city for a day, and three clusters, one in each
+    window only (10 minutes ago, 40 minutes ago, 5 hours ago), so each window's hotspots differ."""
+    rng = np.random.default_rng(5)
+    outline = demo_city.districts.geometry.union_all()
+    minx, miny, maxx, maxy = outline.bounds
+    noise = []
+    while len(noise) < 400:
+        lon, lat = rng.uniform(minx, maxx), rng.uniform(miny, maxy)
+        if outline.contains(shapely.Point(lon, lat)):
+            noise.append((now_ms - int(rng.uniform(1, 23 * 60)) * MINUTE_MS, lon, lat))
+    clusters = []
+    for k, ago_min in enumerate((10, 40, 300)):
+        centre = demo_city.communities.geometry.iloc[60 * k + 5].representative_point()
+        for cell in h3.grid_disk(h3.latlng_to_cell(centre.y, centre.x, 8), 1):
+            lat, lon = h3.cell_to_latlng(cell)
+            clusters += [(now_ms - ago_min * MINUTE_MS - i * 1000, lon, lat) for i in range(6)]
+    return sorted(noise + clusters)
+
+
+def recomputed_hotspots(events, demo_city, window: tuple[int, int]) -> list[list]:
+    """The hotspot cells of a window recomputed from the events with the engine alone: counts per cell of
+    the events in [start, end) (s), Gi* over the city's cells, the cells with complaints of their own."""
+    start, end = window
+    placed = [h3.latlng_to_cell(lat, lon, 8) for ts, lon, lat in events if start * 1000 <= ts < end * 1000]
+    cells = city_cells(demo_city, 8)
+    counts = pd.Series(placed, dtype=object).value_counts()
+    result = cell_hotspots(counts[counts.index.isin(cells)], cells, HotspotParams(resolution=8, permutations=199))
+    hot = result[result["hotspot"] & (result["count"] > 0)]
+    out = []
+    for row in hot.itertuples(index=False):
+        lat, lon = h3.cell_to_latlng(row.cell)
+        out.append([row.cell, round(lon, 5), round(lat, 5), int(row.count), round(float(row.gi_z), 2)])
+    return out
+
+
+def published(client, keys, window: str) -> dict:
+    return json.loads(client.get(hotspots_key(keys, window)))
+
+
+def test_the_workers_publish_each_windows_hotspots_as_the_engine_finds_them_on_the_same_counts(
+    client, settings, city_map, demo_city, monkeypatch
+):
+    monkeypatch.setattr(aggregator, "TICK_EVERY_S", 10**9)  # the test says when the worker publishes
+    keys = Keys(settings.key_prefix)
+    now_ms = (int(time.time()) // 60 * 60 + 30) * 1000  # half-way through a minute: a minute on stays in the hour
+    clock = [now_ms / 1000]
+    worker = Aggregator(client, settings, city_map, name="hot", clock=lambda: clock[0])
+    worker.ensure_groups()
+    events = complaints_around(demo_city, now_ms)
+    write(client, settings, [
+        raw_event("complaint", seq=i, ts=ts, complaint_id=f"k-{i}", text="rubbish piled up", lon=lon, lat=lat)
+        for i, (ts, lon, lat) in enumerate(events)
+    ])  # fmt: skip
+    worker.drain()  # folds them, then publishes
+
+    found = {}
+    for window, seconds in WINDOWS.items():
+        value = published(client, keys, window)
+        end = (now_ms // 1000 // 60 + 1) * 60  # whole minutes, ending with now's: the window a page asks
+        assert (value["window"], value["start"], value["end"]) == (window, end - seconds, end)
+        assert value["computed_ms"] == now_ms
+        assert value["cells"] == recomputed_hotspots(events, demo_city, (end - seconds, end)), window
+        found[window] = {row[0] for row in value["cells"]}
+    # Each window finds its own cluster, and the longer ones those of the shorter too.
+    assert found["15m"] and found["15m"] < found["1h"] < found["24h"], found
+
+    # The counts as they were: nothing is computed again, and each window is said to be of the moment asked.
+    keeper = worker.keepers["complaints"][0]
+    assert not keeper.publish(client, keys, now_ms)
+    clock[0] += 60  # a minute on: the windows slide, nothing leaves or joins them
+    before = {w: published(client, keys, w) for w in WINDOWS}
+    assert not keeper.publish(client, keys, now_ms + MINUTE_MS)
+    for window in WINDOWS:
+        moved = published(client, keys, window)
+        assert moved["cells"] == before[window]["cells"] and moved["computed_ms"] == now_ms + MINUTE_MS
+        assert (moved["start"], moved["end"]) == (before[window]["start"] + 60, before[window]["end"] + 60)
+
+    # New complaints: computed again, by one worker at a time.
+    cluster = recent_cluster(demo_city, now_ms + MINUTE_MS)
+    write(client, settings, [
+        raw_event("complaint", seq=10_000 + i, ts=ts, complaint_id=f"n-{i}", text="rubbish piled up", lon=lon, lat=lat)
+        for i, (ts, lon, lat) in enumerate(cluster)
+    ])  # fmt: skip
+    worker.flush()
+    while worker.step(block_ms=None):
+        pass
+    worker.flush()
+    lock = hotspots_key(keys, "15m") + ":lock"
+    client.set(lock, "another worker", px=60_000)
+    assert not keeper.publish_hotspots(client, keys, "15m", now_ms + MINUTE_MS)
+    assert published(client, keys, "15m") == before["15m"] | {"start": before["15m"]["start"] + 60,
+        "end": before["15m"]["end"] + 60, "computed_ms": now_ms + MINUTE_MS}  # fmt: skip
+    client.delete(lock)
+    assert keeper.publish_hotspots(client, keys, "15m", now_ms + MINUTE_MS)
+    end = (now_ms // 1000 // 60 + 2) * 60
+    assert published(client, keys, "15m")["cells"] == recomputed_hotspots(
+        events + cluster, demo_city, (end - 15 * 60, end)
+    )
+    assert len(published(client, keys, "15m")["cells"]) > len(before["15m"]["cells"])
+
+
+def recent_cluster(demo_city, now_ms: int) -> list[tuple[int, float, float]]:
+    """Complaints a minute old packed into one community's cell and its ring: a new hotspot."""
+    centre = demo_city.communities.geometry.iloc[300].representative_point()
+    out = []
+    for cell in h3.grid_disk(h3.latlng_to_cell(centre.y, centre.x, 8), 1):
+        lat, lon = h3.cell_to_latlng(cell)
+        out += [(now_ms - MINUTE_MS + i * 1000, lon, lat) for i in range(6)]
+    return out
+
+
+def test_a_worker_whose_clock_lags_leaves_hotspots_of_a_later_window_alone(client, settings, city_map):
+    keys = Keys(settings.key_prefix)
+    now_ms = int(time.time() * 1000)
+    ahead = Aggregator(client, settings, city_map, name="ahead", clock=lambda: now_ms / 1000 + 120)
+    behind = Aggregator(client, settings, city_map, name="behind", clock=lambda: now_ms / 1000)
+    ahead.publish()
+    later = {w: published(client, keys, w) for w in WINDOWS}
+    behind.publish()
+    assert {w: published(client, keys, w) for w in WINDOWS} == later

@@ -61,7 +61,7 @@ FIGURES: dict[str, tuple[str, ...]] = {
     ),
     "complaints": (
         "headline.filed", "areas", "categories", "routing", "headline.escalated", "headline.open", "table", "table.rows",
-        "heat",
+        "heat", "hotspots.as_of",
     ),
     "overview": (
         "cases.areas", "cases.confirmed", "foot.people", "foot.heat", "services.volumes",
@@ -157,7 +157,13 @@ def shown_complaints(snap: dict) -> dict:
         "table": sorted(r["complaint"] for r in snap["table"]),
         "table.rows": {r["complaint"]: (r["category"], r["community"]) for r in snap["table"]},
         "heat": _cells(snap["heat"]),
+        "hotspots.as_of": _as_of(snap["hotspots_as_of"]),
     }
+
+
+def _as_of(as_of: dict | None) -> tuple[int, int, int] | None:
+    """The window and moment of the published hotspots a page shows."""
+    return None if as_of is None else (as_of["start"], as_of["end"], as_of["computed_ms"])
 
 
 def shown_overview(snap: dict) -> dict:
@@ -254,12 +260,6 @@ class Run:
         geo = CityGeography(city, 8, 25.0)
         areas = Areas(city)
         centers = {pid: p for pid, p in geo.places.items() if p["kind"] == "service_center"}
-        memo: dict = {}
-
-        def remember(key, _ttl, build):
-            if key not in memo:
-                memo[key] = build()
-            return memo[key]
 
         written, drained = [], []
         self.shown: dict[tuple, dict] = {}
@@ -309,9 +309,9 @@ class Run:
             for scope in FIRST_SCOPES if k == 0 else LATER_SCOPES:
                 for window in WINDOWS:
                     state = state_of(scope, window)
-                    built = self._build(reader, geo, state, now, remember)
+                    built = self._build(reader, geo, state, now)
                     if k > 0 and scope in FRESH_SCOPES:
-                        opened = self._build(fresh, geo, state, now, remember)
+                        opened = self._build(fresh, geo, state, now)
                         built |= {f"{view} (fresh page)": shown for view, shown in opened.items()}
                     closed = len(truth.scoped(same_batch, state) if state.district else same_batch) > 0
                     for view, shown in built.items():
@@ -327,14 +327,14 @@ class Run:
                         self.escalated_elsewhere[key] = _escalations(everywhere) != _escalations(here)
 
     @staticmethod
-    def _build(reader: CityReader, geo: CityGeography, state: ViewState, now: float, memo) -> dict[str, dict]:
+    def _build(reader: CityReader, geo: CityGeography, state: ViewState, now: float) -> dict[str, dict]:
         """What each page shows in a view state, as read by one reader."""
         return {
             "cases": shown_cases(snapshots.cases_snapshot(reader, geo, state, now)),
             "foot-traffic": shown_foot(snapshots.foot_snapshot(reader, geo, state, now)),
             "services": shown_services(snapshots.services_snapshot(reader, geo, state, now)),
-            "complaints": shown_complaints(snapshots.complaints_snapshot(reader, geo, state, now, memo)),
-            "overview": shown_overview(snapshots.overview_snapshot(reader, geo, state, now, memo)),
+            "complaints": shown_complaints(snapshots.complaints_snapshot(reader, geo, state, now)),
+            "overview": shown_overview(snapshots.overview_snapshot(reader, geo, state, now)),
         }
 
     def _keep(self, tick: int, view: str, scope: str, window: str, shown: dict, wanted: dict) -> None:

@@ -13,6 +13,8 @@ figure obeys are spelt out here again, on purpose, from what the page claims to 
 - an event repeated under the same ``src:seq`` counts once; an event older than the newest event of its
   source written before it, minus the allowed lateness, is not counted;
 - a complaint's category is the one triage gives its words (labelled by hand in the events below);
+- the complaint hotspots a page shows are the workers' statistic over the counts per cell (the heat, checked
+  here), published at the tick for that page's window: their window and moment are checked, not the model;
 - on a shared screen a health count under the threshold is hidden ('<3') and a total of hidden counts
   is a lower bound;
 - the judgements (a sensor's hour against its normal, fever rises, crowding, alarms, stale sources) follow
@@ -1057,6 +1059,8 @@ class Truth:
                 .itertuples()
             },
             "heat": {c: int(n) for c, n in heat.items() if polygon.covers(shapely.Point(h3.cell_to_latlng(c)[::-1]))},
+            # The hotspots are published at the tick by the workers (whose clock is now), for the window asked.
+            "hotspots.as_of": (w[0] // 1000, w[1] // 1000, int(self.now * 1000)),
         }
 
     # ------------------------------------------------------------------ health

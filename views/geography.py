@@ -12,7 +12,7 @@ import h3
 import numpy as np
 import shapely
 
-from engines.hotspots import city_cells
+from engines.hotspots import cell_centre, city_cells
 from geo.city import LEVELS, City
 
 GEOJSON_URL = "/geo/{level}.json"
@@ -139,11 +139,7 @@ class CityGeography:
 
     @cached_property
     def _cell_centres(self) -> dict[str, tuple[float, float]]:
-        out = {}
-        for cell in self.cells:
-            lat, lon = h3.cell_to_latlng(cell)
-            out[cell] = (round(lon, 5), round(lat, 5))
-        return out
+        return {cell: cell_centre(cell) for cell in self.cells}
 
     def cell_centre(self, cell: str) -> tuple[float, float] | None:
         """(lon, lat) of an H3 cell's centre (None for 'outside')."""
@@ -152,9 +148,8 @@ class CityGeography:
             return known
         if not h3.is_valid_cell(cell):
             return None
-        lat, lon = h3.cell_to_latlng(cell)
         # Cells beyond the boundary (points just outside the city) are remembered too: few, and asked often.
-        self._cell_centres[cell] = centre = (round(lon, 5), round(lat, 5))
+        self._cell_centres[cell] = centre = cell_centre(cell)
         return centre
 
     def cell_points(self, cells: tuple[str, ...]) -> tuple[list[float], list[float], list[int]]:

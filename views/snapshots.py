@@ -17,7 +17,7 @@ import pandas as pd
 
 from data.read import SOURCE_TITLES, SOURCES, CityReader, Window, rollup
 from data.read.cases import active_codes, case_picture, precise_picture
-from data.read.complaints import complaint_counts, complaint_table
+from data.read.complaints import complaint_counts, complaint_table, published_hotspots
 from data.read.foot import crowding_alerts, fever_alerts, latest_readings, now_versus_normal, silent_sensors
 from data.read.health import expected_rates
 from data.read.services import Area, decision_modes, service_counts
@@ -25,7 +25,6 @@ from data.read.windows import by_first, in_areas, of_areas
 from data.schema import ROUTING_LEVELS
 from engines.complaints import URGENT_CATEGORIES
 from engines.foot import CrowdingRule
-from engines.hotspots import HotspotParams, cell_hotspots
 from engines.services import ServiceParams, counters_needed, processing_from_bins
 from engines.tracing import TracingParams
 from views.geography import CityGeography
@@ -41,12 +40,7 @@ from views.privacy import (
 from views.state import WINDOW_LABELS, ViewState
 
 DAY_S = 86_400
-Memo = Callable[[str, float, Callable[[], Any]], Any]
 NO_PICTURE = {"built_ms": None, "sites": [], "clusters": []}  # before any worker built the tracing picture
-
-
-def _no_memo(_key: str, _ttl: float, build: Callable[[], Any]) -> Any:
-    return build()
 
 
 def _last(reader: CityReader, seconds: int, now: float) -> Window:
@@ -510,23 +504,31 @@ def _finite(x) -> float | None:
 # ---------------------------------------------------------------------------- complaints
 
 
-def hotspot_cells(counts: Mapping[str, int], geo: CityGeography, memo: Memo, key: str) -> list[dict]:
-    """Gi* hotspot cells of complaint counts (memoised: the statistic takes a fifth of a second)."""
+def hotspots_in_view(
+    reader: CityReader, geo: CityGeography, state: ViewState, now: float
+) -> tuple[list[dict], dict | None]:
+    """The hotspot cells the workers published for the view's window, in the drilled area, and what they
+    answer for: ``start`` and ``end`` of the window they were computed from, ``computed_ms``, ``age_s``
+    and ``stale`` (older than a few worker ticks: the page then says how old); None before any was published.
 
-    def build() -> list[dict]:
-        series = pd.Series({k: v for k, v in counts.items() if k in set(geo.cells)}, dtype=np.float64)
-        result = cell_hotspots(series, geo.cells, HotspotParams(resolution=geo.h3_resolution, permutations=199))
-        # A cell with no complaint of its own is only near a cluster: mark where complaints are.
-        hot = result[result["hotspot"] & (result["count"] > 0)]
-        out = []
-        for row in hot.itertuples(index=False):
-            lon, lat = geo.cell_centre(row.cell)
-            out.append(
-                {"cell": row.cell, "lon": lon, "lat": lat, "count": int(row.count), "z": round(float(row.gi_z), 2)}
-            )
-        return out
-
-    return memo(key, 30.0, build)
+    The statistic runs in the workers (``data.keepers.complaints``), never on a refresh.
+    """
+    published = published_hotspots(reader, state.window)
+    if published is None:
+        return [], None
+    hot = published["cells"]
+    if state.district:
+        inside = geo.cells_in(state.district, state.neighbourhood)
+        hot = [h for h in hot if h["cell"] in inside]
+    age_ms = max(int(now * 1000) - published["computed_ms"], 0)
+    as_of = {
+        "start": published["window"].start,
+        "end": published["window"].end,
+        "computed_ms": published["computed_ms"],
+        "age_s": age_ms / 1000,
+        "stale": age_ms > published["fresh_ms"],
+    }
+    return hot, as_of
 
 
 OPEN_COMPLAINTS_READ = 2000  # the most open complaints a refresh reads looking for those in scope
@@ -572,7 +574,7 @@ def _complaint_row(c: Mapping[str, Any], geo: CityGeography) -> dict:
 
 
 def complaints_snapshot(
-    reader: CityReader, geo: CityGeography, state: ViewState, now: float, memo: Memo = _no_memo, max_rows: int = 400
+    reader: CityReader, geo: CityGeography, state: ViewState, now: float, max_rows: int = 400
 ) -> dict:
     """Complaint hotspots, counts per area, category and routing level, and the community × category table."""
     window = _window(reader, state, now)
@@ -582,11 +584,8 @@ def complaints_snapshot(
         window,
     )
     by_cell = facets["complaints.h3"]
-    hot = hotspot_cells(by_cell, geo, memo, f"hotspots:{state.window}:{int(now // 30)}")
+    hot, hot_as_of = hotspots_in_view(reader, geo, state, now)
     communities = _scoped(facets["complaints.community"], geo, state)
-    if state.district:
-        inside = geo.cells_in(state.district, state.neighbourhood)
-        hot = [h for h in hot if h["cell"] in inside]
     categories = _in_scope(facets["complaints.community_triaged"], geo, state)
     if state.district:
         # The open complaints in scope are counted as far as the queue is read for them (the first
@@ -618,6 +617,7 @@ def complaints_snapshot(
             "routing": f"Complaint updates by routing level · {base['label']}",
         },
         "hotspots": hot,
+        "hotspots_as_of": hot_as_of,
         "heat": heat_points(by_cell, geo, state),
         "areas": _area_rows(area_values(communities, geo, state), geo),
         "categories": dict(sorted(categories.items(), key=lambda kv: -kv[1])),
@@ -646,7 +646,6 @@ def view_snapshot(
     geo: CityGeography,
     state: ViewState,
     now: float,
-    memo: Memo = _no_memo,
     minimum: int = 3,
 ) -> dict:
     """One live map's snapshot, as its page shows it."""
@@ -657,7 +656,7 @@ def view_snapshot(
     if view == "services":
         return services_snapshot(reader, geo, state, now)
     if view == "complaints":
-        return complaints_snapshot(reader, geo, state, now, memo)
+        return complaints_snapshot(reader, geo, state, now)
     raise ValueError(f"unknown view {view!r}; expected one of {', '.join(LIVE_MAPS)}")
 
 
@@ -666,7 +665,6 @@ def overview_snapshot(
     geo: CityGeography,
     state: ViewState,
     now: float,
-    memo: Memo = _no_memo,
     minimum: int = 3,
     views: Callable[[str], dict] | None = None,
 ) -> dict:
@@ -676,7 +674,7 @@ def overview_snapshot(
     the overview rebuilds nothing and cannot disagree with a page. Without it, the four are built here.
     """
     if views is None:
-        views = lambda view: view_snapshot(view, reader, geo, state, now, memo, minimum)  # noqa: E731
+        views = lambda view: view_snapshot(view, reader, geo, state, now, minimum)  # noqa: E731
     return overview_of(_base(geo, state, now), *(views(view) for view in LIVE_MAPS))
 
 
@@ -689,6 +687,7 @@ def overview_of(base: dict, cases: dict, foot: dict, services: dict, complaints:
         "services": {"volumes": services["volumes"], "headline": services["headline"]},
         "complaints": {
             "hotspots": complaints["hotspots"],
+            "hotspots_as_of": complaints["hotspots_as_of"],
             "heat": complaints["heat"],
             "headline": complaints["headline"],
         },

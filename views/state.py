@@ -10,6 +10,8 @@ from collections.abc import Container
 from dataclasses import dataclass, replace
 from urllib.parse import parse_qs, urlencode
 
+from data.read.windows import WINDOWS
+
 PAGES: dict[str, str] = {
     "overview": "Overview",
     "cases": "Case tracing",
@@ -24,7 +26,7 @@ WALL_VIEWS: tuple[str, ...] = ("overview", "cases", "foot-traffic", "services", 
 PATHS: dict[str, str] = {"/": "overview", **{f"/{name}": name for name in PAGES if name != "overview"}}
 WALL_PATH = "/wall"
 
-WINDOWS: dict[str, int] = {"15m": 15 * 60, "1h": 3600, "24h": 24 * 3600}
+# The windows (name -> seconds) are data.read.windows.WINDOWS, which the workers publish hotspots for.
 WINDOW_LABELS: dict[str, str] = {"15m": "last 15 min", "1h": "last hour", "24h": "last 24 h"}
 DEFAULT_WINDOW = "1h"
 

@@ -7,8 +7,8 @@ and counters to add. The worker commits them in the same script as the batch's c
 acknowledgement, so they are applied exactly once too.
 
 A keeper may also have ``publish(client, keys, now_ms)``, called by the workers' tick: it rebuilds
-a derived picture that dashboards read as one key (the cases keeper's exposure sites and clusters),
-so no dashboard refresh has to read the whole state.
+a derived picture that dashboards read as one key (the cases keeper's exposure sites and clusters, the
+complaints keeper's hotspots), so no dashboard refresh has to read the whole state or run a costly rule.
 """
 
 from __future__ import annotations

@@ -1,10 +1,13 @@
-"""Complaint reads: the open (or closed) complaints as table rows, and how many are open and overdue."""
+"""Complaint reads: the open (or closed) complaints as table rows, how many are open and overdue, and the
+hotspots the workers publish."""
 
 from __future__ import annotations
 
+import json
 from typing import TYPE_CHECKING
 
-from data.keepers.complaints import CLOSED, DUE, OPEN, QUEUE, decode_route
+from data.keepers.complaints import CLOSED, DUE, HOTSPOTS_FRESH_MS, OPEN, QUEUE, decode_route, hotspots_key
+from data.read.windows import Window
 from engines.complaints import Router
 
 if TYPE_CHECKING:
@@ -47,3 +50,24 @@ def complaint_counts(reader: CityReader, now_ms: int) -> dict[str, int]:
     pipe.zcount(reader.keys.state("complaints", DUE), "-inf", f"({now_ms}")
     open_, overdue = pipe.execute()
     return {"open": int(open_), "overdue": int(overdue)}
+
+
+def published_hotspots(reader: CityReader, window: str) -> dict | None:
+    """The Gi* hotspot cells the workers last published for one of the dashboards' windows (``WINDOWS``),
+    or None before any did.
+
+    ``window``: the :class:`Window` whose counts they were computed from; ``computed_ms``: the moment of
+    those counts; ``fresh_ms``: how long after it they stand for now (older, a page says their age);
+    ``cells``: one dict per hotspot cell with complaints of its own (``cell``, ``lon``, ``lat``, ``count``, ``z``).
+    """
+    raw = reader.client.get(hotspots_key(reader.keys, window))
+    if raw is None:
+        return None
+    value = json.loads(raw)
+    names = ("cell", "lon", "lat", "count", "z")
+    return {
+        "window": Window(value["start"], value["end"]),
+        "computed_ms": value["computed_ms"],
+        "fresh_ms": HOTSPOTS_FRESH_MS,
+        "cells": [dict(zip(names, row)) for row in value["cells"]],
+    }

@@ -28,6 +28,9 @@ from data.keys import Keys
 
 HOUR_S = 3600
 DAY_S = 86_400
+# The windows a dashboard offers (name -> seconds): what a page may ask for, and what the workers publish
+# complaint hotspots for.
+WINDOWS: dict[str, int] = {"15m": 15 * 60, "1h": HOUR_S, "24h": DAY_S}
 BASELINE_KEEP_S = 600  # a baseline (past days only) is kept this long: history imported meanwhile shows soon
 
 # Facets whose buckets are not indexed by the time of the events that write them, so a bucket

@@ -9,6 +9,7 @@ import csv
 import re
 import time
 from datetime import datetime
+from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -72,9 +73,33 @@ def _ids(rows: list[dict]) -> list[str]:
     return [r["complaint"] for r in rows]
 
 
-def _exported(folder, before: set[str]) -> list:
-    done = [p for p in folder.iterdir() if p.name not in before and p.suffix == ".csv"]
-    return done
+def _export(driver, folder: Path) -> tuple[Path, list[dict], list[list[dict]]]:
+    """Click 'Export CSV' as a user does: the file written (once complete), its rows by column id, and the
+    rows the grid showed just before and just after (a refresh in between may move a wait on by 0.1 h)."""
+    before = {p.name for p in folder.iterdir()}
+    shown = [_cells(_rows(driver))]
+    headers = {header: column for column, header in driver.execute_script(HEADERS, GRID)}
+    button = driver.find_element("id", "complaints-export")
+    driver.execute_script("arguments[0].scrollIntoView({block: 'center'})", button)
+    button.click()
+    # Chrome writes to a '.crdownload' file and gives it its name once it is whole.
+    (file,) = wait_until(
+        lambda: [p for p in folder.iterdir() if p.name not in before and p.suffix == ".csv"], "the CSV file written"
+    )
+    shown.append(_cells(_rows(driver)))
+    with file.open(encoding="utf-8-sig", newline="") as f:
+        return file, [{headers[h]: v for h, v in row.items()} for row in csv.DictReader(f)], shown
+
+
+def _cells(rows: list[dict]) -> list[dict]:
+    return [{k: v for k, v in row.items() if not k.startswith("_")} for row in rows]
+
+
+def _stamp(name: str, area: str, window: str) -> datetime:
+    """The time in an export's name, once the rest of the name is the view's, the area's and the window's."""
+    match = re.fullmatch(rf"citydeck-complaints-{area}-{window}-(\d{{4}}-\d{{2}}-\d{{2}}T\d{{4}})\.csv", name)
+    assert match, name
+    return datetime.strptime(match[1], "%Y-%m-%dT%H%M")
 
 
 def test_the_grid_filters_any_text_sorts_numbers_and_exports_what_it_shows(dash_duo, quiet_city, app_of, tmp_path):
@@ -96,6 +121,8 @@ def test_the_grid_filters_any_text_sorts_numbers_and_exports_what_it_shows(dash_
 
     downloads = tmp_path / "downloads"
     downloads.mkdir()
+    zone = ZoneInfo(city.settings.city_timezone)
+    opened = datetime.now(zone).replace(second=0, microsecond=0, tzinfo=None)
     dash_duo.start_server(app_of(city.settings), navigate=False)
     driver = dash_duo.driver
     driver.execute_cdp_cmd("Page.setDownloadBehavior", {"behavior": "allow", "downloadPath": str(downloads)})
@@ -127,29 +154,21 @@ def test_the_grid_filters_any_text_sorts_numbers_and_exports_what_it_shows(dash_
     _click_header(driver, "waited_h")
     wait_until(lambda: _ids(_rows(driver)) == longest_first, "the longest wait first")
 
-    # Export: a file named after the view, the area ('city': nothing drilled), the window and the time.
-    opened = datetime.now(ZoneInfo(city.settings.city_timezone)).replace(second=0, microsecond=0, tzinfo=None)
-    before = {p.name for p in downloads.iterdir()}
-    shown = _rows(driver)
-    headers = dict(driver.execute_script(HEADERS, GRID))
-    driver.execute_script(
-        "arguments[0].scrollIntoView({block: 'center'})", driver.find_element("id", "complaints-export")
-    )
-    driver.find_element("id", "complaints-export").click()
-    (file,) = wait_until(lambda: _exported(downloads, before), "the CSV file written")
-    match = re.fullmatch(r"citydeck-complaints-city-1h-(\d{4}-\d{2}-\d{2}T\d{4})\.csv", file.name)
-    assert match, file.name
-    stamp = datetime.strptime(match[1], "%Y-%m-%dT%H%M")
-    assert opened <= stamp <= datetime.now(ZoneInfo(city.settings.city_timezone)).replace(tzinfo=None)
-    with file.open(encoding="utf-8-sig", newline="") as f:
-        written = list(csv.DictReader(f))
-    by_header = {header: column for column, header in headers.items()}
-    assert [{by_header[h]: v for h, v in row.items()} for row in written] == [
-        {k: v for k, v in row.items() if not k.startswith("_")} for row in shown
-    ]
+    # Export: a file named after the view, the area ('city': nothing drilled), the window and the snapshot's
+    # time in the city's zone (a snapshot built since the server started), holding the rows shown, in order.
+    file, written, shown = _export(driver, downloads)
+    assert opened <= _stamp(file.name, "city", "1h") <= datetime.now(zone).replace(tzinfo=None)
+    assert written in shown
 
     # Text with Chinese characters and quotes filters as typed.
     _filter(driver, "district", "")
     _filter(driver, "words", "不亮 at O'Brien's \"east\"")
     wait_until(lambda: _ids(_rows(driver)) == ["k-D-LU-1"], "the complaint with those words")
     assert _rows(driver)[0]["words"] == QUOTED_WORDS
+
+    # Drilled into Bao'an over a day: Bao'an's complaints alone, and the file is named after the district.
+    driver.get(f"{dash_duo.server.url}/complaints?district=D-BA&window=24h")
+    wait_until(lambda: set(_ids(_rows(driver))) == in_baoan, "Bao'an's complaints on the drilled page", timeout=60)
+    file, written, shown = _export(driver, downloads)
+    assert opened <= _stamp(file.name, "baoan", "24h") <= datetime.now(zone).replace(tzinfo=None)
+    assert written in shown

@@ -69,6 +69,25 @@ def _click_header(driver, column: str) -> None:
     header.find_element("css selector", ".ag-header-cell-label").click()
 
 
+def _toggle_columns(driver, *headers: str) -> None:
+    """Open the column chooser and click the named columns in its list, as a user does, then close it."""
+    chooser = driver.find_element("id", "complaints-columns")
+    driver.execute_script("arguments[0].scrollIntoView({block: 'center'})", chooser)
+    chooser.click()
+    for header in headers:
+        option = wait_until(
+            lambda h=header: [o for o in driver.find_elements("css selector", ".dash-dropdown-option") if o.text == h],
+            f"the option {header!r} in the column chooser",
+        )[0]
+        driver.execute_script("arguments[0].scrollIntoView({block: 'center'})", option)  # clear of the search box
+        option.click()
+    driver.find_element("tag name", "body").send_keys(Keys.ESCAPE)
+
+
+def _columns(driver) -> list[str]:
+    return [column for column, _ in driver.execute_script(HEADERS, GRID)]
+
+
 def _ids(rows: list[dict]) -> list[str]:
     return [r["complaint"] for r in rows]
 
@@ -172,3 +191,10 @@ def test_the_grid_filters_any_text_sorts_numbers_and_exports_what_it_shows(dash_
     file, written, shown = _export(driver, downloads)
     assert opened <= _stamp(file.name, "baoan", "24h") <= datetime.now(zone).replace(tzinfo=None)
     assert written in shown
+
+    # Columns chosen away leave the grid and the file; the complaint's id stays.
+    _toggle_columns(driver, "words", "why")
+    wait_until(lambda: "words" not in _columns(driver) and "reason" not in _columns(driver), "words and why hidden")
+    assert "complaint" in _columns(driver)
+    file, written, shown = _export(driver, downloads)
+    assert written in shown and not {"words", "reason"} & set(written[0])

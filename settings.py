@@ -12,6 +12,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 PROJECT_ROOT = Path(__file__).resolve().parent
 
@@ -146,6 +147,12 @@ class Settings:
         "Datum of a city file's coordinates; gcj02 is converted on load.",
     )
     city_seed: int = _setting("CITYDECK_CITY_SEED", 7, "integer", "Seed of the generated demo city.")
+    city_timezone: str = _setting(
+        "CITYDECK_CITY_TIMEZONE",
+        "Asia/Shanghai",
+        "IANA time zone",
+        "The city's local time: the hours that 'now versus normal' compares and the time in exported file names.",
+    )
     consumer_group: str = _setting(
         "CITYDECK_CONSUMER_GROUP", "aggregators", "text", "Consumer group the aggregator workers share."
     )
@@ -356,6 +363,12 @@ class Settings:
             raise SettingsError(f"CITYDECK_ENV={self.environment!r} is not one of {', '.join(ENVIRONMENTS)}")
         if self.auth not in ("on", "off"):
             raise SettingsError(f"CITYDECK_AUTH={self.auth!r} is not 'on' or 'off'")
+        try:
+            ZoneInfo(self.city_timezone)
+        except (ValueError, OSError, ZoneInfoNotFoundError):
+            raise SettingsError(
+                f"CITYDECK_CITY_TIMEZONE={self.city_timezone!r} is not a time zone (an IANA name like 'Asia/Shanghai')"
+            ) from None
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides) -> Settings:

@@ -13,6 +13,7 @@ from callbacks import access, values
 from callbacks.deck import DataUnavailable, Deck
 from callbacks.routing import view_state
 from layouts import ids, render
+from layouts.pages import CHOOSABLE_COLUMNS, complaint_columns
 from views import figures, snapshots
 from views.state import ViewState
 
@@ -188,7 +189,8 @@ def register(app, deck: Deck) -> None:
         Output(ids.COMPLAINTS_CATEGORIES, "figure"),
         Output(ids.COMPLAINTS_ROUTING, "figure"),
         Output(ids.COMPLAINTS_NUMBERS, "children"),
-        Output(ids.COMPLAINTS_TABLE, "data"),
+        Output(ids.COMPLAINTS_TABLE, "rowData"),
+        Output(ids.COMPLAINTS_TABLE, "csvExportParams"),
         Output(ids.COMPLAINTS_TABLE_NOTE, "children"),
         Output(ids.COMPLAINTS_RENDERED, "data"),
         Input(ids.COMPLAINTS_TICK, "n_intervals"),
@@ -200,6 +202,7 @@ def register(app, deck: Deck) -> None:
         state = view_state(deck, window, district, neighbourhood)
         snap = load(deck, "complaints", state, built(deck, "complaints", state))
         rev = revision("complaints", state, type_px)
+        area = deck.geo.names.get(state.neighbourhood or state.district) if state.district else None
         areas = snap["areas"]
         categories = snap["categories"]
         routing = snap["routing"]
@@ -228,9 +231,27 @@ def register(app, deck: Deck) -> None:
             *sent(full, rendered, rev, type_px),
             render.complaints_numbers(snap),
             access.complaint_rows(snap["table"], current_role()),
+            # The export's name is set with the rows it would write, so a file says which rows they were.
+            {"fileName": render.export_file_name("complaints", area, state.window, snap["at"], settings.city_timezone)},
             render.complaints_table_note(snap),
             rev,
         )
+
+    @app.callback(
+        Output(ids.COMPLAINTS_TABLE, "columnDefs"),
+        Input(ids.COMPLAINTS_COLUMNS, "value"),
+        prevent_initial_call=True,
+    )
+    def show_complaint_columns(shown):
+        return complaint_columns(values.chosen(shown, CHOOSABLE_COLUMNS))
+
+    @app.callback(
+        Output(ids.COMPLAINTS_TABLE, "exportDataAsCsv"),
+        Input(ids.COMPLAINTS_EXPORT, "n_clicks"),
+        prevent_initial_call=True,
+    )
+    def export_complaints(_n):
+        return True
 
     @app.callback(Output(ids.HEALTH_BODY, "children"), Input(ids.HEALTH_TICK, "n_intervals"))
     def refresh_health(_n):

@@ -39,6 +39,15 @@ def names_of(ids: Any, key: str, known: Container[str]) -> list[str]:
     return [i[key] for i in ids]
 
 
+def chosen(value: Any, known: Container[str]) -> list[str]:
+    """The options chosen in a multi-select, every one of them a known option (none: an empty list)."""
+    if value is None:
+        return []
+    if not isinstance(value, list) or not all(isinstance(v, str) and v in known for v in value):
+        raise PreventUpdate
+    return value
+
+
 def clicked_area(click: Any) -> str | None:
     """The area id a map click names, or nothing when the click is on no area."""
     if click is None:

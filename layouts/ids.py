@@ -78,6 +78,8 @@ COMPLAINTS_CATEGORIES = "complaints-categories"
 COMPLAINTS_ROUTING = "complaints-routing"
 COMPLAINTS_TABLE = "complaints-table"
 COMPLAINTS_TABLE_NOTE = "complaints-table-note"
+COMPLAINTS_COLUMNS = "complaints-columns"  # which of the table's columns are shown
+COMPLAINTS_EXPORT = "complaints-export"
 
 # Health.
 HEALTH_TICK = "health-tick"

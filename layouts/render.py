@@ -3,7 +3,11 @@ are text and tables rather than figures."""
 
 from __future__ import annotations
 
+import re
 import time
+import unicodedata
+from datetime import datetime
+from zoneinfo import ZoneInfo
 
 from dash import html
 
@@ -224,6 +228,22 @@ def complaints_table_note(snap: dict) -> str:
     shown = len(snap["table"])
     note = "Each open complaint in scope, most urgent first; overdue ones are highlighted."
     return note + (f" Showing the first {shown:,} of {total:,}." if total > shown else "")
+
+
+def slug(name: str, longest: int = 60) -> str:
+    """A name as part of a file name: lower case, apostrophes and quotes dropped, every other run of spaces and
+    punctuation one '-'; letters of any script kept (a Chinese name stays readable)."""
+    text = unicodedata.normalize("NFKC", name).casefold()
+    text = re.sub(r"[\'\"`‘’“”]", "", text)
+    text = re.sub(r"[\W_]+", "-", text).strip("-")[:longest].strip("-")
+    return text or "area"
+
+
+def export_file_name(view: str, area: str | None, window: str, at: float, zone: str) -> str:
+    """The file a view's table exports to: the view, the drilled area (or 'city'), the window and the snapshot's
+    time in the city's time zone, e.g. 'citydeck-complaints-futian-1h-2026-12-04T1530.csv'."""
+    local = datetime.fromtimestamp(at, ZoneInfo(zone)).strftime("%Y-%m-%dT%H%M")
+    return f"citydeck-{view}-{slug(area) if area else 'city'}-{slug(window)}-{local}.csv"
 
 
 def overview_numbers(snap: dict) -> dict[str, list]:

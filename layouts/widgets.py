@@ -91,7 +91,7 @@ def number(label: str, value, hint: str = "", tone: str = "") -> html.Div:
 
 
 def table(columns: list[str], rows: list[list], class_name: str = "") -> html.Table:
-    """A plain HTML table for short lists (a few rows; sortable tables use DataTable)."""
+    """A plain HTML table for short lists (a few rows; the long, sortable complaints table is a grid)."""
     return html.Table(
         [
             html.Thead(html.Tr([html.Th(c) for c in columns])),

@@ -473,7 +473,7 @@ def test_the_health_officer_sees_the_precise_view_only_when_asked_with_a_reason_
 
 
 def test_complaint_words_go_to_operators_masked_and_to_no_one_below(app, fed):
-    key, callback = next((k, c) for k, c in app.callback_map.items() if "complaints-table.data" in k)
+    key, callback = next((k, c) for k, c in app.callback_map.items() if "complaints-table.rowData" in k)
     texts = {}
     for role in ("viewer", "operator"):
         status, text = post(signed_in(app, f"{role}-1"), well_formed(key, callback))

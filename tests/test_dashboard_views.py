@@ -74,6 +74,47 @@ def test_wall_playlist_and_dwell_come_from_the_url_or_the_settings():
     assert [plan.showing(t) for t in (0, 29, 30, 61)] == ["cases", "cases", "services", "cases"]
 
 
+# ---------------------------------------------------------------------------- the complaints table
+
+
+def test_an_export_is_named_after_the_view_area_window_and_the_city_s_time():
+    from datetime import UTC, datetime
+
+    from layouts.render import export_file_name
+
+    at = datetime(2026, 12, 4, 7, 30, 40, tzinfo=UTC).timestamp()  # 15:30 in Shenzhen
+    assert export_file_name("complaints", "Futian", "1h", at, "Asia/Shanghai") == (
+        "citydeck-complaints-futian-1h-2026-12-04T1530.csv"
+    )
+    assert export_file_name("complaints", None, "24h", at, "Asia/Shanghai").startswith("citydeck-complaints-city-24h-")
+    assert export_file_name("complaints", None, "15m", at, "Europe/Paris").endswith("-2026-12-04T0830.csv")
+    named = {area: export_file_name("complaints", area, "1h", at, "Asia/Shanghai") for area in
+             ("Bao'an", "中正區", "Xixiang · Bao'an", "../../etc/passwd", 'O’Brien "East" Gate', "...")}  # fmt: skip
+    assert [name.split("-1h-")[0].removeprefix("citydeck-complaints-") for name in named.values()] == [
+        "baoan", "中正區", "xixiang-baoan", "etc-passwd", "obrien-east-gate", "area",
+    ]  # fmt: skip
+    assert not any("/" in name or " " in name for name in named.values())
+
+
+def test_the_complaints_table_shows_the_columns_chosen_and_always_the_complaint():
+    from dash.exceptions import PreventUpdate
+
+    from callbacks.values import chosen
+    from layouts.pages import CHOOSABLE_COLUMNS, COMPLAINT_COLUMNS, complaint_columns
+
+    every = complaint_columns()
+    assert [c["field"] for c in every] == [field for field, _ in COMPLAINT_COLUMNS]
+    assert not any(c["hide"] for c in every)
+    some = complaint_columns(chosen(["district", "waited_h"], CHOOSABLE_COLUMNS))
+    assert {c["field"] for c in some if not c["hide"]} == {"district", "waited_h", "complaint"}
+    assert {c["field"] for c in complaint_columns(chosen(None, CHOOSABLE_COLUMNS)) if not c["hide"]} == {"complaint"}
+    waited = next(c for c in every if c["field"] == "waited_h")
+    assert waited["filter"] == "agNumberColumnFilter" and waited["cellDataType"] == "number"
+    for wrong in ("district", ["district", "nope"], [1], {"a": 1}):
+        with pytest.raises(PreventUpdate):
+            chosen(wrong, CHOOSABLE_COLUMNS)
+
+
 # ---------------------------------------------------------------------------- privacy
 
 

@@ -43,3 +43,10 @@ def test_a_city_level_mapping_is_parsed_and_a_bad_one_refused():
         parse_levels("community=VILLAGENAM")
     with pytest.raises(CityError, match="expected level=name_property"):
         parse_levels("ward=NAME")
+
+
+def test_a_city_time_zone_that_is_no_time_zone_is_refused_by_name():
+    assert Settings.from_env({"CITYDECK_CITY_TIMEZONE": "Europe/Paris"}).city_timezone == "Europe/Paris"
+    for wrong in ("Mars/Olympus", "../../etc/passwd", "x" * 300):
+        with pytest.raises(SettingsError, match="CITYDECK_CITY_TIMEZONE"):
+            Settings.from_env({"CITYDECK_CITY_TIMEZONE": wrong})

@@ -321,7 +321,7 @@ def foot_snapshot(reader: CityReader, geo: CityGeography, state: ViewState, now:
     (weekdays with weekdays) over the kept history, whatever the window chosen for the counts."""
     window = _window(reader, state, now)
     facets = reader.counts_many("foot", ["people.h3", "people.sensor", "fever.sensor", "people.community"], window)
-    judged = now_versus_normal(reader, now, days=reader.settings.history_days)
+    judged = now_versus_normal(reader, now, days=reader.settings.history_days, tz=reader.settings.city_timezone)
     days = int(judged["history_days"].max()) if len(judged) else 0
     verdicts = judged.set_index("key").to_dict("index")  # one conversion, not a frame lookup per sensor
     sensors = latest_readings(reader)

@@ -148,10 +148,11 @@ class QuietCity:
         best = max(points, key=room)
         return best.x, best.y
 
-    def feed(self, source: str, type_name: str, **fields) -> None:
-        """Write one valid event of a type, now, with some fields given."""
+    def feed(self, source: str, type_name: str, at_ms: int | None = None, **fields) -> None:
+        """Write one valid event of a type, now (or at ``at_ms``), with some fields given."""
         self._seq += 1
-        event = raw_event(type_name, seq=self._seq, ts=int(time.time() * 1000), src="browser-test", **fields)
+        ts = int(time.time() * 1000) if at_ms is None else at_ms
+        event = raw_event(type_name, seq=self._seq, ts=ts, src="browser-test", **fields)
         self.client.xadd(self.keys.stream(source), event)
 
     def drain(self) -> None:

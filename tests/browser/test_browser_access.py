@@ -84,7 +84,7 @@ def test_each_role_sees_what_it_may_and_nothing_more(dash_duo, secured_city, app
     wait_until(lambda: _text(driver, "#cases-numbers"), "the cases numbers")
     settled_zoom(driver, {"type": "area-map", "page": "cases"})  # MapLibre draws under the policy
     assert not driver.find_elements("css selector", "#precise-open")
-    _open(dash_duo, "/complaints", "#complaints-table .dash-cell")
+    _open(dash_duo, "/complaints", "#complaints-table .ag-cell")
     table = _text(driver, "#complaints-table")
     assert "k-browser" in table and "Streetlight out" not in table
     _open(dash_duo, "/health", "#health-body table")

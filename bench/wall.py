@@ -23,6 +23,7 @@ import json
 import os
 import re
 import secrets
+import shutil
 import signal
 import subprocess
 import sys
@@ -170,8 +171,9 @@ class Demo:
             time.sleep(0.2)
         raise RuntimeError(f"the demo did not start within {START_TIMEOUT_S:.0f}s; its log: {self.log_path}")
 
-    def stop(self) -> None:
-        """Stop the demo as Ctrl-C does (it stops its children and its Redis); kill whatever outlives that."""
+    def stop(self, keep: bool) -> None:
+        """Stop the demo as Ctrl-C does (it stops its children and its Redis); kill whatever outlives that.
+        Its state folder (its Redis's data, its log) is removed unless ``keep``: a failed run's log says why."""
         if self.process.poll() is None:
             os.killpg(self.process.pid, signal.SIGTERM)
             try:
@@ -200,6 +202,10 @@ class Demo:
                     else:
                         os.kill(pid, signal.SIGKILL)
         self.log.close()
+        if keep:
+            print(f"the demo's log: {self.log_path}", file=sys.stderr)
+        else:
+            shutil.rmtree(self.state, ignore_errors=True)
 
 
 def browser():
@@ -235,15 +241,19 @@ def main(argv=None) -> int:
     warmup_s = 300.0 if args.minutes >= 10 else min(60.0, args.minutes * 30)
     total_s = args.minutes * 60
 
-    def on_term(_signum, _frame):
+    stopped_by: list[int] = []
+
+    def on_signal(signum, _frame):
+        stopped_by.append(signum)
         raise KeyboardInterrupt
 
-    signal.signal(signal.SIGTERM, on_term)
+    previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
     demo = Demo(args.auth, free_port())
     driver = None
     samples: list[tuple[float, float, int]] = []  # (seconds since the page opened, heap MB, elements)
     updates_ms: list[float] = []
     unpainted = empty = failed = 0
+    finished = False
     try:
         began = time.monotonic()
         url, link = demo.address()
@@ -282,13 +292,28 @@ def main(argv=None) -> int:
                 f"{len(updates_ms):5,}  empty answers {empty:5,}  answers with no paint {unpainted}",
                 flush=True,
             )
+        finished = True
+    except Exception:
+        # A Ctrl-C at a terminal reaches the browser too, which may fail the call in flight first.
+        if not stopped_by:
+            raise
+        print("stopped by a signal before the end: no RESULT", file=sys.stderr)
+        return 130
     except KeyboardInterrupt:
         print("stopped by a signal before the end: no RESULT", file=sys.stderr)
         return 130
     finally:
-        if driver is not None:
-            driver.quit()
-        demo.stop()
+        # Stopping is not cut short by a second Ctrl-C, nor skipped when the browser died with the first.
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        try:
+            if driver is not None:
+                with contextlib.suppress(Exception):
+                    driver.quit()
+        finally:
+            demo.stop(keep=not finished and not stopped_by)  # a failed run's log says why
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
     start, end = start_sample or samples[0], samples[-1]
     growth = (end[1] - start[1]) / start[1] * 100
     p95 = percentile(updates_ms, 0.95)

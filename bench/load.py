@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import copy
 import http.cookiejar
 import json
 import os
@@ -146,6 +147,30 @@ async def post(host: str, port: int, body: dict, cookie: str) -> tuple[int, byte
     return status, payload
 
 
+def patched(value, update):
+    """A property's value after an answer, as the page applies it: the value sent, or the value with a
+    ``Patch``'s assignments applied (the only operation the dashboard's patches use)."""
+    if not (isinstance(update, dict) and update.get("__dash_patch_update")):
+        return update
+    value = copy.deepcopy(value)
+    for op in update["operations"]:
+        if op["operation"] != "Assign":
+            raise ValueError(f"a patch operation the page holds no copy of: {op['operation']}")
+        *path, last = op["location"]
+        target = value
+        for step in path:
+            target = target[step]
+        target[last] = op["params"]["value"]
+    return value
+
+
+def take_answer(states: dict[tuple[str, str], object], answer: dict) -> None:
+    """Keep the properties a callback's answer sets, as the page does."""
+    for component, props in answer.get("response", {}).items():
+        for prop, value in props.items():
+            states[(component, prop)] = patched(states.get((component, prop)), value)
+
+
 async def ask(host, port, callback: Callback, n: int, states: dict, due: float, tally: Tally) -> None:
     """One callback of one tick: post it, keep the states it returns, and count its latency from ``due``."""
     try:
@@ -158,10 +183,7 @@ async def ask(host, port, callback: Callback, n: int, states: dict, due: float, 
     if tally.measuring:
         tally.latencies_ms.append((time.monotonic() - due) * 1000)
     if status == 200:
-        answer = json.loads(payload)
-        for component, props in answer.get("response", {}).items():
-            for prop, value in props.items():
-                states[(component, prop)] = value
+        take_answer(states, json.loads(payload))
     elif status != 204:  # 204: nothing to update this tick
         tally.error(f"http_{status}")
 

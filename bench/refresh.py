@@ -1,20 +1,26 @@
-"""Refresh benchmark: the server time of one dashboard refresh per view (snapshot + figures) and the
-bytes it sends, with 10 thousand, 100 thousand and 1 million events in the window, and the Redis
-commands 50 browsers cost when they refresh the same view in one tick (``reads_per_tick_50_clients``,
-in builds' worth: the commands of one snapshot built alone count as 1).
+"""Refresh benchmark: what one dashboard refresh per view costs, in server time and in bytes sent.
 
-Events are written as the simulators would and folded by the real aggregator; the refresh reads only
-aggregates, so its time should not grow with the events in the window (flatness = ms_1m / ms_10k, worst
-view, target ≤ 1.5). Every size is loaded first, each under its own key prefix, and then the sizes are
-timed side by side, round after round (a refresh of each view at each size per round, medians), so a
-machine busy for a while slows every size alike.
+First, the server time of one refresh per view (snapshot + figures) with 10 thousand, 100 thousand and
+1 million events in the window, and the Redis commands 50 browsers cost when they refresh the same view in
+one tick (``reads_per_tick_50_clients``, in builds' worth: the commands of one snapshot built alone count
+as 1). Events are written as the simulators would and folded by the real aggregator; the refresh reads
+only aggregates, so its time should not grow with the events in the window (flatness = ms_1m / ms_10k,
+worst view, target ≤ 1.5). Every size is loaded first, each under its own key prefix, and then the sizes
+are timed side by side, round after round (medians), so a machine busy for a while slows every size alike.
+It also says where a refresh's time goes at each size (``BREAKDOWN`` lines): reading the aggregates
+(`CityReader`, Redis round trips and summing), the rest of the snapshot, each figure builder, and the JSON
+encoding.
+
+Then a live run (``--ticks``, a minute by default): the demo city fed by the demo's own simulators (an hour
+of backfill, then tick after tick of simulated time, one tick in ``--quiet-every`` feeding nothing), and on
+every tick one browser per view posting the page's refresh to the real app's callback route with the state
+it carries from answer to answer, first of its tick (its snapshot built by that refresh). Per view: the
+bytes of the first answer (whole figures), of the ticks the simulators fed (goal ≤ 50 KB), and of the ticks
+nothing was fed (goal: no figure bytes), and the median, p95 and maximum of its refresh time; a view over
+50 KB is broken down into the outputs and traces that carry its bytes (``OVER`` lines).
 
     python -m bench.refresh [--sizes 10000,100000,1000000] [--repeat 9] [--no-window-cache]
-                                                                            (uses REDIS_URL when set)
-
-It also says where a refresh's time goes at each size (``BREAKDOWN`` lines): reading the aggregates
-(`CityReader`, Redis round trips and summing), the rest of the snapshot, each figure builder, and
-the JSON encoding.
+                            [--ticks 30] [--quiet-every 5] [--scale 0.05]        (uses REDIS_URL when set)
 """
 
 from __future__ import annotations
@@ -32,10 +38,12 @@ import plotly.io
 
 from bench import redis_for
 from bench.ingest import fill
+from bench.load import CONTROL_VALUES, PAGE_TICKS, ROUTE, Callback, page_callbacks, percentile, take_answer
 from data.aggregator import Aggregator, CityMap
 from data.connection import client_from_url
 from data.keys import Keys
 from data.read import CityReader
+from data.schema import encode
 from geo.demo import demo_city
 from settings import Settings
 from views import figures, snapshots
@@ -43,6 +51,8 @@ from views.geography import CityGeography
 from views.state import ViewState
 
 VIEWS = ("overview", "cases", "foot-traffic", "services", "complaints", "health")
+BYTES_GOAL = 50_000  # a refresh's answer, at most
+LIVE_BACKFILL_S = 3600.0  # the demo's hour of history before it goes live
 # The reader's methods that talk to Redis; `counts` goes through `counts_many`, so it is not listed.
 READER_CALLS = (
     "counts_many",
@@ -131,12 +141,6 @@ def build_view(
     return snap, figs
 
 
-def refresh_bytes(snap: dict, figs: list) -> int:
-    """Bytes of a tick's response: the figures' traces (the Patch) plus the snapshot's small text parts."""
-    patches = [f["data"] for f in figs]
-    return len(plotly.io.json.to_json_plotly(patches)) + (len(json.dumps(snap, default=str)) if not figs else 0)
-
-
 def commands(client) -> int:
     """Total commands the server has run (INFO commandstats), minus the INFO calls themselves."""
     stats = client.info("commandstats")
@@ -167,16 +171,14 @@ def measure(sites: list[Site], geo, repeat: int) -> dict[int, dict]:
     out: dict[int, dict] = {site.n: {"events": site.n, "load_s": site.load_s} for site in sites}
     timings: dict[tuple[int, str], list[float]] = {}
     watches = {(site.n, view): Stopwatch() for site in sites for view in VIEWS}
-    last: dict[tuple[int, str], tuple] = {}
     for _ in range(repeat):
         for view in VIEWS:
             for site in sites:
                 site.watch = watch = watches[(site.n, view)]
                 start = time.perf_counter()
-                snap, figs = build_view(view, site.reader, geo, state, time.time(), watch)
+                _snap, figs = build_view(view, site.reader, geo, state, time.time(), watch)
                 watch.time("json", plotly.io.json.to_json_plotly, figs)
                 timings.setdefault((site.n, view), []).append((time.perf_counter() - start) * 1000)
-                last[(site.n, view)] = (snap, figs)
     for site in sites:
         for view in VIEWS:
             # Mean per refresh; the snapshot's own time excludes its reads.
@@ -184,7 +186,6 @@ def measure(sites: list[Site], geo, repeat: int) -> dict[int, dict]:
             parts["snapshot"] = parts.get("snapshot", 0.0) - parts.get("reads", 0.0)
             out[site.n][view] = {
                 "ms": statistics.median(timings[(site.n, view)]),
-                "bytes": refresh_bytes(*last[(site.n, view)]),
                 "parts": parts,
             }
     return out
@@ -215,6 +216,149 @@ def reads_for_clients(settings, city, clients: int = 50) -> tuple[int, int]:
     return alone, commands(client) - before
 
 
+# --------------------------------------------------------------------------- the live run
+
+
+def figure_bytes(answer: dict) -> int:
+    """Bytes of figure data (whole figures or patches of their traces) in a callback's answer."""
+    return sum(
+        len(plotly.io.json.to_json_plotly(value))
+        for props in answer.get("response", {}).values()
+        for prop, value in props.items()
+        if prop == "figure"
+    )
+
+
+def heaviest_parts(answer: dict, top: int = 3) -> list[str]:
+    """What carries an answer's bytes: each output, and for a figure its largest trace and that trace's
+    largest fields."""
+    out = []
+    for component, props in answer.get("response", {}).items():
+        for prop, value in props.items():
+            size = len(plotly.io.json.to_json_plotly(value))
+            line = f"{component}.{prop} {size:,}"
+            traces = value.get("data") if prop == "figure" and isinstance(value, dict) else None
+            if traces:
+                big = max(traces, key=lambda t: len(plotly.io.json.to_json_plotly(t)))
+                fields = sorted(big, key=lambda k: -len(plotly.io.json.to_json_plotly(big[k])))[:top]
+                named = f"{big.get('type')} {big['name']}" if big.get("name") else big.get("type")
+                line += (
+                    f" (largest trace {named}: "
+                    + ", ".join(f"{k} {len(plotly.io.json.to_json_plotly(big[k])):,}" for k in fields)
+                    + ")"
+                )
+            out.append((size, line))
+    return [line for _, line in sorted(out, reverse=True)]
+
+
+class LiveCity:
+    """The demo's simulators, in this process: their events up to a moment, written and folded."""
+
+    def __init__(self, client, settings, city, start_ms: int, scale: float, seed: int):
+        from simulators.generate import MODELS, source_model
+        from simulators.world import World
+
+        world = World(city, scale=scale, seed=seed)
+        self.client, self.keys = client, Keys(settings.key_prefix)
+        self.models = {s: source_model(s, world, start_ms=start_ms, seed=seed) for s in MODELS}
+        self.seq = dict.fromkeys(self.models, 0)
+        self.worker = Aggregator(client, settings, CityMap.of(city, settings.h3_resolution), name="bench-live")
+        self.worker.ensure_groups()
+        self.events = 0
+
+    def until(self, ms: int) -> int:
+        """Write every simulated event before ``ms`` and fold them as a live worker does; return how many."""
+        pipe = self.client.pipeline(transaction=False)
+        written = 0
+        for source, model in self.models.items():
+            for event in model.advance(ms):
+                fields = encode(event.type, src=f"bench-{source}", seq=self.seq[source], ts=event.ts, **event.fields)
+                pipe.xadd(self.keys.stream(source), fields)
+                self.seq[source] += 1
+                written += 1
+                if written % 2000 == 0:
+                    pipe.execute()
+        pipe.execute()
+        self.worker.drain()
+        self.events += written
+        return written
+
+
+class OpenPage:
+    """One browser on one view, refreshing through the app's callback route with the state it carries."""
+
+    def __init__(self, app, view: str, callback: Callback):
+        self.app, self.view, self.callback = app, view, callback
+        self.http = app.server.test_client()
+        self.states: dict[tuple[str, str], object] = dict(CONTROL_VALUES)
+        self.n = 0
+
+    def refresh(self) -> tuple[float, int, int, dict]:
+        """One tick: post the page's refresh as a browser would; return ms, bytes, figure bytes, the answer."""
+        self.n += 1
+        body = json.dumps(self.callback.body(self.n, self.states))
+        start = time.perf_counter()
+        response = self.http.post(ROUTE, data=body, content_type="application/json")
+        ms = (time.perf_counter() - start) * 1000
+        if response.status_code not in (200, 204):
+            raise RuntimeError(f"{self.view}: HTTP {response.status_code} {response.get_data()[:200]!r}")
+        payload = response.get_data()
+        answer = json.loads(payload) if response.status_code == 200 else {}
+        take_answer(self.states, answer)
+        return ms, len(payload), figure_bytes(answer), answer
+
+
+def live_run(url: str, city, geo, ticks: int, quiet_every: int, scale: float, seed: int) -> dict[str, dict]:
+    """Refresh every view on every tick of a simulated live run: each view's refresh time, and the bytes of
+    its answers (the first, whole; the ticks the simulators fed; the ticks nothing was fed)."""
+    from app import create_app
+
+    settings = Settings.from_env({}, redis_url=url, key_prefix=f"bench-live-{uuid.uuid4().hex[:8]}", auth="off")
+    refresh_s = settings.refresh_ms / 1000
+    # The run ends about now: the aggregator refuses events from the future, and the clock runs ahead.
+    start = time.time() - (ticks + 2) * refresh_s
+    now = [start]
+    client = client_from_url(url)
+    feed = LiveCity(client, settings, city, int((start - LIVE_BACKFILL_S) * 1000), scale, seed)
+    feed.until(int(start * 1000))
+    backfill = feed.events
+    pages: dict[str, OpenPage] = {}
+    for view in VIEWS:
+        # One app per view: each view's refresh is the first of its tick, its snapshot built by that refresh.
+        app = create_app(settings, clock=lambda: now[0])
+        app.server.extensions["citydeck"].__dict__["geo"] = geo
+        http = app.server.test_client()
+        callbacks = page_callbacks(json.loads(http.get("/_dash-dependencies").get_data()))
+        pages[view] = OpenPage(app, view, callbacks[PAGE_TICKS[view]])
+    # This tick's snapshots and the locks of their builds (a build's lock outlives it by design).
+    snap_keys = f"{settings.key_prefix}:dash:*snap:*"
+    out = {v: {"ms": [], "bytes_tick": [], "bytes_quiet": [], "figure_bytes_quiet": []} for v in VIEWS}
+    for tick in range(ticks + 1):
+        now[0] = start + tick * refresh_s
+        quiet = tick > 0 and tick % quiet_every == 0
+        if not quiet:
+            feed.until(int(now[0] * 1000))
+        for view, page in pages.items():
+            for key in client.scan_iter(match=snap_keys, count=1000):
+                client.unlink(key)
+            ms, size, fig_size, answer = page.refresh()
+            if tick == 0:  # the page opening: whole figures, and windows summed once by the process
+                out[view].update(bytes_first=size, parts_first=heaviest_parts(answer))
+                continue
+            out[view]["ms"].append(ms)
+            if quiet:
+                out[view]["bytes_quiet"].append(size)
+                out[view]["figure_bytes_quiet"].append(fig_size)
+            else:
+                out[view]["bytes_tick"].append(size)
+    feed.worker.close()
+    for key in client.scan_iter(match=f"*{settings.key_prefix}*", count=5000):
+        client.unlink(key)
+    client.close()
+    out["_run"] = {"events": feed.events - backfill, "backfill": backfill, "seconds": ticks * refresh_s}
+    return out
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.refresh", description=__doc__.split("\n\n")[0])
     parser.add_argument("--sizes", default="10000,100000,1000000", help="events in the window, comma-separated")
@@ -222,7 +366,16 @@ def main(argv=None) -> int:
     parser.add_argument(
         "--no-window-cache", action="store_true", help="sum every window from its buckets (the reader without caches)"
     )
+    parser.add_argument(
+        "--ticks", type=int, default=30, help="ticks of the live run (at CITYDECK_REFRESH_MS; 30 x 2 s = a minute)"
+    )
+    parser.add_argument(
+        "--quiet-every", type=int, default=5, help="one tick in this many of the live run feeds nothing"
+    )
+    parser.add_argument("--scale", type=float, default=0.05, help="the live run's population scale (the demo's)")
     args = parser.parse_args(argv)
+    if args.ticks < args.quiet_every or args.quiet_every < 2:
+        parser.error("--ticks must reach at least one tick that feeds nothing (--quiet-every 2 or more)")
     sizes = [int(s) for s in args.sizes.split(",")]
     base = Settings.from_env()
     url, embedded = redis_for(base.redis_url, "refresh")
@@ -239,14 +392,15 @@ def main(argv=None) -> int:
         by_size = measure(sites, geo, args.repeat)
         results = [by_size[n] for n in sizes]
         alone, fifty = reads_for_clients(settings, city)
+        live = live_run(url, city, geo, args.ticks, args.quiet_every, args.scale, base.city_seed)
     finally:
         client.close()
         if embedded is not None:
             embedded.stop()
     print()
-    print(f"{'view':<14}" + "".join(f"{n:>12,}" for n in sizes) + "   bytes/refresh")
+    print(f"{'view':<14}" + "".join(f"{n:>12,}" for n in sizes))
     for v in VIEWS:
-        print(f"{v:<14}" + "".join(f"{r[v]['ms']:>10.1f}ms" for r in results) + f"   {results[-1][v]['bytes']:>10,}")
+        print(f"{v:<14}" + "".join(f"{r[v]['ms']:>10.1f}ms" for r in results))
     for n, r in zip(sizes, results):
         for v in VIEWS:
             parts = sorted(r[v]["parts"].items(), key=lambda kv: -kv[1])
@@ -255,16 +409,46 @@ def main(argv=None) -> int:
         f"\nRedis commands: one foot-traffic snapshot built alone {alone}; 50 browsers in one tick {fifty}"
         f" = {fifty / alone:.2f} builds' worth (the snapshot cache builds once per tick)"
     )
+    run = live.pop("_run")
+    print(
+        f"\nLive run: the demo city at scale {args.scale:g}, {run['backfill']:,} events of backfill, then"
+        f" {args.ticks} ticks ({run['seconds']:.0f} s simulated, {run['events']:,} events), one tick in"
+        f" {args.quiet_every} feeding nothing; each view refreshed by one browser through the callback"
+        " route, first of its tick (its snapshot built by that refresh). Bytes are the answer's JSON."
+    )
+    print(
+        f"{'view':<14}{'first B':>10}{'tick B p50':>12}{'tick B max':>12}{'quiet B max':>13}{'quiet fig B':>13}"
+        f"{'ms p50':>9}{'ms p95':>9}{'ms max':>9}"
+    )
+    for v in VIEWS:
+        r = live[v]
+        r["p95"], r["max"] = percentile(r["ms"], 0.95), max(r["ms"])
+        r["bytes_max"] = max(r["bytes_first"], *r["bytes_tick"])
+        print(
+            f"{v:<14}{r['bytes_first']:>10,}{statistics.median(r['bytes_tick']):>12,.0f}{max(r['bytes_tick']):>12,}"
+            f"{max(r['bytes_quiet']):>13,}{max(r['figure_bytes_quiet']):>13,}{statistics.median(r['ms']):>9.1f}"
+            f"{r['p95']:>9.1f}{r['max']:>9.1f}"
+        )
+    for v in VIEWS:
+        if live[v]["bytes_max"] > BYTES_GOAL:
+            print(f"OVER {BYTES_GOAL // 1000} KB {v}: " + "; ".join(live[v]["parts_first"]))
     first, last = results[0], results[-1]
     worst = max(VIEWS, key=lambda v: last[v]["ms"] / first[v]["ms"])
     ms = {n: max(r[v]["ms"] for v in VIEWS) for n, r in zip(sizes, results)}
     flatness = last[worst]["ms"] / first[worst]["ms"]
-    largest = max(r[v]["bytes"] for r in results for v in VIEWS)
     labels = {10_000: "ms_10k", 100_000: "ms_100k", 1_000_000: "ms_1m"}
     parts = [f"{labels.get(n, f'ms_{n}')}={ms[n]:.1f}" for n in sizes]
+    heaviest = max(VIEWS, key=lambda v: live[v]["bytes_max"])
+    slowest = max(VIEWS, key=lambda v: live[v]["max"])
     print(
-        "RESULT " + " ".join(parts) + f" flatness={flatness:.2f} flatness_view={worst} bytes_per_refresh={largest}"
+        "RESULT " + " ".join(parts) + f" flatness={flatness:.2f} flatness_view={worst}"
+        f" bytes_per_refresh={max(max(live[v]['bytes_tick']) for v in VIEWS)}"
         f" reads_per_tick_50_clients={fifty / alone:.2f} commands_one_build={alone} commands_50_clients={fifty}"
+        f" bytes_max_view={heaviest} bytes_max={live[heaviest]['bytes_max']}"
+        f" bytes_unchanged={max(max(live[v]['bytes_quiet']) for v in VIEWS)}"
+        f" figure_bytes_unchanged={max(max(live[v]['figure_bytes_quiet']) for v in VIEWS)}"
+        f" p95_ms_max={max(live[v]['p95'] for v in VIEWS):.1f} p95_view={max(VIEWS, key=lambda v: live[v]['p95'])}"
+        f" max_ms={live[slowest]['max']:.1f} max_view={slowest} live_ticks={args.ticks}"
     )
     return 0
 

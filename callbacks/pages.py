@@ -1,11 +1,16 @@
 """One refresh callback per page: on each tick, the page's cached snapshot becomes figures and numbers.
-The first refresh of a drilled area sends whole figures; later ticks replace their traces whole (Patch)
-and keep their layout, so zoom, pan and selection stay (uirevision) and nothing flickers."""
+The first refresh of a drilled area sends whole figures; later ticks send only what changed since this
+browser last drew it: a figure's traces whole (Patch), keeping its layout, so zoom, pan and selection stay
+(uirevision) and nothing flickers; a block of numbers or a table anew; nothing for what did not change."""
 
 from __future__ import annotations
 
-from dash import Input, Output, Patch, State
+import hashlib
+from typing import Any
+
+from dash import Input, Output, Patch, State, no_update
 from dash.exceptions import PreventUpdate
+from plotly.io.json import to_json_plotly
 
 from accounts.roles import may
 from accounts.web import current_role
@@ -29,31 +34,71 @@ CONTROLS = (
 
 
 def revision(page: str, state: ViewState, type_px: int | None = None) -> str:
-    """The uirevision of a page's figures: kept while the drilled area stays, so zoom survives refreshes.
-
-    A figure's layout depends on the drilled area alone, so this is also the key of the last whole figure
-    sent: a new time window or new data changes traces, never the layout (nor the operator's zoom).
-    """
+    """The uirevision of a page's figures: kept while the drilled area stays (and, on a wall, the screen's
+    type size), so zoom survives refreshes."""
     return f"{page}:{state.district or ''}:{state.neighbourhood or ''}" + (f":{type_px}px" if type_px else "")
 
 
-def sent(full: list[dict], rendered: str | None, key: str, type_px: int | None = None) -> list:
-    """Whole figures when this drilled area has not been drawn yet, else patches that replace every trace.
+def digest(content: Any) -> str:
+    """A short fingerprint of an output's content, from the JSON the browser would receive."""
+    return hashlib.blake2b(to_json_plotly(content).encode(), digest_size=8).hexdigest()
 
-    A patch carries each trace whole, as the builder made it, so an open page draws exactly what a freshly
-    opened one does: new bars, new labels, a new top of the colour scale. On a wall, every text of the
+
+def drawn(rendered: Any, layout: str, outputs: int) -> list[str] | None:
+    """The digests of what this browser last drew under these figure layouts, or nothing when it drew none.
+
+    A store of another shape (a page of an older release, or a request no page sends) counts as nothing
+    drawn: the answer is then whole, which is always right.
+    """
+    if not isinstance(rendered, dict) or rendered.get("layout") != layout:
+        return None
+    digests = rendered.get("digests")
+    if not isinstance(digests, list) or len(digests) != outputs or not all(isinstance(d, str) for d in digests):
+        return None
+    return digests
+
+
+def sent(full: list[dict], blocks: list, rendered: Any, type_px: int | None = None) -> tuple:
+    """A refresh's answer: its figures, then its blocks (numbers, tables), then the page's store.
+
+    While the figures' layouts are not the ones this browser drew (another drilled area, or another window
+    that their titles name), whole figures and every block, and a store with a digest of the layouts and
+    one of each output. Afterwards, nothing for an output whose content is what this browser last drew;
+    for a figure whose traces changed, a patch that replaces every trace whole, as the builder made it
+    (new bars, new labels, a new top of the colour scale), keeping the layout and the operator's zoom; a
+    block anew. So an open page draws exactly what a freshly opened one does, and a tick with nothing new
+    gets no answer at all (HTTP 204).
+
+    The store is patched only at the digests of what this answer sends, so an answer that arrives after
+    a later one never marks as drawn a content the browser no longer shows. On a wall, every text of the
     figures is set in the screen's type size (``type_px``).
     """
     if type_px:
         full = [figures.for_screen(fig, type_px) for fig in full]
-    if values.text(rendered) != key:
-        return full
-    out = []
-    for fig in full:
-        patch = Patch()
-        patch["data"] = fig["data"]
-        out.append(patch)
-    return out
+    layout = digest([fig["layout"] for fig in full])
+    contents = [fig["data"] for fig in full] + list(blocks)
+    digests = [digest(c) for c in contents]
+    before = drawn(rendered, layout, len(contents))
+    if before is None:
+        return (*full, *blocks, {"layout": layout, "digests": digests})
+    out: list = []
+    store = Patch()
+    changed = False
+    for i, (content, now, then) in enumerate(zip(contents, digests, before)):
+        if now == then:
+            out.append(no_update)
+            continue
+        changed = True
+        store["digests"][i] = now
+        if i < len(full):
+            patch = Patch()
+            patch["data"] = content
+            out.append(patch)
+        else:
+            out.append(content)
+    if not changed:
+        raise PreventUpdate  # an empty answer: nothing to draw
+    return (*out, store)
 
 
 def load(deck: Deck, page: str, state: ViewState, build):
@@ -114,14 +159,8 @@ def register(app, deck: Deck) -> None:
             figures.complaints_map(snap["complaints"] | {"bounds": snap["bounds"]}, rev, style, True, areas),
         ]
         numbers = render.overview_numbers(snap)
-        return (
-            *sent(full, rendered, rev, type_px),
-            numbers["cases"],
-            numbers["foot"],
-            numbers["services"],
-            numbers["complaints"],
-            rev,
-        )
+        blocks = [numbers["cases"], numbers["foot"], numbers["services"], numbers["complaints"]]
+        return sent(full, blocks, rendered, type_px)
 
     @app.callback(
         Output(ids.CASES_MAP, "figure"),
@@ -140,8 +179,8 @@ def register(app, deck: Deck) -> None:
         snap = load(deck, "cases", state, built(deck, "cases", state))
         rev = revision("cases", state, type_px)
         full = [figures.cases_map(snap, rev, style), figures.codes_map(snap, rev, style)]
-        numbers, areas, found = render.cases_numbers(snap), render.cases_areas(snap), render.cases_clusters(snap)
-        return *sent(full, rendered, rev, type_px), numbers, areas, found, rev
+        blocks = [render.cases_numbers(snap), render.cases_areas(snap), render.cases_clusters(snap)]
+        return sent(full, blocks, rendered, type_px)
 
     @app.callback(
         Output(ids.FOOT_HEAT_MAP, "figure"),
@@ -159,7 +198,7 @@ def register(app, deck: Deck) -> None:
         snap = load(deck, "foot-traffic", state, built(deck, "foot-traffic", state))
         rev = revision("foot-traffic", state, type_px)
         full = [figures.foot_heat_map(snap, rev, style), figures.sensors_map(snap, rev, style)]
-        return *sent(full, rendered, rev, type_px), render.foot_numbers(snap), render.foot_alerts(snap), rev
+        return sent(full, [render.foot_numbers(snap), render.foot_alerts(snap)], rendered, type_px)
 
     @app.callback(
         Output(ids.SERVICES_MAP, "figure"),
@@ -181,7 +220,7 @@ def register(app, deck: Deck) -> None:
             figures.services_map(snap, rev, style),
             figures.bar_chart(list(channels), list(channels.values()), rev, title=snap["labels"]["channels"]),
         ]
-        return *sent(full, rendered, rev, type_px), render.services_numbers(snap), render.service_centers(snap), rev
+        return sent(full, [render.services_numbers(snap), render.service_centers(snap)], rendered, type_px)
 
     @app.callback(
         Output(ids.COMPLAINTS_MAP, "figure"),
@@ -227,15 +266,14 @@ def register(app, deck: Deck) -> None:
                 title=snap["labels"]["routing"],
             ),
         ]
-        return (
-            *sent(full, rendered, rev, type_px),
+        blocks = [
             render.complaints_numbers(snap),
             access.complaint_rows(snap["table"], current_role()),
             # The export's name is set with the rows it would write, so a file says which rows they were.
             {"fileName": render.export_file_name("complaints", area, state.window, snap["at"], settings.city_timezone)},
             render.complaints_table_note(snap),
-            rev,
-        )
+        ]
+        return sent(full, blocks, rendered, type_px)
 
     @app.callback(
         Output(ids.COMPLAINTS_TABLE, "columnDefs"),

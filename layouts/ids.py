@@ -26,7 +26,7 @@ AREA_MAP = "area-map"  # pattern: {"type": AREA_MAP, "page": name}; clicking an 
 
 # Overview.
 OVERVIEW_TICK = "overview-tick"
-OVERVIEW_RENDERED = "overview-rendered"  # view state of the last whole figure sent
+OVERVIEW_RENDERED = "overview-rendered"  # digests of the figure layouts and of each output last drawn
 OVERVIEW_CASES_MAP = {"type": AREA_MAP, "page": "overview-cases"}
 OVERVIEW_FOOT_MAP = {"type": AREA_MAP, "page": "overview-foot"}
 OVERVIEW_SERVICES_MAP = {"type": AREA_MAP, "page": "overview-services"}
@@ -38,7 +38,7 @@ OVERVIEW_COMPLAINTS_NUMBERS = "overview-complaints-numbers"
 
 # Case tracing.
 CASES_TICK = "cases-tick"
-CASES_RENDERED = "cases-rendered"  # view state of the last whole figure sent
+CASES_RENDERED = "cases-rendered"  # digests of the figure layouts and of each output last drawn
 CASES_MAP = {"type": AREA_MAP, "page": "cases"}
 CODES_MAP = {"type": AREA_MAP, "page": "cases-codes"}
 CASES_NUMBERS = "cases-numbers"
@@ -54,7 +54,7 @@ PRECISE_BODY = "precise-body"
 
 # Foot traffic.
 FOOT_TICK = "foot-tick"
-FOOT_RENDERED = "foot-rendered"  # view state of the last whole figure sent
+FOOT_RENDERED = "foot-rendered"  # digests of the figure layouts and of each output last drawn
 FOOT_HEAT_MAP = "foot-heat-map"
 FOOT_SENSORS_MAP = "foot-sensors-map"
 FOOT_NUMBERS = "foot-numbers"
@@ -62,7 +62,7 @@ FOOT_ALERTS = "foot-alerts"
 
 # Services.
 SERVICES_TICK = "services-tick"
-SERVICES_RENDERED = "services-rendered"  # view state of the last whole figure sent
+SERVICES_RENDERED = "services-rendered"  # digests of the figure layouts and of each output last drawn
 SERVICES_MAP = {"type": AREA_MAP, "page": "services"}
 SERVICES_NUMBERS = "services-numbers"
 SERVICES_CHANNELS = "services-channels"
@@ -70,7 +70,7 @@ SERVICES_CENTERS = "services-centers"
 
 # Complaints.
 COMPLAINTS_TICK = "complaints-tick"
-COMPLAINTS_RENDERED = "complaints-rendered"  # view state of the last whole figure sent
+COMPLAINTS_RENDERED = "complaints-rendered"  # digests of the figure layouts and of each output last drawn
 COMPLAINTS_MAP = "complaints-map"
 COMPLAINTS_AREAS_MAP = {"type": AREA_MAP, "page": "complaints"}
 COMPLAINTS_NUMBERS = "complaints-numbers"

@@ -12,6 +12,7 @@ from zoneinfo import ZoneInfo
 from dash import html
 
 from layouts.widgets import card, empty, number, table
+from views.figures import duration_text
 
 
 def _n(x) -> str:
@@ -20,16 +21,6 @@ def _n(x) -> str:
 
 def _pct(x) -> str:
     return "–" if x is None else f"{100 * x:.0f} %"
-
-
-def _secs(x) -> str:
-    if x is None:
-        return "–"
-    if x < 10:
-        return f"{x:.1f} s"
-    if x < 3600:
-        return f"{x / 60:.0f} min" if x >= 90 else f"{x:.0f} s"
-    return f"{x / 3600:.1f} h"
 
 
 def _vs(now: int, before: int | None) -> tuple[str, str]:
@@ -127,7 +118,7 @@ def foot_alerts(snap: dict) -> list:
         for r in snap["crowded"]
     ]
     fever = [[r["name"], r["kind"].replace("_", " "), r["fever"]] for r in snap["fever"]]
-    silent = [[r["name"], r["sensor"], _secs(r["age_s"])] for r in snap["silent"]]
+    silent = [[r["name"], r["sensor"], duration_text(r["age_s"])] for r in snap["silent"]]
     return [
         card(
             "Crowding",
@@ -163,12 +154,12 @@ def services_numbers(snap: dict) -> list:
         number(
             "automatic decisions",
             _pct(snap["share_auto"]),
-            f"{snap['label']} · median {_secs(auto.get('median_s'))} · p95 {_secs(auto.get('p95_s'))}",
+            f"{snap['label']} · median {duration_text(auto.get('median_s'))} · p95 {duration_text(auto.get('p95_s'))}",
         ),
         number(
             "clerk decisions",
-            f"{_secs(manual.get('median_s'))}",
-            f"{snap['label']} · median · p95 {_secs(manual.get('p95_s'))}",
+            f"{duration_text(manual.get('median_s'))}",
+            f"{snap['label']} · median · p95 {duration_text(manual.get('p95_s'))}",
         ),
         number("counters needed", _n(h["counters_needed"]), f"centers in {snap['scope']}, Erlang C, wait ≤ 10 min"),
     ]
@@ -185,7 +176,7 @@ def service_centers(snap: dict) -> html.Div:
                 r["name"],
                 r["queue"],
                 r["arrivals_per_h"],
-                _secs(r["mean_wait_s"]),
+                duration_text(r["mean_wait_s"]),
                 r.get("counters_open", "–"),
                 r.get("counters_needed", "–"),
             ]
@@ -403,7 +394,7 @@ def _trimmed(lost: dict) -> list[str]:
 def _age(seconds) -> str:
     if seconds is None:
         return "never"
-    return f"{_secs(seconds)} ago"
+    return f"{duration_text(seconds)} ago"
 
 
 # ---------------------------------------------------------------------------- status

@@ -14,16 +14,29 @@ def result_of(output: str) -> dict[str, str]:
     return dict(pair.split("=", 1) for pair in last.removeprefix("RESULT ").split())
 
 
-def test_the_refresh_benchmark_times_every_view_at_every_size(redis_url, monkeypatch, capsys):
+def test_the_refresh_benchmark_times_every_view_at_every_size_and_through_a_live_run(redis_url, monkeypatch, capsys):
     from bench import refresh
 
     monkeypatch.setenv("REDIS_URL", redis_url)
-    assert refresh.main(["--sizes", "300,900", "--repeat", "1"]) == 0
-    result = result_of(capsys.readouterr().out)
+    assert refresh.main(["--sizes", "300,900", "--repeat", "1", "--ticks", "4", "--quiet-every", "2"]) == 0
+    out = capsys.readouterr().out
+    result = result_of(out)
     assert {"ms_300", "ms_900", "flatness", "flatness_view", "bytes_per_refresh", "reads_per_tick_50_clients"} <= set(
         result
     )
     assert result["flatness_view"] in refresh.VIEWS and float(result["ms_900"]) > 0
+    # The live run: every view's answers, bytes and times, and the worst of them named.
+    assert {result["bytes_max_view"], result["max_view"], result["p95_view"]} <= set(refresh.VIEWS)
+    assert int(result["live_ticks"]) == 4
+    bytes_max, per_tick = int(result["bytes_max"]), int(result["bytes_per_refresh"])
+    unchanged, figures_unchanged = int(result["bytes_unchanged"]), int(result["figure_bytes_unchanged"])
+    assert 0 < per_tick <= bytes_max and 0 <= figures_unchanged <= unchanged <= bytes_max
+    assert 0 < float(result["p95_ms_max"]) <= float(result["max_ms"])
+    # The table has a line per view, and its worst figures are the RESULT's.
+    rows = {r[0]: r[1:] for r in (line.split() for line in out.splitlines()) if len(r) == 9 and r[0] in refresh.VIEWS}
+    assert set(rows) == set(refresh.VIEWS)
+    assert max(float(r[7]) for r in rows.values()) == pytest.approx(float(result["max_ms"]), abs=0.05)
+    assert int(rows[result["bytes_max_view"]][0].replace(",", "")) <= bytes_max
 
 
 def test_the_ingest_benchmark_measures_the_ceiling_and_one_backlog_drained_by_several_workers(

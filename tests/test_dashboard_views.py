@@ -216,16 +216,27 @@ def test_a_tile_style_from_settings_replaces_the_background(geo):
     assert fig["layout"]["map"]["style"] == "carto-darkmatter"
 
 
-def test_a_refresh_replaces_every_trace_whole_and_keeps_the_layout(geo):
+def test_a_refresh_replaces_changed_traces_whole_keeps_the_layout_and_sends_nothing_unchanged(geo):
+    from dash import no_update
+    from dash.exceptions import PreventUpdate
+
     from callbacks.pages import sent
 
-    first = figures.bar_chart(["noise"], [2], "r")
-    assert sent([first], None, "r") == [first] and sent([first], "r:other-area", "r") == [first]
-    later = figures.bar_chart(["water", "noise"], [5, 3], "r")
-    (patch,) = sent([later], "r", "r")
+    first = figures.bar_chart(["noise"], [2], "r", title="last hour")
+    *whole, store = sent([first], ["2 filed"], None)
+    assert whole == [first, "2 filed"] and sent([first], ["2 filed"], "r:an-older-store")[:2] == (first, "2 filed")
+    with pytest.raises(PreventUpdate):  # the same traces and numbers again: an empty answer
+        sent([figures.bar_chart(["noise"], [2], "r", title="last hour")], ["2 filed"], store)
+    later = figures.bar_chart(["water", "noise"], [5, 3], "r", title="last hour")
+    patch, numbers, store_patch = sent([later], ["2 filed"], store)
     assert patch.to_plotly_json()["operations"] == [
         {"operation": "Assign", "location": ["data"], "params": {"value": later["data"]}}
     ]
+    assert numbers is no_update
+    assert [op["location"] for op in store_patch.to_plotly_json()["operations"]] == [["digests", 0]]
+    # Another window names itself in the title: the layout differs, so the figure goes whole.
+    other = figures.bar_chart(["noise"], [2], "r", title="last 24 h")
+    assert sent([other], ["2 filed"], store)[0] == other
 
 
 def test_the_geojson_of_each_level_is_simplified_and_keeps_every_area(geo, demo_city):

@@ -189,12 +189,17 @@ def area_trace(
     }
 
 
+def coordinates(values) -> list[float]:
+    """Degrees to 5 decimals (about a metre): finer says nothing on a city map and only fills the wire."""
+    return [round(float(v), 5) for v in values]
+
+
 def heat_trace(heat: dict, radius: int = 16, compact: bool = False, what: str = "people per cell") -> dict:
     """A heat layer weighted by counts at cell centres, its colour bar saying what it counts."""
     return {
         "type": "densitymap",
-        "lon": heat["lon"],
-        "lat": heat["lat"],
+        "lon": coordinates(heat["lon"]),
+        "lat": coordinates(heat["lat"]),
         "z": heat["weight"],
         "radius": radius,
         "colorscale": HEAT,
@@ -216,8 +221,8 @@ def points_trace(
     return {
         "type": "scattermap",
         "mode": "markers",
-        "lon": lon,
-        "lat": lat,
+        "lon": coordinates(lon),
+        "lat": coordinates(lat),
         "marker": marker,
         "text": text if text is not None else [""] * len(lon),
         "hovertemplate": hover + "<extra></extra>",
@@ -231,6 +236,17 @@ def figure(traces: list[dict], layout: dict) -> dict:
 
 
 # ---------------------------------------------------------------------------- view maps
+
+
+def duration_text(x: float | None) -> str:
+    """A duration as people read it: seconds while short, then minutes, then hours."""
+    if x is None:
+        return "–"
+    if x < 10:
+        return f"{x:.1f} s"
+    if x < 3600:
+        return f"{x / 60:.0f} min" if x >= 90 else f"{x:.0f} s"
+    return f"{x / 3600:.1f} h"
 
 
 def _hours(h: float) -> str:
@@ -364,7 +380,10 @@ def sensors_map(snap: dict, uirevision: str, tile_style: str = "") -> dict:
         points_trace(
             [s["lon"] for s in live],
             [s["lat"] for s in live],
-            color=[(min(s["ratio"], 2.0) if s["ratio"] is not None else 1.0) for s in live] if history else ACCENT,
+            # Three decimals of a 0–2 colour scale are more than any eye tells apart.
+            color=[(round(min(s["ratio"], 2.0), 3) if s["ratio"] is not None else 1.0) for s in live]
+            if history
+            else ACCENT,
             colorscale=RATIO if history else None,
             cmin=0,
             cmax=2,
@@ -378,7 +397,8 @@ def sensors_map(snap: dict, uirevision: str, tile_style: str = "") -> dict:
             color="#94a3b8",
             size=11,
             opacity=0.95,
-            text=[f"{s['name']}<br>silent for {s['age_s']} s" for s in silent],
+            # Said as the silent sensors' table says it: a quiet tick then changes no figure.
+            text=[f"{s['name']}<br>silent for {duration_text(s['age_s'])}" for s in silent],
             hover="<b>silent sensor</b><br>%{text}",
             name="silent sensor",
         ),

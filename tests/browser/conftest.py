@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 from selenium import webdriver
 
+from bench.wall import CHROME_FLAGS as HEADLESS_CHROME
 from data.connection import EmbeddedRedis, client_from_url
 from data.keys import Keys
 from data.read import CityReader
@@ -21,17 +22,7 @@ from settings import PROJECT_ROOT, Settings
 from tests.events import raw_event
 
 ARTIFACTS = PROJECT_ROOT / "test-artifacts"
-CHROME_FLAGS = (
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-dev-shm-usage",
-    "--disable-background-networking",
-    # MapLibre needs WebGL; with the GPU off, SwiftShader gives a software context.
-    "--enable-unsafe-swiftshader",
-    "--use-angle=swiftshader",
-    "--window-size=1600,1000",
-)
+CHROME_FLAGS = (*HEADLESS_CHROME, "--window-size=1600,1000")
 
 
 def pytest_setup_options():

@@ -276,6 +276,18 @@ class Settings:
         "s",
         "A service center whose mean wait in the last hour exceeds this raises an alarm.",
     )
+    alarm_clear_after_s: float = _setting(
+        "CITYDECK_ALARM_CLEAR_AFTER_S",
+        120.0,
+        "seconds",
+        "An alarm clears only once its condition has stayed false this long, so it does not flap at its threshold.",
+    )
+    alarm_log_days: float = _setting(
+        "CITYDECK_ALARM_LOG_DAYS",
+        14.0,
+        "days",
+        "How long the alarm log (raised, acknowledged, cleared) is kept in Redis.",
+    )
 
     auth: str = _setting(
         "CITYDECK_AUTH",

@@ -105,7 +105,7 @@ class Verdict:
         return f"audit chain broken at {where}: {self.why}"
 
 
-def _cell(value: Any) -> str:
+def csv_cell(value: Any) -> str:
     """A CSV cell a spreadsheet shows as text: a reason typed as '=HYPERLINK(...)' is not run as a formula."""
     text = "" if value is None else str(value)
     return "'" + text if text[:1] in ("=", "+", "-", "@", "\t", "\r") else text
@@ -233,6 +233,6 @@ class Audit:
         count = 0
         for e in self.entries():
             at = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(e.at_ms / 1000)) if e.at_ms is not None else ""
-            writer.writerow([_cell(v) for v in (e.id, e.n, at, e.who, e.role, e.action, e.detail, e.prev, e.hash)])
+            writer.writerow([csv_cell(v) for v in (e.id, e.n, at, e.who, e.role, e.action, e.detail, e.prev, e.hash)])
             count += 1
         return count

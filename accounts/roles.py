@@ -18,6 +18,7 @@ NEEDS: dict[str, str] = {
     "aggregates": "wall",
     "pages": "viewer",
     "complaint_words": "operator",
+    "act_on_alarms": "operator",
     "precise_health": "health",
     "raw_fields": "admin",
     "accounts": "admin",

@@ -3,7 +3,7 @@ the deck for a cached snapshot, call a pure builder, return."""
 
 from __future__ import annotations
 
-from callbacks import admin, pages, precise, routing, status, wall
+from callbacks import admin, alarms, pages, precise, routing, status, wall
 from callbacks.deck import Deck
 
 
@@ -15,3 +15,4 @@ def register(app, deck: Deck) -> None:
     wall.register(app, deck)
     precise.register(app, deck)
     admin.register(app, deck)
+    alarms.register(app, deck)

@@ -21,9 +21,11 @@ NEEDED_BY_OUTPUT: dict[str, str] = {
     ids.PRECISE_MAP: "precise_health",
     ids.PRECISE_BODY: "precise_health",
     ids.ADMIN_BODY: "accounts",
+    ids.ALARMS_BODY: "pages",
+    ids.ALARMS_SAID: "act_on_alarms",
 }
 # What opening a page needs (its callbacks need it anyway; the navigation leaves out what a role cannot open).
-NEEDED_BY_PAGE: dict[str, str] = {"health": "pages", "admin": "accounts"}
+NEEDED_BY_PAGE: dict[str, str] = {"health": "pages", "alarms": "pages", "admin": "accounts"}
 
 
 def pages_for(role: str | None) -> tuple[str, ...]:

@@ -18,6 +18,8 @@ from typing import Any
 import redis
 from flask_caching import Cache
 
+from data.alarms import AlarmBook
+from data.keys import Keys
 from data.read import CityReader
 from views.geography import CityGeography
 from views.state import ViewState
@@ -60,6 +62,12 @@ class Deck:
 
     def init_app(self, server) -> None:
         self.cache.init_app(server)
+
+    @cached_property
+    def alarms(self) -> AlarmBook:
+        """The alarms' state and log, shared by every process."""
+        s = self.settings
+        return AlarmBook(self.client, Keys(s.key_prefix), s.alarm_clear_after_s, s.alarm_log_days)
 
     @cached_property
     def geo(self) -> CityGeography:

@@ -1,5 +1,6 @@
 """The status around every page: freshness of each source, the stale or unreachable banner, alarms and
-the clock. One cached status snapshot per tick serves every screen."""
+the clock. One cached status snapshot per tick serves every screen; the alarms in it are folded into
+their shared state (raised, acknowledged, cleared) once, as it is built."""
 
 from __future__ import annotations
 
@@ -10,7 +11,15 @@ from dash import Input, Output, State, no_update
 from callbacks import values
 from callbacks.deck import DataUnavailable, Deck
 from layouts import ids, render
+from views import figures
 from views.snapshots import status_snapshot
+
+
+def status_of(deck: Deck) -> dict:
+    """This tick's status snapshot, its alarms folded into their shared state as it is built (once a tick)."""
+    return deck.snapshot(
+        "status", None, lambda at: status_snapshot(deck.reader, deck.geo, deck.settings, at, track=deck.alarms.track)
+    )
 
 
 def register(app, deck: Deck) -> None:
@@ -18,32 +27,47 @@ def register(app, deck: Deck) -> None:
         Output(ids.FRESHNESS, "children"),
         Output(ids.BANNER, "children"),
         Output(ids.BANNER, "className"),
-        Output(ids.ALARM, "children"),
+        Output(ids.ALARM_TEXT, "children"),
+        Output(ids.ALARM_REST, "children"),
         Output(ids.ALARM, "className"),
+        Output(ids.ALARM_MAP, "figure"),
+        Output(ids.ALARM_SHOWN, "data"),
         Output(ids.ALARM_COUNT, "children"),
         Output(ids.CLOCK, "children"),
         Output(ids.STATUS_SINCE, "data"),
         Input(ids.STATUS_TICK, "n_intervals"),
         State(ids.STATUS_SINCE, "data"),
+        State(ids.ALARM_SHOWN, "data"),
+        State(ids.SCREEN, "data"),
     )
-    def show_status(_n, down_since):
-        down_since = values.moment(down_since)
-        clock = time.strftime("%H:%M", time.localtime(deck.clock()))
+    def show_status(_n, down_since, shown, screen):
+        down_since, shown = values.moment(down_since), values.text(shown)
+        type_px = values.type_px(screen) or 14
+        now = deck.clock()
+        clock = time.strftime("%H:%M", time.localtime(now))
         try:
-            snap = deck.snapshot("status", None, lambda now: status_snapshot(deck.reader, deck.geo, deck.settings, now))
+            snap = status_of(deck)
         except DataUnavailable:
             since = down_since or time.time()
             banner, banner_class = render.unreachable_banner(since)
-            return no_update, banner, banner_class, no_update, no_update, no_update, clock, since
+            return no_update, banner, banner_class, *([no_update] * 6), clock, since
         banner, banner_class = render.status_banner(snap["freshness"], snap["backlog"])
-        alarm, alarm_class = render.alarm(snap["alarms"])
+        view = snap["alarm_view"]
+        text, rest, alarm_class = render.alarm(view, now)
+        lead = view["lead"]
+        # The locator map is drawn when another alarm takes over (or the screen's type changes), not every tick.
+        drawn = f"{lead['key']}@{type_px}" if lead else None
+        locator = figures.locator_map(lead, deck.geo.bounds, type_px) if lead and drawn != shown else no_update
         return (
             render.freshness(snap["freshness"]),
             banner,
             banner_class,
-            alarm,
+            text,
+            rest,
             alarm_class,
-            render.alarm_count(snap["alarms"]),
+            locator,
+            drawn if drawn != shown else no_update,
+            render.alarm_count(view),
             clock,
             None,
         )

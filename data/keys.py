@@ -105,6 +105,11 @@ class Keys:
         on a Redis Cluster its slot is chosen by the city it belongs to, as a source's keys are by theirs)."""
         return f"{{{self.prefix}}}:workers"
 
+    def alarms(self, name: str) -> str:
+        """The alarms' state (hashes ``since``, ``seen``, ``acks``, ``shown``) and their log (stream ``log``),
+        in one slot so a raise, a clear and their log entry are written together."""
+        return f"{{{self.prefix}:alarms}}:{name}"
+
     def embedded_owner(self) -> str:
         """Key the embedded server's owner writes, so joiners can tell who started it."""
         return f"{self.prefix}:embedded:owner"

@@ -18,6 +18,19 @@ FRESHNESS = "freshness"
 BANNER = "banner"
 ALARM_COUNT = "alarm-count"
 ALARM = "alarm"
+ALARM_TEXT = "alarm-text"  # the alarm that takes over the wall: what, where, since, the numbers behind it
+ALARM_MAP = "alarm-map"  # where it is, on a map of the city
+ALARM_REST = "alarm-rest"  # the other alarms, ranked
+ALARM_SHOWN = "alarm-shown"  # the key of the alarm whose map is drawn
+ALARMS_TICK = "alarms-tick"
+ALARMS_SOURCE = "alarms-source"
+ALARMS_STATE = "alarms-state"
+ALARMS_BODY = "alarms-body"
+ALARMS_LOG = "alarms-log"
+ALARMS_PICK = "alarms-pick"  # the alarm an operator acknowledges
+ALARMS_NOTE = "alarms-note"
+ALARMS_ACK = "alarms-ack"
+ALARMS_SAID = "alarms-said"
 CLOCK = "clock"
 WHO = "who"  # the signed-in account and role, and the way out
 NAV_LINK = "nav-link"  # pattern: {"type": NAV_LINK, "page": name}
@@ -107,5 +120,6 @@ PAGE_TICKS = {
     "services": SERVICES_TICK,
     "complaints": COMPLAINTS_TICK,
     "health": HEALTH_TICK,
+    "alarms": ALARMS_TICK,
     "admin": ADMIN_TICK,
 }

@@ -305,6 +305,68 @@ def admin(refresh_ms: int) -> html.Div:
     )
 
 
+def alarms(refresh_ms: int) -> html.Div:
+    """The alarms in force, ranked, with the numbers behind each; acknowledging one with a note (operators);
+    and the log of the last days, exportable as CSV."""
+    sources = [{"label": "every source", "value": "all"}] + [
+        {"label": title, "value": kind}
+        for kind, title in (
+            ("cases", "case tracing"),
+            ("crowding", "foot traffic"),
+            ("services", "services"),
+            ("complaints", "complaints"),
+        )
+    ]
+    states = [{"label": s, "value": s} for s in ("all", "raised", "acknowledged")]
+    return html.Div(
+        [
+            _tick(ids.ALARMS_TICK, refresh_ms),
+            html.Div(
+                [
+                    dcc.Dropdown(
+                        id=ids.ALARMS_SOURCE, options=sources, value="all", clearable=False, className="control"
+                    ),
+                    dcc.Dropdown(
+                        id=ids.ALARMS_STATE, options=states, value="all", clearable=False, className="control"
+                    ),
+                ],
+                className="alarm-filters controls",
+            ),
+            card(
+                "Acknowledge an alarm",
+                html.Div(
+                    [
+                        dcc.Dropdown(
+                            id=ids.ALARMS_PICK,
+                            options=[],
+                            placeholder="an alarm not yet acknowledged",
+                            className="control alarm-pick",
+                        ),
+                        dcc.Input(
+                            id=ids.ALARMS_NOTE,
+                            type="text",
+                            maxLength=300,
+                            className="precise-reason",
+                            placeholder="Note, e.g. 'team 3 on the way, ETA 10 min'",
+                        ),
+                        html.Button("Acknowledge", id=ids.ALARMS_ACK, n_clicks=0, className="alarm-ack"),
+                    ],
+                    className="precise-ask",
+                ),
+                html.Div(id=ids.ALARMS_SAID, className="precise-status"),
+                class_name="operator-only",
+            ),  # fmt: skip
+            card("Alarms in force", html.Div(id=ids.ALARMS_BODY)),
+            card(
+                "Alarm log",
+                html.A("Export the log as CSV", href="/alarms/log.csv", className="alarm-export"),
+                html.Div(id=ids.ALARMS_LOG),
+            ),
+        ],
+        className="page page-alarms stack",
+    )
+
+
 LAYOUTS = {
     "overview": overview,
     "cases": cases,
@@ -312,6 +374,7 @@ LAYOUTS = {
     "services": services,
     "complaints": complaints,
     "health": health,
+    "alarms": alarms,
     "admin": admin,
 }
 

@@ -433,29 +433,71 @@ def unreachable_banner(since: float) -> tuple[list, str]:
     ], "banner down"
 
 
-def alarm(alarms: list[dict]) -> tuple[list, str]:
-    if not alarms:
-        return [], "alarm hidden"
-    first = alarms[0]
-    more = len(alarms) - 1
-    return [
-        html.Div("ALARM", className="alarm-tag"),
-        html.Div(first["what"], className="alarm-what"),
-        html.Div(first["where"], className="alarm-where"),
-        html.Div(
-            f"and {more} more: " + " · ".join(a["what"] + " — " + a["where"] for a in alarms[1:4]) if more else "",
-            className="alarm-more",
-        ),
-    ], f"alarm alarm-{first['kind']}"
+SEVERITY = {3: "critical", 2: "high", 1: "warning"}
 
 
-def alarm_count(alarms: list[dict]) -> list:
-    if not alarms:
+def _since(ms: int, now: float) -> str:
+    minutes = max(int(now - ms / 1000) // 60, 0)
+    start = time.strftime("%H:%M", time.localtime(ms / 1000))
+    return (
+        f"since {start} ({minutes} min)" if minutes < 120 else f"since {start} ({minutes // 60} h {minutes % 60} min)"
+    )
+
+
+def alarm(view: dict, now: float) -> tuple[list, list, str]:
+    """The alarm that takes over the wall (the most severe not acknowledged), with the numbers behind it,
+    and the other alarms ranked by severity then age; or nothing, and the takeover hidden."""
+    lead = view["lead"]
+    if lead is None:
+        return [], [], "alarm hidden"
+    evidence = [
+        html.Span([html.Span(label, className="evidence-label"), html.Strong(value)], className="evidence")
+        for label, value in lead.get("evidence", [])
+    ]
+    text = [
+        html.Div(f"ALARM · {SEVERITY.get(lead.get('severity', 1), 'warning').upper()}", className="alarm-tag"),
+        html.Div(lead["what"], className="alarm-what"),
+        html.Div(lead["where"], className="alarm-where"),
+        html.Div(evidence, className="alarm-evidence"),
+        html.Div(_since(lead["since_ms"], now) + (" · condition lapsed, clearing" if lead.get("lapsed") else ""),
+                 className="alarm-since"),
+    ]  # fmt: skip
+    rest = [line for line in view["lines"] if lead["key"] not in line["keys"] or line["count"] > 1]
+    listed = [
+        html.Li(
+            [
+                html.Span(SEVERITY.get(line["severity"], "warning"), className="alarm-level"),
+                line["text"],
+                html.Span(" · acknowledged", className="alarm-acked")
+                if line["acknowledged"] == line["count"]
+                else None,
+            ],
+            className=f"severity-{line['severity']}",
+        )
+        for line in rest[:6]
+    ]
+    more = len(rest) - len(listed)
+    return (
+        text,
+        [html.Ul(listed), html.Div(f"and {more} more", className="alarm-more") if more > 0 else None],
+        (f"alarm alarm-{lead['kind']} severity-{lead.get('severity', 1)}"),
+    )
+
+
+def alarm_count(view: dict) -> list:
+    """How many alarms are in force and how many nobody has acknowledged yet, leading to the alarms page."""
+    total, still = view["total"], view["open"]
+    if not total:
         return []
+    text = f"{total} alarm{'s' if total > 1 else ''}" + (f" · {still} open" if still != total else "")
+    if not still:
+        text += " · acknowledged"
     return [
-        html.Span(
-            f"{len(alarms)} alarm{'s' if len(alarms) > 1 else ''}",
-            title=" · ".join(a["what"] + " — " + a["where"] for a in alarms),
+        html.A(
+            text,
+            href="/alarms",
+            title=" · ".join(line["text"] for line in view["lines"]),
+            className="all-acked" if not still else "",
         )
     ]
 

@@ -8,6 +8,7 @@ from dash import dcc, html
 from layouts import ids
 from layouts.pages import precise_panel
 from layouts.wall import wall_layout
+from layouts.widgets import KIOSK_CONFIG
 from views.state import DEFAULT_WINDOW, PAGES, WINDOW_LABELS
 
 
@@ -89,7 +90,22 @@ def shell(
             html.Div(id=ids.BANNER, className="banner hidden"),
             html.Div(id=ids.NOTICE, className="notice"),
             html.Main(id=ids.CONTENT, className="content"),
-            html.Div(id=ids.ALARM, className="alarm hidden"),
+            html.Div(
+                [
+                    html.Div(id=ids.ALARM_TEXT, className="alarm-text"),
+                    dcc.Graph(
+                        id=ids.ALARM_MAP,
+                        figure={"data": [], "layout": {"paper_bgcolor": "#0a1020"}},
+                        config=KIOSK_CONFIG,
+                        responsive=True,
+                        className="alarm-map",
+                    ),
+                    html.Div(id=ids.ALARM_REST, className="alarm-rest"),
+                    dcc.Store(id=ids.ALARM_SHOWN, data=None),
+                ],
+                id=ids.ALARM,
+                className="alarm hidden",
+            ),
             html.Footer(id=ids.FRESHNESS, className="freshness"),
         ],
         id=ids.SHELL,

@@ -23,7 +23,7 @@ PLAUSIBLE = {
     "n_intervals": 1,
     "pathname": "/",
     "search": "",
-    "n_clicks": 0,
+    "n_clicks": 1,
     "clickData": None,
     "data": None,
 }

@@ -556,3 +556,20 @@ def case_paths_map(snap: dict, uirevision: str, tile_style: str = "") -> dict:
 
 
 PATH_COLOURS = ("#f43f5e", "#f59e0b", "#22d3ee", "#a78bfa", "#34d399", "#fb7185", "#facc15", "#60a5fa")
+
+
+def locator_map(alarm: dict, bounds: Sequence[float], type_px: int) -> dict:
+    """Where an alarm is: the whole city, the alarm's point ringed and named, for the wall's takeover."""
+    traces = []
+    if alarm.get("lon") is not None and alarm.get("lat") is not None:
+        lon, lat = [alarm["lon"]], [alarm["lat"]]
+        ring = points_trace(lon, lat, color="#f43f5e", size=type_px * 3.2, opacity=0.35)
+        ring["hoverinfo"] = "skip"
+        point = points_trace(lon, lat, color="#f43f5e", size=type_px * 1.2, opacity=1.0, name=alarm["where"])
+        point |= {"mode": "markers+text", "text": [alarm["where"]], "textposition": "top center"}
+        point["textfont"] = {"color": "#ffffff", "size": type_px}
+        traces = [ring, point]
+    layout = map_layout(bounds, f"alarm:{alarm['key']}")
+    layout["showlegend"] = False
+    layout["paper_bgcolor"] = "rgba(0,0,0,0)"
+    return figure(traces, layout)

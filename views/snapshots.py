@@ -830,22 +830,35 @@ def _duration(seconds: float) -> str:
     return f"{s // 3600} h {s % 3600 // 60} min"
 
 
+# How much an alarm calls for a person now: 3 critical, 2 high, 1 warning.
+SEVERITY_TITLES = {3: "critical", 2: "high", 1: "warning"}
+
+
 def alarms(reader: CityReader, geo: CityGeography, settings, now: float) -> list[dict]:
-    """What must take over the wall: crowding over capacity, a new case cluster, an urgent-complaint surge,
-    a service center over its wait target. Each alarm says what and where."""
+    """The conditions that hold now: crowding over capacity, a new case cluster, an urgent-complaint surge,
+    a service center over its wait target. Each says what and where (area and point), how severe, and the
+    numbers behind it; ``data.alarms.AlarmBook`` turns them into alarms with a start and a state."""
     out: list[dict] = []
     # Crowding is an alarm once a place has stayed crowded past the grace period (the foot keeper
     # remembers since when), not on one reading.
     for a in crowding_alerts(reader, now):
         place = geo.places.get(a["place_id"], {})
+        share = a["occupancy"] / a["capacity"] if a["capacity"] else 0
         out.append(
             {
                 "kind": "crowding",
                 "what": f"Crowding: {a['occupancy']:,} people for {a['capacity']:,} places, for {_duration(a['over_s'])}",
                 "where": _where(geo, place.get("name", a["place_id"]), a["community_id"]),
+                "community": a["community_id"],
                 "lon": a["lon"],
                 "lat": a["lat"],
                 "key": f"crowding:{a['place_id']}",
+                "severity": 3 if share >= 1.5 * settings.crowding_share else 2,
+                "evidence": [
+                    ["people", f"{a['occupancy']:,}"],
+                    ["capacity", f"{a['capacity']:,}"],
+                    ["crowded for", _duration(a["over_s"])],
+                ],
             }
         )
     out += cluster_alarms(reader, geo, settings, now)
@@ -854,13 +867,18 @@ def alarms(reader: CityReader, geo: CityGeography, settings, now: float) -> list
     urgent = {community: n for community, by in triaged.items() if (n := sum(by.get(c, 0) for c in URGENT_CATEGORIES))}
     for community, n in urgent.items():
         if n >= settings.alarm_urgent_complaints and community in geo.community_parents:
+            lon, lat = geo.centres.get(community, (None, None))
             out.append(
                 {
                     "kind": "complaints",
                     "what": f"Urgent complaints surge: {n} in the last hour",
                     "where": _where(geo, geo.names.get(community, community), community),
+                    "community": community,
                     "key": f"complaints:{community}",
+                    "severity": 3 if n >= 2 * settings.alarm_urgent_complaints else 2,
+                    "evidence": [["urgent, last hour", str(n)], ["alarm at", str(settings.alarm_urgent_complaints)]],
                 }
+                | ({"lon": lon, "lat": lat} if lon is not None else {})
             )
     waits = reader.counts_many("services", ["appointments.wait_ms", "appointments.waited"], hour)
     for center, n in waits["appointments.waited"].items():
@@ -872,7 +890,16 @@ def alarms(reader: CityReader, geo: CityGeography, settings, now: float) -> list
                     "kind": "services",
                     "what": f"Service center over its wait target: {mean_s / 60:.0f} min mean wait",
                     "where": _where(geo, place["name"], place["community_id"]),
+                    "community": place["community_id"],
+                    "lon": place["lon"],
+                    "lat": place["lat"],
                     "key": f"services:{center}",
+                    "severity": 2 if mean_s >= 2 * settings.alarm_wait_target_s else 1,
+                    "evidence": [
+                        ["mean wait, last hour", f"{mean_s / 60:.0f} min"],
+                        ["target", f"{settings.alarm_wait_target_s / 60:.0f} min"],
+                        ["people waited", str(int(n))],
+                    ],
                 }
             )
     return out
@@ -889,18 +916,66 @@ def cluster_alarms(reader: CityReader, geo: CityGeography, settings, now: float)
         places = [geo.places[v] for v in c["sites"] if v in geo.places]
         first = places[0] if places else None
         sites = len(c["sites"])
+        shown = shown_count(int(c["size"]), settings.privacy_min_count).text
         alarm = {
             "kind": "cases",
-            "what": f"New case cluster: {shown_count(int(c['size']), settings.privacy_min_count).text} cases linked"
-            f" at {sites} site{'s' if sites != 1 else ''}",
+            "what": f"New case cluster: {shown} cases linked at {sites} site{'s' if sites != 1 else ''}",
             "where": _where(geo, first["name"], first["community_id"]) if first else "unplaced venue",
+            "community": first["community_id"] if first else "",
             # The cluster's earliest site names it across ticks: cluster ids follow the clusters' sizes.
             "key": f"cases:cluster:{min(c['sites'])}",
+            "severity": 3,
+            "evidence": [["linked cases", shown], ["exposure sites", str(sites)]],
         }
         if first:
             alarm |= {"lon": first["lon"], "lat": first["lat"]}
         out.append(alarm)
     return out
+
+
+def ranked_alarms(alarms_in_force: list[dict], geo: CityGeography) -> dict:
+    """What the screens show of the alarms in force: the one to take over the wall (the most severe not yet
+    acknowledged, the oldest first among equals), and every alarm ranked by severity then age, those of
+    one kind in several communities of a district grouped into one line."""
+    ranked = sorted(alarms_in_force, key=lambda a: (-a.get("severity", 1), a.get("since_ms", 0), a["key"]))
+    lead = next((a for a in ranked if a.get("state") != "acknowledged"), None)
+    groups: dict[tuple[str, str], list[dict]] = {}
+    for a in ranked:
+        parents = geo.community_parents.get(a.get("community", ""))
+        groups.setdefault((a["kind"], parents[1] if parents else a["key"]), []).append(a)
+    lines = []
+    for (kind, district), members in groups.items():
+        first = members[0]
+        acked = sum(1 for m in members if m.get("state") == "acknowledged")
+        if len(members) == 1:
+            text = f"{first['what']} — {first['where']}"
+        else:
+            text = f"{GROUP_TITLES.get(kind, kind)} in {len(members)} places of {geo.names.get(district, district)}"
+        lines.append(
+            {
+                "text": text,
+                "severity": max(m.get("severity", 1) for m in members),
+                "since_ms": min(m.get("since_ms", 0) for m in members),
+                "count": len(members),
+                "acknowledged": acked,
+                "keys": [m["key"] for m in members],
+            }
+        )
+    lines.sort(key=lambda line: (-line["severity"], line["since_ms"]))
+    return {
+        "lead": lead,
+        "lines": lines,
+        "total": len(ranked),
+        "open": sum(1 for a in ranked if a.get("state") != "acknowledged"),
+    }
+
+
+GROUP_TITLES = {
+    "crowding": "Crowding",
+    "cases": "New case clusters",
+    "complaints": "Urgent complaints surging",
+    "services": "Service centers over their wait target",
+}
 
 
 def _where(geo: CityGeography, name: str, community: str) -> str:
@@ -910,12 +985,28 @@ def _where(geo: CityGeography, name: str, community: str) -> str:
     return f"{name} · {geo.names.get(parents[1], parents[1])}"
 
 
-def status_snapshot(reader: CityReader, geo: CityGeography, settings, now: float) -> dict:
+def status_snapshot(
+    reader: CityReader,
+    geo: CityGeography,
+    settings,
+    now: float,
+    track: Callable[[list[dict], int], list[dict]] | None = None,
+) -> dict:
     """What every screen shows above its view: freshness per source, the alarms, and each source's backlog
-    against its stream's cap."""
+    against its stream's cap. ``track`` (``AlarmBook.track``) turns the conditions that hold into the alarms
+    in force, with their start and state; without it each condition is an alarm raised now."""
+    now_ms = int(now * 1000)
+    holding = alarms(reader, geo, settings, now)
+    in_force = (
+        track(holding, now_ms)
+        if track
+        else [a | {"since_ms": now_ms, "state": "raised", "lapsed": False, "ack": None} for a in holding]
+    )
+    view = ranked_alarms(in_force, geo)
     return {
         "at": now,
         "freshness": freshness_lines(reader.freshness(), expected_rates(reader, now), settings.stale_after_s),
-        "alarms": alarms(reader, geo, settings, now),
+        "alarms": sorted(in_force, key=lambda a: (-a.get("severity", 1), a.get("since_ms", 0), a["key"])),
+        "alarm_view": view,
         "backlog": backlog_lines(reader.consumer_lag(), settings.backlog_warn_share),
     }

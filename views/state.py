@@ -19,6 +19,7 @@ PAGES: dict[str, str] = {
     "services": "Services",
     "complaints": "Complaints",
     "health": "Health",
+    "alarms": "Alarms",
     "admin": "Admin",
 }
 # What a wall may rotate through: the views of aggregates (the health and admin pages are for people signed in).

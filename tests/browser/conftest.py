@@ -85,6 +85,7 @@ def city(tmp_path_factory, redis_binary):
         alarm_cluster_cases=10_000,
         alarm_urgent_complaints=10_000,
         alarm_wait_target_s=1e9,
+        alarm_clear_after_s=3.0,  # an alarm clears 3 s after its condition: tests wait seconds, not minutes
     )
     env = {**os.environ, "REDIS_URL": embedded.url, "CITYDECK_KEY_PREFIX": settings.key_prefix}
     children = [

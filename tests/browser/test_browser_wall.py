@@ -5,9 +5,12 @@ room, its maps taking most of their panels, and no mode bar on any map or chart.
 from __future__ import annotations
 
 import math
+import time
 
 import pytest
 
+from data.keys import Keys
+from data.schema import encode
 from tests.browser.conftest import ARTIFACTS, wait_until
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
@@ -182,3 +185,72 @@ def test_only_the_view_on_screen_refreshes(wall):
         else:
             assert state["disabled"], f"{tick} refreshes while parked"
             assert state["n"] == first[tick]["n"], f"{tick} refreshed while parked"
+
+
+ALARM_MAP = """
+var gd = document.querySelector('#alarm-map .js-plotly-plot');
+if (!gd || !gd.data) { return null; }
+var box = gd.getBoundingClientRect();
+return {points: gd.data.map(function (t) { return [t.lon, t.lat]; }),
+        canvas: !!gd.querySelector('canvas.maplibregl-canvas'), w: box.width, h: box.height};
+"""
+
+
+def test_an_alarm_takes_over_the_wall_with_its_map_until_an_operator_acknowledges_it(wall, city, demo_city):
+    """Crowding raised by real readings takes over the wall with a map of where; acknowledged with a note
+    from the alarms page, it stops taking over and the wall says it is acknowledged."""
+    settings, _embedded, client = city
+    keys = Keys(settings.key_prefix)
+    mall = demo_city.places[demo_city.places.kind == "mall"].iloc[1]
+
+    def reading(seq: int, occupancy: int, ago_s: float = 0) -> dict:
+        return encode(
+            "reading", src="wall-alarm-test", seq=seq, ts=int((time.time() - ago_s) * 1000), sensor_id="S-WALL-ALARM",
+            sensor_kind="counter", place_id=mall.place_id, place_kind="mall", interval_s=60, people=10, fever=0,
+            occupancy=occupancy, capacity=int(mall.capacity), lon=mall.lon, lat=mall.lat,
+        )  # fmt: skip
+
+    driver = wall.driver
+    open_wall(wall, "overview", 1920, 1080)
+    # Crowded minute after minute for eleven minutes, and still: past the grace period, so an alarm.
+    for minute in range(12):
+        client.xadd(keys.stream("foot"), reading(minute, int(mall.capacity) * 10, ago_s=(11 - minute) * 60))
+    wait_until(lambda: "hidden" not in driver.find_element("id", "alarm").get_attribute("class"), "the takeover")
+    wait_until(lambda: mall["name"] in driver.find_element("id", "alarm-text").text, "the alarm's place")
+    text = driver.find_element("id", "alarm-text").text
+    assert "Crowding" in text and "CRITICAL" in text and f"{int(mall.capacity):,}" in text
+    located = wait_until(lambda: (m := driver.execute_script(ALARM_MAP)) and m["canvas"] and m, "the locator map")
+    assert [round(located["points"][-1][0][0], 4), round(located["points"][-1][1][0], 4)] == [
+        round(float(mall.lon), 4),
+        round(float(mall.lat), 4),
+    ]
+    assert located["w"] * located["h"] > 0.2 * 1920 * 1080, f"the locator map is small: {located}"
+    driver.save_screenshot(str(ARTIFACTS / "wall-alarm-locator.png"))
+
+    # An operator acknowledges it from the alarms page (sign-in is off here: everyone is an operator).
+    key = f"crowding:{mall.place_id}"
+    driver.get(f"{wall.server.url}/alarms")
+    wait_until(lambda: mall["name"] in driver.find_element("id", "alarms-body").text, "the alarm listed")
+    wait_until(
+        lambda: driver.execute_script(
+            "var l = window.dash_component_api.getLayout('alarms-pick'); var p = l && (l.props || l);"
+            "return (p && p.options || []).some(function (o) { return o.value === arguments[0]; });".replace(
+                "arguments[0]", repr(key)
+            )
+        ),
+        "the alarm offered for acknowledging",
+    )
+    driver.execute_script("window.dash_clientside.set_props('alarms-pick', {value: arguments[0]});", key)
+    driver.find_element("id", "alarms-note").send_keys("team 3 on the way")
+    driver.find_element("id", "alarms-ack").click()
+    wait_until(lambda: "Acknowledged" in driver.find_element("id", "alarms-said").text, "the acknowledgement")
+    wait_until(lambda: "team 3 on the way" in driver.find_element("id", "alarms-log").text, "the log entry")
+
+    open_wall(wall, "overview", 1920, 1080)
+    wait_until(lambda: "acknowledged" in driver.find_element("id", "alarm-count").text, "the wall saying so")
+    assert "hidden" in driver.find_element("id", "alarm").get_attribute("class")
+    driver.save_screenshot(str(ARTIFACTS / "wall-alarm-acknowledged.png"))
+
+    # The condition ends: the alarm clears after its hold, and the wall has no alarm left.
+    client.xadd(keys.stream("foot"), reading(12, 0))
+    wait_until(lambda: not driver.find_element("id", "alarm-count").text, "the alarm cleared", timeout=60)

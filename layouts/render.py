@@ -41,7 +41,26 @@ def _largest(h: dict) -> tuple[str, str]:
     return f"{largest['size']} cases", f"{sites} site{'s' if sites != 1 else ''}: {largest['site_names']}"
 
 
-def cases_numbers(snap: dict) -> list:
+SOURCES = {
+    "cases": "case reports, check-ins and health codes",
+    "foot": "people counters and infrared sensors",
+    "services": "e-government applications and appointments",
+    "complaints": "citizen complaints and their updates",
+}
+
+
+def with_provenance(numbers: list, source: str, snap: dict) -> list:
+    """Each headline number with a line of provenance on hover: where it comes from, the area and window it
+    counts, the rule behind it (its hint), and when it was last worked out (to the minute)."""
+    at = time.strftime("%H:%M", time.localtime(snap["at"]))
+    for n in numbers:
+        label, hint = n.children[1].children, n.children[2].children
+        rule = f" · {hint}" if hint and hint not in snap["label"] else ""
+        n.title = f"{label}: from {SOURCES[source]} · {snap['label']}{rule} · as of {at}"
+    return numbers
+
+
+def _cases_numbers(snap: dict) -> list:
     h = snap["headline"]
     size, where = _largest(h)
     return [
@@ -80,7 +99,7 @@ def cases_areas(snap: dict) -> html.Table:
     return table(["area", "confirmed"], [[name, text] for name, text, _ in (exact + small)[:15]])
 
 
-def foot_numbers(snap: dict) -> list:
+def _foot_numbers(snap: dict) -> list:
     h = snap["headline"]
     hint, tone = _vs(h["people"], h["people_yesterday"])
     return [
@@ -140,7 +159,7 @@ def foot_alerts(snap: dict) -> list:
     ]
 
 
-def services_numbers(snap: dict) -> list:
+def _services_numbers(snap: dict) -> list:
     h = snap["headline"]
     auto = snap["modes"].get("auto", {})
     manual = snap["modes"].get("manual", {})
@@ -185,7 +204,7 @@ def service_centers(snap: dict) -> html.Div:
     )
 
 
-def complaints_numbers(snap: dict) -> list:
+def _complaints_numbers(snap: dict) -> list:
     h = snap["headline"]
     return [
         number("complaints filed", _n(h["filed"]), snap["label"]),
@@ -237,7 +256,7 @@ def export_file_name(view: str, area: str | None, window: str, at: float, zone: 
     return f"citydeck-{view}-{slug(area) if area else 'city'}-{slug(window)}-{local}.csv"
 
 
-def overview_numbers(snap: dict) -> dict[str, list]:
+def _overview_numbers(snap: dict) -> dict[str, list]:
     c, f, s, k = (snap[x]["headline"] for x in ("cases", "foot", "services", "complaints"))
     hint, tone = _vs(f["people"], f["people_yesterday"])
     return {
@@ -563,3 +582,23 @@ def admin(accounts: list, tokens: list, entries: list, audit: dict, settings_row
         ),
         card("Settings in force", table(["variable", "value"], [list(r) for r in settings_rows], "small")),
     ]
+
+
+def cases_numbers(snap: dict) -> list:
+    return with_provenance(_cases_numbers(snap), "cases", snap)
+
+
+def foot_numbers(snap: dict) -> list:
+    return with_provenance(_foot_numbers(snap), "foot", snap)
+
+
+def services_numbers(snap: dict) -> list:
+    return with_provenance(_services_numbers(snap), "services", snap)
+
+
+def complaints_numbers(snap: dict) -> list:
+    return with_provenance(_complaints_numbers(snap), "complaints", snap)
+
+
+def overview_numbers(snap: dict) -> dict[str, list]:
+    return {source: with_provenance(numbers, source, snap) for source, numbers in _overview_numbers(snap).items()}

@@ -28,12 +28,18 @@ CHART_CONFIG = {
 KIOSK_CONFIG = {"displayModeBar": False, "scrollZoom": False, "staticPlot": False, "showSendToCloud": False}
 
 
+def png_name(id_) -> str:
+    """The name a figure's saved PNG takes: citydeck and the figure's id (``services-area-map``)."""
+    parts = [id_["page"], id_["type"]] if isinstance(id_, dict) else [str(id_)]
+    return "citydeck-" + "-".join(parts)
+
+
 def live_map(id_, height: str = "520px", data_role: str = "map") -> dcc.Graph:
     """An empty map that the page's refresh fills; the figure is sent whole once, then patched."""
     return dcc.Graph(
         id=id_,
         figure={"data": [], "layout": {"paper_bgcolor": "#0a1020", "plot_bgcolor": "#0a1020"}},
-        config=GRAPH_CONFIG | {"toImageButtonOptions": PNG | {"filename": f"citydeck-{id_}"}},
+        config=GRAPH_CONFIG | {"toImageButtonOptions": PNG | {"filename": png_name(id_)}},
         style={"height": height},
         className=f"live-{data_role}",
     )
@@ -43,7 +49,7 @@ def chart(id_, height: str = "260px") -> dcc.Graph:
     return dcc.Graph(
         id=id_,
         figure={"data": [], "layout": {"paper_bgcolor": "rgba(0,0,0,0)", "plot_bgcolor": "rgba(0,0,0,0)"}},
-        config=CHART_CONFIG | {"toImageButtonOptions": PNG | {"filename": f"citydeck-{id_}"}},
+        config=CHART_CONFIG | {"toImageButtonOptions": PNG | {"filename": png_name(id_)}},
         style={"height": height},
         className="live-chart",
     )

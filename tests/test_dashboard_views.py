@@ -582,6 +582,14 @@ def test_every_number_and_chart_of_a_drilled_page_says_which_area_and_window_it_
     escalations = next(n for n in render.complaints_numbers(complaints) if _texts(n)[1] == "escalations")
     assert _texts(escalations)[2] == f"{services['scope']} · last 15 min"
     assert name in complaints["labels"]["routing"]
+    # Each headline number says on hover where it comes from, what it counts, by which rule and as of when.
+    at = time.strftime("%H:%M", time.localtime(services["at"]))
+    for number in render.services_numbers(services) + render.complaints_numbers(complaints):
+        label, hint = _texts(number)[1:3]
+        assert number.title.startswith(f"{label}: from ") and f"· {services['scope']} · last 15 min" in number.title
+        assert number.title.endswith(f"as of {at}") and (hint in number.title)
+    counters = next(n for n in render.services_numbers(services) if _texts(n)[1] == "counters needed")
+    assert "Erlang C, wait ≤ 10 min" in counters.title and "e-government applications" in counters.title
 
 
 @pytest.mark.redis

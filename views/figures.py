@@ -19,6 +19,8 @@ PANEL = "#0f1728"
 LAND = "#162036"
 WATER = "#0a1020"
 EDGE = "#3a4a6b"
+# As the page's CSS: Latin first, then fonts with Chinese glyphs.
+FONT = 'Inter, system-ui, "Noto Sans CJK SC", "Source Han Sans SC", "PingFang SC", "Microsoft YaHei", sans-serif'
 ACCENT = "#38bdf8"
 HEAT = [[0, "rgba(56,189,248,0)"], [0.25, "#2563eb"], [0.5, "#a855f7"], [0.75, "#f97316"], [1, "#fde047"]]
 CASES = [[0, "#1e293b"], [0.3, "#3b2f5e"], [0.7, "#6d4a9e"], [1, "#a78bfa"]]
@@ -87,7 +89,7 @@ def map_layout(bounds: Sequence[float], uirevision: str, tile_style: str = "", c
         },
         "margin": {"l": 0, "r": 0, "t": 0, "b": 0},
         "paper_bgcolor": WATER,
-        "font": {"color": INK, "family": "Inter, system-ui, sans-serif"},
+        "font": {"color": INK, "family": FONT},
         # Every layer says what it is: point layers in this legend, colour layers in their colour bars.
         "showlegend": True,
         "legend": {
@@ -522,7 +524,7 @@ def chart_layout(uirevision: str, title: str = "") -> dict:
         "margin": {"l": 8, "r": 12, "t": 30 if title else 8, "b": 8},
         "paper_bgcolor": "rgba(0,0,0,0)",
         "plot_bgcolor": "rgba(0,0,0,0)",
-        "font": {"color": INK, "family": "Inter, system-ui, sans-serif", "size": 12},
+        "font": {"color": INK, "family": FONT, "size": 12},
         "xaxis": dict(axis),
         "yaxis": dict(axis),
         "showlegend": False,

@@ -254,3 +254,27 @@ def test_an_alarm_takes_over_the_wall_with_its_map_until_an_operator_acknowledge
     # The condition ends: the alarm clears after its hold, and the wall has no alarm left.
     client.xadd(keys.stream("foot"), reading(12, 0))
     wait_until(lambda: not driver.find_element("id", "alarm-count").text, "the alarm cleared", timeout=60)
+
+
+GLYPHS = """
+// Draw a character in the page's own font stack; a character no font has comes out as the same empty box.
+var family = window.getComputedStyle(document.body).fontFamily;
+function pixels(ch) {
+  var c = document.createElement('canvas'); c.width = 64; c.height = 64;
+  var g = c.getContext('2d'); g.fillStyle = '#fff'; g.font = '48px ' + family; g.fillText(ch, 4, 52);
+  return Array.from(g.getImageData(0, 0, 64, 64).data).join(',');
+}
+var missing = pixels('\\uE000');
+return {family: family, fu: pixels('福') !== missing, tian: pixels('田') !== missing,
+        differ: pixels('福') !== pixels('田')};
+"""
+
+
+def test_chinese_names_render_in_the_page_font(wall):
+    """Place names such as 福田 are drawn as glyphs, not as the boxes of a font without them."""
+    driver = wall.driver
+    driver.get(f"{wall.server.url}/wall?views=overview&dwell=3600")
+    wait_until(lambda: driver.find_elements("id", "wall-title"), "the wall")
+    glyphs = driver.execute_script(GLYPHS)
+    assert "Noto Sans CJK SC" in glyphs["family"]
+    assert glyphs["fu"] and glyphs["tian"] and glyphs["differ"], f"Chinese characters drawn as boxes: {glyphs}"

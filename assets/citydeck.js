@@ -40,25 +40,71 @@
       return;
     }
     var key = box.join(",") + "@" + gd.offsetWidth + "x" + gd.offsetHeight + "#" + layout.uirevision;
-    if (gd.dataset.fitted === key) {
-      return;
-    }
     var id = graph.id.charAt(0) === "{" ? JSON.parse(graph.id) : graph.id;
     var component = api.getLayout(id);
     var figure = component && (component.props || component).figure;
     if (!figure || !figure.layout || !figure.layout.map) {
       return;
     }
+    if (!gd.dataset.listening && gd.on) {
+      // A zoom or pan by the operator (Plotly reports those, not the figures it is given) is theirs to keep.
+      gd.on("plotly_relayout", function (change) {
+        if (!change || !("map.zoom" in change || "map.center" in change)) {
+          return;
+        }
+        // The map reports every move, the fit's own too: only a view other than the fitted one is a move.
+        var zoom = change["map.zoom"], centre = change["map.center"];
+        var fitted = JSON.parse(gd.dataset.fittedView || "null");
+        var same =
+          fitted &&
+          (zoom === undefined || Math.abs(zoom - fitted.zoom) < 0.01) &&
+          (!centre || (Math.abs(centre.lon - fitted.center.lon) < 1e-4 && Math.abs(centre.lat - fitted.center.lat) < 1e-4));
+        if (!same) {
+          gd.dataset.moved = String(gd.layout.uirevision);
+        }
+      });
+      gd.dataset.listening = "1";
+    }
+    // Fitted already, and the figure still holds that view or the operator has moved it since: nothing to
+    // do. (A whole figure sent again for the same area brings the server's first guess back: fitted again.)
+    var kept = figure.layout.map.zoom === Number(gd.dataset.fittedZoom) || gd.dataset.moved === String(layout.uirevision);
+    if (gd.dataset.fitted === key && kept) {
+      return;
+    }
     gd.dataset.fitted = key;
     var view = zoomFor(box, gd.offsetWidth, gd.offsetHeight);
-    var map = Object.assign({}, figure.layout.map, {
-      center: view.center,
-      zoom: Math.round(view.zoom * 100) / 100,
-    });
+    var zoom = Math.round(view.zoom * 100) / 100;
+    gd.dataset.fittedZoom = String(zoom);
+    gd.dataset.fittedView = JSON.stringify({ center: view.center, zoom: zoom });
+    var map = Object.assign({}, figure.layout.map, { center: view.center, zoom: zoom });
     clientside.set_props(id, { figure: Object.assign({}, figure, { layout: Object.assign({}, figure.layout, { map: map }) }) });
   }
 
+  // A wall cannot scroll: a list longer than its panel says how many of its rows the panel leaves out.
+  function countHidden(card) {
+    var bottom = card.getBoundingClientRect().bottom;
+    var rows = card.querySelectorAll("tbody tr");
+    var hidden = 0;
+    for (var i = 0; i < rows.length; i++) {
+      if (rows[i].getBoundingClientRect().bottom > bottom - parseFloat(getComputedStyle(card).fontSize) * 1.8) {
+        hidden++;
+      }
+    }
+    var said = hidden ? "and " + hidden + " more row" + (hidden > 1 ? "s" : "") + " not shown" : "";
+    if ((card.getAttribute("data-more") || "") !== said) {
+      if (said) {
+        card.setAttribute("data-more", said);
+      } else {
+        card.removeAttribute("data-more");
+      }
+    }
+  }
+
   setInterval(function () {
+    var cards = document.querySelectorAll(".shell.wall .wall-slot:not(.parked) .card");
+    for (var c = 0; c < cards.length; c++) {
+      countHidden(cards[c]);
+    }
     var maps = document.querySelectorAll(".js-plotly-plot");
     for (var i = 0; i < maps.length; i++) {
       if (maps[i].offsetParent !== null) {

@@ -97,7 +97,11 @@ class Callback:
         return {
             "output": self.output,
             "outputs": outputs if isinstance(spec, list) else outputs[0],
-            "inputs": [item(tick, n_intervals)],
+            # Other inputs as a page (not a wall) holds them: the wall's screen size is nothing here.
+            "inputs": [
+                item(tick, n_intervals),
+                *(item(i, states.get((i["id"], i["property"]))) for i in self.inputs[1:]),
+            ],
             "state": [item(s, states.get((s["id"], s["property"]))) for s in self.state],
             "changedPropIds": [f"{tick['id']}.{tick['property']}"],
         }
@@ -108,7 +112,8 @@ def page_callbacks(dependencies: list[dict]) -> dict[str, Callback]:
     out: dict[str, Callback] = {}
     for dependency in dependencies:
         inputs = dependency["inputs"]
-        if len(inputs) == 1 and inputs[0]["property"] == "n_intervals":
+        # Driven by an interval: the interval first, then at most the wall's screen size.
+        if inputs and inputs[0]["property"] == "n_intervals" and all(i["property"] == "data" for i in inputs[1:]):
             out[inputs[0]["id"]] = Callback(dependency["output"], inputs, dependency["state"])
     return out
 

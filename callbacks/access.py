@@ -47,7 +47,10 @@ def needs(body: dict[str, Any]) -> str:
     output = body.get("output")
     if not isinstance(output, str):
         return "aggregates"
-    spec = split_callback_id(output)
+    try:
+        spec = split_callback_id(output)
+    except ValueError:
+        return "aggregates"  # names no component and property: the callback guard refuses it (400)
     outputs = spec if isinstance(spec, list) else [spec]
     wanted = [NEEDED_BY_OUTPUT.get(_component(str(o.get("id", ""))), "aggregates") for o in outputs]
     return max(wanted, key=lambda capability: ROLES.index(NEEDS[capability]))

@@ -106,12 +106,14 @@ def register(app, deck: Deck) -> None:
         if len(note) < 3:
             return "Say in a note what is being done (at least 3 characters): it goes to the log.", no_update
         who = current_name()
-        alarm = deck.alarms.acknowledge(key, who, role, note, int(deck.clock() * 1000))
+        alarm, ack, fresh = deck.alarms.acknowledge(key, who, role, note, int(deck.clock() * 1000))
         if alarm is None:
             return "That alarm is no longer in force.", no_update
+        if not fresh:
+            return f"Already acknowledged by {ack['by']} at {_when(ack['at_ms'])}: {ack['note']}", no_update
         access().accounts.audit.append(
             who, role, "alarm_acknowledged", alarm=key, what=alarm.get("what", ""), where=alarm.get("where", ""),
-            note=note,
+            note=ack["note"],
         )  # fmt: skip
         return f"Acknowledged: {alarm['what']} — {alarm['where']}.", ""
 

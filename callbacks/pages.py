@@ -24,13 +24,10 @@ from views.state import ViewState
 
 # Controls are read at the next tick, not on change: a map rebuilt twice while it is still loading its
 # boundaries aborts the first load (a console error), and a tick is at most a couple of seconds away.
-# The last is the wall's screen, which sets the size of the figures' type (nothing on other pages).
-CONTROLS = (
-    State(ids.WINDOW, "value"),
-    State(ids.DISTRICT, "value"),
-    State(ids.NEIGHBOURHOOD, "data"),
-    State(ids.SCREEN, "data"),
-)
+CONTROLS = (State(ids.WINDOW, "value"), State(ids.DISTRICT, "value"), State(ids.NEIGHBOURHOOD, "data"))
+# The wall's screen sets the size of the figures' type (nothing on other pages). An input, not a state, so a
+# wall's first refresh waits for the browser to say its size rather than draw in a type that is too small.
+SCREEN = Input(ids.SCREEN, "data")
 
 
 def revision(page: str, state: ViewState, type_px: int | None = None) -> str:
@@ -61,13 +58,14 @@ def drawn(rendered: Any, layout: str, outputs: int) -> list[str] | None:
 def sent(full: list[dict], blocks: list, rendered: Any, type_px: int | None = None) -> tuple:
     """A refresh's answer: its figures, then its blocks (numbers, tables), then the page's store.
 
-    While the figures' layouts are not the ones this browser drew (another drilled area, or another window
-    that their titles name), whole figures and every block, and a store with a digest of the layouts and
-    one of each output. Afterwards, nothing for an output whose content is what this browser last drew;
-    for a figure whose traces changed, a patch that replaces every trace whole, as the builder made it
-    (new bars, new labels, a new top of the colour scale), keeping the layout and the operator's zoom; a
-    block anew. So an open page draws exactly what a freshly opened one does, and a tick with nothing new
-    gets no answer at all (HTTP 204).
+    While the figures' layouts are not the ones this browser drew (another drilled area, or on a wall
+    another type size), whole figures and every block, and a store with a digest of the layouts and one
+    of each output. Afterwards, nothing for an output whose content is what this browser last drew; for a
+    figure whose traces or title changed (a chart's title names its window), a patch that replaces every
+    trace whole, as the builder made it (new bars, new labels, a new top of the colour scale), and the
+    title, keeping the rest of the layout: the map's view, the operator's zoom; a block anew. So an open
+    page draws exactly what a freshly opened one does, and a tick with nothing new gets no answer at all
+    (HTTP 204).
 
     The store is patched only at the digests of what this answer sends, so an answer that arrives after
     a later one never marks as drawn a content the browser no longer shows. On a wall, every text of the
@@ -75,8 +73,8 @@ def sent(full: list[dict], blocks: list, rendered: Any, type_px: int | None = No
     """
     if type_px:
         full = [figures.for_screen(fig, type_px) for fig in full]
-    layout = digest([fig["layout"] for fig in full])
-    contents = [fig["data"] for fig in full] + list(blocks)
+    layout = digest([{k: v for k, v in fig["layout"].items() if k != "title"} for fig in full])
+    contents = [{"data": fig["data"], "title": fig["layout"].get("title")} for fig in full] + list(blocks)
     digests = [digest(c) for c in contents]
     before = drawn(rendered, layout, len(contents))
     if before is None:
@@ -92,7 +90,9 @@ def sent(full: list[dict], blocks: list, rendered: Any, type_px: int | None = No
         store["digests"][i] = now
         if i < len(full):
             patch = Patch()
-            patch["data"] = content
+            patch["data"] = content["data"]
+            if content["title"] is not None:
+                patch["layout"]["title"] = content["title"]
             out.append(patch)
         else:
             out.append(content)
@@ -128,10 +128,11 @@ def register(app, deck: Deck) -> None:
         Output(ids.OVERVIEW_COMPLAINTS_NUMBERS, "children"),
         Output(ids.OVERVIEW_RENDERED, "data"),
         Input(ids.OVERVIEW_TICK, "n_intervals"),
+        SCREEN,
         *CONTROLS,
         State(ids.OVERVIEW_RENDERED, "data"),
     )
-    def refresh_overview(_n, window, district, neighbourhood, screen, rendered):
+    def refresh_overview(_n, screen, window, district, neighbourhood, rendered):
         type_px = values.type_px(screen)
         state = view_state(deck, window, district, neighbourhood)
         snap = load(
@@ -170,10 +171,11 @@ def register(app, deck: Deck) -> None:
         Output(ids.CASES_CLUSTERS, "children"),
         Output(ids.CASES_RENDERED, "data"),
         Input(ids.CASES_TICK, "n_intervals"),
+        SCREEN,
         *CONTROLS,
         State(ids.CASES_RENDERED, "data"),
     )
-    def refresh_cases(_n, window, district, neighbourhood, screen, rendered):
+    def refresh_cases(_n, screen, window, district, neighbourhood, rendered):
         type_px = values.type_px(screen)
         state = view_state(deck, window, district, neighbourhood)
         snap = load(deck, "cases", state, built(deck, "cases", state))
@@ -189,10 +191,11 @@ def register(app, deck: Deck) -> None:
         Output(ids.FOOT_ALERTS, "children"),
         Output(ids.FOOT_RENDERED, "data"),
         Input(ids.FOOT_TICK, "n_intervals"),
+        SCREEN,
         *CONTROLS,
         State(ids.FOOT_RENDERED, "data"),
     )
-    def refresh_foot(_n, window, district, neighbourhood, screen, rendered):
+    def refresh_foot(_n, screen, window, district, neighbourhood, rendered):
         type_px = values.type_px(screen)
         state = view_state(deck, window, district, neighbourhood)
         snap = load(deck, "foot-traffic", state, built(deck, "foot-traffic", state))
@@ -207,10 +210,11 @@ def register(app, deck: Deck) -> None:
         Output(ids.SERVICES_CENTERS, "children"),
         Output(ids.SERVICES_RENDERED, "data"),
         Input(ids.SERVICES_TICK, "n_intervals"),
+        SCREEN,
         *CONTROLS,
         State(ids.SERVICES_RENDERED, "data"),
     )
-    def refresh_services(_n, window, district, neighbourhood, screen, rendered):
+    def refresh_services(_n, screen, window, district, neighbourhood, rendered):
         type_px = values.type_px(screen)
         state = view_state(deck, window, district, neighbourhood)
         snap = load(deck, "services", state, built(deck, "services", state))
@@ -233,10 +237,11 @@ def register(app, deck: Deck) -> None:
         Output(ids.COMPLAINTS_TABLE_NOTE, "children"),
         Output(ids.COMPLAINTS_RENDERED, "data"),
         Input(ids.COMPLAINTS_TICK, "n_intervals"),
+        SCREEN,
         *CONTROLS,
         State(ids.COMPLAINTS_RENDERED, "data"),
     )
-    def refresh_complaints(_n, window, district, neighbourhood, screen, rendered):
+    def refresh_complaints(_n, screen, window, district, neighbourhood, rendered):
         type_px = values.type_px(screen)
         state = view_state(deck, window, district, neighbourhood)
         snap = load(deck, "complaints", state, built(deck, "complaints", state))

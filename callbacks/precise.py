@@ -33,7 +33,7 @@ def register(app, deck: Deck) -> None:
         State(ids.PRECISE_STATUS, "children"),
         *CONTROLS,
     )
-    def precise(_n, _open, _close, reason, said, window, district, neighbourhood, _screen):
+    def precise(_n, _open, _close, reason, said, window, district, neighbourhood):
         account = current_account()
         if account is None or not may(account.role, "precise_health"):
             raise PreventUpdate  # the door answered 403 already; nothing here for anyone else

@@ -107,19 +107,23 @@ class AlarmBook:
             self._log(pipe, now_ms, "cleared", alarm)
             pipe.execute()
 
-    def acknowledge(self, key: str, who: str, role: str, note: str, now_ms: int) -> dict | None:
-        """Mark an alarm in force as acknowledged; return the alarm, or None when no such alarm is in force."""
+    def acknowledge(
+        self, key: str, who: str, role: str, note: str, now_ms: int
+    ) -> tuple[dict | None, dict | None, bool]:
+        """Mark an alarm in force as acknowledged (once: the first acknowledgement stands). Return the alarm,
+        the acknowledgement that stands and whether it is this one; (None, None, False) when no such alarm
+        is in force."""
         shown = self.client.hget(self._k("shown"), key)
         if shown is None or not self.client.hexists(self._k("since"), key):
-            return None
+            return None, None, False
         alarm = json.loads(_text(shown))
-        note = note.strip()[:NOTE_MAX]
-        ack = {"by": who, "role": role, "at_ms": now_ms, "note": note}
+        ack = {"by": who, "role": role, "at_ms": now_ms, "note": note.strip()[:NOTE_MAX]}
+        if not self.client.hsetnx(self._k("acks"), key, json.dumps(ack, ensure_ascii=False)):
+            return alarm, json.loads(_text(self.client.hget(self._k("acks"), key) or "null")), False
         with self.client.pipeline(transaction=False) as pipe:
-            pipe.hset(self._k("acks"), key, json.dumps(ack, ensure_ascii=False))
-            self._log(pipe, now_ms, "acknowledged", alarm, by=who, role=role, note=note)
+            self._log(pipe, now_ms, "acknowledged", alarm, by=who, role=role, note=ack["note"])
             pipe.execute()
-        return alarm
+        return alarm, ack, True
 
     def log(self, limit: int = 10_000) -> list[dict]:
         """The log's newest ``limit`` entries, newest first."""

@@ -353,7 +353,7 @@ def alarms(refresh_ms: int) -> html.Div:
                     ],
                     className="precise-ask",
                 ),
-                html.Div(id=ids.ALARMS_SAID, className="precise-status"),
+                html.Div(id=ids.ALARMS_SAID, className="alarms-said"),
                 class_name="operator-only",
             ),  # fmt: skip
             card("Alarms in force", html.Div(id=ids.ALARMS_BODY)),

@@ -49,14 +49,23 @@ SOURCES = {
 }
 
 
+# Numbers that count what holds now (a stock), not what happened in the window.
+NOW_NUMBERS = frozenset(
+    {"yellow", "red", "active contacts (yellow)", "red codes", "sensors", "silent sensors", "crowded places",
+     "open", "overdue", "counters needed"}
+)  # fmt: skip
+
+
 def with_provenance(numbers: list, source: str, snap: dict) -> list:
-    """Each headline number with a line of provenance on hover: where it comes from, the area and window it
-    counts, the rule behind it (its hint), and when it was last worked out (to the minute)."""
+    """Each headline number with a line of provenance on hover: where it comes from, the area and the window
+    it counts (or "now" for what holds now), the rule behind it (its hint), and when it was last worked out
+    (to the minute)."""
     at = time.strftime("%H:%M", time.localtime(snap["at"]))
     for n in numbers:
-        label, hint = n.children[1].children, n.children[2].children
-        rule = f" · {hint}" if hint and hint not in snap["label"] else ""
-        n.title = f"{label}: from {SOURCES[source]} · {snap['label']}{rule} · as of {at}"
+        label, hint = n.children[1].children, n.children[2].children or ""
+        counts = f"{snap['scope']} · now" if label in NOW_NUMBERS else snap["label"]
+        rule = hint.replace(snap["label"], "").replace(snap["scope"], "").strip(" ·")
+        n.title = f"{label}: from {SOURCES[source]} · {counts}" + (f" · {rule}" if rule else "") + f" · as of {at}"
     return numbers
 
 

@@ -80,9 +80,9 @@ def test_an_alarm_does_not_flap_at_its_threshold_and_clears_once_after_the_hold(
 
 def test_an_acknowledged_alarm_says_who_when_and_why_until_it_clears(book):
     book.track([condition("crowding:P1"), condition("cases:cluster:V1", 3, "cases")], 1_000)
-    assert book.acknowledge("crowding:P9", "op-1", "operator", "on it", 2_000) is None
+    assert book.acknowledge("crowding:P9", "op-1", "operator", "on it", 2_000) == (None, None, False)
     assert (
-        book.acknowledge("crowding:P1", "op-1", "operator", "  team 3 on the way  ", 2_000)["what"]
+        book.acknowledge("crowding:P1", "op-1", "operator", "  team 3 on the way  ", 2_000)[0]["what"]
         == "what crowding:P1"
     )
     in_force = {
@@ -96,6 +96,9 @@ def test_an_acknowledged_alarm_says_who_when_and_why_until_it_clears(book):
         "note": "team 3 on the way",
     }
     assert in_force["cases:cluster:V1"]["state"] == "raised" and in_force["cases:cluster:V1"]["ack"] is None
+    # The first acknowledgement stands: a second neither replaces its note nor is logged.
+    _alarm, standing, fresh = book.acknowledge("crowding:P1", "op-2", "operator", "me too", 2_500)
+    assert not fresh and standing["by"] == "op-1" and standing["note"] == "team 3 on the way"
     acked = [e for e in book.log() if e["event"] == "acknowledged"]
     assert [(e["key"], e["by"], e["note"]) for e in acked] == [("crowding:P1", "op-1", "team 3 on the way")]
     # Cleared, then raised again: the new alarm is not acknowledged.
@@ -135,11 +138,15 @@ def test_an_operator_acknowledges_from_the_alarms_page_and_the_log_exports_as_cs
     body = well_formed(key, callback)
     body["inputs"][0]["value"] = 1
     body["state"][0]["value"] = "crowding:P1"
-    body["state"][1]["value"] = '=HYPERLINK("x") team 3 on the way'
+    body["state"][1]["value"] = '=HYPERLINK("x") team 3 on the way' + " and more" * 5_000
     answer = app.server.test_client().post("/_dash-update-component", json=body)
     assert answer.status_code == 200 and "Acknowledged" in answer.get_data(as_text=True)
     entries = list(deck_audit(app).entries())
     assert entries[-1].action == "alarm_acknowledged" and "crowding:P1" in entries[-1].detail
+    assert len(entries[-1].detail) < 1_000, "the audit keeps the note as the alarm log does, cut to 300 characters"
+    again = app.server.test_client().post("/_dash-update-component", json=body)
+    assert "Already acknowledged by" in again.get_data(as_text=True)
+    assert list(deck_audit(app).entries())[-1].n == entries[-1].n, "a second acknowledgement is not audited"
     log = app.server.test_client().get("/alarms/log.csv")
     assert log.status_code == 200 and "citydeck-alarm-log-" in log.headers["Content-Disposition"]
     rows = list(csv.DictReader(io.StringIO(log.get_data(as_text=True))))

@@ -323,6 +323,13 @@ def test_fuzzed_callback_requests_never_get_a_5xx(app):
     answered()
 
 
+@pytest.mark.parametrize("output", ["..abc..", "..a.b...c..", "abc", "..."])
+def test_an_output_that_names_no_property_is_refused_with_400(app, output):
+    """Found by the fuzzer: '..abc..' (a multi-output with a part without its property) was a 500."""
+    response = _post(app.server.test_client(), {"output": output, "inputs": [], "state": []})
+    assert response.status_code == 400, (response.status_code, response.get_data()[:200])
+
+
 def test_a_valid_looking_request_of_every_callback_is_answered_with_200(app):
     """Not every refusal: the body a browser sends, with plausible values, gets its outputs."""
     client = app.server.test_client()

@@ -586,10 +586,15 @@ def test_every_number_and_chart_of_a_drilled_page_says_which_area_and_window_it_
     at = time.strftime("%H:%M", time.localtime(services["at"]))
     for number in render.services_numbers(services) + render.complaints_numbers(complaints):
         label, hint = _texts(number)[1:3]
-        assert number.title.startswith(f"{label}: from ") and f"· {services['scope']} · last 15 min" in number.title
-        assert number.title.endswith(f"as of {at}") and (hint in number.title)
+        counts = "now" if label in render.NOW_NUMBERS else "last 15 min"
+        assert number.title.startswith(f"{label}: from ") and f"· {services['scope']} · {counts}" in number.title
+        assert number.title.endswith(f"as of {at}") and number.title.count(services["scope"]) == 1, number.title
+        assert hint.replace(services["label"], "").replace(services["scope"], "").strip(" ·") in number.title
     counters = next(n for n in render.services_numbers(services) if _texts(n)[1] == "counters needed")
     assert "Erlang C, wait ≤ 10 min" in counters.title and "e-government applications" in counters.title
+    assert f"{services['scope']} · now" in counters.title
+    opened = next(n for n in render.complaints_numbers(complaints) if _texts(n)[1] == "open")
+    assert "· now ·" in opened.title and "last 15 min" not in opened.title
 
 
 @pytest.mark.redis

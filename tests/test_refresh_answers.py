@@ -47,7 +47,10 @@ class Page:
         body = {
             "output": self.key,
             "outputs": outputs,
-            "inputs": [{"id": ids.SERVICES_TICK, "property": "n_intervals", "value": self.n}],
+            "inputs": [
+                {"id": ids.SERVICES_TICK, "property": "n_intervals", "value": self.n},
+                {"id": ids.SCREEN, "property": "data", "value": None},  # a page, not a wall
+            ],
             "state": [
                 {"id": d["id"], "property": d["property"], "value": self.values.get((d["id"], d["property"]))}
                 for d in self.callback["state"]
@@ -127,12 +130,16 @@ def test_a_refresh_with_nothing_new_sends_no_figure_and_an_event_sends_the_figur
     status, fourth = page.refresh()
     assert not FIGURES & set(fourth)  # what the third answer sent is now what this browser drew
 
-    page.values[(ids.WINDOW, "value")] = "24h"  # another window: its titles change, figures go whole
+    # Another window: the chart's title names it, so the chart gets its new title with its traces; the
+    # rest of every layout stays (a map keeps the view the browser fitted or the operator zoomed to).
+    page.values[(ids.WINDOW, "value")] = "24h"
     now[0] += refresh_s
     status, fifth = page.refresh()
-    assert status == 200 and set(fifth) >= FIGURES
-    assert not any(is_patch(fifth[f]["figure"]) for f in FIGURES)
-    assert "24" in json.dumps(fifth[CHANNELS]["figure"]["layout"]["title"])
+    assert status == 200 and CHANNELS in fifth
+    assert all(is_patch(fifth[f]["figure"]) for f in FIGURES & set(fifth)), "no figure is sent whole"
+    titles = [op for op in fifth[CHANNELS]["figure"]["operations"] if op["location"] == ["layout", "title"]]
+    assert len(titles) == 1 and "last 24 h" in json.dumps(titles[0]["params"]["value"])
+    assert not [op for op in fifth[CHANNELS]["figure"]["operations"] if op["location"] == ["layout", "map"]]
     assert channel_bars(fifth[CHANNELS]["figure"]) == Counter(fed)
 
 

@@ -154,6 +154,11 @@ def for_screen(fig: dict, px: int) -> dict:
     return {"data": traces, "layout": layout}
 
 
+def count_ticks(top: float) -> dict:
+    """Colour-bar ticks for a count: whole numbers only, about five of them."""
+    return {"tick0": 0, "dtick": max(1, math.ceil(top / 5))}
+
+
 def _colorbar(title: str, compact: bool) -> dict:
     return {
         "title": {"text": title, "font": {"color": MUTED, "size": 11}},
@@ -186,7 +191,7 @@ def area_trace(
         "marker": {"opacity": 0.78, "line": {"width": 0.8, "color": EDGE}},
         "customdata": customdata if customdata is not None else ids,
         "hovertemplate": hover + "<extra></extra>",
-        "colorbar": _colorbar(title, compact),
+        "colorbar": _colorbar(title, compact) | count_ticks(max(top, 1)),
         "showscale": True,
     }
 
@@ -206,7 +211,7 @@ def heat_trace(heat: dict, radius: int = 16, compact: bool = False, what: str = 
         "radius": radius,
         "colorscale": HEAT,
         "showscale": True,
-        "colorbar": _colorbar(what, compact),
+        "colorbar": _colorbar(what, compact) | count_ticks(max(heat["weight"], default=1)),
         "opacity": 0.85,
         "hoverinfo": "skip",
         "zmin": 0,

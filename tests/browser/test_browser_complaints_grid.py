@@ -82,6 +82,14 @@ def _toggle_columns(driver, *headers: str) -> None:
         driver.execute_script("arguments[0].scrollIntoView({block: 'center'})", option)  # clear of the search box
         option.click()
     driver.find_element("tag name", "body").send_keys(Keys.ESCAPE)
+    # The chooser's list closes before anything else is clicked (a click while it is open only closes it).
+    wait_until(
+        lambda: (
+            not [o for o in driver.find_elements("css selector", ".dash-dropdown-option") if o.is_displayed()]
+            or driver.find_element("tag name", "body").send_keys(Keys.ESCAPE)
+        ),
+        "the column chooser closed",
+    )
 
 
 def _columns(driver) -> list[str]:
@@ -95,7 +103,8 @@ def _ids(rows: list[dict]) -> list[str]:
 def _export(driver, folder: Path) -> tuple[Path, list[dict], list[list[dict]]]:
     """Click 'Export CSV' as a user does: the file written (once complete), its rows by column id, and the
     rows the grid showed just before and just after (a refresh in between may move a wait on by 0.1 h)."""
-    before = {p.name for p in folder.iterdir()}
+    # Two exports of one view in one minute have one name: Chrome writes the second over the first.
+    before = {p.name: p.stat().st_mtime_ns for p in folder.iterdir()}
     shown = [_cells(_rows(driver))]
     headers = {header: column for column, header in driver.execute_script(HEADERS, GRID)}
     button = driver.find_element("id", "complaints-export")
@@ -103,7 +112,8 @@ def _export(driver, folder: Path) -> tuple[Path, list[dict], list[list[dict]]]:
     button.click()
     # Chrome writes to a '.crdownload' file and gives it its name once it is whole.
     (file,) = wait_until(
-        lambda: [p for p in folder.iterdir() if p.name not in before and p.suffix == ".csv"], "the CSV file written"
+        lambda: [p for p in folder.iterdir() if p.suffix == ".csv" and before.get(p.name) != p.stat().st_mtime_ns],
+        "the CSV file written",
     )
     shown.append(_cells(_rows(driver)))
     with file.open(encoding="utf-8-sig", newline="") as f:
@@ -144,8 +154,9 @@ def test_the_grid_filters_any_text_sorts_numbers_and_exports_what_it_shows(dash_
     opened = datetime.now(zone).replace(second=0, microsecond=0, tzinfo=None)
     dash_duo.start_server(app_of(city.settings), navigate=False)
     driver = dash_duo.driver
-    driver.execute_cdp_cmd("Page.setDownloadBehavior", {"behavior": "allow", "downloadPath": str(downloads)})
     driver.get(f"{dash_duo.server.url}/complaints")
+    # Set on the page loaded: before any page, Chrome may keep its default of asking where to save.
+    driver.execute_cdp_cmd("Page.setDownloadBehavior", {"behavior": "allow", "downloadPath": str(downloads)})
     wait_until(lambda: len(_rows(driver)) == len(fed), "every open complaint in the grid", timeout=60)
     ARTIFACTS.mkdir(exist_ok=True)
     driver.execute_script("arguments[0].scrollIntoView({block: 'start'})", driver.find_element("id", GRID))

@@ -56,7 +56,16 @@ var maps = Array.from(slot ? slot.querySelectorAll('.card') : []).filter(functio
 var modebars = Array.from(document.querySelectorAll('.modebar-container, .modebar')).filter(function (m) {
   return !m.closest('.parked') && shown(m);
 }).length;
-return {W: W, H: H, scrollH: document.documentElement.scrollHeight, scrollW: document.documentElement.scrollWidth,
+var lists = Array.from(slot ? slot.querySelectorAll('.card') : []).filter(function (card) {
+  return card.querySelector('tbody tr') && window.getComputedStyle(card).display !== 'none';
+}).map(function (card) {
+  var edge = card.getBoundingClientRect().bottom;
+  var rows = Array.from(card.querySelectorAll('tbody tr'));
+  return {title: card.querySelector('.card-title').textContent, rows: rows.length,
+          cut: rows.filter(function (r) { return r.getBoundingClientRect().bottom > edge + 0.5; }).length,
+          said: card.getAttribute('data-more') || ''};
+});
+return {lists: lists, W: W, H: H, scrollH: document.documentElement.scrollHeight, scrollW: document.documentElement.scrollWidth,
         smallest: smallest, where: where, panels: panels, maps: maps, modebars: modebars,
         title: document.getElementById('wall-title').textContent};
 """
@@ -108,7 +117,11 @@ def open_wall(duo, view: str, width: int, height: int) -> dict:
     wait_until(
         lambda: driver.execute_script(SIZED, f":{px}px") >= MAPS[view], f"the {view} wall set for its screen", 60
     )
-    last = driver.execute_script(MEASURE)
+    # A list cut by its panel's edge is counted at its foot within a moment of being drawn.
+    last = wait_until(
+        lambda: (m := driver.execute_script(MEASURE)) and all(t["said"] or not t["cut"] for t in m["lists"]) and m,
+        f"the {view} wall's lists counted",
+    )
     driver.save_screenshot(str(ARTIFACTS / f"wall-{view}-{width}x{height}.png"))
     return last
 
@@ -129,6 +142,11 @@ def check_fills(m: dict, width: int, height: int, view: str) -> None:
     small = [mp for mp in m["maps"] if mp["share"] < 0.35]
     assert not small, f"{view}: maps under 35 % of their panel: {small}"
     assert m["modebars"] == 0, f"{view}: a mode bar shows on the wall"
+    # A list longer than its panel says how many of its rows it leaves out (at least those cut by the edge).
+    for table in m["lists"]:
+        if table["cut"]:
+            said = int(table["said"].split()[1]) if table["said"] else 0
+            assert said >= table["cut"], f"{view}: {table['title']} cuts {table['cut']} rows without saying so"
     # Each map shows its whole area as large as its panel allows: the zoom that fits the box to the map's size.
     for mp in m["maps"]:
         assert mp["box"], f"{view}: {mp['title']} says no box to fit"

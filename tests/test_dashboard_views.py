@@ -229,14 +229,18 @@ def test_a_refresh_replaces_changed_traces_whole_keeps_the_layout_and_sends_noth
         sent([figures.bar_chart(["noise"], [2], "r", title="last hour")], ["2 filed"], store)
     later = figures.bar_chart(["water", "noise"], [5, 3], "r", title="last hour")
     patch, numbers, store_patch = sent([later], ["2 filed"], store)
+    # Traces whole, and the title (it names the window); nothing else of the layout.
     assert patch.to_plotly_json()["operations"] == [
-        {"operation": "Assign", "location": ["data"], "params": {"value": later["data"]}}
+        {"operation": "Assign", "location": ["data"], "params": {"value": later["data"]}},
+        {"operation": "Assign", "location": ["layout", "title"], "params": {"value": later["layout"]["title"]}},
     ]
     assert numbers is no_update
     assert [op["location"] for op in store_patch.to_plotly_json()["operations"]] == [["digests", 0]]
-    # Another window names itself in the title: the layout differs, so the figure goes whole.
+    # Another window names itself in the title: the title is patched with the traces, the rest of the layout kept.
     other = figures.bar_chart(["noise"], [2], "r", title="last 24 h")
-    assert sent([other], ["2 filed"], store)[0] == other
+    titled = sent([other], ["2 filed"], store)[0].to_plotly_json()["operations"]
+    assert [op["location"] for op in titled] == [["data"], ["layout", "title"]]
+    assert titled[1]["params"]["value"]["text"] == "last 24 h"
 
 
 def test_the_geojson_of_each_level_is_simplified_and_keeps_every_area(geo, demo_city):

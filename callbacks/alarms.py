@@ -18,16 +18,10 @@ from callbacks import values
 from callbacks.deck import DataUnavailable, Deck
 from callbacks.status import status_of
 from data.alarms import LOG_FIELDS
-from layouts import ids
-from layouts.render import SEVERITY
-from layouts.widgets import empty, table
+from layouts import ids, render
 
 KINDS = ("cases", "crowding", "services", "complaints")
 LOG_ROWS = 100
-
-
-def _when(ms) -> str:
-    return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(int(ms) / 1000)) if str(ms).isdigit() else ""
 
 
 def register(app, deck: Deck) -> None:
@@ -47,34 +41,13 @@ def register(app, deck: Deck) -> None:
             snap = status_of(deck)
         except DataUnavailable:
             raise PreventUpdate from None
-        now = deck.clock()
         shown = [
             a
             for a in snap["alarms"]
             if (source == "all" or a["kind"] == source) and (state == "all" or a["state"] == state)
         ]
-        rows = [
-            [
-                SEVERITY.get(a.get("severity", 1), "warning"),
-                a["what"],
-                a["where"],
-                f"{_when(a['since_ms'])} ({int(now - a['since_ms'] / 1000) // 60} min)",
-                a["state"] + (" (lapsed, clearing)" if a.get("lapsed") else ""),
-                f"{a['ack']['by']} at {_when(a['ack']['at_ms'])}: {a['ack']['note']}" if a.get("ack") else "",
-                " · ".join(f"{label} {value}" for label, value in a.get("evidence", [])),
-            ]
-            for a in shown
-        ]
-        body = (
-            table(["severity", "what", "where", "since", "state", "acknowledged", "the numbers"], rows)
-            if rows
-            else empty("No alarm in force" + ("" if source == state == "all" else " of this source and state") + ".")
-        )
-        log = deck.alarms.log(LOG_ROWS)
-        log_rows = [[_when(e["at_ms"]), e["event"], e["what"], e["where"], e["by"], e["note"]] for e in log]
-        log_body = (
-            table(["when", "event", "what", "where", "by", "note"], log_rows) if log_rows else empty("No entry yet.")
-        )
+        body = render.alarms_in_force(shown, deck.clock())
+        log_body = render.alarm_log(deck.alarms.log(LOG_ROWS))
         pick = (
             [
                 {"label": f"{a['what']} — {a['where']}", "value": a["key"]}
@@ -110,7 +83,7 @@ def register(app, deck: Deck) -> None:
         if alarm is None:
             return "That alarm is no longer in force.", no_update
         if not fresh:
-            return f"Already acknowledged by {ack['by']} at {_when(ack['at_ms'])}: {ack['note']}", no_update
+            return f"Already acknowledged by {ack['by']} at {render.when(ack['at_ms'])}: {ack['note']}", no_update
         access().accounts.audit.append(
             who, role, "alarm_acknowledged", alarm=key, what=alarm.get("what", ""), where=alarm.get("where", ""),
             note=ack["note"],
@@ -126,7 +99,7 @@ def register(app, deck: Deck) -> None:
         writer.writerow(["when", *LOG_FIELDS])
         for e in deck.alarms.log():
             # A cell a spreadsheet would read as a formula is prefixed, as the audit export does.
-            writer.writerow([_when(e["at_ms"]), *(csv_cell(e[f]) for f in LOG_FIELDS)])
+            writer.writerow([render.when(e["at_ms"]), *(csv_cell(e[f]) for f in LOG_FIELDS)])
         stamp = time.strftime("%Y-%m-%dT%H%M", time.localtime(deck.clock()))
         return Response(
             out.getvalue(),

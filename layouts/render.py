@@ -461,7 +461,7 @@ def unreachable_banner(since: float) -> tuple[list, str]:
     ], "banner down"
 
 
-SEVERITY = {3: "critical", 2: "high", 1: "warning"}
+SEVERITY_TITLES = {3: "critical", 2: "high", 1: "warning"}  # the names of views.snapshots' severities
 
 
 def _since(ms: int, now: float) -> str:
@@ -483,7 +483,7 @@ def alarm(view: dict, now: float) -> tuple[list, list, str]:
         for label, value in lead.get("evidence", [])
     ]
     text = [
-        html.Div(f"ALARM · {SEVERITY.get(lead.get('severity', 1), 'warning').upper()}", className="alarm-tag"),
+        html.Div(f"ALARM · {SEVERITY_TITLES.get(lead.get('severity', 1), 'warning').upper()}", className="alarm-tag"),
         html.Div(lead["what"], className="alarm-what"),
         html.Div(lead["where"], className="alarm-where"),
         html.Div(evidence, className="alarm-evidence"),
@@ -494,7 +494,7 @@ def alarm(view: dict, now: float) -> tuple[list, list, str]:
     listed = [
         html.Li(
             [
-                html.Span(SEVERITY.get(line["severity"], "warning"), className="alarm-level"),
+                html.Span(SEVERITY_TITLES.get(line["severity"], "warning"), className="alarm-level"),
                 line["text"],
                 html.Span(" · acknowledged", className="alarm-acked")
                 if line["acknowledged"] == line["count"]
@@ -562,17 +562,16 @@ def precise_body(snap: dict) -> list:
 # ---------------------------------------------------------------------------- admin
 
 
-def _when(ms: int | None) -> str:
-    return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(ms / 1000)) if ms else ""
+def when(ms: int | str | None) -> str:
+    """A moment in ms (or its digits, as a stream field holds it) as local date and time."""
+    return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(int(ms) / 1000)) if ms and str(ms).isdigit() else ""
 
 
 def admin(accounts: list, tokens: list, entries: list, audit: dict, settings_rows: list[tuple[str, str]]) -> list:
     """Accounts, wall tokens (labels only), the newest audit entries and the settings in force."""
-    people = [
-        [a.name, a.role, "disabled" if a.disabled else "enabled", a.source, _when(a.created_ms)] for a in accounts
-    ]
-    walls = [[t.label, _when(t.created_ms), t.by] for t in tokens]
-    logged = [[e.n, _when(e.at_ms), e.who, e.role, e.action, e.detail[:160]] for e in entries]
+    people = [[a.name, a.role, "disabled" if a.disabled else "enabled", a.source, when(a.created_ms)] for a in accounts]
+    walls = [[t.label, when(t.created_ms), t.by] for t in tokens]
+    logged = [[e.n, when(e.at_ms), e.who, e.role, e.action, e.detail[:160]] for e in entries]
     return [
         html.Div(
             [
@@ -611,3 +610,26 @@ def complaints_numbers(snap: dict) -> list:
 
 def overview_numbers(snap: dict) -> dict[str, list]:
     return {source: with_provenance(numbers, source, snap) for source, numbers in _overview_numbers(snap).items()}
+
+
+def alarms_in_force(alarms: list[dict], now: float) -> html.Table | html.Div:
+    """The alarms page's list: severity, what, where, since, state, who acknowledged it, and the numbers."""
+    rows = [
+        [
+            SEVERITY_TITLES.get(a.get("severity", 1), "warning"),
+            a["what"],
+            a["where"],
+            f"{when(a['since_ms'])} ({int(now - a['since_ms'] / 1000) // 60} min)",
+            a["state"] + (" (lapsed, clearing)" if a.get("lapsed") else ""),
+            f"{a['ack']['by']} at {when(a['ack']['at_ms'])}: {a['ack']['note']}" if a.get("ack") else "",
+            " · ".join(f"{label} {value}" for label, value in a.get("evidence", [])),
+        ]
+        for a in alarms
+    ]
+    columns = ["severity", "what", "where", "since", "state", "acknowledged", "the numbers"]
+    return table(columns, rows) if rows else empty("No alarm in force with these filters.")
+
+
+def alarm_log(entries: list[dict]) -> html.Table | html.Div:
+    rows = [[when(e["at_ms"]), e["event"], e["what"], e["where"], e["by"], e["note"]] for e in entries]
+    return table(["when", "event", "what", "where", "by", "note"], rows) if rows else empty("No entry yet.")

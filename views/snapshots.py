@@ -830,8 +830,7 @@ def _duration(seconds: float) -> str:
     return f"{s // 3600} h {s % 3600 // 60} min"
 
 
-# How much an alarm calls for a person now: 3 critical, 2 high, 1 warning.
-SEVERITY_TITLES = {3: "critical", 2: "high", 1: "warning"}
+# An alarm's severity: how much it calls for a person now, 3 (critical), 2 (high) or 1 (warning).
 
 
 def alarms(reader: CityReader, geo: CityGeography, settings, now: float) -> list[dict]:
@@ -933,11 +932,16 @@ def cluster_alarms(reader: CityReader, geo: CityGeography, settings, now: float)
     return out
 
 
+def by_severity(alarms_in_force: list[dict]) -> list[dict]:
+    """Alarms ranked: the most severe first, then the oldest, then by key (a stable order for every screen)."""
+    return sorted(alarms_in_force, key=lambda a: (-a.get("severity", 1), a.get("since_ms", 0), a["key"]))
+
+
 def ranked_alarms(alarms_in_force: list[dict], geo: CityGeography) -> dict:
     """What the screens show of the alarms in force: the one to take over the wall (the most severe not yet
     acknowledged, the oldest first among equals), and every alarm ranked by severity then age, those of
     one kind in several communities of a district grouped into one line."""
-    ranked = sorted(alarms_in_force, key=lambda a: (-a.get("severity", 1), a.get("since_ms", 0), a["key"]))
+    ranked = by_severity(alarms_in_force)
     lead = next((a for a in ranked if a.get("state") != "acknowledged"), None)
     groups: dict[tuple[str, str], list[dict]] = {}
     for a in ranked:
@@ -1006,7 +1010,7 @@ def status_snapshot(
     return {
         "at": now,
         "freshness": freshness_lines(reader.freshness(), expected_rates(reader, now), settings.stale_after_s),
-        "alarms": sorted(in_force, key=lambda a: (-a.get("severity", 1), a.get("since_ms", 0), a["key"])),
+        "alarms": by_severity(in_force),
         "alarm_view": view,
         "backlog": backlog_lines(reader.consumer_lag(), settings.backlog_warn_share),
     }

@@ -115,6 +115,17 @@ def city(tmp_path_factory, redis_binary):
     embedded.stop()
 
 
+def crowded_reading(place, source: str, sensor: str, seq: int, occupancy: int, ago_s: float = 0) -> dict:
+    """A people counter's reading at a demo place (a row of its places), ``ago_s`` seconds ago, encoded."""
+    from data.schema import encode
+
+    return encode(
+        "reading", src=source, seq=seq, ts=int((time.time() - ago_s) * 1000), sensor_id=sensor,
+        sensor_kind="counter", place_id=place.place_id, place_kind=place.kind, interval_s=60, people=10, fever=0,
+        occupancy=occupancy, capacity=int(place.capacity), lon=place.lon, lat=place.lat,
+    )  # fmt: skip
+
+
 class QuietCity:
     """A city with no simulators: only the events a test feeds, drained by a real aggregator in the test."""
 

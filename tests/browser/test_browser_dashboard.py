@@ -9,8 +9,7 @@ import time
 import pytest
 
 from data.keys import Keys
-from data.schema import encode
-from tests.browser.conftest import ARTIFACTS, settled_zoom, wait_for_refreshes, wheel_zoom
+from tests.browser.conftest import ARTIFACTS, crowded_reading, settled_zoom, wait_for_refreshes, wheel_zoom
 
 pytestmark = pytest.mark.browser
 
@@ -106,11 +105,7 @@ def test_an_alarm_takes_over_the_wall_and_clears(dash, city, demo_city):
     mall = demo_city.places[demo_city.places.kind == "mall"].iloc[0]
 
     def reading(seq: int, occupancy: int, ago_s: float = 0) -> dict:
-        return encode(
-            "reading", src="browser-test", seq=seq, ts=int((time.time() - ago_s) * 1000), sensor_id="S-BROWSER-TEST",
-            sensor_kind="counter", place_id=mall.place_id, place_kind="mall", interval_s=60, people=10, fever=0,
-            occupancy=occupancy, capacity=int(mall.capacity), lon=mall.lon, lat=mall.lat,
-        )  # fmt: skip
+        return crowded_reading(mall, "browser-test", "S-BROWSER-TEST", seq, occupancy, ago_s)
 
     dash.wait_for_page(url=dash.server_url + "/wall?views=overview,services&dwell=30")
     dash.wait_for_element("#wall-title", timeout=15)

@@ -5,13 +5,11 @@ room, its maps taking most of their panels, and no mode bar on any map or chart.
 from __future__ import annotations
 
 import math
-import time
 
 import pytest
 
 from data.keys import Keys
-from data.schema import encode
-from tests.browser.conftest import ARTIFACTS, wait_until
+from tests.browser.conftest import ARTIFACTS, crowded_reading, wait_until
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -222,11 +220,7 @@ def test_an_alarm_takes_over_the_wall_with_its_map_until_an_operator_acknowledge
     mall = demo_city.places[demo_city.places.kind == "mall"].iloc[1]
 
     def reading(seq: int, occupancy: int, ago_s: float = 0) -> dict:
-        return encode(
-            "reading", src="wall-alarm-test", seq=seq, ts=int((time.time() - ago_s) * 1000), sensor_id="S-WALL-ALARM",
-            sensor_kind="counter", place_id=mall.place_id, place_kind="mall", interval_s=60, people=10, fever=0,
-            occupancy=occupancy, capacity=int(mall.capacity), lon=mall.lon, lat=mall.lat,
-        )  # fmt: skip
+        return crowded_reading(mall, "wall-alarm-test", "S-WALL-ALARM", seq, occupancy, ago_s)
 
     driver = wall.driver
     open_wall(wall, "overview", 1920, 1080)

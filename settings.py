@@ -92,7 +92,8 @@ class Settings:
         "CITYDECK_HISTORY_DAYS",
         28,
         "days",
-        "How long hourly aggregates are kept: the history that 'now versus normal' and forecasts compare with.",
+        "How long hourly aggregates are kept: the history that 'now versus normal' and forecasts compare with; "
+        "history folded after its minutes' retention (an import of a past year) is kept this long from when it came.",
     )
     lateness_seconds: int = _setting(
         "CITYDECK_LATENESS_SECONDS",

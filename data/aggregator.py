@@ -114,6 +114,7 @@ class BatchResult:
     """What a batch did: events counted, entries dead-lettered by reason, redeliveries skipped."""
 
     counted: int = 0
+    history: int = 0  # of those counted, events older than the fine retention, kept in hourly history only
     dead: dict[str, int] = field(default_factory=dict)
     redelivered: int = 0
 
@@ -146,6 +147,7 @@ class _Staged:
     idems: list[tuple[int, str, str]]
     folded: Folded
     placed: list[tuple[Decoded, Placement]]
+    history: Folded = field(default_factory=Folded)  # events older than the fine retention
     changes: StateChanges = field(default_factory=StateChanges)
     sequences: dict[str, list[int]] = field(default_factory=dict)  # producer -> sequence numbers in the batch
 
@@ -726,20 +728,41 @@ class Aggregator:
             d.rows = np.asarray(live, dtype=np.int64)[d.rows]
         sequences = _sequences(decoded, fields, rejected)
         rejected += [Rejected(i, reason) for i, entry_id in enumerate(ids) if (reason := skip.get(entry_id))]
-        decoded, late, idems = self._drop_late_and_repeated(source, decoded, id_texts)
+        history_before_ms = self._history_before_ms(now_ms)
+        decoded, late, idems = self._drop_late_and_repeated(source, decoded, id_texts, history_before_ms)
         rejected += late
 
-        folded = Folded()
+        # History behind the closed horizon (a past year imported into a live city) was late before it was
+        # history: it folds into hourly counters alone, and the live state (open complaints, contacts, latest
+        # readings) stays what the events within the horizon made it. Any other event is kept as always,
+        # its state included; its counters go to hourly history when its minutes are no longer kept.
+        floor = self.closed_ms.get(source, 0)
+        folded, history = Folded(), Folded()
         placed = []
         for d in decoded:
-            if "lon" in d.columns:
-                where = self.city.locate(d.columns["lon"], d.columns["lat"])
-            else:
-                where = self.city.nowhere(len(d))
-            fold(d, where, s.bucket_seconds, folded)
-            placed.append((d, where))
+            ts = d.columns["ts"]
+            for part, into in zip(_split(d, (ts >= floor) | (ts >= history_before_ms)), (folded, history)):
+                if not len(part):
+                    continue
+                if "lon" in part.columns:
+                    where = self.city.locate(part.columns["lon"], part.columns["lat"])
+                else:
+                    where = self.city.nowhere(len(part))
+                fold(part, where, s.bucket_seconds, into)
+                if into is folded:
+                    placed.append((part, where))
         result.redelivered = sum(1 for v in skip.values() if v is None)
-        return _Staged(now_ms, result, ids, id_texts, fields, rejected, idems, folded, placed, sequences=sequences)
+        result.history = history.events
+        return _Staged(
+            now_ms, result, ids, id_texts, fields, rejected, idems, folded, placed, history, sequences=sequences
+        )
+
+    def _history_before_ms(self, now_ms: int) -> int:
+        """The time before which an event's fine bucket is already past the fine retention: such an event
+        is history, folded into hourly buckets only (Redis would drop its minute at once)."""
+        bs = self.settings.bucket_seconds
+        last_expired = now_ms // 1000 - bs - int(self.settings.retention_hours * HOUR_S)
+        return (last_expired // bs + 1) * bs * 1000
 
     def _keep(self, source: str, staged: _Staged, tick: Keeper | None = None) -> _Staged:
         """Let the source's keepers read and change their state (or one keeper act on time passing)."""
@@ -751,7 +774,7 @@ class Aggregator:
                 keeper.keep(self.client, self.keys, staged.placed, folded, changes, now_ms)
         if staged.sequences:
             self._mark_sequences(source, staged.sequences)
-        staged.result.counted = folded.events
+        staged.result.counted = folded.events + staged.history.events
         return staged
 
     def _mark_sequences(self, source: str, sequences: Mapping[str, list[int]]) -> None:
@@ -798,19 +821,40 @@ class Aggregator:
             return index[name]
 
         retention_s = int(s.retention_hours * HOUR_S)
+        now_s = now_ms // 1000
+        # History is kept `history_days` from when it came, however old it is: a past year imported
+        # today stays as long as today's hours do. So are its idempotency keys: the same file imported
+        # again within that time doubles nothing.
+        history_until = now_s + max(retention_s, s.history_days * 24 * HOUR_S)
         seen_groups: dict[int, list[str]] = {}
         for hour, idem, entry_id in idems:
             seen_groups.setdefault(hour, []).extend((idem, entry_id))
         seen = [
-            [key_index(self.keys.seen(source, hour)), hour + HOUR_S + retention_s, pairs]
+            [
+                key_index(self.keys.seen(source, hour)),
+                hour + HOUR_S + retention_s if hour + HOUR_S + retention_s > now_s else history_until,
+                pairs,
+            ]
             for hour, pairs in seen_groups.items()
         ]
         incr = []
         expiring: list[str] = []
         facets_by_hour: dict[int, set[str]] = {}
+        by_hour: dict[tuple[str, int], dict[str, int]] = {}
+
+        def into_history(facet: str, start: int, counters: Mapping[str, int]) -> None:
+            hourly = by_hour.setdefault((facet, start - start % HOUR_S), {})
+            for name, n in counters.items():
+                hourly[name] = hourly.get(name, 0) + n
+
+        for (facet, start), counters in staged.history.counters.items():
+            into_history(facet, start, counters)
         for (facet, start), counters in folded.counters.items():
-            if start + s.bucket_seconds + retention_s <= now_ms // 1000:
-                continue  # a bucket already past its retention (an old appointment slot): Redis would drop it
+            if start + s.bucket_seconds + retention_s <= now_s:
+                # A minute already past its retention (an old event, an old appointment slot): Redis would
+                # drop it at once, so it is counted in its hour's history.
+                into_history(facet, start, counters)
+                continue
             hour = start - start % HOUR_S
             fine = self.keys.bucket(source, facet, "m", start)
             # A key's expiry is set once per worker, not with every batch.
@@ -822,6 +866,13 @@ class Aggregator:
             [key_index(self.keys.hour_facets(source, hour)), hour, hour + HOUR_S + retention_s, sorted(facets)]
             for hour, facets in facets_by_hour.items()
         ]
+        for (facet, hour), counters in by_hour.items():
+            hourly = self.keys.bucket(source, facet, "h", hour)
+            incr.append([[key_index(hourly)], [history_until], list(chain.from_iterable(counters.items()))])
+        if by_hour:
+            history_hours = sorted({hour for _, hour in by_hour})
+            changes.zadd[self.keys.history_hours(source)] = [(h, str(h)) for h in history_hours]
+            changes.expire_at[self.keys.history_hours(source)] = history_until
         latest = [
             [
                 key_index(self.keys.latest(source, facet)),
@@ -851,6 +902,7 @@ class Aggregator:
             "lateness_ms": s.lateness_seconds * 1000,
             "now_ms": now_ms,
             "events": folded.events,
+            "history_events": staged.history.events,
             "dead_maxlen": s.dead_letter_maxlen,
             "stamps": sorted({start for _, start in folded.counters}),
             "bucket_s": s.bucket_seconds,
@@ -875,11 +927,13 @@ class Aggregator:
         }
 
     def _drop_late_and_repeated(
-        self, source: str, decoded: list[Decoded], ids: list[str]
+        self, source: str, decoded: list[Decoded], ids: list[str], history_before_ms: int = 0
     ) -> tuple[list[Decoded], list[Rejected], list[tuple[int, str, str]]]:
         """Set aside events too late to fold and repeats within the batch; list idempotency keys.
 
         Late means behind the closed horizon: whatever else is in the batch or was committed before it.
+        History (older than ``history_before_ms``) is never late: it adds to hourly buckets only, which
+        no running window sum holds.
         """
         floor = self.closed_ms.get(source, 0)
         rejected: list[Rejected] = []
@@ -888,7 +942,7 @@ class Aggregator:
         kept = []
         for d in decoded:
             ts = d.columns["ts"]
-            keep = ts >= floor
+            keep = (ts >= floor) | (ts < history_before_ms)
             for j in np.flatnonzero(~keep).tolist():
                 behind = (floor - int(ts[j])) // 1000
                 rejected.append(Rejected(int(d.rows[j]), f"late:{behind}s before the closed horizon"))
@@ -1013,6 +1067,17 @@ def _sequences(decoded: list[Decoded], fields: list[Fields], rejected: list[Reje
 
 def _take(column, rows: np.ndarray):
     return column[rows] if isinstance(column, np.ndarray) else [column[i] for i in rows]
+
+
+def _split(decoded: Decoded, mask: np.ndarray) -> tuple[Decoded, Decoded]:
+    """Split a type's events into those the mask selects and the rest."""
+
+    def part(rows: np.ndarray) -> Decoded:
+        return Decoded(decoded.type, decoded.rows[rows], {k: _take(v, rows) for k, v in decoded.columns.items()})
+
+    if mask.all():  # the usual batch: all live, nothing copied
+        return decoded, part(np.flatnonzero(~mask))
+    return part(np.flatnonzero(mask)), part(np.flatnonzero(~mask))
 
 
 def main(argv: Sequence[str] | None = None) -> int:

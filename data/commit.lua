@@ -16,7 +16,9 @@
 --   zrem    = {{key, {member, ...}}, ...}
 --   ack     = {entry_id, ...}
 --   stamps  = {bucket start, ...}   (the minutes whose fine buckets this batch adds to)
---   group, oldest_ms, newest_ms, lateness_ms, now_ms, events, dead_maxlen, bucket_s
+--   group, oldest_ms, newest_ms, lateness_ms, now_ms, events, history_events, dead_maxlen, bucket_s
+--   (events older than the fine retention come as `incr` of hourly buckets and a `zadd` of their
+--   hours; they are counted in history_events, not events, and never judged late)
 -- Returns '' on success. Nothing is written when it returns JSON instead: {conflicts =
 -- {{idem, entry_id already recorded}, ...}}, {closed = closed_ms} when the batch holds an event
 -- older than the source's closed horizon (a roll-up has closed its minute), or {stale = n} when
@@ -201,6 +203,9 @@ if doc.events > 0 then
   if doc.newest_ms > newest then
     redis.call('HSET', meta, 'newest_ms', string.format('%d', doc.newest_ms))
   end
+end
+if doc.history_events > 0 then
+  redis.call('HINCRBY', meta, 'history_events', doc.history_events)
 end
 if #doc.ack > 0 then
   redis.call('HSET', meta, 'ingested_ms', string.format('%d', doc.now_ms))

@@ -80,6 +80,11 @@ class Keys:
         """Sorted set of hours (epoch s) whose hourly buckets are complete."""
         return f"{self._tag(source)}:hours:rolled"
 
+    def history_hours(self, source: str) -> str:
+        """Sorted set of hours (epoch s) whose hourly buckets hold events folded after their fine retention
+        (history imported at its own time): read like rolled hours, kept as long as that history."""
+        return f"{self._tag(source)}:hours:history"
+
     def hour_facets(self, source: str, hour: int) -> str:
         """Set of the facets that have fine buckets in that hour."""
         return f"{self._tag(source)}:hours:{hour}:facets"

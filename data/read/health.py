@@ -28,19 +28,21 @@ class HealthReads:
     settings: object
 
     def freshness(self) -> dict[str, dict[str, float | None]]:
-        """Per source: newest event time, last ingest time (ms) and their ages in seconds."""
+        """Per source: newest live event time, last ingest time (ms), their ages in seconds, the live events
+        counted and those folded into hourly history only (older than the fine retention when they came)."""
         pipe = self.client.pipeline(transaction=False)
         for s in SOURCES:
-            pipe.hmget(self.keys.meta(s), "newest_ms", "ingested_ms", "events")
+            pipe.hmget(self.keys.meta(s), "newest_ms", "ingested_ms", "events", "history_events")
         now_ms = self.clock() * 1000
         out = {}
-        for s, (newest, ingested, events) in zip(SOURCES, pipe.execute()):
+        for s, (newest, ingested, events, history) in zip(SOURCES, pipe.execute()):
             newest = int(newest) if newest else None
             ingested = int(ingested) if ingested else None
             out[s] = {
                 "newest_ms": newest,
                 "ingested_ms": ingested,
                 "events": int(events or 0),
+                "history_events": int(history or 0),
                 "event_age_s": None if newest is None else max(0.0, (now_ms - newest) / 1000),
                 "ingest_age_s": None if ingested is None else max(0.0, (now_ms - ingested) / 1000),
             }

@@ -69,6 +69,12 @@ class Window:
         return cls(end - int(seconds), end)
 
 
+def from_history(moment: float, now: float, retention_hours: float) -> bool:
+    """Whether a window ending at a moment is read in whole hours of history: the moment's minutes are no
+    longer kept (or will not be within the hour a page may stay open on it)."""
+    return moment < now - retention_hours * HOUR_S + HOUR_S
+
+
 def cover(window: Window, bucket_s: int, rolled: Collection[int] = ()) -> list[tuple[str, int]]:
     """Return the (width, start) buckets that cover a window: the rolled-up hours inside it, fine
     buckets elsewhere."""
@@ -128,16 +134,25 @@ class WindowCounts:
         if not windows:
             return set()
         lo, hi = min(w.start for w in windows), max(w.end for w in windows)
-        return {int(h) for h in self.client.zrangebyscore(self.keys.rolled_hours(source), lo - HOUR_S, hi)}
+        read = self.client.pipeline(transaction=False)
+        read.zrangebyscore(self.keys.rolled_hours(source), lo - HOUR_S, hi)
+        read.zrangebyscore(self.keys.history_hours(source), lo - HOUR_S, hi)
+        return {int(h) for hours in read.execute() for h in hours}
 
     # ------------------------------------------------------------------ sliding window sums
 
     def _slides(self, window: Window) -> bool:
-        """Whether a window can be kept summed: a whole number of buckets long, and short enough that the
-        fine buckets leaving it are still kept (they expire after the retention)."""
+        """Whether a window can be kept summed: a whole number of buckets long, short enough that the
+        fine buckets leaving it are still kept (they expire after the retention), and not a window of
+        history (one the dashboard is asked for as of a past moment), which is summed from its hours."""
         length = window.end - window.start
         retention_s = int(self.settings.retention_hours * HOUR_S)
-        return length > 0 and length % self.settings.bucket_seconds == 0 and length <= retention_s // 2
+        return (
+            length > 0
+            and length % self.settings.bucket_seconds == 0
+            and length <= retention_s // 2
+            and window.end > self.clock() - retention_s // 2
+        )
 
     def _lock(self, source: str, slot: object) -> threading.Lock:
         with self._locks_lock:
@@ -176,10 +191,11 @@ class WindowCounts:
             read = self.client.pipeline(transaction=True)
             read.hmget(self.keys.meta(source), "newest_ms", "closed_ms")
             read.zrangebyscore(self.keys.rolled_hours(source), window.start - HOUR_S, window.end)
+            read.zrangebyscore(self.keys.history_hours(source), window.start - HOUR_S, window.end)
             read.hgetall(self.keys.stamps(source))
-            (newest_raw, closed_raw), rolled_raw, stamps_raw = read.execute()
+            (newest_raw, closed_raw), rolled_raw, history_raw, stamps_raw = read.execute()
             newest_ms = int(newest_raw or 0)
-            rolled = {int(h) for h in rolled_raw}
+            rolled = {int(h) for h in (*rolled_raw, *history_raw)}
             stamps = {int(k): int(v) for k, v in stamps_raw.items()}
             # Buckets starting before `cut` are closed: an event in them would be older than the closed
             # horizon, which the commit script refuses.

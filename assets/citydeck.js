@@ -12,6 +12,31 @@
         }
         return now;
       },
+      // The moment a page shows, kept in the address bar as playback moves it on, so a link copied at any
+      // time opens that moment; replaced, not pushed, so Back still leads to the page before.
+      moment: function (shown) {
+        if (!shown) {
+          return window.dash_clientside.no_update;
+        }
+        var query = new URLSearchParams(window.location.search);
+        if (shown.at) {
+          query.set("at", shown.at);
+          if (shown.play) {
+            query.set("play", String(shown.play));
+          } else {
+            query.delete("play");
+          }
+        } else {
+          query.delete("at");
+          query.delete("play");
+        }
+        var search = query.toString().replace(/%3A/g, ":");
+        var wanted = window.location.pathname + (search ? "?" + search : "") + window.location.hash;
+        if (wanted !== window.location.pathname + window.location.search + window.location.hash) {
+          window.history.replaceState(window.history.state, "", wanted);
+        }
+        return shown.at ? "The address bar holds this moment: a link copied now opens it." : "";
+      },
     },
   });
 

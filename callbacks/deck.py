@@ -9,6 +9,7 @@ view cost one build and a few cache commands per tick, not a cache poll each.
 
 from __future__ import annotations
 
+import math
 import threading
 import time
 from collections.abc import Callable
@@ -21,8 +22,9 @@ from flask_caching import Cache
 from data.alarms import AlarmBook
 from data.keys import Keys
 from data.read import CityReader
+from data.read.windows import from_history
 from views.geography import CityGeography
-from views.state import ViewState
+from views.state import PLAY_SPEEDS, ViewState, at_of, moment_of, parse_at, playing
 
 REDIS_ERRORS = (redis.ConnectionError, redis.TimeoutError, OSError)
 LOCK_WAIT_S = 2.0
@@ -81,11 +83,41 @@ class Deck:
     def tick(self, now: float | None = None) -> int:
         return int((now if now is not None else self.clock()) // self.refresh_s)
 
-    def snapshot(self, view: str, state: ViewState | None, build: Callable[[float], Any]) -> Any:
-        """Return this tick's snapshot of a view, building it at most once across browsers and workers."""
+    def moment(self, playback: Any) -> tuple[str | None, int]:
+        """The moment a page shows now and its playback speed, from its playback store ({at, play, since});
+        (None, 0) when live, when playback has caught up with now, or when the store holds anything else."""
+        if not isinstance(playback, dict):
+            return None, 0
+        at, play, since = playback.get("at"), playback.get("play", 0), playback.get("since")
+        if not isinstance(at, str) or parse_at(at)[0] != at:
+            return None, 0
+        if not isinstance(play, int) or isinstance(play, bool) or not 0 <= play <= PLAY_SPEEDS[-1]:
+            play = 0
+        if not isinstance(since, int | float) or isinstance(since, bool) or not math.isfinite(since):
+            since = self.clock()
+        tz = self.settings.city_timezone
         now = self.clock()
+        shown = playing(at, play, since, now, tz) if play else moment_of(at, tz)
+        if shown is None or shown >= now:
+            return None, 0
+        return at_of(shown, tz), play
+
+    def in_history(self, at: str) -> bool:
+        """Whether a moment's minutes are no longer kept, so its windows are read in whole hours of history."""
+        return from_history(moment_of(at, self.settings.city_timezone), self.clock(), self.settings.retention_hours)
+
+    def live_after(self) -> tuple[float, str]:
+        """Now and the city's time zone: a view's moment from now on is live."""
+        return self.clock(), self.settings.city_timezone
+
+    def snapshot(self, view: str, state: ViewState | None, build: Callable[[float], Any]) -> Any:
+        """Return this tick's snapshot of a view, building it at most once across browsers and workers; a
+        view asked for as of a past moment is built for that moment."""
+        tick = self.tick()
+        now = self.clock() if state is None or not state.at else moment_of(state.at, self.settings.city_timezone)
         scope = "-" if state is None else f"{state.window}:{state.district or ''}:{state.neighbourhood or ''}"
-        tick = self.tick(now)
+        if state is not None and state.at:
+            scope += f":{state.at}"
         key = f"snap:{view}:{scope}:{tick}"
         with self._guard:
             if key in self._local:

@@ -25,6 +25,9 @@ from views.state import ViewState
 # Controls are read at the next tick, not on change: a map rebuilt twice while it is still loading its
 # boundaries aborts the first load (a console error), and a tick is at most a couple of seconds away.
 CONTROLS = (State(ids.WINDOW, "value"), State(ids.DISTRICT, "value"), State(ids.NEIGHBOURHOOD, "data"))
+# The page's moment (``?at=``, playing back with ``&play=``), as the shell keeps it from the URL.
+# An input: a page draws at once when the URL sets its moment, and waits for it rather than draw live first.
+MOMENT = Input(ids.PLAYBACK, "data")
 # The wall's screen sets the size of the figures' type (nothing on other pages). An input, not a state, so a
 # wall's first refresh waits for the browser to say its size rather than draw in a type that is too small.
 SCREEN = Input(ids.SCREEN, "data")
@@ -130,11 +133,12 @@ def register(app, deck: Deck) -> None:
         Input(ids.OVERVIEW_TICK, "n_intervals"),
         SCREEN,
         *CONTROLS,
+        MOMENT,
         State(ids.OVERVIEW_RENDERED, "data"),
     )
-    def refresh_overview(_n, screen, window, district, neighbourhood, rendered):
+    def refresh_overview(_n, screen, window, district, neighbourhood, playback, rendered):
         type_px = values.type_px(screen)
-        state = view_state(deck, window, district, neighbourhood)
+        state = view_state(deck, window, district, neighbourhood, playback)
         snap = load(
             deck,
             "overview",
@@ -173,11 +177,12 @@ def register(app, deck: Deck) -> None:
         Input(ids.CASES_TICK, "n_intervals"),
         SCREEN,
         *CONTROLS,
+        MOMENT,
         State(ids.CASES_RENDERED, "data"),
     )
-    def refresh_cases(_n, screen, window, district, neighbourhood, rendered):
+    def refresh_cases(_n, screen, window, district, neighbourhood, playback, rendered):
         type_px = values.type_px(screen)
-        state = view_state(deck, window, district, neighbourhood)
+        state = view_state(deck, window, district, neighbourhood, playback)
         snap = load(deck, "cases", state, built(deck, "cases", state))
         rev = revision("cases", state, type_px)
         full = [figures.cases_map(snap, rev, style), figures.codes_map(snap, rev, style)]
@@ -193,11 +198,12 @@ def register(app, deck: Deck) -> None:
         Input(ids.FOOT_TICK, "n_intervals"),
         SCREEN,
         *CONTROLS,
+        MOMENT,
         State(ids.FOOT_RENDERED, "data"),
     )
-    def refresh_foot(_n, screen, window, district, neighbourhood, rendered):
+    def refresh_foot(_n, screen, window, district, neighbourhood, playback, rendered):
         type_px = values.type_px(screen)
-        state = view_state(deck, window, district, neighbourhood)
+        state = view_state(deck, window, district, neighbourhood, playback)
         snap = load(deck, "foot-traffic", state, built(deck, "foot-traffic", state))
         rev = revision("foot-traffic", state, type_px)
         full = [figures.foot_heat_map(snap, rev, style), figures.sensors_map(snap, rev, style)]
@@ -212,11 +218,12 @@ def register(app, deck: Deck) -> None:
         Input(ids.SERVICES_TICK, "n_intervals"),
         SCREEN,
         *CONTROLS,
+        MOMENT,
         State(ids.SERVICES_RENDERED, "data"),
     )
-    def refresh_services(_n, screen, window, district, neighbourhood, rendered):
+    def refresh_services(_n, screen, window, district, neighbourhood, playback, rendered):
         type_px = values.type_px(screen)
-        state = view_state(deck, window, district, neighbourhood)
+        state = view_state(deck, window, district, neighbourhood, playback)
         snap = load(deck, "services", state, built(deck, "services", state))
         rev = revision("services", state, type_px)
         channels = snap["channels"]
@@ -239,11 +246,12 @@ def register(app, deck: Deck) -> None:
         Input(ids.COMPLAINTS_TICK, "n_intervals"),
         SCREEN,
         *CONTROLS,
+        MOMENT,
         State(ids.COMPLAINTS_RENDERED, "data"),
     )
-    def refresh_complaints(_n, screen, window, district, neighbourhood, rendered):
+    def refresh_complaints(_n, screen, window, district, neighbourhood, playback, rendered):
         type_px = values.type_px(screen)
-        state = view_state(deck, window, district, neighbourhood)
+        state = view_state(deck, window, district, neighbourhood, playback)
         snap = load(deck, "complaints", state, built(deck, "complaints", state))
         rev = revision("complaints", state, type_px)
         area = deck.geo.names.get(state.neighbourhood or state.district) if state.district else None

@@ -3,7 +3,8 @@ write the query string back, and clicking an area drills into it."""
 
 from __future__ import annotations
 
-from dash import ALL, Input, Output, State, ctx, dcc, html, no_update
+from dash import ALL, ClientsideFunction, Input, Output, State, ctx, dcc, html, no_update
+from dash.exceptions import PreventUpdate
 
 from accounts.roles import may
 from accounts.web import current_role
@@ -11,15 +12,31 @@ from callbacks import access, values
 from callbacks.deck import Deck
 from layouts import ids
 from layouts.pages import page_layout
+from layouts.shell import MOMENT_PENDING
 from layouts.wall import wall_layout
-from views.state import PAGES, WALL_PATH, ViewState, page_of, parse_state, parse_wall, state_query
+from views.state import (
+    PAGES,
+    PLAY_LOOK_BACK_S,
+    PLAY_SPEEDS,
+    WALL_PATH,
+    ViewState,
+    at_of,
+    page_of,
+    parse_state,
+    parse_wall,
+    state_query,
+)
 
 
-def view_state(deck: Deck, window, district, neighbourhood) -> ViewState:
-    """The view state of the controls, with anything unknown dropped (a stale or hand-made value never fails)."""
+def view_state(deck: Deck, window, district, neighbourhood, playback=None) -> ViewState:
+    """The view state of the controls and of the page's moment now (playing back, paused, or live), with
+    anything unknown dropped (a stale or hand-made value never fails)."""
+    if playback == MOMENT_PENDING:
+        raise PreventUpdate  # the URL has not set the page's moment yet: nothing drawn live for a past link
     window, district, neighbourhood = values.text(window), values.text(district), values.text(neighbourhood)
-    query = state_query(ViewState(window or "1h", district or None, neighbourhood or None))
-    state, _notes = parse_state(query, deck.geo.district_ids, deck.geo.neighbourhood_district)
+    at, play = deck.moment(playback)
+    query = state_query(ViewState(window or "1h", district or None, neighbourhood or None, at, play))
+    state, _notes = parse_state(query, deck.geo.district_ids, deck.geo.neighbourhood_district, deck.live_after())
     return state
 
 
@@ -30,7 +47,7 @@ def route(
     precise view of case tracing (its panel is on the cases page); ``allowed``: the pages it may open."""
     pathname, search = values.text(pathname), values.text(search)
     geo = deck.geo
-    _state, notes = parse_state(search, geo.district_ids, geo.neighbourhood_district)
+    _state, notes = parse_state(search, geo.district_ids, geo.neighbourhood_district, deck.live_after())
     if (pathname or "").rstrip("/") == WALL_PATH:
         plan, wall_notes = parse_wall(search, deck.settings.wall_views, deck.settings.wall_dwell_s)
         content, shell_class = wall_layout(deck.settings.refresh_ms, plan.views), "shell wall"
@@ -55,8 +72,49 @@ def route(
     return content, notice, shell_class
 
 
+def as_of(state: ViewState, pathname: str | None, history: bool):
+    """What a page of a past moment says above its figures: the moment, playing or paused, what it can show,
+    and the way back to live; nothing when live."""
+    if not state.at:
+        return "", "as-of hidden"
+    live = state_query(ViewState(state.window, state.district, state.neighbourhood))
+    how = f"playing back at ×{state.play}" if state.play else "paused"
+    held = "counts from history, in whole hours" if history else "counts from the minutes kept, as at that moment"
+    return (
+        [
+            html.Strong(f"As of {state.at.replace('T', ' ')}", className="as-of-moment"),
+            f" ({how}): {held}; what is kept only as it stands now (open complaints, case clusters and "
+            "sites, health codes, sensors' latest readings, hotspots) is shown as –. ",
+            html.A("Back to live", href=(pathname or "/") + live, id=ids.BACK_TO_LIVE),
+        ],
+        "as-of playing" if state.play else "as-of",
+    )
+
+
+def chosen_moment(deck: Deck, trigger: str | None, picked, speed, playback, search) -> str | None:
+    """The URL's search after a use of the time controls (None: leave it): a moment picked, a playback speed
+    chosen (from the moment shown now; from a day ago on a live page), or back to live."""
+    state, _notes = parse_state(
+        values.text(search), deck.geo.district_ids, deck.geo.neighbourhood_district, deck.live_after()
+    )
+    at, play = deck.moment(playback)
+    if trigger == ids.GO_LIVE:
+        at, play = None, 0
+    elif trigger == ids.MOMENT_PICK:
+        at = parse_state(f"?at={values.text(picked) or ''}", (), {}, deck.live_after())[0].at
+        play = play if at else 0
+    elif trigger == ids.PLAY_SPEED:
+        play = speed if isinstance(speed, int) and not isinstance(speed, bool) and speed in (0, *PLAY_SPEEDS) else 0
+        if at is None and play:
+            at = at_of(deck.clock() - PLAY_LOOK_BACK_S, deck.settings.city_timezone)
+    else:
+        return None
+    query = state_query(ViewState(state.window, state.district, state.neighbourhood, at, play if at else 0))
+    return None if query.lstrip("?") == (values.text(search) or "").lstrip("?") else query
+
+
 def follow(
-    deck: Deck, from_url: bool, search, controls: tuple, on_wall: bool
+    deck: Deck, from_url: bool, search, controls: tuple, on_wall: bool, playback=None
 ) -> tuple[ViewState, str | None, tuple[bool, ...]]:
     """The view state after a change of the URL or of the controls, the search to write (None: leave the URL
     as it is) and which of the controls (window, district, neighbourhood) must be set to the state's.
@@ -66,9 +124,9 @@ def follow(
     """
     search = values.text(search) or ""
     if from_url:
-        state, _notes = parse_state(search, deck.geo.district_ids, deck.geo.neighbourhood_district)
+        state, _notes = parse_state(search, deck.geo.district_ids, deck.geo.neighbourhood_district, deck.live_after())
     else:
-        state = view_state(deck, *controls)
+        state = view_state(deck, *controls, playback)  # the controls lead; the moment goes on from where it is
     wanted = state_values(state)
     to_set = tuple(want != (given or None) for want, given in zip(wanted, controls))
     query = state_query(state)
@@ -94,7 +152,64 @@ def drill(deck: Deck, clicked: str | None, back: bool, district: str | None, nei
     return no_update, no_update
 
 
+def playback_of(deck: Deck, search) -> dict | None:
+    """The playback store for a URL: its moment and speed, and when the page began showing it (None: live)."""
+    state, _notes = parse_state(values.text(search), (), {}, deck.live_after())
+    return {"at": state.at, "play": state.play, "since": deck.clock()} if state.at else None
+
+
 def register(app, deck: Deck) -> None:
+    # The URL sets the page's moment; the time controls show it.
+    @app.callback(
+        Output(ids.PLAYBACK, "data"),
+        Output(ids.MOMENT_PICK, "value"),
+        Output(ids.PLAY_SPEED, "value"),
+        Input(ids.URL, "search"),
+    )
+    def start_playback(search):
+        playback = playback_of(deck, search)
+        if playback is None:
+            return None, None, 0
+        return playback, playback["at"], playback["play"]
+
+    # The time controls write the URL (which then sets the moment, as a shared link does).
+    @app.callback(
+        Output(ids.URL, "search", allow_duplicate=True),
+        Input(ids.MOMENT_PICK, "value"),
+        Input(ids.PLAY_SPEED, "value"),
+        Input(ids.GO_LIVE, "n_clicks"),
+        State(ids.PLAYBACK, "data"),
+        State(ids.URL, "search"),
+        prevent_initial_call=True,
+    )
+    def choose(picked, speed, _live, playback, search):
+        query = chosen_moment(deck, ctx.triggered_id, picked, speed, playback, search)
+        return no_update if query is None else query
+
+    # Each tick: what the page shows as of when, and the moment for the address bar (without a new history entry).
+    @app.callback(
+        Output(ids.AS_OF, "children"),
+        Output(ids.AS_OF, "className"),
+        Output(ids.MOMENT_NOW, "data"),
+        Input(ids.STATUS_TICK, "n_intervals"),
+        Input(ids.PLAYBACK, "data"),
+        State(ids.WINDOW, "value"),
+        State(ids.DISTRICT, "value"),
+        State(ids.NEIGHBOURHOOD, "data"),
+        State(ids.URL, "pathname"),
+    )
+    def show_moment(_n, playback, window, district, neighbourhood, pathname):
+        state = view_state(deck, window, district, neighbourhood, playback)
+        history = bool(state.at) and deck.in_history(state.at)
+        children, class_name = as_of(state, values.text(pathname), history)
+        if playback is None:
+            return children, class_name, None
+        return children, class_name, {"at": state.at, "play": state.play}
+
+    app.clientside_callback(
+        ClientsideFunction("citydeck", "moment"), Output(ids.AS_OF, "title"), Input(ids.MOMENT_NOW, "data")
+    )
+
     @app.callback(
         Output(ids.CONTENT, "children"),
         Output(ids.NOTICE, "children"),
@@ -122,8 +237,9 @@ def register(app, deck: Deck) -> None:
         State(ids.URL, "pathname"),
         State({"type": ids.NAV_LINK, "page": ALL}, "id"),
         State({"type": ids.CARD_LINK, "page": ALL}, "id"),
+        State(ids.PLAYBACK, "data"),
     )
-    def follow_url(search, window, district, neighbourhood, pathname, nav_ids, card_ids):
+    def follow_url(search, window, district, neighbourhood, pathname, nav_ids, card_ids, playback):
         controls = (values.text(window), values.text(district), values.text(neighbourhood))
         nav, cards = values.names_of(nav_ids, "page", PAGES), values.names_of(card_ids, "page", PAGES)
         # No trigger: the page has just loaded, or new links appeared; the URL holds the state then. On a
@@ -131,7 +247,7 @@ def register(app, deck: Deck) -> None:
         # URL leads whenever it is among the triggers, or the controls' defaults would overwrite the link.
         from_url = not ctx.triggered_id or ids.URL in ctx.triggered_prop_ids.values()
         on_wall = (values.text(pathname) or "").rstrip("/") == WALL_PATH
-        state, new_search, to_set = follow(deck, from_url, search, controls, on_wall)
+        state, new_search, to_set = follow(deck, from_url, search, controls, on_wall, playback)
         query = state_query(state)
 
         def href(page):

@@ -123,3 +123,11 @@ PAGE_TICKS = {
     "alarms": ALARMS_TICK,
     "admin": ADMIN_TICK,
 }
+# The page's moment: playback state (from the URL), the time controls, what the page shows and its current moment.
+PLAYBACK = "playback"
+MOMENT_PICK = "moment-pick"
+PLAY_SPEED = "play-speed"
+GO_LIVE = "go-live"
+AS_OF = "as-of"
+MOMENT_NOW = "moment-now"
+BACK_TO_LIVE = "back-to-live"

@@ -229,20 +229,25 @@ def _complaints_numbers(snap: dict) -> list:
         number(
             "hotspots",
             _n(h["hotspots"]),
-            "H3 cells, Gi* p < 0.05, 3+ complaints around" + _hotspots_age(snap["hotspots_as_of"]),
+            "H3 cells, Gi* p < 0.05, 3+ complaints around" + _hotspots_age(snap["hotspots_as_of"], snap.get("as_of")),
             "warn" if h["hotspots"] else "",
         ),
     ]
 
 
-def _hotspots_age(as_of: dict | None) -> str:
-    """What a hotspots figure adds when it is not of now: none published yet, or how old they are."""
+def _hotspots_age(as_of: dict | None, moment: str | None = None) -> str:
+    """What a hotspots figure adds when it is not of now: none published yet, or how old they are; for a past
+    moment, that hotspots are published for the live windows only."""
+    if moment:
+        return " · published for live windows only"
     if as_of is None:
         return " · not published yet"
     return f" · computed {_age(as_of['age_s'])}" if as_of["stale"] else ""
 
 
 def complaints_table_note(snap: dict) -> str:
+    if snap.get("as_of"):
+        return "Open complaints are kept as they stand now: a page of a past moment lists none."
     total = snap["table_total_rows"]
     shown = len(snap["table"])
     note = "Each open complaint in scope, most urgent first; overdue ones are highlighted."
@@ -288,7 +293,7 @@ def _overview_numbers(snap: dict) -> dict[str, list]:
             number(
                 "hotspots",
                 _n(k["hotspots"]),
-                _hotspots_age(snap["complaints"]["hotspots_as_of"]).removeprefix(" · "),
+                _hotspots_age(snap["complaints"]["hotspots_as_of"], snap.get("as_of")).removeprefix(" · "),
                 "warn" if k["hotspots"] else "",
             ),
         ],

@@ -9,7 +9,7 @@ from layouts import ids
 from layouts.pages import precise_panel
 from layouts.wall import wall_layout
 from layouts.widgets import KIOSK_CONFIG
-from views.state import DEFAULT_WINDOW, PAGES, WINDOW_LABELS
+from views.state import DEFAULT_WINDOW, PAGES, PLAY_SPEEDS, WINDOW_LABELS
 
 
 def shell(
@@ -50,6 +50,7 @@ def shell(
             ),
             html.Div(id=ids.BREADCRUMB, className="breadcrumb"),
             html.Button("↑ up", id=ids.DRILL_BACK, n_clicks=0, className="drill-back"),
+            moment_controls(),
         ],
         className="controls",
     )
@@ -59,6 +60,8 @@ def shell(
             dcc.Store(id=ids.NEIGHBOURHOOD, data=None),
             dcc.Store(id=ids.STATUS_SINCE, data=None),
             dcc.Store(id=ids.SCREEN, data=None),
+            dcc.Store(id=ids.PLAYBACK, data=MOMENT_PENDING),
+            dcc.Store(id=ids.MOMENT_NOW, data=None),
             dcc.Interval(id=ids.STATUS_TICK, interval=refresh_ms, n_intervals=0),
             html.Header(
                 [
@@ -89,6 +92,7 @@ def shell(
             ),
             html.Div(id=ids.BANNER, className="banner hidden"),
             html.Div(id=ids.NOTICE, className="notice"),
+            html.Div(id=ids.AS_OF, className="as-of hidden"),
             html.Main(id=ids.CONTENT, className="content"),
             html.Div(
                 [
@@ -110,6 +114,37 @@ def shell(
         ],
         id=ids.SHELL,
         className="shell",
+    )
+
+
+# The playback store before the URL has set it: the pages wait for it rather than draw live for a past link.
+MOMENT_PENDING = "pending"
+
+
+def moment_controls() -> html.Div:
+    """The time cursor: a moment to show, playback at a speed from it, and the way back to live."""
+    return html.Div(
+        [
+            dcc.Input(
+                id=ids.MOMENT_PICK,
+                type="datetime-local",
+                debounce=True,
+                value=None,
+                className="moment-pick",
+            ),
+            dcc.Dropdown(
+                id=ids.PLAY_SPEED,
+                options=[{"label": "⏸ paused", "value": 0}]
+                + [{"label": f"▶ ×{speed}", "value": speed} for speed in PLAY_SPEEDS],
+                value=0,
+                clearable=False,
+                searchable=False,
+                className="control control-play",
+            ),
+            html.Button("● Live", id=ids.GO_LIVE, n_clicks=0, className="go-live"),
+        ],
+        className="moment-controls",
+        title="Show the city as of a past moment (its local time), paused or playing back",
     )
 
 

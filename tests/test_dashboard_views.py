@@ -21,7 +21,7 @@ from views import figures, snapshots
 from views.geography import CityGeography
 from views.privacy import shown_count, shown_total
 from views.snapshots import DAY_S
-from views.state import DEFAULT_WINDOW, ViewState, parse_state, parse_wall, state_query
+from views.state import DEFAULT_WINDOW, ViewState, moment_of, parse_state, parse_wall, state_query
 
 DISTRICTS = {"D-FT", "D-LU"}
 NEIGHBOURHOODS = {"D-FT-N01": "D-FT", "D-LU-N02": "D-LU"}
@@ -51,6 +51,21 @@ def test_state_round_trips_through_the_query_string():
     state = ViewState("24h", "D-LU", "D-LU-N02")
     assert parse_state(state_query(state), DISTRICTS, NEIGHBOURHOODS) == (state, [])
     assert state_query(ViewState()) == ""
+
+
+def test_a_moment_round_trips_in_one_spelling_and_a_bad_or_future_one_is_live_and_says_so():
+    state = ViewState("24h", "D-LU", None, "2019-10-06T08:00")
+    assert state_query(state) == "?window=24h&district=D-LU&at=2019-10-06T08:00"
+    assert parse_state(state_query(state), DISTRICTS, NEIGHBOURHOODS) == (state, [])
+    # A space and an offset are read as the same local moment; seconds are kept (playback moves by them).
+    assert parse_state("?at=2019-10-06%2008:00:59%2B02:00", DISTRICTS, NEIGHBOURHOODS)[0].at == "2019-10-06T08:00:59"
+    for bad in ("?at=yesterday", "?at=2019-13-01T00:00", "?at=0001-01-01T00:00"):
+        state, notes = parse_state(bad, DISTRICTS, NEIGHBOURHOODS)
+        assert state.at is None and len(notes) == 1 and "showing live" in notes[0], bad
+    now = moment_of("2019-10-06T08:00", "Asia/Shanghai")
+    assert parse_state("?at=2019-10-06T07:59", DISTRICTS, NEIGHBOURHOODS, (now, "Asia/Shanghai"))[0].at
+    state, notes = parse_state("?at=2019-10-06T08:00", DISTRICTS, NEIGHBOURHOODS, (now, "Asia/Shanghai"))
+    assert state.at is None and notes == ["2019-10-06 08:00 is not in the past: showing live"]
 
 
 def test_a_neighbourhood_implies_its_district_and_a_mismatch_is_dropped():

@@ -50,6 +50,7 @@ class Page:
             "inputs": [
                 {"id": ids.SERVICES_TICK, "property": "n_intervals", "value": self.n},
                 {"id": ids.SCREEN, "property": "data", "value": None},  # a page, not a wall
+                {"id": ids.PLAYBACK, "property": "data", "value": None},  # live, as the URL set it
             ],
             "state": [
                 {"id": d["id"], "property": d["property"], "value": self.values.get((d["id"], d["property"]))}

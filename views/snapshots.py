@@ -10,7 +10,9 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable, Mapping
+from datetime import datetime
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import numpy as np
 import pandas as pd
@@ -21,7 +23,7 @@ from data.read.complaints import complaint_counts, complaint_table, published_ho
 from data.read.foot import crowding_alerts, fever_alerts, latest_readings, now_versus_normal, silent_sensors
 from data.read.health import expected_rates
 from data.read.services import Area, decision_modes, service_counts
-from data.read.windows import by_first, in_areas, of_areas
+from data.read.windows import HOUR_S, by_first, from_history, in_areas, of_areas
 from data.schema import ROUTING_LEVELS
 from engines.complaints import URGENT_CATEGORIES
 from engines.foot import CrowdingRule
@@ -44,7 +46,13 @@ NO_PICTURE = {"built_ms": None, "sites": [], "clusters": []}  # before any worke
 
 
 def _last(reader: CityReader, seconds: int, now: float) -> Window:
-    """The window a page's "last ..." figures answer for: whole buckets, ending with the one holding now."""
+    """The window a page's "last ..." figures answer for: whole buckets, ending with the one holding now.
+
+    A moment whose minutes are no longer kept (older than the fine retention) is answered from history:
+    whole hours, the last of them ending at or after the moment, and never less than one hour."""
+    if from_history(now, reader.clock(), reader.settings.retention_hours):
+        end = -(-int(now) // HOUR_S) * HOUR_S
+        return Window(end - max(seconds, HOUR_S), end)
     return Window.last(seconds, now, reader.settings.bucket_seconds)
 
 
@@ -115,17 +123,30 @@ def scope_label(geo: CityGeography, state: ViewState) -> str:
     return geo.city.name if hasattr(geo.city, "name") else "whole city"
 
 
-def _base(geo: CityGeography, state: ViewState, now: float) -> dict[str, Any]:
+def _base(
+    geo: CityGeography, state: ViewState, now: float, window: Window | None = None, tz: str = "UTC"
+) -> dict[str, Any]:
     scope = scope_label(geo, state)
+    when = WINDOW_LABELS[state.window]
+    if state.at and window is not None:
+        when = f"{_local(window.start, tz)}–{_local(window.end, tz)[-5:]}"
     return {
         "at": now,
+        "as_of": state.at,
         "window": state.window,
+        "window_start": window.start if window else None,
+        "window_end": window.end if window else None,
         "level": state.level,
         "scope": scope,
         # What every figure of the page answers for, said beside it.
-        "label": f"{scope} · {WINDOW_LABELS[state.window]}",
+        "label": f"{scope} · {when}",
         "bounds": geo.bounds_of(state.district, state.neighbourhood),
     }
+
+
+def _local(epoch_s: float, tz: str) -> str:
+    """A moment in the city's local time, as a past view's labels say it."""
+    return datetime.fromtimestamp(epoch_s, ZoneInfo(tz)).strftime("%Y-%m-%d %H:%M")
 
 
 # ---------------------------------------------------------------------------- cases
@@ -212,6 +233,9 @@ def cluster_rows(found: list[dict], geo: CityGeography, state: ViewState, minimu
     return rows
 
 
+NO_CODES = pd.DataFrame({"yellow": [], "red": []}, dtype="int64")
+
+
 def cases_snapshot(reader: CityReader, geo: CityGeography, state: ViewState, now: float, minimum: int = 3) -> dict:
     """Confirmed cases per area (small cells suppressed), exposure sites by recency, active health codes per
     community, and case clusters. Case paths are left out: they need a restricted view."""
@@ -223,13 +247,14 @@ def cases_snapshot(reader: CityReader, geo: CityGeography, state: ViewState, now
     suspected = {c: s.get("suspected", 0) for c, s in by_status.items()}
     shown = shown_areas(confirmed, geo, state, minimum)
     rows = _area_rows({a: 0 for a in shown}, geo)
-    picture = case_picture(reader, now_ms) or NO_PICTURE
+    # The tracing picture and the health codes are kept as they stand now: a past moment has none.
+    picture = NO_PICTURE if state.at else case_picture(reader, now_ms) or NO_PICTURE
     sites = exposure_site_points(picture["sites"], geo, state, minimum)
-    codes, active = code_mix(active_codes(reader), geo, state, minimum)
+    codes, active = code_mix(NO_CODES if state.at else active_codes(reader), geo, state, minimum)
     clusters = cluster_rows(picture["clusters"], geo, state, minimum, now)
     largest = clusters[0] if clusters else None
     return {
-        **_base(geo, state, now),
+        **_base(geo, state, now, window, reader.settings.city_timezone),
         "cases": {
             **rows,
             # A suppressed area is coloured by what it shows for sure (1.5 for a lone '<3'): the colour reveals
@@ -244,10 +269,10 @@ def cases_snapshot(reader: CityReader, geo: CityGeography, state: ViewState, now
         "headline": {
             "confirmed": shown_total(_in_communities(confirmed, geo, state), minimum).text,
             "suspected": shown_total(_in_communities(suspected, geo, state), minimum).text,
-            "yellow": active["yellow"].text,
-            "red": active["red"].text,
-            "sites": len(sites["lon"]),
-            "clusters": len(clusters),
+            "yellow": "–" if state.at else active["yellow"].text,
+            "red": "–" if state.at else active["red"].text,
+            "sites": None if state.at else len(sites["lon"]),
+            "clusters": None if state.at else len(clusters),
             "largest": largest,
         },
     }
@@ -324,7 +349,8 @@ def foot_snapshot(reader: CityReader, geo: CityGeography, state: ViewState, now:
     judged = now_versus_normal(reader, now, days=reader.settings.history_days, tz=reader.settings.city_timezone)
     days = int(judged["history_days"].max()) if len(judged) else 0
     verdicts = judged.set_index("key").to_dict("index")  # one conversion, not a frame lookup per sensor
-    sensors = latest_readings(reader)
+    # Sensors are known by their latest reading, kept as it stands now: a past moment lists none.
+    sensors = {} if state.at else latest_readings(reader)
     crowding = CrowdingRule.of(reader.settings)
     silent_ids = {s["sensor_id"] for s in silent_sensors(reader, sensors=sensors)}
     # A fever reading is not an alert: thermal screening sees a few every hour. An alert is a count
@@ -367,7 +393,7 @@ def foot_snapshot(reader: CityReader, geo: CityGeography, state: ViewState, now:
     people_yesterday = sum(_scoped(yesterday, geo, state).values()) if yesterday else None
     crowded = sorted((r for r in rows if r["crowded"]), key=lambda r: -r["crowding"])
     return {
-        **_base(geo, state, now),
+        **_base(geo, state, now, window, reader.settings.city_timezone),
         "heat": heat_points(facets["people.h3"], geo, state),
         "sensors": rows,
         "history_days": days,
@@ -376,7 +402,11 @@ def foot_snapshot(reader: CityReader, geo: CityGeography, state: ViewState, now:
         "fever": sorted((r for r in rows if r["fever_alert"]), key=lambda r: -r["fever"])[:12],
         "silent": sorted((r for r in rows if r["silent"]), key=lambda r: -r["age_s"])[:12],
         "silent_count": sum(r["silent"] for r in rows),
-        "headline": {"people": int(people_now), "people_yesterday": people_yesterday, "sensors": len(rows)},
+        "headline": {
+            "people": int(people_now),
+            "people_yesterday": people_yesterday,
+            "sensors": None if state.at else len(rows),
+        },
     }
 
 
@@ -476,7 +506,7 @@ def services_snapshot(reader: CityReader, geo: CityGeography, state: ViewState, 
     centers = service_centers(
         counts["center_action"], counts["wait_ms"], counts["waited"], geo, state, state.window_s / 3600
     )
-    base = _base(geo, state, now)
+    base = _base(geo, state, now, window, reader.settings.city_timezone)
     return {
         **base,
         "labels": {
@@ -584,10 +614,14 @@ def complaints_snapshot(
         window,
     )
     by_cell = facets["complaints.h3"]
-    hot, hot_as_of = hotspots_in_view(reader, geo, state, now)
+    # Hotspots are published for the live windows, and the queue of open complaints is kept as it stands
+    # now: a past moment shows neither.
+    hot, hot_as_of = ([], None) if state.at else hotspots_in_view(reader, geo, state, now)
     communities = _scoped(facets["complaints.community"], geo, state)
     categories = _in_scope(facets["complaints.community_triaged"], geo, state)
-    if state.district:
+    if state.at:
+        table, counts = [], {"open": None, "overdue": None}
+    elif state.district:
         # The open complaints in scope are counted as far as the queue is read for them (the first
         # OPEN_COMPLAINTS_READ), whether the page lists them or only shows how many (the overview).
         in_scope = open_complaints(reader, geo, state, now, OPEN_COMPLAINTS_READ)
@@ -608,7 +642,7 @@ def complaints_snapshot(
             if level in routing:
                 routing[level][action] = routing[level].get(action, 0) + n
     filed = int(sum(communities.values()))
-    base = _base(geo, state, now)
+    base = _base(geo, state, now, window, reader.settings.city_timezone)
     return {
         **base,
         "labels": {
@@ -629,7 +663,7 @@ def complaints_snapshot(
             "urgent": int(sum(categories.get(c, 0) for c in URGENT_CATEGORIES)),
             **counts,
             "escalated": int(sum(routing[lv].get("escalated", 0) for lv in routing)),
-            "hotspots": len(hot),
+            "hotspots": None if state.at else len(hot),
         },
     }
 
@@ -675,7 +709,8 @@ def overview_snapshot(
     """
     if views is None:
         views = lambda view: view_snapshot(view, reader, geo, state, now, minimum)  # noqa: E731
-    return overview_of(_base(geo, state, now), *(views(view) for view in LIVE_MAPS))
+    base = _base(geo, state, now, _window(reader, state, now), reader.settings.city_timezone)
+    return overview_of(base, *(views(view) for view in LIVE_MAPS))
 
 
 def overview_of(base: dict, cases: dict, foot: dict, services: dict, complaints: dict) -> dict:

@@ -8,9 +8,11 @@ from __future__ import annotations
 
 from collections.abc import Container
 from dataclasses import dataclass, replace
+from datetime import datetime
 from urllib.parse import parse_qs, urlencode
+from zoneinfo import ZoneInfo
 
-from data.read.windows import WINDOWS
+from data.read.windows import DAY_S, WINDOWS
 
 PAGES: dict[str, str] = {
     "overview": "Overview",
@@ -39,6 +41,10 @@ class ViewState:
     window: str = DEFAULT_WINDOW
     district: str | None = None
     neighbourhood: str | None = None
+    # The moment the view answers for, in the city's local time ('2019-10-06T08:00'); None: live.
+    at: str | None = None
+    # Playing back from that moment: city seconds per second (0: paused at it).
+    play: int = 0
 
     @property
     def window_s(self) -> int:
@@ -68,12 +74,80 @@ def _first(query: dict[str, list[str]], name: str) -> str | None:
     return values[0].strip() if values else None
 
 
+AT_FORMAT = "%Y-%m-%dT%H:%M"
+PLAY_SPEEDS = (10, 60, 600)  # what the playback control offers; the URL may ask for any speed up to the last
+PLAY_LOOK_BACK_S = DAY_S  # where playing starts from a live page: a day ago
+
+
+def spell_at(moment: datetime) -> str:
+    """A moment's one spelling: minutes, and seconds only when it has them (playback moves by seconds)."""
+    return moment.strftime(AT_FORMAT + (":%S" if moment.second else ""))
+
+
+def at_of(epoch_s: float, tz: str) -> str:
+    """The spelling of an epoch second in the city's local time."""
+    return spell_at(datetime.fromtimestamp(int(epoch_s), ZoneInfo(tz)).replace(tzinfo=None))
+
+
+def parse_at(text: str | None) -> tuple[str | None, str | None]:
+    """Return a moment of the URL in its one spelling ('2019-10-06T08:00', the city's local time), and
+    a note when it is not one; an offset given with it is dropped (the moment is read as local time)."""
+    if not text:
+        return None, None
+    try:
+        moment = datetime.fromisoformat(text.strip().replace(" ", "T"))
+    except ValueError:
+        return None, f"{text[:25]!r} is not a moment (like 2019-10-06T08:00): showing live"
+    if not 1970 <= moment.year <= 2999:
+        return None, f"{text[:25]!r} is not a moment (like 2019-10-06T08:00): showing live"
+    return spell_at(moment.replace(tzinfo=None, microsecond=0)), None
+
+
+def moment_of(at: str, tz: str) -> float:
+    """The epoch second of a view's moment, read in the city's time zone."""
+    return datetime.fromisoformat(at).replace(tzinfo=ZoneInfo(tz)).timestamp()
+
+
+def parse_play(text: str | None) -> tuple[int, str | None]:
+    """Return a playback speed of the URL (1–600 city seconds a second; 0 paused), and a note when it is not one."""
+    if not text:
+        return 0, None
+    try:
+        speed = int(text)
+        if not 0 <= speed <= PLAY_SPEEDS[-1]:
+            raise ValueError
+    except ValueError:
+        return 0, f"play {text[:20]!r} is not a speed of 0–{PLAY_SPEEDS[-1]}: paused"
+    return speed, None
+
+
+def playing(at: str, play: int, since: float, now: float, tz: str) -> float | None:
+    """The moment a page shows at ``now`` that has played from ``at`` at ``play``× since ``since``; None once
+    it has caught up with now (the page is live again)."""
+    moment = moment_of(at, tz) + max(now - since, 0.0) * play
+    return None if moment >= now else moment
+
+
 def parse_state(
-    search: str | None, districts: Container[str], parent_of_neighbourhood: dict[str, str]
+    search: str | None,
+    districts: Container[str],
+    parent_of_neighbourhood: dict[str, str],
+    live_after: tuple[float, str] | None = None,
 ) -> tuple[ViewState, list[str]]:
-    """Return the view state a query string asks for, and a note per value that fell back to its default."""
+    """Return the view state a query string asks for, and a note per value that fell back to its default.
+
+    ``live_after``: (now, the city's time zone): a moment not before now is live, and says so."""
     query = parse_qs((search or "").lstrip("?"), keep_blank_values=False)
     notes: list[str] = []
+    at, note = parse_at(_first(query, "at"))
+    if note:
+        notes.append(note)
+    if at is not None and live_after is not None and moment_of(at, live_after[1]) >= live_after[0]:
+        notes.append(f"{at.replace('T', ' ')} is not in the past: showing live")
+        at = None
+    play, note = parse_play(_first(query, "play"))
+    if note:
+        notes.append(note)
     window = _first(query, "window") or DEFAULT_WINDOW
     if window not in WINDOWS:
         notes.append(f"unknown window {window[:20]!r}: showing the {WINDOW_LABELS[DEFAULT_WINDOW]}")
@@ -90,7 +164,7 @@ def parse_state(
             neighbourhood = None
         else:
             district = parent
-    return ViewState(window, district, neighbourhood), notes
+    return ViewState(window, district, neighbourhood, at, play if at else 0), notes
 
 
 def state_query(state: ViewState) -> str:
@@ -102,7 +176,11 @@ def state_query(state: ViewState) -> str:
         pairs.append(("district", state.district))
     if state.neighbourhood:
         pairs.append(("neighbourhood", state.neighbourhood))
-    return "?" + urlencode(pairs) if pairs else ""
+    if state.at:
+        pairs.append(("at", state.at))
+        if state.play:
+            pairs.append(("play", str(state.play)))
+    return "?" + urlencode(pairs, safe=":") if pairs else ""
 
 
 @dataclass(frozen=True)

@@ -147,6 +147,14 @@ class Settings:
         "Datum of a city file's coordinates; gcj02 is converted on load.",
     )
     city_seed: int = _setting("CITYDECK_CITY_SEED", 7, "integer", "Seed of the generated demo city.")
+    rules: str = _setting(
+        "CITYDECK_RULES",
+        "demo",
+        "name or path",
+        "Complaint triage and routing rules: a rule set shipped in engines/rules ('demo' for the demo city,"
+        " 'municipal_en' for an English-language municipality) or a city's own folder holding taxonomy.json and"
+        " routing.json.",
+    )
     city_timezone: str = _setting(
         "CITYDECK_CITY_TIMEZONE",
         "Asia/Shanghai",

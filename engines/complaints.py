@@ -74,11 +74,13 @@ class Taxonomy:
         return next(c for c in self.categories if c.name == name)
 
 
-# Where words meet without a space: a lower-case letter or digit then a capital (``DoubleParked``), the
-# last capital of an acronym before a capitalised word (``HTTPServer``), and Chinese next to any other script.
+# Where words meet without a space: a lower-case letter then a capital (``DoubleParked``), the last capital of
+# an acronym before a capitalised word (``HTTPServer``), letters next to digits (``Poisoning1Or2``, ``WA5``), and
+# Chinese next to any other script.
 _HAN = "\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff"
 _JOINED = re.compile(
-    rf"(?<=[a-z0-9])(?=[A-Z])|(?<=[A-Z])(?=[A-Z][a-z])|(?<=[{_HAN}])(?=[^{_HAN}])|(?<=[^{_HAN}])(?=[{_HAN}])"
+    rf"(?<=[a-z])(?=[A-Z])|(?<=[A-Z])(?=[A-Z][a-z])|(?<=[A-Za-z])(?=[0-9])|(?<=[0-9])(?=[A-Za-z])"
+    rf"|(?<=[{_HAN}])(?=[^{_HAN}])|(?<=[^{_HAN}])(?=[{_HAN}])"
 )
 _SEPARATORS = re.compile(r"[\W_]+")
 

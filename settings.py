@@ -138,7 +138,8 @@ class Settings:
         "",
         "mapping",
         "For a city file: which properties name each level, e.g. 'district=TOWNNAME,community=VILLAGENAM:VILLAGEID'"
-        " (level=name_property[:id_property]; neighbourhood optional).",
+        " (level=name_property[:id_property][@file]; neighbourhood optional). '@file' gives a level polygons of its"
+        " own: levels that do not nest are repaired, each area put in the upper area it overlaps most.",
     )
     city_crs: str = _setting(
         "CITYDECK_CITY_CRS",

@@ -232,69 +232,42 @@ def _name_ids(areas: _Areas, upper: _Areas | None) -> None:
 
 def _city(levels: list[_Areas], name: str, repairs: tuple, nesting: tuple) -> City:
     """Build the City from the placed levels, leaving out upper areas nothing was put in."""
-    by_level = {a.level: a for a in levels}
-    up_of: dict[Level, Level] = {lower.level: upper.level for upper, lower in zip(levels, levels[1:])}
-    # Each finest area's id at every level given above it.
-    chain = {levels[-1].level: np.arange(len(levels[-1].keys))}
-    for lower, upper in reversed(list(zip(levels[1:], levels))):
-        chain[upper.level] = lower.parent[chain[lower.level]] if lower.parent is not None else None
     finest = levels[-1]
+    # Each finest area's position at every level given; nesting is settled, so one member tells an area's parents.
+    at = {finest.level: np.arange(len(finest.ids))}
+    for upper, lower in reversed(list(zip(levels, levels[1:]))):
+        at[upper.level] = lower.parent[at[lower.level]]
+    by_level = {a.level: a for a in levels}
 
-    def frame(level: Level, rows: np.ndarray, columns: dict) -> gpd.GeoDataFrame:
+    def frame(level: Level, parents: tuple[Level, ...] = ()) -> gpd.GeoDataFrame:
         areas = by_level[level]
-        data = {f"{level}_id": [areas.ids[i] for i in rows], "name": [areas.names[i] for i in rows], **columns}
+        rows, member = np.unique(at[level], return_index=True)
+        data = {f"{level}_id": [areas.ids[r] for r in rows], "name": [areas.names[r] for r in rows]}
+        for upper in parents:
+            data[f"{upper}_id"] = [by_level[upper].ids[at[upper][m]] for m in member]
+        data["population"] = areas.population[rows] if areas is finest else 0
         return gpd.GeoDataFrame(data, geometry=list(areas.geometry[rows]), crs=WGS84)
 
-    def parent_ids(level: Level, rows: np.ndarray, upper_level: Level) -> list[str]:
-        return [by_level[upper_level].ids[p] for p in _parents_at(by_level, up_of, level, upper_level, rows)]
-
-    district_rows = np.array(sorted(set(chain["district"].tolist())), dtype=np.int64)
-    districts = frame("district", district_rows, {})
+    districts = frame("district")
     if finest.level == "district":
         communities = districts.assign(
-            community_id=[f"{synthesized_neighbourhood_id(d)}-C00" for d in districts["district_id"]],
-            district_id=districts["district_id"],
-            population=finest.population[district_rows],
+            community_id=[f"{synthesized_neighbourhood_id(d)}-C00" for d in districts["district_id"]]
         )
-        communities = communities[["community_id", "name", "district_id", "population", "geometry"]]
-        return City.two_level(name, districts, communities, repairs=repairs, nesting=nesting)
-    if finest.level == "neighbourhood":
-        rows = np.arange(len(finest.keys))
-        neighbourhoods = frame("neighbourhood", rows, {"district_id": parent_ids("neighbourhood", rows, "district")})
-        communities = neighbourhoods.assign(
-            community_id=neighbourhoods["neighbourhood_id"] + "-C00", population=finest.population
-        )
-        communities = communities[["community_id", "name", "neighbourhood_id", "district_id", "population", "geometry"]]
-        return City(name, districts, neighbourhoods, communities, empty_places(), repairs, nesting)
-    rows = np.arange(len(finest.keys))
+        return City.two_level(name, districts.drop(columns="population"), communities, repairs=repairs, nesting=nesting)
     if "neighbourhood" not in by_level:
-        communities = frame(
-            "community",
-            rows,
-            {"district_id": parent_ids("community", rows, "district"), "population": finest.population},
-        )
-        return City.two_level(name, districts, communities, repairs=repairs, nesting=nesting)
-    neighbourhood_rows = np.array(sorted(set(chain["neighbourhood"].tolist())), dtype=np.int64)
-    neighbourhoods = frame(
-        "neighbourhood",
-        neighbourhood_rows,
-        {"district_id": parent_ids("neighbourhood", neighbourhood_rows, "district")},
+        communities = frame("community", ("district",))
+        return City.two_level(name, districts.drop(columns="population"), communities, repairs=repairs, nesting=nesting)
+    neighbourhoods = frame("neighbourhood", ("district",))
+    if finest.level == "neighbourhood":
+        communities = neighbourhoods.assign(community_id=neighbourhoods["neighbourhood_id"] + "-C00")
+    else:
+        communities = frame("community", ("neighbourhood", "district"))
+    return City(
+        name,
+        districts.drop(columns="population"),
+        neighbourhoods.drop(columns="population"),
+        communities[["community_id", "name", "neighbourhood_id", "district_id", "population", "geometry"]],
+        empty_places(),
+        repairs,
+        nesting,
     )
-    communities = frame(
-        "community",
-        rows,
-        {
-            "neighbourhood_id": parent_ids("community", rows, "neighbourhood"),
-            "district_id": parent_ids("community", rows, "district"),
-            "population": finest.population,
-        },
-    )
-    return City(name, districts, neighbourhoods, communities, empty_places(), repairs, nesting)
-
-
-def _parents_at(by_level: dict, up_of: dict, level: Level, upper_level: Level, rows: np.ndarray) -> np.ndarray:
-    """Return the position, at ``upper_level``, of the areas at ``rows`` of ``level``."""
-    while level != upper_level:
-        rows = by_level[level].parent[rows]
-        level = up_of[level]
-    return rows

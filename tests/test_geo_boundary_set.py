@@ -186,3 +186,19 @@ def test_the_finest_level_needs_a_file_and_the_one_file_loader_refuses_a_level_w
         load_boundary_set(LevelFields("TOWN", path=towns_path), None, LevelFields("VILLAGE"))
     with pytest.raises(CityError, match="needs load_boundary_set"):
         load_city(villages_path, district=LevelFields("TOWN", path=towns_path), community="VILLAGE")
+
+
+def test_a_set_of_districts_alone_or_of_districts_and_neighbourhoods_makes_the_missing_levels(tmp_path):
+    shenzhen = load_boundary_set(
+        LevelFields("name", "adcode", path=real_data("boundaries", "shenzhen_440300_full.json")), crs_source="gcj02"
+    )
+    assert len(shenzhen.districts) == len(shenzhen.communities) == 9 and shenzhen.nesting == ()
+    assert shenzhen.district_of("440304-N00-C00") == "440304"  # 福田区
+    towns_path, villages_path = grid(tmp_path)
+    city = load_boundary_set(LevelFields("TOWN", path=towns_path), LevelFields("VILLAGE", path=villages_path))
+    assert city.communities["community_id"].tolist() == [f"{n}-C00" for n in city.neighbourhoods["neighbourhood_id"]]
+    town = dict(zip(city.districts["district_id"], city.districts["name"], strict=True))
+    assert {r.name: town[r.district_id] for r in city.neighbourhoods.itertuples()} == {
+        "Ash": "West", "Birch": "East", "Cedar": "East",
+    }  # fmt: skip
+    assert [(r.level, r.area_name) for r in city.nesting] == [("neighbourhood", "Birch")]

@@ -198,8 +198,10 @@ def _put_in(
     parent = np.empty(len(low), dtype=np.int64)
     crossed = []
     own_area = shapely.area(low)
+    by_lower = np.argsort(pairs_low, kind="stable")
+    starts = np.searchsorted(pairs_low[by_lower], np.arange(len(low) + 1))
     for i in range(len(low)):
-        mine = pairs_low == i
+        mine = by_lower[starts[i] : starts[i + 1]]
         candidates, areas = pairs_up[mine], shared[mine]
         ranked = np.lexsort((candidates, -areas))  # largest first; a tie goes to the upper area listed first
         parent[i] = candidates[ranked[0]]

@@ -384,6 +384,13 @@ class Settings:
             raise SettingsError(f"CITYDECK_ENV={self.environment!r} is not one of {', '.join(ENVIRONMENTS)}")
         if self.auth not in ("on", "off"):
             raise SettingsError(f"CITYDECK_AUTH={self.auth!r} is not 'on' or 'off'")
+        # Imported here: the engine owns how a rule-set choice is read, and settings load before anything else.
+        from engines.complaints import rules_folder
+
+        try:
+            rules_folder(self.rules)
+        except ValueError as error:
+            raise SettingsError(f"CITYDECK_RULES={self.rules!r}: {error}") from None
         try:
             ZoneInfo(self.city_timezone)
         except (ValueError, OSError, ZoneInfoNotFoundError):

@@ -256,9 +256,9 @@ def shipped_rule_sets() -> tuple[str, ...]:
     )
 
 
-def load_rules(choice: str | Path = DEFAULT_RULES) -> RuleSet:
-    """Read a rule set: the name of one shipped in ``engines/rules``, or a folder of a city's own that
-    holds ``taxonomy.json`` and ``routing.json``."""
+def rules_folder(choice: str | Path) -> Path:
+    """Return the folder of a rule set: the name of one shipped in ``engines/rules``, or a folder of a city's
+    own holding ``taxonomy.json`` and ``routing.json``; raise ValueError naming the shipped ones otherwise."""
     text = str(choice).strip()
     shipped = RULES_DIR / text
     folder = shipped if text and "/" not in text and "\\" not in text and shipped.is_dir() else Path(text).expanduser()
@@ -268,7 +268,12 @@ def load_rules(choice: str | Path = DEFAULT_RULES) -> RuleSet:
             f"complaint rules {text!r}: no {' or '.join(missing) or 'folder'} there; give a shipped rule set"
             f" ({', '.join(shipped_rule_sets())}) or a folder holding {TAXONOMY_FILE} and {ROUTING_FILE}"
         )
-    folder = folder.resolve()
+    return folder.resolve()
+
+
+def load_rules(choice: str | Path = DEFAULT_RULES) -> RuleSet:
+    """Read a rule set named as ``rules_folder`` takes it (the ``CITYDECK_RULES`` setting)."""
+    folder = rules_folder(choice)
     return RuleSet(
         name=folder.name,
         folder=folder,

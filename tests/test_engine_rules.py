@@ -17,7 +17,7 @@ from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
 
 from engines.complaints import RULES_DIR, load_rules, shipped_rule_sets, triage_text, words
-from settings import Settings
+from settings import Settings, SettingsError
 from tests.conftest import real_data
 
 NYC_SAMPLES = ("nyc311_2013-12_sample.csv", "nyc311_2014-2019_mixed_sample.csv")
@@ -184,6 +184,8 @@ def test_a_city_brings_its_own_rule_folder_and_a_wrong_one_is_refused_by_name(tm
     assert rules.name == "harbourtown" and rules.routing.departments["dot"] == "Harbourtown Streets Office"
     with pytest.raises(ValueError, match=r"'atlantis'.*\(demo, municipal_en\)"):
         load_rules("atlantis")
+    with pytest.raises(SettingsError, match=r"CITYDECK_RULES='atlantis'.*\(demo, municipal_en\)"):
+        Settings.from_env({"CITYDECK_RULES": "atlantis"})
     (own / "taxonomy.json").unlink()
     with pytest.raises(ValueError, match="no taxonomy.json there"):
         load_rules(str(own))

@@ -221,3 +221,13 @@ def test_the_keeper_triages_and_routes_by_the_rule_set_its_settings_name(client,
     assert wire["holder"] == routing["departments"][routing["categories"]["public_safety"]["departments"][0]]
     assert (rows["k-graffiti"]["category"], rows["k-graffiti"]["priority"]) == ("sanitation", 3)
     assert rows["k-chinese"]["category"] == "other"
+
+
+def test_the_english_rule_set_reads_real_new_york_requests_as_their_types_say():
+    from tools.triage_nyc311 import read_requests, true_categories
+
+    requests = read_requests([real_data("complaints", name) for name in NYC_SAMPLES])
+    taxonomy = load_rules("municipal_en").taxonomy
+    triaged = [triage_text(text, taxonomy=taxonomy).category for text in requests["text"]]
+    # Measured: 93.6 % of 3,386 requests (the demo's set: 93.2 %); the floor leaves slack.
+    assert (true_categories(requests).to_numpy() == triaged).mean() >= 0.90

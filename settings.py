@@ -139,7 +139,8 @@ class Settings:
         "",
         "mapping",
         "For a city file: which properties name each level, e.g. 'district=TOWNNAME,community=VILLAGENAM:VILLAGEID'"
-        " (level=name_property[:id_property]; neighbourhood optional).",
+        " (level=name_property[:id_property][@file]; neighbourhood optional). '@file' gives a level polygons of its"
+        " own: levels that do not nest are repaired, each area put in the upper area it overlaps most.",
     )
     city_crs: str = _setting(
         "CITYDECK_CITY_CRS",
@@ -148,6 +149,14 @@ class Settings:
         "Datum of a city file's coordinates; gcj02 is converted on load.",
     )
     city_seed: int = _setting("CITYDECK_CITY_SEED", 7, "integer", "Seed of the generated demo city.")
+    rules: str = _setting(
+        "CITYDECK_RULES",
+        "demo",
+        "name or path",
+        "Complaint triage and routing rules: a rule set shipped in engines/rules ('demo' for the demo city,"
+        " 'municipal_en' for an English-language municipality) or a city's own folder holding taxonomy.json and"
+        " routing.json.",
+    )
     city_timezone: str = _setting(
         "CITYDECK_CITY_TIMEZONE",
         "Asia/Shanghai",
@@ -376,6 +385,13 @@ class Settings:
             raise SettingsError(f"CITYDECK_ENV={self.environment!r} is not one of {', '.join(ENVIRONMENTS)}")
         if self.auth not in ("on", "off"):
             raise SettingsError(f"CITYDECK_AUTH={self.auth!r} is not 'on' or 'off'")
+        # Imported here: the engine owns how a rule-set choice is read, and settings load before anything else.
+        from engines.complaints import rules_folder
+
+        try:
+            rules_folder(self.rules)
+        except ValueError as error:
+            raise SettingsError(f"CITYDECK_RULES={self.rules!r}: {error}") from None
         try:
             ZoneInfo(self.city_timezone)
         except (ValueError, OSError, ZoneInfoNotFoundError):

@@ -1,9 +1,10 @@
 """Complaint triage and routing: each complaint's category and priority with the reason, and each
 complaint's way up community → neighbourhood → district → department.
 
-The taxonomy (keywords in English and Chinese, base priorities, danger terms) and the routing rules
-(competent level, departments, deadlines) are data files in ``engines/rules``, loaded through
-``load_taxonomy`` and ``load_routing``.
+The taxonomy (keywords in English and Chinese, base priorities, danger terms, names of things) and the
+routing rules (competent level, departments, deadlines) are data files: a rule set is a folder holding
+``taxonomy.json`` and ``routing.json``, one of those shipped in ``engines/rules`` or a city's own, chosen
+by the ``CITYDECK_RULES`` setting and read through ``load_rules``.
 """
 
 from __future__ import annotations
@@ -21,8 +22,10 @@ import pandas as pd
 from data.schema import COMPLAINT_CATEGORIES, ROUTING_LEVELS
 
 RULES_DIR = Path(__file__).resolve().parent / "rules"
-TAXONOMY_PATH = RULES_DIR / "taxonomy.json"
-ROUTING_PATH = RULES_DIR / "routing.json"
+DEFAULT_RULES = "demo"
+TAXONOMY_FILE, ROUTING_FILE = "taxonomy.json", "routing.json"
+TAXONOMY_PATH = RULES_DIR / DEFAULT_RULES / TAXONOMY_FILE
+ROUTING_PATH = RULES_DIR / DEFAULT_RULES / ROUTING_FILE
 HOUR_MS = 3_600_000
 # The categories treated as urgent whatever their words say: a danger to people or property now (an
 # open manhole, a hazard, a burst main or flood, a blocked drain). The complaints page counts them, a
@@ -54,24 +57,51 @@ class DangerRule:
     reason: str
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)  # compared and hashed by identity: cached per file, a cache key downstream
 class Taxonomy:
-    """Categories (most specific first) and danger rules, as read from a taxonomy file."""
+    """Categories (most specific first), danger rules and names of things, as read from a taxonomy file.
+
+    ``names`` matches the names of things whose words mean nothing on their own (``fire callbox``,
+    ``double parked blocking traffic``): no danger rule takes its reason from a word inside one.
+    """
 
     categories: tuple[Category, ...]
     danger: tuple[DangerRule, ...]
+    names: re.Pattern = re.compile(r"(?!)")
 
     def category(self, name: str) -> Category:
         """Return the category with that name."""
         return next(c for c in self.categories if c.name == name)
 
 
+# Where words meet without a space: a lower-case letter then a capital (``DoubleParked``), the last capital of
+# an acronym before a capitalised word (``HTTPServer``), letters next to digits (``Poisoning1Or2``, ``WA5``), and
+# Chinese next to any other script.
+_HAN = "\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff"
+_JOINED = re.compile(
+    rf"(?<=[a-z])(?=[A-Z])|(?<=[A-Z])(?=[A-Z][a-z])|(?<=[A-Za-z])(?=[0-9])|(?<=[0-9])(?=[A-Za-z])"
+    rf"|(?<=[{_HAN}])(?=[^{_HAN}])|(?<=[^{_HAN}])(?=[{_HAN}])"
+)
+_SEPARATORS = re.compile(r"[\W_]+")
+
+
+def words(text: str) -> list[str]:
+    """Split text into lower-case words at spaces, punctuation, underscores, CamelCase humps and script changes."""
+    return [w for w in _SEPARATORS.split(_JOINED.sub(" ", text or "").lower()) if w]
+
+
+def normalised(text: str) -> str:
+    """Return the text as its words joined by single spaces: what every pattern of a taxonomy reads."""
+    return " ".join(words(text))
+
+
 def _pattern(english: Iterable[str], chinese: Iterable[str]) -> re.Pattern:
-    # English words match whole (with a plural ending); Chinese has no spaces, so it matches anywhere.
-    words = sorted({w.lower() for w in english}, key=len, reverse=True)
+    # English words match whole (with a plural ending) in the normalised text; Chinese has no spaces, so it
+    # matches anywhere. Longest first, so a phrase wins over a word it starts with.
+    terms = sorted({normalised(w) for w in english} - {""}, key=len, reverse=True)
     han = sorted(set(chinese), key=len, reverse=True)
-    parts = [rf"(?<!\w){re.escape(w)}(?:s|es)?(?!\w)" for w in words] + [re.escape(w) for w in han]
-    return re.compile("|".join(parts) if parts else r"(?!)", re.IGNORECASE)
+    parts = [rf"(?<!\S){re.escape(w)}(?:s|es)?(?!\S)" for w in terms] + [re.escape(w) for w in han]
+    return re.compile("|".join(parts) if parts else r"(?!)")
 
 
 @functools.lru_cache(maxsize=8)
@@ -98,7 +128,8 @@ def load_taxonomy(path: Path | str = TAXONOMY_PATH) -> Taxonomy:
         )
         for rule in raw["danger"]
     )
-    return Taxonomy(categories, danger)
+    things = raw.get("names", {})
+    return Taxonomy(categories, danger, _pattern(things.get("en", ()), things.get("zh", ())))
 
 
 # ---------------------------------------------------------------------------- triage
@@ -117,7 +148,8 @@ class Triage:
 def triage_text(text: str, intake_category: str | None = None, taxonomy: Taxonomy | None = None) -> Triage:
     """Triage one complaint's words; the intake category is used only when no keyword matches."""
     taxonomy = taxonomy or load_taxonomy()
-    text = text or ""
+    text = normalised(text)
+    names = [m.span() for m in taxonomy.names.finditer(text)]
     best: tuple[int, Category, tuple[str, ...]] | None = None
     for category in taxonomy.categories:
         hits = tuple(dict.fromkeys(m.group(0).lower() for m in category.pattern.finditer(text)))
@@ -136,7 +168,7 @@ def triage_text(text: str, intake_category: str | None = None, taxonomy: Taxonom
     for rule in taxonomy.danger:
         if rule.categories and category.name not in rule.categories:
             continue
-        found = rule.pattern.search(text)
+        found = _outside_names(rule.pattern, text, names)
         if found is None:
             continue
         if rule.priority is not None and rule.priority < priority:
@@ -149,6 +181,17 @@ def triage_text(text: str, intake_category: str | None = None, taxonomy: Taxonom
             why += f"; raised from P{priority}: {raised[0]}"
             priority = new
     return Triage(category.name, priority, f"P{priority}: {why}", keywords)
+
+
+def _outside_names(pattern: re.Pattern, text: str, names: list[tuple[int, int]]) -> re.Match | None:
+    """Return the first match that is not a word inside a name (it may be the whole name, or hold it)."""
+    for found in pattern.finditer(text):
+        start, end = found.span()
+        if not any(
+            start < n_end and n_start < end and not (start <= n_start and n_end <= end) for n_start, n_end in names
+        ):
+            return found
+    return None
 
 
 # ---------------------------------------------------------------------------- routing
@@ -190,6 +233,52 @@ def load_routing(path: Path | str = ROUTING_PATH) -> RoutingRules:
         departments=dict(raw["departments"]),
         competent={c: spec["competent"] for c, spec in raw["categories"].items()},
         owners={c: tuple(spec["departments"]) for c, spec in raw["categories"].items()},
+    )
+
+
+# ---------------------------------------------------------------------------- rule sets
+
+
+@dataclass(frozen=True)
+class RuleSet:
+    """A city's complaint rules: the taxonomy triage reads and the routing rules the router follows."""
+
+    name: str
+    folder: Path
+    taxonomy: Taxonomy
+    routing: RoutingRules
+
+
+def shipped_rule_sets() -> tuple[str, ...]:
+    """Return the names of the rule sets shipped in ``engines/rules`` (folders holding both files)."""
+    return tuple(
+        sorted(d.name for d in RULES_DIR.iterdir() if (d / TAXONOMY_FILE).is_file() and (d / ROUTING_FILE).is_file())
+    )
+
+
+def rules_folder(choice: str | Path) -> Path:
+    """Return the folder of a rule set: the name of one shipped in ``engines/rules``, or a folder of a city's
+    own holding ``taxonomy.json`` and ``routing.json``; raise ValueError naming the shipped ones otherwise."""
+    text = str(choice).strip()
+    shipped = RULES_DIR / text
+    folder = shipped if text and "/" not in text and "\\" not in text and shipped.is_dir() else Path(text).expanduser()
+    missing = [f for f in (TAXONOMY_FILE, ROUTING_FILE) if not (folder / f).is_file()]
+    if not text or missing:
+        raise ValueError(
+            f"complaint rules {text!r}: no {' or '.join(missing) or 'folder'} there; give a shipped rule set"
+            f" ({', '.join(shipped_rule_sets())}) or a folder holding {TAXONOMY_FILE} and {ROUTING_FILE}"
+        )
+    return folder.resolve()
+
+
+def load_rules(choice: str | Path = DEFAULT_RULES) -> RuleSet:
+    """Read a rule set named as ``rules_folder`` takes it (the ``CITYDECK_RULES`` setting)."""
+    folder = rules_folder(choice)
+    return RuleSet(
+        name=folder.name,
+        folder=folder,
+        taxonomy=load_taxonomy(folder / TAXONOMY_FILE),
+        routing=load_routing(folder / ROUTING_FILE),
     )
 
 

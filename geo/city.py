@@ -16,6 +16,7 @@ __all__ = [
     "DISTRICT_COLUMNS",
     "LEVELS",
     "NEIGHBOURHOOD_COLUMNS",
+    "NestingRepair",
     "PLACE_COLUMNS",
     "City",
     "CityError",
@@ -63,6 +64,34 @@ class GeometryRepair:
     reason: str
 
 
+@dataclass(frozen=True)
+class NestingRepair:
+    """A lower area whose polygon overlaps more than one upper area, and the one it was put in: the one it
+    overlaps most.
+
+    ``overlaps`` holds ``(upper_id, upper_name, area_m2, share)`` for every upper area it overlaps by at
+    least the sliver tolerance, largest first: the area of the lower area inside that upper one (in a local
+    metric CRS) and the part of the lower area's own area that is.
+    """
+
+    level: Level
+    area_id: str
+    area_name: str
+    upper_level: Level
+    assigned_id: str
+    assigned_name: str
+    overlaps: tuple[tuple[str, str, float, float], ...]
+
+    def __str__(self) -> str:
+        shares = "; ".join(
+            f"{name} ({upper_id}) {m2:,.0f} m² ({share:.2%})" for upper_id, name, m2, share in self.overlaps
+        )
+        return (
+            f"{self.level} {self.area_name} ({self.area_id}) overlaps {len(self.overlaps)} {self.upper_level}s:"
+            f" {shares}; put in {self.assigned_name} ({self.assigned_id})"
+        )
+
+
 def synthesized_neighbourhood_id(district_id: str) -> str:
     """Return the id of the single neighbourhood made up for a district that has none."""
     return f"{district_id}-N00"
@@ -107,7 +136,8 @@ class City:
     district; ids are stable strings such as ``D-FT``, ``D-FT-N03``, ``D-FT-N03-C07``.
     A city whose source has no neighbourhood level gets one neighbourhood per district with
     id ``<district_id>-N00`` (see :meth:`two_level`). ``repairs`` lists the source features
-    whose geometry was repaired when the city was loaded.
+    whose geometry was repaired when the city was loaded; ``nesting`` the areas of a boundary set whose
+    levels did not nest, and where each was put.
     """
 
     name: str
@@ -116,6 +146,7 @@ class City:
     communities: gpd.GeoDataFrame
     places: pd.DataFrame = field(default_factory=empty_places)
     repairs: tuple[GeometryRepair, ...] = ()
+    nesting: tuple[NestingRepair, ...] = ()
 
     def __post_init__(self) -> None:
         self._check_columns()
@@ -129,6 +160,7 @@ class City:
         communities: gpd.GeoDataFrame,
         places: pd.DataFrame | None = None,
         repairs: tuple[GeometryRepair, ...] = (),
+        nesting: tuple[NestingRepair, ...] = (),
     ) -> City:
         """Build a city from districts and communities, one ``<district_id>-N00`` neighbourhood per district.
 
@@ -154,6 +186,7 @@ class City:
             communities=communities,
             places=empty_places() if places is None else places,
             repairs=repairs,
+            nesting=nesting,
         )
 
     def _check_columns(self) -> None:

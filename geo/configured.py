@@ -1,31 +1,46 @@
-"""The city a citydeck deployment runs on, chosen by settings: the demo city or a user's file."""
+"""The city a citydeck deployment runs on, chosen by settings: the demo city or a user's boundary files."""
 
 from __future__ import annotations
 
-from geo.city import City, CityError
+import dataclasses
+
+from geo.city import LEVELS, City, CityError
 from geo.loader import LevelFields
 
 
 def parse_levels(spec: str) -> dict[str, LevelFields]:
-    """Parse 'district=NAME[:ID],neighbourhood=...,community=...' into level fields."""
+    """Parse 'district=NAME[:ID][@PATH],neighbourhood=...,community=...' into level fields.
+
+    ``@PATH`` gives a level a boundary file of its own; a level without one is read from the city file.
+    """
     levels: dict[str, LevelFields] = {}
     for part in filter(None, (p.strip() for p in spec.split(","))):
         level, sep, fields = part.partition("=")
-        if not sep or level not in ("district", "neighbourhood", "community") or not fields:
-            raise CityError(f"bad city level mapping {part!r}: expected level=name_property[:id_property]")
+        fields, _, path = fields.partition("@")
+        if not sep or level not in LEVELS or not fields:
+            raise CityError(f"bad city level mapping {part!r}: expected level=name_property[:id_property][@file]")
         name, _, id_ = fields.partition(":")
-        levels[level] = LevelFields(name, id_ or None)
+        levels[level] = LevelFields(name, id_ or None, path.strip() or None)
     if "district" not in levels:
         raise CityError("the city level mapping must name the district property (CITYDECK_CITY_LEVELS)")
     return levels
 
 
 def city_for(settings) -> City:
-    """Return the city named by ``settings.city``: 'demo' (seeded) or a GeoJSON/GeoPackage path."""
+    """Return the city named by ``settings.city``: 'demo' (seeded), a GeoJSON/GeoPackage path, or a boundary
+    set when some level of ``settings.city_levels`` names a file of its own."""
     if settings.city == "demo":
         from geo.demo import demo_city
 
         return demo_city(settings.city_seed)
-    from geo.loader import load_city
+    levels = parse_levels(settings.city_levels)
+    if all(fields.path is None for fields in levels.values()):
+        from geo.loader import load_city
 
-    return load_city(settings.city, crs_source=settings.city_crs, **parse_levels(settings.city_levels))
+        return load_city(settings.city, crs_source=settings.city_crs, **levels)
+    from geo.boundary_set import load_boundary_set
+
+    finest = next(level for level in reversed(LEVELS) if level in levels)
+    if levels[finest].path is None:
+        levels[finest] = dataclasses.replace(levels[finest], path=settings.city)
+    return load_boundary_set(crs_source=settings.city_crs, **levels)

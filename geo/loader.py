@@ -33,11 +33,13 @@ class LevelFields:
     """Which feature properties hold one level's name and, optionally, its stable id.
 
     Without ``id`` the level's ids are made from its parent's id and the rank of the name
-    (``D03``, ``D03-N02``, ``D03-N02-C011``), stable for a given file.
+    (``D03``, ``D03-N02``, ``D03-N02-C011``), stable for a given file. ``path`` gives the level a
+    boundary file of its own (see ``geo.boundary_set``); ``load_city`` reads every level from one file.
     """
 
     name: str
     id: str | None = None
+    path: str | PathLike[str] | None = None
 
 
 def load_city(
@@ -65,6 +67,11 @@ def load_city(
     if crs_source not in ("wgs84", "gcj02"):
         raise CityError(f"crs_source must be 'wgs84' or 'gcj02', not {crs_source!r}")
     path = Path(path)
+    own = [f for f in (district, neighbourhood, community) if isinstance(f, LevelFields) and f.path is not None]
+    if own:
+        raise CityError(
+            f"load_city reads every level from {path}; a level with a file of its own ({own[0].path}) needs load_boundary_set"
+        )
     levels = {
         "district": _fields(district),
         "neighbourhood": _fields(neighbourhood),

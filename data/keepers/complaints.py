@@ -28,7 +28,7 @@ from data.keys import Keys
 from data.locks import held
 from data.read.windows import WINDOWS, Window, WindowCounts
 from data.schema import COMPLAINT_CATEGORIES, Decoded
-from engines.complaints import Route, Router, Stay, triage_text
+from engines.complaints import Route, Router, Stay, Taxonomy, load_rules, triage_text
 from engines.hotspots import HotspotParams, cell_centre, cell_hotspots, ring_weights
 
 OPEN, CLOSED, DEADLINES, CLOSED_AT = (
@@ -66,9 +66,9 @@ def hotspots_key(keys: Keys, window: str) -> str:
 
 
 @functools.lru_cache(maxsize=20_000)
-def triaged(text: str, intake: str | None) -> tuple[str, int, str, str]:
+def triaged(text: str, intake: str | None, taxonomy: Taxonomy) -> tuple[str, int, str, str]:
     """Triage words once: hotline scripts and app templates repeat, and triage reads every keyword list."""
-    t = triage_text(text, intake)
+    t = triage_text(text, intake, taxonomy)
     return t.category, t.priority, t.reason, ", ".join(t.keywords)
 
 
@@ -161,6 +161,7 @@ class ComplaintKeeper:
         self.retention_s = int(settings.retention_hours * 3600)
         self.bucket_s = settings.bucket_seconds
         self.settings = settings
+        self.rules = load_rules(settings.rules)
         self.cells = list(cells)
         self.hotspot_params = HotspotParams(resolution=settings.h3_resolution, permutations=HOTSPOT_PERMUTATIONS)
         self._weights: W | None = None  # the cells' ring weights, built at the first computation
@@ -264,7 +265,7 @@ class ComplaintKeeper:
         priorities, categories = [], []
         for j in np.argsort(c["ts"], kind="stable").tolist():
             complaint_id = ids[j]
-            category, priority, reason, keywords = triaged(texts[j] or "", intake[j])
+            category, priority, reason, keywords = triaged(texts[j] or "", intake[j], self.rules.taxonomy)
             priorities.append((j, priority - 1))
             categories.append((j, COMPLAINT_CATEGORIES.index(category)))
             if complaint_id in known:
@@ -301,7 +302,7 @@ class ComplaintKeeper:
         deadlines that passed between them; counts the deadline escalations this adds or takes away."""
         base = complaint.route
         before = _deadline_stays(complaint.was)
-        router = Router()
+        router = Router(self.rules.routing)
         if complaint.updates is None:
             # A route stored without its updates (by an older worker) can only be moved on from where it is.
             router.routes[base.complaint_id] = route = base
@@ -364,7 +365,7 @@ class ComplaintKeeper:
         if due:
             open_key = keys.state(self.source, OPEN)
             states, versions = read_states(client, open_key, due)
-            router = Router()
+            router = Router(self.rules.routing)
             records, version_of = {}, {}
             for complaint_id, raw, version in zip(due, states, versions):
                 if raw is None:

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 
 from data.keepers.complaints import CLOSED, DUE, HOTSPOTS_FRESH_MS, OPEN, QUEUE, decode_route, hotspots_key
 from data.read.windows import Window
-from engines.complaints import Router
+from engines.complaints import Router, load_rules
 
 if TYPE_CHECKING:
     from data.read.reader import CityReader
@@ -28,7 +28,7 @@ def complaint_table(
         values = [v for v in (client.hmget(keys.state("complaints", OPEN), ids) if ids else []) if v is not None]
     else:
         values = list(client.hgetall(keys.state("complaints", CLOSED if closed else OPEN)).values())
-    router = Router()
+    router = Router(load_rules(reader.settings.rules).routing)
     about = {}
     for value in values:
         route, record = decode_route(value)

@@ -271,19 +271,18 @@ def replayed(drafts: Sequence[Draft], now_ms: int, speed: float) -> list[Draft]:
     return out
 
 
-def run(
-    kind: ModuleType,
-    path: str | Path,
-    spec: Spec,
-    options: Options,
-    settings: Settings,
-    city,
-    connect: Callable[[], redis.Redis] | None = None,
-    *,
-    now_ms: int | None = None,
-    progress: bool = False,
-) -> Summary:
-    """Import one file of a kind through a mapping; write unless a dry run; return the summary."""
+@dataclass
+class Prepared:
+    """A file read, checked and judged: its summary so far and the valid events, in file order."""
+
+    summary: Summary
+    events: list[Draft]
+
+
+def prepare(
+    kind: ModuleType, path: str | Path, spec: Spec, options: Options, settings: Settings, city, now_ms: int
+) -> Prepared:
+    """Read a file of a kind through a mapping and judge its events as the aggregator would; write nothing."""
     path = Path(path)
     table = read_table(path)
     src = f"{PRODUCER_PREFIX}{kind.KIND}-{file_digest(path)}"
@@ -303,7 +302,6 @@ def run(
             continue
         seen.add((d.type, d.key))
         drafts.append(d)
-    now_ms = int(time.time() * 1000) if now_ms is None else now_ms
     if options.mode == "replay":
         drafts = replayed(drafts, now_ms, options.speed)
     valid = validated(drafts, table, summary, settings, city, src, now_ms)
@@ -312,12 +310,31 @@ def run(
     if valid:
         summary.first_ts = min(d.ts for d in valid)
         summary.last_ts = max(d.ts for d in valid)
+    return Prepared(summary, valid)
+
+
+def run(
+    kind: ModuleType,
+    path: str | Path,
+    spec: Spec,
+    options: Options,
+    settings: Settings,
+    city,
+    connect: Callable[[], redis.Redis] | None = None,
+    *,
+    now_ms: int | None = None,
+    progress: bool = False,
+) -> Summary:
+    """Import one file of a kind through a mapping; write unless a dry run; return the summary."""
+    now_ms = int(time.time() * 1000) if now_ms is None else now_ms
+    prepared = prepare(kind, path, spec, options, settings, city, now_ms)
+    summary = prepared.summary
     if options.dry_run:
-        summary.written = len(valid)
+        summary.written = len(prepared.events)
         return summary
     if connect is None:
         raise ValueError("an import that writes needs a Redis connection")
-    write(valid, src, settings, connect, summary, progress)
+    write(prepared.events, summary.src, settings, connect, summary, progress)
     return summary
 
 

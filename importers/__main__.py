@@ -72,16 +72,20 @@ def main(argv: Sequence[str] | None = None) -> int:
                 return 2
             client.close()
             url = settings.redis_url or embedded.url
-            summary = core.run(
-                kind,
-                args.file,
-                spec,
-                options,
-                settings,
-                city,
-                lambda: producer_client(url),
-                progress=not args.quiet and sys.stderr.isatty(),
-            )
+            try:
+                summary = core.run(
+                    kind,
+                    args.file,
+                    spec,
+                    options,
+                    settings,
+                    city,
+                    lambda: producer_client(url),
+                    progress=not args.quiet and sys.stderr.isatty(),
+                )
+            finally:
+                if embedded is not None and embedded.owner:
+                    embedded.stop()
     except (mapping.MappingError, TableError) as error:
         print(f"python -m importers: error: {error}", file=sys.stderr)
         return 2

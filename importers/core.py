@@ -193,25 +193,33 @@ def normalised(name: str) -> str:
 
 def values(table: SourceTable, spec: Spec, name: str, salt: str = "") -> list[str | None]:
     """An event field's value in each row: its column (or columns joined with ':') through the field's
-    value map, else the field's constant; None where blank or mapped to nothing."""
+    value map, else the field's constant; None where blank or mapped to nothing.
+
+    A field read from several columns looks its value map up by the columns' values joined with '|',
+    then by fewer of them (the first columns'): the most specific entry wins.
+    """
     source = spec.fields.get(name)
     n = len(table)
+    table_map = spec.value_map(name)
     if source is None:
         constant = spec.constants.get(name)
         out = [None if constant is None else str(constant)] * n
+        lookups = [[v] for v in out]
     else:
         columns = [source] if isinstance(source, str) else list(source)
-        parts = [table.frame[c].str.strip() for c in columns]
-        joined = parts[0] if len(parts) == 1 else pd.Series([":".join(p) for p in zip(*parts)], index=parts[0].index)
-        joined = joined.where(pd.concat(parts, axis=1).ne("").all(axis=1), "")
-        out = [v or None for v in joined]
+        rows = list(zip(*(table.frame[c].str.strip() for c in columns)))
+        out = [":".join(parts) if all(parts) else None for parts in rows]
+        lookups = [["|".join(parts[:k]) for k in range(len(parts), 0, -1) if all(parts[:k])] for parts in rows]
         if name in spec.constants:
             out = [str(spec.constants[name]) if v is None else v for v in out]
-    table_map = spec.value_map(name)
+            lookups = [keys or [out[i]] for i, keys in enumerate(lookups)]
     if table_map:
         other = table_map.get("*")
-        out = [None if v is None else table_map.get(v.casefold(), other if other is not None else v) for v in out]
-        out = [v or None for v in out]
+        mapped = []
+        for v, keys in zip(out, lookups):
+            found = next((table_map[k.casefold()] for k in keys if k is not None and k.casefold() in table_map), None)
+            mapped.append(found if found is not None else None if v is None and not keys else other or v)
+        out = mapped
     if name in spec.pseudonymous:
         out = [None if v is None else token(v, salt) for v in out]
     return out

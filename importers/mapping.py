@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import tomllib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -117,6 +118,12 @@ def _document(path: Path, depth: int = 0) -> dict:
         doc = tomllib.loads(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as error:
         raise MappingError(f"{path}: cannot read the mapping ({error})") from error
+    # Files a mapping names are relative to it, whichever mapping is later laid over it.
+    for source in doc.get("value_files", {}).values():
+        if isinstance(source, dict) and "file" in source:
+            source["file"] = str(path.parent / source["file"])
+    if isinstance(doc.get("lookup"), dict) and "file" in doc["lookup"]:
+        doc["lookup"]["file"] = str(path.parent / doc["lookup"]["file"])
     base = doc.pop("base", None)
     if base is None:
         return doc
@@ -133,8 +140,22 @@ def _merged(under: dict, over: dict) -> dict:
 
 
 KNOWN_SECTIONS = {
-    "kind", "key", "time", "where", "fields", "constants", "values", "text", "pseudonymous", "options", "lookup",
+    "kind", "key", "time", "where", "fields", "constants", "values", "value_files", "text", "pseudonymous",
+    "options", "lookup",
 }  # fmt: skip
+
+
+def _value_file(source: Mapping, path: Path | None, where_: str) -> dict[str, str]:
+    """A value map kept in a JSON file shared with other code: the named tables of it, merged in order."""
+    try:
+        file = (path.parent if path is not None else Path.cwd()) / source["file"]
+        doc = json.loads(file.read_text(encoding="utf-8"))
+        merged = {}
+        for table in source.get("tables", [None]):
+            merged.update(doc if table is None else doc[table])
+    except (KeyError, OSError, ValueError) as error:
+        raise MappingError(f"{where_}: cannot read the value file {source!r} ({error!r})") from None
+    return {str(k).strip().casefold(): str(v) for k, v in merged.items()}
 
 
 def parse(doc: Mapping, path: Path | None = None) -> Spec:
@@ -160,10 +181,11 @@ def parse(doc: Mapping, path: Path | None = None) -> Spec:
         raise MappingError(f"{where_}: [where] needs both lon and lat columns, or neither")
     # A field set to "" in a mapping laid over a base reads no column (its constant, if any, applies).
     fields = {k: v if isinstance(v, str) else tuple(v) for k, v in doc.get("fields", {}).items() if v != ""}
-    values = {
-        name: {str(k).strip().casefold(): str(v) for k, v in table.items()}
-        for name, table in doc.get("values", {}).items()
-    }
+    values: dict[str, dict[str, str]] = {}
+    for name, source in doc.get("value_files", {}).items():
+        values[name] = _value_file(source, path, where_)
+    for name, table in doc.get("values", {}).items():
+        values.setdefault(name, {}).update((str(k).strip().casefold(), str(v)) for k, v in table.items())
     text = doc.get("text", {})
     lookup = doc.get("lookup")
     if lookup is not None:

@@ -329,3 +329,92 @@ def test_a_list_of_places_joins_its_geocodes_by_name_and_keeps_unmatched_ones_at
     market = next(v for v in visits if v.fields["venue_id"] == "area-futian")
     assert futian.contains(shapely.Point(market.fields["lon"], market.fields["lat"]))
     assert len([e for e in p.events if e.type == "case_report"]) == len(visits)
+
+
+# ---------------------------------------------------------------------------- other file formats
+
+
+def _events_of(p: core.Prepared) -> list[tuple]:
+    return sorted((e.ts, e.fields["complaint_id"], e.fields["category"], round(e.fields["lon"], 6)) for e in p.events)
+
+
+def test_json_lines_parquet_geojson_and_wkt_give_the_events_the_csv_gives(tmp_path):
+    import geopandas as gpd
+
+    path = real_data("complaints", "boston311_2022-01_sample.csv")
+    city = grid_city(tmp_path, "boston", BOSTON_BOX)
+    spec = mapping.load("boston311")
+    expected = _events_of(prepare(requests311, path, spec, city))
+    df = text_table(path)
+
+    jsonl = tmp_path / "boston.jsonl"
+    df.to_json(jsonl, orient="records", lines=True)
+    parquet = tmp_path / "boston.parquet"
+    df.to_parquet(parquet)
+    for copy in (jsonl, parquet):
+        assert _events_of(prepare(requests311, copy, spec, city)) == expected
+
+    lon, lat = df["longitude"].astype(float), df["latitude"].astype(float)
+    wkt = tmp_path / "boston_wkt.csv"
+    df.drop(columns=["longitude", "latitude"]).assign(
+        location_wkt=[f"POINT ({x} {y})" for x, y in zip(lon, lat)]
+    ).to_csv(wkt, index=False)
+    by_wkt = mapping.parse(
+        {**_toml(spec.path), "where": {"wkt": "location_wkt", "placeholders": [[-71.0587, 42.3594]]}}
+    )
+    assert _events_of(prepare(requests311, wkt, by_wkt, city)) == expected
+
+    geojson = tmp_path / "boston.geojson"
+    gpd.GeoDataFrame(
+        df.drop(columns=["longitude", "latitude"]), geometry=gpd.points_from_xy(lon, lat), crs="EPSG:4326"
+    ).to_file(geojson, driver="GeoJSON", engine="pyogrio")
+    by_geometry = mapping.parse(
+        {**_toml(spec.path), "where": {"geometry": True, "placeholders": [[-71.0587, 42.3594]]}}
+    )
+    assert _events_of(prepare(requests311, geojson, by_geometry, city)) == expected
+
+
+def test_a_wide_table_with_a_column_per_hour_reads_as_the_one_with_a_column_per_sensor(tmp_path):
+    path = real_data("foot_traffic", "melbourne_hourly_counts_jan2019_wide.csv")
+    locations = real_data("foot_traffic", "melbourne_sensor_locations.csv")
+    df = text_table(path)
+    sensors = ["Princes Bridge", "Webb Bridge"]
+    by_sensor = tmp_path / "by_sensor.csv"
+    df[["Date", "Hour", *sensors]].to_csv(by_sensor, index=False)
+    long = df.melt(id_vars=["Date", "Hour"], value_vars=sensors, var_name="Sensor", value_name="count")
+    by_hour = tmp_path / "by_hour.csv"
+    long.pivot(index=["Sensor", "Date"], columns="Hour", values="count").rename(
+        columns=lambda h: f"{int(h):02d}:00"
+    ).reset_index().to_csv(by_hour, index=False)
+    city = grid_city(tmp_path, "melbourne", MELBOURNE_BOX)
+    spec = mapping.load("melbourne_hourly")
+    hours_spec = mapping.parse(
+        {
+            **_toml(spec.path),
+            "key": ["Sensor", "Date"],
+            "time": {"column": "Date", "format": "%d/%m/%Y", "timezone": "Australia/Melbourne"},
+            "fields": {"sensor_id": "Sensor"},
+            "options": {**_toml(spec.path)["options"], "across": "hours"},
+        },
+        spec.path,
+    )
+
+    def readings(p):
+        return sorted((e.ts, e.fields["sensor_id"], e.fields["people"]) for e in p.events)
+
+    wide = readings(prepare(hourly, by_sensor, spec, city, lookup=locations))
+    assert len(wide) > 24 * 28
+    assert readings(prepare(hourly, by_hour, hours_spec, city, lookup=locations)) == wide
+
+
+def test_nyc_categories_come_from_the_one_table_the_triage_check_reads(tmp_path):
+    from tools.triage_nyc311 import read_requests, true_categories
+
+    path = real_data("complaints", "nyc311_2014-2019_mixed_sample.csv")
+    requests = read_requests([path])
+    truth = dict(zip(requests["complaint_id"], true_categories(requests)))
+    p = prepare(requests311, path, mapping.load("nyc311"), grid_city(tmp_path, "nyc", NYC_BOX))
+    assert len(p.events) > 800
+    assert {e.fields["complaint_id"]: e.fields["category"] for e in p.events} == {
+        e.fields["complaint_id"]: truth[e.fields["complaint_id"]] for e in p.events
+    }

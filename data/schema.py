@@ -400,8 +400,8 @@ def decode_batch(
     An entry is either the flat ``[name, value, ...]`` list a stream read returns or a mapping of
     names to values; a name given twice counts with its last value, as in a mapping. An entry with
     more than ``max_fields`` fields or ``max_bytes`` bytes of names and values is refused unread.
-    With ``bounds`` (the city's, widened by the margin: :func:`city_bounds`), a point at (0, 0) or
-    outside them is refused.
+    A point at (0, 0) is refused, and with ``bounds`` (the city's, widened by the margin:
+    :func:`city_bounds`) a point outside them.
     """
     oversize = _oversize(entries, max_fields, max_bytes)
     if oversize:
@@ -606,11 +606,13 @@ def _decode_group(
     reject((version != SCHEMA_VERSION) & ~bad, f"unknown_version:{t.name}")
     ts = columns["ts"]
     reject(ts > now_ms + future_tolerance_ms, "future_time")
-    if bounds is not None and "lon" in columns:
+    if "lon" in columns:
         lon, lat = columns["lon"], columns["lat"]
+        # Publishers write (0, 0) for "no location": a point in the Gulf of Guinea, in no city.
         reject((lon == 0) & (lat == 0), "null_island")
-        with np.errstate(invalid="ignore"):
-            reject(~bounds.contains(lon, lat), "outside_city")
+        if bounds is not None:
+            with np.errstate(invalid="ignore"):
+                reject(~bounds.contains(lon, lat), "outside_city")
 
     keep = np.flatnonzero(~bad)
     rejected = [Rejected(rows[i], reasons[i]) for i in sorted(reasons)]

@@ -3,7 +3,7 @@ text, tokens), the events each kind makes checked by the schema's own validation
 to the streams by the simulators' producer; a summary of what happened to every row.
 
 An imported event's producer id is ``import-<kind>-<digest>``, the digest that of the file's bytes,
-and its sequence number is its rank among the file's valid events in file order: importing a file
+and its sequence number is its rank among the file's valid events of its stream, in file order: importing a file
 twice gives every event the same ``src:seq``, the idempotency key the aggregator dedupes by. Before
 writing, the importer leaves out the events whose numbers the aggregator already recorded for that
 producer (its per-producer sequence bitmaps), so a second import writes nothing.
@@ -148,8 +148,10 @@ def times(table: SourceTable, spec: TimeSpec) -> np.ndarray:
         hours = hours.where((hours >= 0) & (hours < 24))
         parsed = parsed + pd.to_timedelta(hours, unit="h")
     if getattr(parsed.dt, "tz", None) is None:
-        # An hour the clocks skip or repeat is read as the later wall time, not refused.
-        parsed = parsed.dt.tz_localize(spec.timezone, ambiguous="NaT", nonexistent="shift_forward")
+        # A wall time the clocks repeat is read as its first occurrence, one they skip as the end of the gap:
+        # a publisher's local time is never refused for the clock change.
+        first = np.ones(len(parsed), dtype=bool)
+        parsed = parsed.dt.tz_localize(spec.timezone, ambiguous=first, nonexistent="shift_forward")
     ms = parsed.dt.tz_convert("UTC").dt.as_unit("ms")
     out = np.full(len(raw), -1, dtype=np.int64)
     ok = ms.notna().to_numpy()
@@ -187,7 +189,7 @@ def _representative(shapes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 
 def normalised(name: str) -> str:
-    """A name as joins compare it: case, accents of spacing and punctuation ignored."""
+    """A name as joins compare it: letter case, spacing and punctuation ignored."""
     return re.sub(r"[\W_]+", " ", name.casefold()).strip()
 
 
@@ -360,7 +362,6 @@ def validated(
 ) -> list[Draft]:
     """The drafts the schema accepts, as the aggregator would judge them; the others counted by reason."""
     bounds = schema.city_bounds(city.bounds, settings.city_margin_km) if city is not None else None
-    kept = []
     by_source: dict[str, list[int]] = {}
     encoded: list[dict[str, str] | None] = []
     for i, d in enumerate(drafts):
@@ -390,8 +391,7 @@ def validated(
             d = drafts[rows[r.row]]
             summary.rejected[r.kind] += 1
             summary.problems.append((table.where(d.row), r.reason))
-    kept = [d for i, d in enumerate(drafts) if good[i]]
-    return kept
+    return [d for i, d in enumerate(drafts) if good[i]]
 
 
 def write(
@@ -402,17 +402,18 @@ def write(
     summary: Summary,
     progress: bool = False,
 ) -> None:
-    """Number the drafts in file order, leave out those the aggregator already recorded, and write the rest
-    in time order through the producer."""
+    """Number each source's drafts in file order, leave out those the aggregator already recorded, and write
+    the rest in time order through the producer."""
     from data.aggregator import SEQ_BLOCK
     from simulators.producer import StreamProducer
     from simulators.source import Event
 
     keys = Keys(settings.key_prefix)
-    numbered = list(enumerate(drafts))
     by_source: dict[str, list[tuple[int, Draft]]] = {}
-    for seq, d in numbered:
-        by_source.setdefault(schema.event_type(d.type).source, []).append((seq, d))
+    for d in drafts:
+        # Numbered per stream: the aggregator counts a producer's numbers per source, and a gap is a loss.
+        items = by_source.setdefault(schema.event_type(d.type).source, [])
+        items.append((len(items), d))
     client = connect()
     try:
         recorded = {

@@ -148,6 +148,13 @@ class Settings:
         "wgs84 or gcj02",
         "Datum of a city file's coordinates; gcj02 is converted on load.",
     )
+    city_margin_km: float = _setting(
+        "CITYDECK_CITY_MARGIN_KM",
+        20.0,
+        "km",
+        "An event whose point lies further than this outside the city's bounding box is refused (outside_city), as"
+        " is one at (0, 0) (null_island); nearer ones are counted as outside the city's areas.",
+    )
     city_seed: int = _setting("CITYDECK_CITY_SEED", 7, "integer", "Seed of the generated demo city.")
     rules: str = _setting(
         "CITYDECK_RULES",

@@ -68,7 +68,12 @@ class CityMap:
     worker needs of the city."""
 
     def __init__(
-        self, community_ids: Sequence[str], district_of_community: Sequence[str], placer, cells: Sequence[str] = ()
+        self,
+        community_ids: Sequence[str],
+        district_of_community: Sequence[str],
+        placer,
+        cells: Sequence[str] = (),
+        bounds: tuple[float, float, float, float] | None = None,
     ):
         self.community_labels = [*map(str, community_ids), OUTSIDE]
         districts = sorted(set(map(str, district_of_community)))
@@ -79,6 +84,8 @@ class CityMap:
         self._district_array = np.array(self.district_labels, dtype=object)
         self.placer = placer
         self.cells = tuple(cells)
+        # (min_lon, min_lat, max_lon, max_lat): a point far outside them is refused, not folded as outside.
+        self.bounds = bounds
 
     @classmethod
     def of(cls, city, h3_resolution: int) -> CityMap:
@@ -90,6 +97,7 @@ class CityMap:
             city.communities["district_id"],
             Placer(city, h3_resolution=h3_resolution),
             city_cells(city, h3_resolution),
+            city.bounds,
         )
 
     def locate(self, lon: np.ndarray, lat: np.ndarray) -> Placement:
@@ -722,6 +730,7 @@ class Aggregator:
             # Bounded before the commit script: a script that fails half-way has written half a commit.
             max_fields=s.max_event_fields,
             max_bytes=s.max_event_bytes,
+            bounds=None if self.city.bounds is None else schema.city_bounds(self.city.bounds, s.city_margin_km),
         )
         rejected = [Rejected(live[r.row], r.reason) for r in rejected]
         for d in decoded:

@@ -35,6 +35,8 @@ REJECT_REASONS: dict[str, str] = {
     "bad_type": "a field's value does not parse as its type",
     "out_of_range": "a number outside its allowed range",
     "bad_coordinates": "longitude/latitude missing, NaN or outside the globe",
+    "null_island": "longitude and latitude both 0: a placeholder for an unknown place, not a place",
+    "outside_city": "a point further outside the city's bounds than the configured margin",
     "unknown_enum": "a value not among the field's allowed choices",
     "text_too_long": "free text longer than the configured limit",
     "future_time": "event time further in the future than the tolerance",
@@ -42,6 +44,33 @@ REJECT_REASONS: dict[str, str] = {
     "late": "event time behind the source's closed horizon (the newest event minus the allowed lateness, as last rolled up)",
     "too_large": "an entry with more fields or bytes than the configured limits",
 }
+
+
+@dataclass(frozen=True)
+class Bounds:
+    """The box of lon/lat an event's point must fall in: the city's bounds widened by a margin."""
+
+    min_lon: float
+    min_lat: float
+    max_lon: float
+    max_lat: float
+
+    def contains(self, lon: np.ndarray, lat: np.ndarray) -> np.ndarray:
+        """Whether each point lies in the box (NaN does not)."""
+        return (lon >= self.min_lon) & (lon <= self.max_lon) & (lat >= self.min_lat) & (lat <= self.max_lat)
+
+
+KM_PER_DEGREE = 111.32  # along a meridian, and along the equator
+
+
+def city_bounds(bounds: tuple[float, float, float, float], margin_km: float) -> Bounds:
+    """Widen a city's (min_lon, min_lat, max_lon, max_lat) by ``margin_km`` on every side."""
+    min_lon, min_lat, max_lon, max_lat = bounds
+    dlat = margin_km / KM_PER_DEGREE
+    # A degree of longitude shortens towards the poles: widen by the shortest one in the box.
+    widest_lat = min(max(abs(min_lat), abs(max_lat)) + dlat, 89.0)
+    dlon = min(margin_km / (KM_PER_DEGREE * math.cos(math.radians(widest_lat))), 360.0)
+    return Bounds(min_lon - dlon, min_lat - dlat, max_lon + dlon, max_lat + dlat)
 
 
 class SchemaError(ValueError):
@@ -364,12 +393,15 @@ def decode_batch(
     max_text_length: int,
     max_fields: int | None = None,
     max_bytes: int | None = None,
+    bounds: Bounds | None = None,
 ) -> tuple[list[Decoded], list[Rejected]]:
     """Decode a batch of raw stream entries of one source into columns per event type.
 
     An entry is either the flat ``[name, value, ...]`` list a stream read returns or a mapping of
     names to values; a name given twice counts with its last value, as in a mapping. An entry with
     more than ``max_fields`` fields or ``max_bytes`` bytes of names and values is refused unread.
+    A point at (0, 0) is refused, and with ``bounds`` (the city's, widened by the margin:
+    :func:`city_bounds`) a point outside them.
     """
     oversize = _oversize(entries, max_fields, max_bytes)
     if oversize:
@@ -380,6 +412,7 @@ def decode_batch(
             now_ms=now_ms,
             future_tolerance_ms=future_tolerance_ms,
             max_text_length=max_text_length,
+            bounds=bounds,
         )
         for d in decoded:
             d.rows = np.asarray(keep, dtype=np.int64)[d.rows]
@@ -397,7 +430,7 @@ def decode_batch(
             )
             rejected.extend(Rejected(r, reason) for r in rows)
             continue
-        d, rej = _decode_group(t, rows, column, now_ms, future_tolerance_ms, max_text_length)
+        d, rej = _decode_group(t, rows, column, now_ms, future_tolerance_ms, max_text_length, bounds)
         rejected.extend(rej)
         if len(d):
             decoded.append(d)
@@ -539,6 +572,7 @@ def _decode_group(
     now_ms: int,
     future_tolerance_ms: int,
     max_text_length: int,
+    bounds: Bounds | None = None,
 ) -> tuple[Decoded, list[Rejected]]:
     n = len(rows)
     bad = np.zeros(n, dtype=bool)
@@ -572,6 +606,13 @@ def _decode_group(
     reject((version != SCHEMA_VERSION) & ~bad, f"unknown_version:{t.name}")
     ts = columns["ts"]
     reject(ts > now_ms + future_tolerance_ms, "future_time")
+    if "lon" in columns:
+        lon, lat = columns["lon"], columns["lat"]
+        # Publishers write (0, 0) for "no location": a point in the Gulf of Guinea, in no city.
+        reject((lon == 0) & (lat == 0), "null_island")
+        if bounds is not None:
+            with np.errstate(invalid="ignore"):
+                reject(~bounds.contains(lon, lat), "outside_city")
 
     keep = np.flatnonzero(~bad)
     rejected = [Rejected(rows[i], reasons[i]) for i in sorted(reasons)]

@@ -103,19 +103,21 @@ def test_every_kind_of_malformed_event_goes_to_the_dead_letter_stream_with_its_r
         "duplicate": raw_event("complaint", seq=1, ts=t),  # same src:seq as the good one
         "future_time": raw_event("complaint", seq=9, ts=t + 24 * 3600 * 1000),
         "unknown_type": raw_event("complaint", seq=10, ts=t) | {"type": "compliment"},
+        "null_island": raw_event("complaint", seq=12, ts=t, lon=0, lat=0),
+        "outside_city": raw_event("complaint", seq=13, ts=t, lon=-73.92, lat=40.63),  # New York, not the demo city
     }
     write(client, settings, "complaints", [good, *bad.values(), raw_event("complaint", seq=11, ts=t)])
-    assert drain(worker) == 12
+    assert drain(worker) == 14
 
     reader = CityReader(client, settings)
     counts = reader.dead_letter_counts()["complaints"]
     assert counts == {
         "missing_field": 1, "bad_type": 1, "bad_coordinates": 2, "unknown_enum": 1, "unknown_version": 1,
-        "text_too_long": 1, "duplicate": 1, "future_time": 1, "unknown_type": 1,
+        "text_too_long": 1, "duplicate": 1, "future_time": 1, "unknown_type": 1, "null_island": 1, "outside_city": 1,
     }  # fmt: skip
     assert reader.freshness()["complaints"]["events"] == 2
     letters = reader.dead_letters("complaints", count=20)
-    assert len(letters) == 10
+    assert len(letters) == 12
     pigeon = next(d for d in letters if d["dead_reason"] == "unknown_enum:channel")
     assert pigeon["channel"] == "carrier-pigeon" and pigeon["complaint_id"] == "k-1" and pigeon["dead_entry_id"]
     assert CityReader(client, settings).consumer_lag()["complaints"]["pending"] == 0

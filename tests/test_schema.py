@@ -142,3 +142,38 @@ def test_every_field_has_a_unit_and_help():
     for t in schema.EVENT_TYPES:
         for f in schema.ENVELOPE + t.fields:
             assert f.unit and f.help, f"{t.name}.{f.name} is undocumented"
+
+
+DEMO_BOX = (113.748, 22.446, 114.624, 22.865)  # the demo city's bounds
+
+
+@pytest.mark.parametrize(
+    ("lon", "lat", "reason"),
+    [
+        (0, 0, "null_island"),
+        (-73.92, 40.63, "outside_city"),  # New York, in a deployment for Shenzhen
+        (113.26, 23.13, "outside_city"),  # Guangzhou: about 30 km beyond the box, more than the margin
+        (114.0579, 22.5431, None),  # Futian
+        (114.70, 22.50, None),  # beyond the box, within the margin: folded as outside any area, not refused
+    ],
+)
+def test_points_at_null_island_or_beyond_the_city_margin_are_refused_with_their_own_reasons(lon, lat, reason):
+    entry = as_entry(raw_event("complaint", seq=1, ts=NOW, lon=lon, lat=lat))
+    bounds = schema.city_bounds(DEMO_BOX, margin_km=20)
+    decoded, rejected = schema.decode_batch(
+        "complaints", [entry], now_ms=NOW, future_tolerance_ms=0, max_text_length=100, bounds=bounds
+    )
+    assert [r.kind for r in rejected] == ([reason] if reason else [])
+    assert reason in schema.REJECT_REASONS or reason is None
+    # Without the city's bounds the schema knows only the globe, and that (0, 0) stands for no place.
+    _, unbounded = schema.decode_batch("complaints", [entry], now_ms=NOW, future_tolerance_ms=0, max_text_length=100)
+    assert [r.kind for r in unbounded] == (["null_island"] if reason == "null_island" else [])
+
+
+def test_the_city_margin_widens_the_box_by_that_distance_on_every_side():
+    bounds = schema.city_bounds(DEMO_BOX, margin_km=20)
+    assert bounds.min_lat == pytest.approx(DEMO_BOX[1] - 20 / 111.32)
+    assert bounds.max_lat == pytest.approx(DEMO_BOX[3] + 20 / 111.32)
+    # A degree of longitude is shorter than a degree of latitude away from the equator: more degrees for 20 km.
+    assert DEMO_BOX[0] - bounds.min_lon > 20 / 111.32
+    assert bounds.max_lon - DEMO_BOX[2] == pytest.approx(DEMO_BOX[0] - bounds.min_lon)

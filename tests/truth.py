@@ -122,7 +122,9 @@ class CityPoints:
         inner = self.communities.geometry.representative_point()
         self.inner = list(zip(inner.x, inner.y))
         minx, miny, maxx, maxy = city.bounds
-        self.far_outside = (minx - 0.2, miny - 0.2)
+        # Outside every area, yet nearer the city's box than CITYDECK_CITY_MARGIN_KM (20 km): folded as outside,
+        # not refused as outside_city.
+        self.far_outside = (minx - 0.1, miny - 0.1)
         self.shared_edges = self._shared_edge_points()
         outline = shapely.union_all(city.districts.geometry.to_numpy())
         edge = shapely.get_coordinates(outline.boundary)

@@ -31,4 +31,5 @@ def register(app, deck: Deck) -> None:
             accounts.audit.newest(NEWEST_ENTRIES),
             deck.reader.audit_state(),
             deck.settings.shown(),
+            deck.settings.city_timezone,
         )

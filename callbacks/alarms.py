@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import csv
 import io
-import time
 
 from dash import Input, Output, State, no_update
 from dash.exceptions import PreventUpdate
@@ -46,8 +45,9 @@ def register(app, deck: Deck) -> None:
             for a in snap["alarms"]
             if (source == "all" or a["kind"] == source) and (state == "all" or a["state"] == state)
         ]
-        body = render.alarms_in_force(shown, deck.clock())
-        log_body = render.alarm_log(deck.alarms.log(LOG_ROWS))
+        tz = deck.settings.city_timezone
+        body = render.alarms_in_force(shown, deck.clock(), tz)
+        log_body = render.alarm_log(deck.alarms.log(LOG_ROWS), tz)
         pick = (
             [
                 {"label": f"{a['what']} — {a['where']}", "value": a["key"]}
@@ -83,7 +83,10 @@ def register(app, deck: Deck) -> None:
         if alarm is None:
             return "That alarm is no longer in force.", no_update
         if not fresh:
-            return f"Already acknowledged by {ack['by']} at {render.when(ack['at_ms'])}: {ack['note']}", no_update
+            return (
+                f"Already acknowledged by {ack['by']} at {render.when(ack['at_ms'], deck.settings.city_timezone)}: {ack['note']}",
+                no_update,
+            )
         access().accounts.audit.append(
             who, role, "alarm_acknowledged", alarm=key, what=alarm.get("what", ""), where=alarm.get("where", ""),
             note=ack["note"],
@@ -99,8 +102,10 @@ def register(app, deck: Deck) -> None:
         writer.writerow(["when", *LOG_FIELDS])
         for e in deck.alarms.log():
             # A cell a spreadsheet would read as a formula is prefixed, as the audit export does.
-            writer.writerow([render.when(e["at_ms"]), *(csv_cell(e[f]) for f in LOG_FIELDS)])
-        stamp = time.strftime("%Y-%m-%dT%H%M", time.localtime(deck.clock()))
+            writer.writerow(
+                [render.when(e["at_ms"], deck.settings.city_timezone), *(csv_cell(e[f]) for f in LOG_FIELDS)]
+            )
+        stamp = render.local(deck.clock(), deck.settings.city_timezone, "%Y-%m-%dT%H%M")
         return Response(
             out.getvalue(),
             mimetype="text/csv",

@@ -58,14 +58,16 @@ def register(app, deck: Deck) -> None:
             # The ask for a reason stays until the officer acts again: the next tick must not wipe it.
             clicked = pressed & {ids.PRECISE_OPEN, ids.PRECISE_CLOSE}
             status = (
-                ASK_REASON if values.text(said) == ASK_REASON and not clicked else render.precise_status(None, scope)
+                ASK_REASON
+                if values.text(said) == ASK_REASON and not clicked
+                else render.precise_status(None, scope, deck.settings.city_timezone)
             )
             return status, EMPTY_MAP, [], clear_reason
         snap = snapshots.precise_snapshot(deck.reader, deck.geo, state, deck.clock())
         accounts.saw_precise(account, session, grant, "cases", snap["scope"], state.window)
         shown = {"reason": grant.reason, "until_ms": grant.until_ms}
         return (
-            render.precise_status(shown, snap["scope"]),
+            render.precise_status(shown, snap["scope"], deck.settings.city_timezone),
             figures.case_paths_map(snap, revision("precise", state), deck.settings.map_style),
             render.precise_body(snap),
             clear_reason,

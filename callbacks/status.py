@@ -44,7 +44,7 @@ def register(app, deck: Deck) -> None:
         down_since, shown = values.moment(down_since), values.text(shown)
         type_px = values.type_px(screen) or 14
         now = deck.clock()
-        clock = time.strftime("%H:%M", time.localtime(now))
+        clock = render.local(now, deck.settings.city_timezone)
         try:
             snap = status_of(deck)
         except DataUnavailable:
@@ -53,7 +53,7 @@ def register(app, deck: Deck) -> None:
             return no_update, banner, banner_class, *([no_update] * 6), clock, since
         banner, banner_class = render.status_banner(snap["freshness"], snap["backlog"])
         view = snap["alarm_view"]
-        text, rest, alarm_class = render.alarm(view, now)
+        text, rest, alarm_class = render.alarm(view, now, deck.settings.city_timezone)
         lead = view["lead"]
         # The locator map is drawn when another alarm takes over (or the screen's type changes), not every tick.
         drawn = f"{lead['key']}@{type_px}" if lead else None

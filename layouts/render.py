@@ -60,7 +60,7 @@ def with_provenance(numbers: list, source: str, snap: dict) -> list:
     """Each headline number with a line of provenance on hover: where it comes from, the area and the window
     it counts (or "now" for what holds now), the rule behind it (its hint), and when it was last worked out
     (to the minute)."""
-    at = time.strftime("%H:%M", time.localtime(snap["at"]))
+    at = local(snap["at"], snap["tz"])
     for n in numbers:
         label, hint = n.children[1].children, n.children[2].children or ""
         counts = f"{snap['scope']} · now" if label in NOW_NUMBERS else snap["label"]
@@ -266,8 +266,7 @@ def slug(name: str, longest: int = 60) -> str:
 def export_file_name(view: str, area: str | None, window: str, at: float, zone: str) -> str:
     """The file a view's table exports to: the view, the drilled area (or 'city'), the window and the snapshot's
     time in the city's time zone, e.g. 'citydeck-complaints-futian-1h-2026-12-04T1530.csv'."""
-    local = datetime.fromtimestamp(at, ZoneInfo(zone)).strftime("%Y-%m-%dT%H%M")
-    return f"citydeck-{view}-{slug(area) if area else 'city'}-{slug(window)}-{local}.csv"
+    return f"citydeck-{view}-{slug(area) if area else 'city'}-{slug(window)}-{local(at, zone, '%Y-%m-%dT%H%M')}.csv"
 
 
 def _overview_numbers(snap: dict) -> dict[str, list]:
@@ -378,19 +377,18 @@ def health(snap: dict, raw_fields: bool = False) -> list:
             if letters
             else empty("none"),
         ),
-        card("Audit log", html.P(audit_line(snap["audit"]), className="audit-line")),
+        card("Audit log", html.P(audit_line(snap["audit"], snap["tz"]), className="audit-line")),
     ]
 
 
-def audit_line(audit: dict) -> str:
-    """The audit log's length and what its last verification found, and when."""
+def audit_line(audit: dict, tz: str) -> str:
+    """The audit log's length and what its last verification found, and when (the city's time)."""
     verified = audit["verified"]
     if verified is None:
-        when = "never verified (python -m accounts audit verify)"
+        said = "never verified (python -m accounts audit verify)"
     else:
-        at = time.strftime("%Y-%m-%d %H:%M", time.localtime(verified["at_ms"] / 1000))
-        when = f"last verified {at}: {verified['sentence']}"
-    return f"{audit['length']:,} entries · {when}"
+        said = f"last verified {local(verified['at_ms'] / 1000, tz, '%Y-%m-%d %H:%M')}: {verified['sentence']}"
+    return f"{audit['length']:,} entries · {said}"
 
 
 def _lag(source: dict) -> html.Span:
@@ -469,15 +467,15 @@ def unreachable_banner(since: float) -> tuple[list, str]:
 SEVERITY_TITLES = {3: "critical", 2: "high", 1: "warning"}  # the names of views.snapshots' severities
 
 
-def _since(ms: int, now: float) -> str:
+def _since(ms: int, now: float, tz: str) -> str:
     minutes = max(int(now - ms / 1000) // 60, 0)
-    start = time.strftime("%H:%M", time.localtime(ms / 1000))
+    start = local(ms / 1000, tz)
     return (
         f"since {start} ({minutes} min)" if minutes < 120 else f"since {start} ({minutes // 60} h {minutes % 60} min)"
     )
 
 
-def alarm(view: dict, now: float) -> tuple[list, list, str]:
+def alarm(view: dict, now: float, tz: str) -> tuple[list, list, str]:
     """The alarm that takes over the wall (the most severe not acknowledged), with the numbers behind it,
     and the other alarms ranked by severity then age; or nothing, and the takeover hidden."""
     lead = view["lead"]
@@ -492,7 +490,7 @@ def alarm(view: dict, now: float) -> tuple[list, list, str]:
         html.Div(lead["what"], className="alarm-what"),
         html.Div(lead["where"], className="alarm-where"),
         html.Div(evidence, className="alarm-evidence"),
-        html.Div(_since(lead["since_ms"], now) + (" · condition lapsed, clearing" if lead.get("lapsed") else ""),
+        html.Div(_since(lead["since_ms"], now, tz) + (" · condition lapsed, clearing" if lead.get("lapsed") else ""),
                  className="alarm-since"),
     ]  # fmt: skip
     rest = [line for line in view["lines"] if lead["key"] not in line["keys"] or line["count"] > 1]
@@ -538,11 +536,11 @@ def alarm_count(view: dict) -> list:
 # ---------------------------------------------------------------------------- precise view (health role)
 
 
-def precise_status(grant: dict | None, scope: str) -> str:
-    """Whether the precise view is open, why and until when."""
+def precise_status(grant: dict | None, scope: str, tz: str) -> str:
+    """Whether the precise view is open, why and until when (the city's time)."""
     if grant is None:
         return "Closed. Give a reason and open it to see exposure visits, case paths and cluster members."
-    until = time.strftime("%H:%M", time.localtime(grant["until_ms"] / 1000))
+    until = local(grant["until_ms"] / 1000, tz)
     return f"Open until {until} for: {grant['reason']} · {scope}. What you see is logged."
 
 
@@ -567,16 +565,25 @@ def precise_body(snap: dict) -> list:
 # ---------------------------------------------------------------------------- admin
 
 
-def when(ms: int | str | None) -> str:
-    """A moment in ms (or its digits, as a stream field holds it) as local date and time."""
-    return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(int(ms) / 1000)) if ms and str(ms).isdigit() else ""
+def local(epoch_s: float, tz: str, fmt: str = "%H:%M") -> str:
+    """A moment as the city's clock reads it: every time on screen is the city's, whatever the server's zone."""
+    return datetime.fromtimestamp(epoch_s, ZoneInfo(tz)).strftime(fmt)
 
 
-def admin(accounts: list, tokens: list, entries: list, audit: dict, settings_rows: list[tuple[str, str]]) -> list:
+def when(ms: int | str | None, tz: str) -> str:
+    """A moment in ms (or its digits, as a stream field holds it) as the city's date and time."""
+    return local(int(ms) / 1000, tz, "%Y-%m-%d %H:%M:%S") if ms and str(ms).isdigit() else ""
+
+
+def admin(
+    accounts: list, tokens: list, entries: list, audit: dict, settings_rows: list[tuple[str, str]], tz: str
+) -> list:
     """Accounts, wall tokens (labels only), the newest audit entries and the settings in force."""
-    people = [[a.name, a.role, "disabled" if a.disabled else "enabled", a.source, when(a.created_ms)] for a in accounts]
-    walls = [[t.label, when(t.created_ms), t.by] for t in tokens]
-    logged = [[e.n, when(e.at_ms), e.who, e.role, e.action, e.detail[:160]] for e in entries]
+    people = [
+        [a.name, a.role, "disabled" if a.disabled else "enabled", a.source, when(a.created_ms, tz)] for a in accounts
+    ]
+    walls = [[t.label, when(t.created_ms, tz), t.by] for t in tokens]
+    logged = [[e.n, when(e.at_ms, tz), e.who, e.role, e.action, e.detail[:160]] for e in entries]
     return [
         html.Div(
             [
@@ -590,7 +597,7 @@ def admin(accounts: list, tokens: list, entries: list, audit: dict, settings_row
         ),
         card(
             "Audit log",
-            html.P(audit_line(audit), className="audit-line"),
+            html.P(audit_line(audit, tz), className="audit-line"),
             table(["#", "when", "who", "role", "action", "detail"], logged, "small") if logged else empty("empty"),
         ),
         card("Settings in force", table(["variable", "value"], [list(r) for r in settings_rows], "small")),
@@ -617,16 +624,16 @@ def overview_numbers(snap: dict) -> dict[str, list]:
     return {source: with_provenance(numbers, source, snap) for source, numbers in _overview_numbers(snap).items()}
 
 
-def alarms_in_force(alarms: list[dict], now: float) -> html.Table | html.Div:
+def alarms_in_force(alarms: list[dict], now: float, tz: str) -> html.Table | html.Div:
     """The alarms page's list: severity, what, where, since, state, who acknowledged it, and the numbers."""
     rows = [
         [
             SEVERITY_TITLES.get(a.get("severity", 1), "warning"),
             a["what"],
             a["where"],
-            f"{when(a['since_ms'])} ({int(now - a['since_ms'] / 1000) // 60} min)",
+            f"{when(a['since_ms'], tz)} ({int(now - a['since_ms'] / 1000) // 60} min)",
             a["state"] + (" (lapsed, clearing)" if a.get("lapsed") else ""),
-            f"{a['ack']['by']} at {when(a['ack']['at_ms'])}: {a['ack']['note']}" if a.get("ack") else "",
+            f"{a['ack']['by']} at {when(a['ack']['at_ms'], tz)}: {a['ack']['note']}" if a.get("ack") else "",
             " · ".join(f"{label} {value}" for label, value in a.get("evidence", [])),
         ]
         for a in alarms
@@ -635,6 +642,6 @@ def alarms_in_force(alarms: list[dict], now: float) -> html.Table | html.Div:
     return table(columns, rows) if rows else empty("No alarm in force with these filters.")
 
 
-def alarm_log(entries: list[dict]) -> html.Table | html.Div:
-    rows = [[when(e["at_ms"]), e["event"], e["what"], e["where"], e["by"], e["note"]] for e in entries]
+def alarm_log(entries: list[dict], tz: str) -> html.Table | html.Div:
+    rows = [[when(e["at_ms"], tz), e["event"], e["what"], e["where"], e["by"], e["note"]] for e in entries]
     return table(["when", "event", "what", "where", "by", "note"], rows) if rows else empty("No entry yet.")

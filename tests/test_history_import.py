@@ -4,14 +4,13 @@ moment of that month answers with what a plain count of the file's rows gives.""
 
 from __future__ import annotations
 
-import json
 import time
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
 import pandas as pd
 import pytest
-from dash._utils import split_callback_id, stringify_id
+from dash._utils import stringify_id
 
 from data.aggregator import Aggregator, CityMap
 from data.connection import client_from_url
@@ -21,6 +20,7 @@ from importers import core, mapping, requests311
 from importers.core import Options
 from layouts import ids
 from tests.conftest import real_data
+from tests.dash_posts import post_callback
 from tests.events import raw_event
 from tests.test_importers import NYC_BOX, grid_city, text_table
 
@@ -28,7 +28,6 @@ pytestmark = pytest.mark.redis
 
 HOUR_S = 3600
 NEW_YORK = "America/New_York"
-ROUTE = "/_dash-update-component"
 
 
 def texts(component) -> list[str]:
@@ -53,27 +52,12 @@ def headline(numbers) -> dict[str, str]:
 
 def complaints_page(app, window: str, playback: dict | None) -> dict:
     """Post the complaints page's refresh as a browser showing that window and moment does."""
-    key = next(k for k in app.callback_map if f"{ids.COMPLAINTS_RENDERED}.data" in k)
-    callback = app.callback_map[key]
     given = {
         (ids.COMPLAINTS_TICK, "n_intervals"): 1,
         (ids.PLAYBACK, "data"): playback,
         (ids.WINDOW, "value"): window,
     }
-    outputs = [
-        {"id": json.loads(s["id"]) if s["id"].startswith("{") else s["id"], "property": s["property"]}
-        for s in split_callback_id(key)
-    ]
-    body = {
-        "output": key,
-        "outputs": outputs,
-        "inputs": [{**d, "value": given.get((d["id"], d["property"]))} for d in callback["inputs"]],
-        "state": [{**d, "value": given.get((d["id"], d["property"]))} for d in callback["state"]],
-        "changedPropIds": [f"{ids.COMPLAINTS_TICK}.n_intervals"],
-    }
-    response = app.server.test_client().post(ROUTE, data=json.dumps(body), content_type="application/json")
-    assert response.status_code == 200, response.get_data()[:300]
-    return response.get_json()["response"]
+    return post_callback(app, f"{ids.COMPLAINTS_RENDERED}.data", given, f"{ids.COMPLAINTS_TICK}.n_intervals")
 
 
 def test_nyc_2013_imported_as_is_into_a_live_city_reads_back_as_of_its_own_moments(settings, tmp_path):

@@ -8,7 +8,6 @@ Each builder takes the read API, the city, the view state and the time; none tou
 from __future__ import annotations
 
 import math
-import time
 from collections.abc import Callable, Mapping
 from datetime import datetime
 from typing import Any
@@ -123,15 +122,14 @@ def scope_label(geo: CityGeography, state: ViewState) -> str:
     return geo.city.name if hasattr(geo.city, "name") else "whole city"
 
 
-def _base(
-    geo: CityGeography, state: ViewState, now: float, window: Window | None = None, tz: str = "UTC"
-) -> dict[str, Any]:
+def _base(geo: CityGeography, state: ViewState, now: float, window: Window | None, tz: str) -> dict[str, Any]:
     scope = scope_label(geo, state)
     when = WINDOW_LABELS[state.window]
     if state.at and window is not None:
         when = f"{_local(window.start, tz)}–{_local(window.end, tz)[-5:]}"
     return {
         "at": now,
+        "tz": tz,
         "as_of": state.at,
         "window": state.window,
         "window_start": window.start if window else None,
@@ -281,8 +279,8 @@ def cases_snapshot(reader: CityReader, geo: CityGeography, state: ViewState, now
 PRECISE_ROWS = 300  # the most exposure visits the precise view lists (newest first)
 
 
-def _clock(ms: float) -> str:
-    return time.strftime("%m-%d %H:%M", time.localtime(ms / 1000))
+def _clock(ms: float, tz: str) -> str:
+    return _local(ms / 1000, tz)[5:]
 
 
 def precise_snapshot(reader: CityReader, geo: CityGeography, state: ViewState, now: float) -> dict:
@@ -290,6 +288,7 @@ def precise_snapshot(reader: CityReader, geo: CityGeography, state: ViewState, n
     exposure visits with their case token and times, clusters with their members, and the path of every
     case with a visit in scope."""
     picture = precise_picture(reader, int(now * 1000))
+    tz = reader.settings.city_timezone
 
     def here(venue: str) -> bool:
         place = geo.places.get(venue)
@@ -311,13 +310,13 @@ def precise_snapshot(reader: CityReader, geo: CityGeography, state: ViewState, n
         if any(here(v) for v in c["sites"])
     ]
     return {
-        **_base(geo, state, now),
+        **_base(geo, state, now, None, tz),
         "visits": [
             {
                 "case": p["case_id"],
                 "venue": geo.places[p["venue_id"]]["name"],
-                "arrive": _clock(p["arrive_ts"]),
-                "leave": _clock(p["leave_ts"]),
+                "arrive": _clock(p["arrive_ts"], tz),
+                "leave": _clock(p["leave_ts"], tz),
             }
             for p in visits[:PRECISE_ROWS]
         ],
@@ -329,7 +328,7 @@ def precise_snapshot(reader: CityReader, geo: CityGeography, state: ViewState, n
             "lat": [float(p["lat"]) for p in drawn],
             "text": [
                 f"{p['case_id']} · {geo.places.get(p['venue_id'], {}).get('name', p['venue_id'])}"
-                f"<br>{_clock(p['arrive_ts'])} – {_clock(p['leave_ts'])}"
+                f"<br>{_clock(p['arrive_ts'], tz)} – {_clock(p['leave_ts'], tz)}"
                 for p in drawn
             ],
         },
@@ -813,6 +812,7 @@ def health_snapshot(reader: CityReader, now: float, dead_letters: int = 5) -> di
     ]
     return {
         "at": now,
+        "tz": settings.city_timezone,
         "sources": sources,
         "dead_letters": newest[: dead_letters * 2],
         "workers": workers,

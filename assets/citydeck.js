@@ -15,7 +15,7 @@
       // The moment a page shows, kept in the address bar as playback moves it on, so a link copied at any
       // time opens that moment; replaced, not pushed, so Back still leads to the page before.
       moment: function (shown) {
-        if (!shown) {
+        if (!shown || typeof shown !== "object") {
           return window.dash_clientside.no_update;
         }
         var query = new URLSearchParams(window.location.search);

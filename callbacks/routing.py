@@ -91,26 +91,40 @@ def as_of(state: ViewState, pathname: str | None, history: bool):
     )
 
 
-def chosen_moment(deck: Deck, trigger: str | None, picked, speed, playback, search) -> str | None:
-    """The URL's search after a use of the time controls (None: leave it): a moment picked, a playback speed
-    chosen (from the moment shown now; from a day ago on a live page), or back to live."""
-    state, _notes = parse_state(
-        values.text(search), deck.geo.district_ids, deck.geo.neighbourhood_district, deck.live_after()
-    )
+UNCHANGED = object()  # a use of the time controls that changes nothing
+
+
+def controls_of(playback: dict | None) -> tuple:
+    """The playback store and the time controls' values that show it."""
+    if playback is None:
+        return None, None, 0
+    return playback, playback["at"], playback["play"]
+
+
+def chosen_moment(deck: Deck, trigger: str | None, picked, speed, playback):
+    """The playback after a use of the time controls (None: live; ``UNCHANGED``): a moment picked, a speed
+    chosen (played from the moment shown now; from a day ago on a live page), or back to live.
+
+    The controls also change when the URL sets them (a page opened, a link followed): a value that is the
+    playback's own is no choice."""
+    shown = playback if isinstance(playback, dict) else {}
     at, play = deck.moment(playback)
+    picked, speed = values.text(picked) or None, speed if isinstance(speed, int) and not isinstance(speed, bool) else 0
     if trigger == ids.GO_LIVE:
-        at, play = None, 0
-    elif trigger == ids.MOMENT_PICK:
-        at = parse_state(f"?at={values.text(picked) or ''}", (), {}, deck.live_after())[0].at
-        play = play if at else 0
+        return None if shown else UNCHANGED
+    if trigger == ids.MOMENT_PICK:
+        if picked == shown.get("at") or (picked is None and not shown):
+            return UNCHANGED
+        at = parse_state(f"?at={picked or ''}", (), {}, deck.live_after())[0].at
     elif trigger == ids.PLAY_SPEED:
-        play = speed if isinstance(speed, int) and not isinstance(speed, bool) and speed in (0, *PLAY_SPEEDS) else 0
+        if speed == shown.get("play", 0):
+            return UNCHANGED
+        play = speed if speed in (0, *PLAY_SPEEDS) else 0
         if at is None and play:
             at = at_of(deck.clock() - PLAY_LOOK_BACK_S, deck.settings.city_timezone)
     else:
-        return None
-    query = state_query(ViewState(state.window, state.district, state.neighbourhood, at, play if at else 0))
-    return None if query.lstrip("?") == (values.text(search) or "").lstrip("?") else query
+        return UNCHANGED
+    return {"at": at, "play": play, "since": deck.clock()} if at else None
 
 
 def follow(
@@ -167,24 +181,24 @@ def register(app, deck: Deck) -> None:
         Input(ids.URL, "search"),
     )
     def start_playback(search):
-        playback = playback_of(deck, search)
-        if playback is None:
-            return None, None, 0
-        return playback, playback["at"], playback["play"]
+        return controls_of(playback_of(deck, search))
 
-    # The time controls write the URL (which then sets the moment, as a shared link does).
+    # The time controls set the moment at once; the address bar follows it (below), without a page load.
     @app.callback(
-        Output(ids.URL, "search", allow_duplicate=True),
+        Output(ids.PLAYBACK, "data", allow_duplicate=True),
+        Output(ids.MOMENT_PICK, "value", allow_duplicate=True),
+        Output(ids.PLAY_SPEED, "value", allow_duplicate=True),
         Input(ids.MOMENT_PICK, "value"),
         Input(ids.PLAY_SPEED, "value"),
         Input(ids.GO_LIVE, "n_clicks"),
         State(ids.PLAYBACK, "data"),
-        State(ids.URL, "search"),
         prevent_initial_call=True,
     )
-    def choose(picked, speed, _live, playback, search):
-        query = chosen_moment(deck, ctx.triggered_id, picked, speed, playback, search)
-        return no_update if query is None else query
+    def choose(picked, speed, _live, playback):
+        chosen = chosen_moment(deck, ctx.triggered_id, picked, speed, playback)
+        if chosen is UNCHANGED:
+            raise PreventUpdate
+        return controls_of(chosen)
 
     # Each tick: what the page shows as of when, and the moment for the address bar (without a new history entry).
     @app.callback(
@@ -202,8 +216,6 @@ def register(app, deck: Deck) -> None:
         state = view_state(deck, window, district, neighbourhood, playback)
         history = bool(state.at) and deck.in_history(state.at)
         children, class_name = as_of(state, values.text(pathname), history)
-        if playback is None:
-            return children, class_name, None
         return children, class_name, {"at": state.at, "play": state.play}
 
     app.clientside_callback(

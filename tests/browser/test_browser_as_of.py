@@ -9,6 +9,7 @@ from datetime import datetime
 from zoneinfo import ZoneInfo
 
 import pytest
+from selenium.common.exceptions import StaleElementReferenceException
 
 from layouts import ids
 from tests.browser.conftest import area_values, figure_of, numbers_of, refreshes, wait_until
@@ -20,6 +21,11 @@ AT = "2019-10-06T08:00"  # a Sunday morning in the city's local time
 # Complaints filed before the moment, by district: hours before AT (the 1 h window holds those under 1).
 FILED_HOURS_BEFORE = {"D-FT": (0.1, 0.5, 0.9, 3.0, 20.0), "D-BA": (0.3, 2.0, 23.5, 30.0), "D-LU": (0.7, 25.0)}
 AFTER_HOURS = (0.2, 5.0)  # filed after the moment: never in its windows
+
+
+def _strip(driver, what: str = "textContent") -> str:
+    """The as-of strip's text (or another property), read afresh."""
+    return driver.execute_script(f"return document.getElementById(arguments[0]).{what}", ids.AS_OF)
 
 
 def _expected(fed: list[tuple[str, float]], start: float, end: float) -> dict[str, int]:
@@ -66,8 +72,7 @@ def test_a_page_as_of_a_past_moment_shows_that_moments_windows_from_history(dash
         shown = numbers_of(driver, ids.COMPLAINTS_NUMBERS)
         # The queue of open complaints is kept as it stands now: for 2019 it says nothing rather than 0 or 1.
         assert shown["open"] == "–" and shown["hotspots"] == "–"
-        strip = driver.find_element("id", ids.AS_OF).text
-        assert "As of 2019-10-06 08:00 (paused)" in strip, strip
+        assert "As of 2019-10-06 08:00 (paused)" in _strip(driver), _strip(driver)
         # The moment stays in the URL, so the link can be shared.
         assert f"at={AT}" in driver.current_url
 
@@ -79,7 +84,7 @@ def test_a_page_as_of_a_past_moment_shows_that_moments_windows_from_history(dash
         timeout=60,
     )
     assert numbers_of(driver, ids.COMPLAINTS_NUMBERS)["open"] == 1
-    wait_until(lambda: not driver.find_element("id", ids.AS_OF).text, "the as-of strip gone")
+    wait_until(lambda: not _strip(driver), "the as-of strip gone")
     assert time.time() > at_s  # the moment was in the past, as the page took it
 
 
@@ -88,17 +93,26 @@ NIGHT = {"2019-10-06T01:00": 3, "2019-10-06T02:00": 6, "2019-10-06T03:00": 2, "2
 
 
 def _choose(driver, dropdown_id: str, label: str) -> None:
-    """Open a dropdown and click one of its options, as a user does."""
-    driver.find_element("id", dropdown_id).click()
-    option = wait_until(
-        lambda: [o for o in driver.find_elements("css selector", ".dash-dropdown-option") if o.text == label],
-        f"the option {label!r}",
-    )[0]
-    option.click()
+    """Open a dropdown and click one of its options, as a user does (again if a refresh redrew it meanwhile)."""
+
+    def pick() -> bool:
+        try:
+            options = [o for o in driver.find_elements("css selector", ".dash-dropdown-option") if o.is_displayed()]
+            if not options:
+                driver.find_element("id", dropdown_id).click()
+                return False
+            wanted = [o for o in options if o.text == label]
+            if wanted:
+                wanted[0].click()
+            return bool(wanted)
+        except StaleElementReferenceException:
+            return False
+
+    wait_until(pick, f"the option {label!r} chosen")
 
 
-def test_playback_moves_every_number_through_the_night_and_pauses_and_resumes_live(dash_duo, quiet_city, app_of):
-    city = quiet_city
+def _live_city_with_a_night_of_history(city) -> None:
+    """One complaint now, folded, then the night's complaints imported into the live city."""
     zone = ZoneInfo(city.settings.city_timezone)
     lon, lat = city.district_points("D-LU")
     city.feed("complaints", "complaint", complaint_id="k-live", lon=lon, lat=lat, text="Streetlight out",
@@ -113,25 +127,34 @@ def test_playback_moves_every_number_through_the_night_and_pauses_and_resumes_li
                       lon=lon, lat=lat, text="Noise at night", category="noise")  # fmt: skip
     city.drain()
 
-    dash_duo.start_server(app_of(city.settings), navigate=False)
-    driver = dash_duo.driver
-    # ×600: ten minutes of the night a second. The 1 h window before each moment holds the hour before it.
-    driver.get(f"{dash_duo.server.url}/complaints?window=1h&at=2019-10-06T01:30&play=600")
+
+def _plays_through_the_night(driver) -> None:
+    """Wait for each hour's count in turn as playback passes the end of its hour."""
     for hour, count in list(NIGHT.items())[1:]:
         wait_until(
             lambda c=count: numbers_of(driver, ids.COMPLAINTS_NUMBERS).get("complaints filed") == c,
             f"the {count} complaints of the hour from {hour} as the moment passes its end",
             timeout=90,
         )
-    strip = driver.find_element("id", ids.AS_OF)
-    assert "playing back at ×600" in strip.text and "playing" in strip.get_attribute("class").split()
+
+
+def test_playback_moves_every_number_through_the_night_and_pauses_and_resumes_live(dash_duo, quiet_city, app_of):
+    city = quiet_city
+    zone = ZoneInfo(city.settings.city_timezone)
+    _live_city_with_a_night_of_history(city)
+    dash_duo.start_server(app_of(city.settings), navigate=False)
+    driver = dash_duo.driver
+    # ×600: ten minutes of the night a second. The 1 h window before each moment holds the hour before it.
+    driver.get(f"{dash_duo.server.url}/complaints?window=1h&at=2019-10-06T01:30&play=600")
+    _plays_through_the_night(driver)
+    assert "playing back at ×600" in _strip(driver) and "playing" in _strip(driver, "className").split()
     # The address bar follows the moment without a history entry per step: a copied link opens it.
     wait_until(lambda: "at=2019-10-06T0" in driver.current_url and "play=600" in driver.current_url, "the URL moving")
 
     _choose(driver, ids.PLAY_SPEED, "⏸ paused")
     wait_until(lambda: "play=" not in driver.current_url, "playback paused in the URL")
     at = driver.current_url.split("at=")[1].split("&")[0]
-    wait_until(lambda: "(paused)" in driver.find_element("id", ids.AS_OF).text, "the strip saying paused")
+    wait_until(lambda: "(paused)" in _strip(driver), "the strip saying paused")
     moment = datetime.fromisoformat(at).replace(tzinfo=zone).timestamp()
     end = -(-int(moment) // HOUR_S) * HOUR_S  # whole hours of history: the last ends at or after the moment
     starts = {datetime.fromisoformat(h).replace(tzinfo=zone).timestamp(): c for h, c in NIGHT.items()}
@@ -141,11 +164,11 @@ def test_playback_moves_every_number_through_the_night_and_pauses_and_resumes_li
         f"the hour before {at} ({want}) while paused",
     )
     frozen = numbers_of(driver, ids.COMPLAINTS_NUMBERS)
-    strip = driver.find_element("id", ids.AS_OF).text
+    strip = _strip(driver)
     ticks = refreshes(driver, ids.COMPLAINTS_TICK)
     wait_until(lambda: refreshes(driver, ids.COMPLAINTS_TICK) >= ticks + 3, "three more refreshes")
     assert numbers_of(driver, ids.COMPLAINTS_NUMBERS) == frozen  # paused: the moment stands still
-    assert driver.find_element("id", ids.AS_OF).text == strip and at in driver.current_url
+    assert _strip(driver) == strip and at in driver.current_url
 
     driver.find_element("id", ids.GO_LIVE).click()
     wait_until(lambda: "at=" not in driver.current_url, "back to live in the URL")
@@ -155,3 +178,15 @@ def test_playback_moves_every_number_through_the_night_and_pauses_and_resumes_li
         timeout=60,
     )
     assert numbers_of(driver, ids.COMPLAINTS_NUMBERS)["open"] == 1
+
+
+def test_the_wall_plays_back_an_imported_night_and_says_it_is_not_live(dash_duo, quiet_city, app_of):
+    _live_city_with_a_night_of_history(quiet_city)
+    dash_duo.start_server(app_of(quiet_city.settings), navigate=False)
+    driver = dash_duo.driver
+    driver.set_window_size(1920, 1080)
+    driver.get(f"{dash_duo.server.url}/wall?views=complaints&dwell=3600&at=2019-10-06T01:30&play=600")
+    _plays_through_the_night(driver)
+    # A room must never take a night of 2019 for now: the strip shows on the wall, above the view.
+    assert driver.find_element("id", ids.AS_OF).is_displayed() and "playing back at ×600" in _strip(driver)
+    assert "views=complaints" in driver.current_url and "play=600" in driver.current_url

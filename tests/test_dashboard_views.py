@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import json
 import time
+from datetime import datetime
+from zoneinfo import ZoneInfo
 
 import numpy as np
 import plotly.graph_objects as go
@@ -602,7 +604,8 @@ def test_every_number_and_chart_of_a_drilled_page_says_which_area_and_window_it_
     assert _texts(escalations)[2] == f"{services['scope']} · last 15 min"
     assert name in complaints["labels"]["routing"]
     # Each headline number says on hover where it comes from, what it counts, by which rule and as of when.
-    at = time.strftime("%H:%M", time.localtime(services["at"]))
+    # ... in the city's time (Asia/Shanghai for the demo), whatever the zone the tests run in.
+    at = datetime.fromtimestamp(services["at"], ZoneInfo(services["tz"])).strftime("%H:%M")
     for number in render.services_numbers(services) + render.complaints_numbers(complaints):
         label, hint = _texts(number)[1:3]
         counts = "now" if label in render.NOW_NUMBERS else "last 15 min"

@@ -4,6 +4,7 @@ hotspots the workers publish."""
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from data.keepers.complaints import CLOSED, DUE, HOTSPOTS_FRESH_MS, OPEN, QUEUE, decode_route, hotspots_key
@@ -37,6 +38,35 @@ def complaint_table(
         about[route.complaint_id] = record
     if not router.routes:
         return []
+    rows = router.rows(now_ms)
+    for row in rows:
+        row.update(about[row["complaint_id"]])
+    return rows
+
+
+def complaint_records(reader: CityReader, now_ms: int, ids: Sequence[str] | None = None) -> list[dict]:
+    """Complaints open and closed, as ``complaint_table`` rows plus ``updated_ms`` (the newest step of their
+    route or of the updates it was rebuilt from); only those of ``ids`` when given, in no set order."""
+    client, keys = reader.client, reader.keys
+    if ids is None:
+        values = [*client.hvals(keys.state("complaints", OPEN)), *client.hvals(keys.state("complaints", CLOSED))]
+    else:
+        wanted = list(dict.fromkeys(ids))
+        if not wanted:
+            return []
+        pipe = client.pipeline(transaction=False)
+        pipe.hmget(keys.state("complaints", OPEN), wanted)
+        pipe.hmget(keys.state("complaints", CLOSED), wanted)
+        opened, closed = pipe.execute()
+        values = [o if o is not None else c for o, c in zip(opened, closed) if (o if o is not None else c) is not None]
+    router = Router()
+    about = {}
+    for value in values:
+        route, record = decode_route(value)
+        steps = [s.entered_ms for s in route.stays] + [s.left_ms for s in route.stays if s.left_ms is not None]
+        steps += [u["ts"] for u in record.pop("updates", None) or ()]
+        router.routes[route.complaint_id] = route
+        about[route.complaint_id] = {**record, "updated_ms": max(steps)}
     rows = router.rows(now_ms)
     for row in rows:
         row.update(about[row["complaint_id"]])

@@ -32,6 +32,8 @@ from data.keys import Keys
 from data.read.complaints import complaint_records
 from data.schema import COMPLAINT_CATEGORIES, encode
 from engines.complaints import load_routing, load_taxonomy
+from settings import SettingsError
+from views.privacy import masked_text
 
 log = logging.getLogger("citydeck.open311")
 
@@ -67,7 +69,7 @@ def api_keys(spec: str) -> dict[str, str]:
     for pair in filter(None, (p.strip() for p in spec.split(","))):
         label, eq, key = pair.partition("=")
         if not eq or not label.strip() or len(key.strip()) < MIN_KEY_LENGTH:
-            raise ValueError(
+            raise SettingsError(
                 f"CITYDECK_OPEN311_API_KEYS: {label.strip() or '(no label)'!r} is not 'label=key' with a key of"
                 f" {MIN_KEY_LENGTH}+ characters"
             )
@@ -201,7 +203,7 @@ def shown_request(row: Mapping[str, Any], tz: ZoneInfo) -> dict[str, Any]:
         "requested_datetime": _when(row["opened_ms"], tz),
         "updated_datetime": _when(row["updated_ms"], tz),
         "expected_datetime": _when(row["deadline_ms"], tz) if is_open else "",
-        "address": row.get("address", ""),
+        "address": masked_text(row.get("address", "")),  # a phone number typed into it is not shown
         "address_id": "",
         "zipcode": "",
         "lat": row["lat"],
@@ -361,7 +363,7 @@ def blueprint(deck, settings, limiter) -> Blueprint:
     def discovery(fmt: str):
         fmt = _known_format(fmt)
         endpoint = {"specification": SPEC, "url": request.host_url.rstrip("/") + PREFIX, "changeset": "2026-12-04",
-                    "type": "production", "formats": list(FORMATS.values())}  # fmt: skip
+                    "type": "production", "formats": ["text/xml", "application/json"]}  # fmt: skip
         body = {"changeset": "2026-12-04", "contact": "the city's complaint office", "key_service": "ask the city"
                 " for a key (CITYDECK_OPEN311_API_KEYS)", "endpoints": [endpoint]}  # fmt: skip
         if fmt == "xml":
@@ -446,15 +448,13 @@ def blueprint(deck, settings, limiter) -> Blueprint:
         return refusal(429, f"too many service requests posted ({error.description}): wait and try again",
                        _format_of(request.path))  # fmt: skip
 
-    for code in (400, 403, 404, 405, 413):
-
-        @bp.errorhandler(code)
-        def refused(error: HTTPException):
-            return refusal(error.code or 400, _described(error), _format_of(request.path))
-
-    @bp.errorhandler(HTTPException)
-    def other_refusal(error: HTTPException):
+    def refused(error: HTTPException):
         return refusal(error.code or 400, _described(error), _format_of(request.path))
+
+    # By code too: a handler the app keeps for a code (Dash's, the door's) would otherwise answer first.
+    for code in (400, 403, 404, 405, 413):
+        bp.register_error_handler(code, refused)
+    bp.register_error_handler(HTTPException, refused)
 
     return bp
 

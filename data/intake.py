@@ -53,6 +53,6 @@ def file_once(
     args: list[str | int] = [int(remember_s), int(maxlen), id_field, f"{door}-"]
     for name, value in event.items():
         args += [name, value]
-    keys_ = [keys.intake(source, f"{door}:post:{post_digest}"), keys.intake(source, f"{door}:seq"), keys.stream(source)]
-    found, new = client.register_script(FILE_ONCE)(keys=keys_, args=args)
+    names = [keys.intake(source, f"{door}:post:{post_digest}"), keys.intake(source, f"{door}:seq"), keys.stream(source)]
+    found, new = client.register_script(FILE_ONCE)(keys=names, args=args)
     return (found.decode() if isinstance(found, bytes) else str(found)), bool(new)

@@ -387,3 +387,35 @@ def test_fuzzed_posts_and_queries_never_get_a_500(api_settings, client):
         assert one.status_code in (200, 404)
 
     fuzz()
+
+
+def test_a_phone_number_or_email_typed_into_the_address_is_not_shown(web, worker):
+    answer = post(web, service_code="noise", lat=str(LAT), long=str(LON),
+                  address_string="Block 4, ring 13800138000 or li.wei@example.org")  # fmt: skip
+    request_id = parsed(answer, "json")[0]["service_request_id"]
+    worker.drain()
+    (row,) = parsed(web.get(f"/open311/v2/requests/{request_id}.json"), "json")
+    assert row["address"] == "Block 4, ring [phone] or [e-mail]"
+
+
+@pytest.mark.parametrize("spec", ["phone-app", "=" + KEY, "phone-app=short", f"phone-app={KEY},kiosk"])
+def test_a_malformed_key_setting_stops_the_app_at_start(api_settings, spec):
+    from app import create_app
+    from settings import SettingsError
+
+    with pytest.raises(SettingsError, match="CITYDECK_OPEN311_API_KEYS"):
+        create_app(replace(api_settings, open311_api_keys=spec))
+
+
+@pytest.mark.parametrize("fmt", ["json", "xml"])
+def test_discovery_names_the_specification_the_endpoint_and_both_formats(web, fmt):
+    answer = web.get(f"/open311/v2/discovery.{fmt}", base_url="https://city.example.org")
+    if fmt == "json":
+        (endpoint,) = answer.get_json()["endpoints"]
+        formats = endpoint["formats"]
+    else:
+        endpoint = {c.tag: c.text for c in ElementTree.fromstring(answer.get_data()).find("endpoints/endpoint")}
+        formats = [f.text for f in ElementTree.fromstring(answer.get_data()).find("endpoints/endpoint/formats")]
+    assert endpoint["specification"] == "http://wiki.open311.org/GeoReport_v2"
+    assert endpoint["url"] == "https://city.example.org/open311/v2"
+    assert formats == ["text/xml", "application/json"]

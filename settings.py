@@ -357,6 +357,13 @@ class Settings:
         "Service requests one Open311 API key may post (flask-limiter notation); posts with no valid key share one"
         " such allowance per client address.",
     )
+    api_read_limit: str = _setting(
+        "CITYDECK_API_READ_LIMIT",
+        "120 per minute",
+        "rate",
+        "Reads of the public Open311 and NGSI-LD APIs allowed per client address (flask-limiter notation): each"
+        " reads every complaint or sensor it answers about.",
+    )
     open311_max_body_bytes: int = _setting(
         "CITYDECK_OPEN311_MAX_BODY_BYTES",
         16_384,

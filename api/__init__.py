@@ -13,6 +13,7 @@ PREFIXES = (open311.PREFIX + "/", ngsi.PREFIX + "/")
 
 
 def init_app(server, deck, settings, limiter) -> None:
-    """Register both APIs on a dashboard's server."""
-    server.register_blueprint(open311.blueprint(deck, settings, limiter))
-    server.register_blueprint(ngsi.blueprint(deck, settings))
+    """Register both APIs on a dashboard's server, their public reads limited per client address."""
+    reads = limiter.shared_limit(settings.api_read_limit, scope="api-read", methods=["GET"])
+    server.register_blueprint(open311.blueprint(deck, settings, limiter, reads))
+    server.register_blueprint(ngsi.blueprint(deck, settings, reads))

@@ -218,8 +218,8 @@ def _count(name: str, text: str | None, default: int, high: int) -> int:
 # ---------------------------------------------------------------------------- the blueprint
 
 
-def blueprint(deck, settings) -> Blueprint:
-    """The NGSI-LD entities of one dashboard app."""
+def blueprint(deck, settings, reads) -> Blueprint:
+    """The NGSI-LD entities of one dashboard app; ``reads``: the limit of public reads, a decorator."""
     bp = Blueprint("ngsi_ld", __name__, url_prefix=PREFIX)
     rule = CrowdingRule.of(settings)
     builders: dict[str, Callable[[], list[dict]]] = {
@@ -228,6 +228,7 @@ def blueprint(deck, settings) -> Blueprint:
     }
 
     @bp.route("/entities")
+    @reads
     def entities():
         args = request.args
         entity_type = args.get("type")
@@ -260,9 +261,11 @@ def blueprint(deck, settings) -> Blueprint:
     def refused(error: HTTPException):
         if isinstance(error, Problem):
             return problem(error.code, error.kind, error.title, error.description or "")
-        return problem(error.code or 400, "BadRequestData", error.name, error.description or error.name)
+        kind = {404: "ResourceNotFound", 405: "OperationNotSupported", 429: "TooManyRequests"}.get(error.code or 400)
+        return problem(error.code or 400, kind or "BadRequestData", error.name, error.description or error.name)
 
-    for code in (400, 404, 405, 413):
+    # By code too: a handler the app keeps for a code (the door's 429) would otherwise answer first.
+    for code in (400, 404, 405, 413, 429):
         bp.register_error_handler(code, refused)
 
     return bp

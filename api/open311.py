@@ -337,8 +337,10 @@ def post_digest(label: str, form: Mapping[str, str], idempotency_key: str | None
 # ---------------------------------------------------------------------------- the blueprint
 
 
-def blueprint(deck, settings, limiter) -> Blueprint:
-    """The Open311 API of one dashboard app: its routes, the key check, the rate limit and the refusals."""
+def blueprint(deck, settings, limiter, reads) -> Blueprint:
+    """The Open311 API of one dashboard app: its routes, the key check, the rate limits and the refusals.
+
+    ``reads``: the limit of public reads, a decorator."""
     bp = Blueprint("open311", __name__, url_prefix=PREFIX)
     keys_by_label = api_keys(settings.open311_api_keys)
     tz = ZoneInfo(settings.city_timezone)
@@ -360,6 +362,7 @@ def blueprint(deck, settings, limiter) -> Blueprint:
         request.max_content_length = settings.open311_max_body_bytes
 
     @bp.route("/discovery.<fmt>")
+    @reads
     def discovery(fmt: str):
         fmt = _known_format(fmt)
         endpoint = {"specification": SPEC, "url": request.host_url.rstrip("/") + PREFIX, "changeset": "2026-12-04",
@@ -374,10 +377,12 @@ def blueprint(deck, settings, limiter) -> Blueprint:
         return Response(json.dumps(body, ensure_ascii=False), content_type=FORMATS[fmt])
 
     @bp.route("/services.<fmt>")
+    @reads
     def service_list(fmt: str):
         return answer(_known_format(fmt), "services", "service", services())
 
     @bp.route("/services/<code>.<fmt>")
+    @reads
     def service_definition(code: str, fmt: str):
         fmt = _known_format(fmt)
         if code not in COMPLAINT_CATEGORIES:
@@ -386,6 +391,7 @@ def blueprint(deck, settings, limiter) -> Blueprint:
         return answer(fmt, "service_definitions", "service_definition", [{"service_code": code, "attributes": []}])
 
     @bp.route("/requests/<request_id>.<fmt>")
+    @reads
     def one_request(request_id: str, fmt: str):
         fmt = _known_format(fmt)
         rows = complaint_records(deck.reader, _now_ms(), [request_id])
@@ -395,6 +401,7 @@ def blueprint(deck, settings, limiter) -> Blueprint:
 
     @bp.route("/requests.<fmt>", methods=["GET", "POST"])
     @limiter.limit(settings.open311_limit, key_func=limit_key, methods=["POST"], scope="open311-post")
+    @reads
     def requests(fmt: str):
         fmt = _known_format(fmt)
         if request.method == "GET":
@@ -445,8 +452,8 @@ def blueprint(deck, settings, limiter) -> Blueprint:
     @bp.errorhandler(RateLimitExceeded)
     def too_many(error: RateLimitExceeded):
         log.warning("open311: rate limit reached (%s) from %s", error.description, get_remote_address())
-        return refusal(429, f"too many service requests posted ({error.description}): wait and try again",
-                       _format_of(request.path))  # fmt: skip
+        what = "service requests posted" if request.method == "POST" else "reads"
+        return refusal(429, f"too many {what} ({error.description}): wait and try again", _format_of(request.path))
 
     def refused(error: HTTPException):
         return refusal(error.code or 400, _described(error), _format_of(request.path))

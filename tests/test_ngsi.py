@@ -123,7 +123,8 @@ def check_against_models(entity: dict) -> None:
 def web(settings):
     from app import create_app
 
-    return create_app(replace(settings, auth="on", secret_key="s" * 48)).server.test_client()
+    deployed = replace(settings, auth="on", secret_key="s" * 48, api_read_limit="100000 per minute")
+    return create_app(deployed).server.test_client()
 
 
 @pytest.fixture

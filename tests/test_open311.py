@@ -35,7 +35,7 @@ def api_settings(settings):
     """A deployment's settings: sign-in on, two Open311 clients with keys."""
     return replace(
         settings, auth="on", secret_key="s" * 48, open311_api_keys=f"phone-app={KEY}, kiosk={OTHER_KEY}",
-        open311_limit="1000 per minute",
+        open311_limit="1000 per minute", api_read_limit="100000 per minute",
     )  # fmt: skip
 
 
@@ -419,3 +419,19 @@ def test_discovery_names_the_specification_the_endpoint_and_both_formats(web, fm
     assert endpoint["specification"] == "http://wiki.open311.org/GeoReport_v2"
     assert endpoint["url"] == "https://city.example.org/open311/v2"
     assert formats == ["text/xml", "application/json"]
+
+
+def test_public_reads_over_the_limit_get_429_in_each_format(api_settings):
+    from app import create_app
+
+    web = create_app(replace(api_settings, api_read_limit="4 per minute")).server.test_client()
+    paths = ["/open311/v2/services.json", "/open311/v2/requests.xml", "/ngsi-ld/v1/entities?type=IssueReporting",
+             "/open311/v2/requests/k-1.json"]  # fmt: skip
+    assert [web.get(p).status_code for p in paths] == [200, 200, 200, 404]
+    assert error_of(web.get("/open311/v2/services.xml"), "xml")[0] == 429
+    assert error_of(web.get("/open311/v2/requests.json"), "json")[0] == 429
+    problem = web.get("/ngsi-ld/v1/entities?type=CrowdFlowObserved")
+    assert problem.status_code == 429 and problem.get_json()["type"].endswith("TooManyRequests")
+    other = web.get("/open311/v2/services.json", environ_base={"REMOTE_ADDR": "10.0.0.9"})
+    assert other.status_code == 200  # limited per address
+    assert post(web, service_code="noise", lat=str(LAT), long=str(LON)).status_code == 201  # posts by their key

@@ -33,6 +33,7 @@ from data.read.complaints import complaint_records
 from data.schema import COMPLAINT_CATEGORIES, encode
 from engines.complaints import load_routing, load_taxonomy
 from settings import SettingsError
+from views.geography import name_key
 from views.privacy import masked_text
 
 log = logging.getLogger("citydeck.open311")
@@ -295,8 +296,12 @@ def _coordinate(form: Mapping[str, str], name: str, limit: float) -> float | Non
     return value
 
 
-def report(form: Mapping[str, str], max_text: int) -> dict[str, Any]:
-    """What a POST requests files: the service, the point and what was said; raises ``Refused`` on bad input."""
+def report(form: Mapping[str, str], max_text: int, named_points: Mapping[str, tuple[float, float]]) -> dict[str, Any]:
+    """What a POST requests files: the service, the point and what was said; raises ``Refused`` on bad input.
+
+    With no lat and long, an ``address_string`` that names a place or community of the city (``named_points``,
+    by ``name_key``) is placed there.
+    """
     code = (form.get("service_code") or "").strip()
     if not code:
         raise Refused(400, "service_code is required")
@@ -309,10 +314,15 @@ def report(form: Mapping[str, str], max_text: int) -> dict[str, Any]:
     address = _text_value(form, "address_string", MAX_ADDRESS)
     if (lat is None) != (lon is None):
         raise Refused(400, "lat and long come together: one was given without the other")
-    if lat is None:
-        given = "an address_string" if address else "an address_id" if form.get("address_id") else "no location"
-        raise Refused(400, f"lat and long are required: this city places requests by their point, and {given} alone"
-                      " cannot be placed")  # fmt: skip
+    if lat is None and address is not None and name_key(address) in named_points:
+        lon, lat = named_points[name_key(address)]
+    elif lat is None:
+        if address:
+            raise Refused(400, f"address_string {address[:60]!r} names no place or community of this city that it"
+                          " can place (one name, one place): give lat and long")  # fmt: skip
+        given = "an address_id" if form.get("address_id") else "no location"
+        raise Refused(400, f"lat and long are required (or an address_string naming a place of the city); {given}"
+                      " was given")  # fmt: skip
     description = _text_value(form, "description", max_text)
     media = _text_value(form, "media_url", MAX_URL)
     if media is not None:
@@ -413,7 +423,7 @@ def blueprint(deck, settings, limiter, reads) -> Blueprint:
         if label is None:
             log.warning("open311: refused a post from %s: no valid api_key", get_remote_address())
             raise Refused(403, "api_key is missing or not valid")
-        filed = report(form, settings.max_text_length)
+        filed = report(form, settings.max_text_length, deck.geo.named_points)
         now_ms = _now_ms()
         channel = "app" if form.get("device_id") else "web"
         event = encode(

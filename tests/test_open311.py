@@ -11,6 +11,7 @@ from datetime import UTC, datetime, timedelta
 from xml.etree import ElementTree
 
 import pytest
+import shapely
 from hypothesis import HealthCheck, given
 from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
@@ -258,7 +259,8 @@ POST_REFUSALS = [
     ({"lat": "91"}, 400, "lat"),
     ({"long": "nan"}, 400, "long"),
     ({"long": None}, 400, "together"),
-    ({"lat": None, "long": None, "address_string": "Shennan Blvd 1001"}, 400, "address_string alone"),
+    ({"lat": None, "long": None, "address_string": "Shennan Blvd 1001"}, 400, "names no place"),
+    ({"lat": None, "long": None, "address_id": "A-77"}, 400, "an address_id was given"),
     ({"lat": None, "long": None}, 400, "no location"),
     ({"media_url": "javascript:alert(1)"}, 400, "media_url"),
     ({"attribute[WHISPER]": "yes"}, 400, "no attributes"),
@@ -435,3 +437,23 @@ def test_public_reads_over_the_limit_get_429_in_each_format(api_settings):
     other = web.get("/open311/v2/services.json", environ_base={"REMOTE_ADDR": "10.0.0.9"})
     assert other.status_code == 200  # limited per address
     assert post(web, service_code="noise", lat=str(LAT), long=str(LON)).status_code == 201  # posts by their key
+
+
+def test_an_address_naming_a_community_of_the_city_is_placed_inside_it(web, worker, demo_city):
+    communities = demo_city.communities
+    unique = communities[~communities["name"].duplicated(keep=False)].iloc[7]
+    answer = post(web, service_code="noise", address_string="  " + unique["name"].upper() + " ",
+                  description="loud music every night")  # fmt: skip
+    assert answer.status_code == 201
+    request_id = parsed(answer, "json")[0]["service_request_id"]
+    worker.drain()
+    (row,) = parsed(web.get(f"/open311/v2/requests/{request_id}.json"), "json")
+    assert unique["geometry"].contains(shapely.Point(float(row["long"]), float(row["lat"])))
+    assert row["agency_responsible"] == f"community office ({unique['community_id']})"  # noise: the community's
+
+
+def test_a_name_two_places_share_is_not_placed(web, demo_city):
+    places = demo_city.places
+    shared = places[places["name"].duplicated(keep=False)]["name"].iloc[0]
+    answer = post(web, service_code="noise", address_string=shared)
+    assert answer.status_code == 400 and "names no place" in error_of(answer, "json")[1]

@@ -30,7 +30,7 @@ from werkzeug.exceptions import HTTPException
 from data.intake import file_once
 from data.keys import Keys
 from data.read.complaints import complaint_records
-from data.schema import COMPLAINT_CATEGORIES, encode
+from data.schema import CHANNELS_COMPLAINTS, COMPLAINT_CATEGORIES, encode
 from engines.complaints import load_routing, load_taxonomy
 from settings import SettingsError
 from views.geography import name_key
@@ -98,10 +98,7 @@ def _xml_text(value: Any) -> str:
     return CONTROL.sub("", str(value))
 
 
-def _xml(root: str, item: str, rows: Sequence[Mapping[str, Any]]) -> str:
-    top = ElementTree.Element(root)
-    for row in rows:
-        _xml_fill(ElementTree.SubElement(top, item), row)
+def _xml(top: ElementTree.Element) -> str:
     return '<?xml version="1.0" encoding="utf-8"?>\n' + ElementTree.tostring(top, encoding="unicode")
 
 
@@ -111,7 +108,8 @@ def _xml_fill(element: ElementTree.Element, row: Mapping[str, Any]) -> None:
         if isinstance(value, Mapping):
             _xml_fill(child, value)
         elif isinstance(value, list):
-            singular = {"keywords": "keyword", "formats": "format", "endpoints": "endpoint", "attributes": "attribute"}
+            singular = {"keywords": "keyword", "formats": "format", "endpoints": "endpoint", "attributes": "attribute",
+                        "values": "value"}  # fmt: skip
             for v in value:
                 grandchild = ElementTree.SubElement(child, singular.get(name, "item"))
                 if isinstance(v, Mapping):
@@ -125,12 +123,24 @@ def _xml_fill(element: ElementTree.Element, row: Mapping[str, Any]) -> None:
 def answer(fmt: str, root: str, item: str, rows: Sequence[Mapping[str, Any]], status: int = 200) -> Response:
     """Rows as the specification lays them out: a JSON list, or an XML root of items."""
     if fmt == "xml":
-        body = _xml(root, item, rows)
+        top = ElementTree.Element(root)
+        for row in rows:
+            _xml_fill(ElementTree.SubElement(top, item), row)
+        body = _xml(top)
     else:
         # Keywords travel as one comma-separated string in JSON, as a list of elements in XML.
         rows = [{k: (", ".join(v) if k == "keywords" else v) for k, v in r.items()} for r in rows]
         body = json.dumps(rows, ensure_ascii=False)
     return Response(body, status=status, content_type=FORMATS[fmt])
+
+
+def one(fmt: str, root: str, body: Mapping[str, Any]) -> Response:
+    """One object (discovery, a service definition): a JSON object, or an XML root holding its members."""
+    if fmt == "xml":
+        top = ElementTree.Element(root)
+        _xml_fill(top, body)
+        return Response(_xml(top), content_type=FORMATS[fmt])
+    return Response(json.dumps(body, ensure_ascii=False), content_type=FORMATS[fmt])
 
 
 def refusal(code: int, description: str, fmt: str) -> Response:
@@ -159,13 +169,34 @@ def services() -> list[dict[str, Any]]:
                 "service_code": name,
                 "service_name": category.label,
                 "description": f"Report {category.label}; first handled at {routing.competent[name]} level.",
-                "metadata": False,
+                "metadata": True,
                 "type": "realtime",
                 "keywords": list(category.keywords[:MAX_KEYWORDS]),
                 "group": group,
             }
         )
     return out
+
+
+CHANNEL_NAMES = {"hotline": "a call to the city hotline, relayed", "app": "a mobile app", "web": "a web form",
+                 "wechat": "a WeChat mini-program"}  # fmt: skip
+
+
+def attributes() -> list[dict[str, Any]]:
+    """The questions every service asks besides the specification's fields: how the report came in (the
+    complaint's channel, which the dashboards count), so a call centre relaying calls says so."""
+    return [
+        {
+            "variable": True,
+            "code": "CHANNEL",
+            "datatype": "singlevaluelist",
+            "required": False,
+            "datatype_description": "one of the keys; without it, 'app' when a device_id is given, else 'web'",
+            "order": 1,
+            "description": "How did the citizen reach the city?",
+            "values": [{"key": c, "name": CHANNEL_NAMES.get(c, c)} for c in CHANNELS_COMPLAINTS],
+        }
+    ]
 
 
 # ---------------------------------------------------------------------------- requests out
@@ -307,9 +338,13 @@ def report(form: Mapping[str, str], max_text: int, named_points: Mapping[str, tu
         raise Refused(400, "service_code is required")
     if code not in COMPLAINT_CATEGORIES:
         raise Refused(400, f"service_code {code[:40]!r} is not a service of this city (see services.json)")
-    attributes = sorted(k for k in form if k.startswith("attribute["))
-    if attributes:
-        raise Refused(400, f"service {code} has no attributes; {attributes[0][:40]!r} was given")
+    asked = {a["code"]: a for a in attributes()}
+    unknown = sorted(k for k in form if k.startswith("attribute[") and k[len("attribute[") : -1] not in asked)
+    if unknown:
+        raise Refused(400, f"service {code} has no attribute {unknown[0][:40]!r} (its attributes: {', '.join(asked)})")
+    channel = (form.get("attribute[CHANNEL]") or "").strip() or ("app" if form.get("device_id") else "web")
+    if channel not in CHANNELS_COMPLAINTS:
+        raise Refused(400, f"attribute[CHANNEL] {channel[:40]!r} is not one of {', '.join(CHANNELS_COMPLAINTS)}")
     lat, lon = _coordinate(form, "lat", 90), _coordinate(form, "long", 180)
     address = _text_value(form, "address_string", MAX_ADDRESS)
     if (lat is None) != (lon is None):
@@ -332,7 +367,7 @@ def report(form: Mapping[str, str], max_text: int, named_points: Mapping[str, tu
     for name in CONTACT_FIELDS:
         _text_value(form, name, MAX_ADDRESS)  # checked like the rest, then dropped
     return {"service_code": code, "lat": lat, "lon": lon, "address": address, "description": description,
-            "media_url": media}  # fmt: skip
+            "media_url": media, "channel": channel}  # fmt: skip
 
 
 def post_digest(label: str, form: Mapping[str, str], idempotency_key: str | None) -> str:
@@ -379,12 +414,7 @@ def blueprint(deck, settings, limiter, reads) -> Blueprint:
                     "type": "production", "formats": ["text/xml", "application/json"]}  # fmt: skip
         body = {"changeset": "2026-12-04", "contact": "the city's complaint office", "key_service": "ask the city"
                 " for a key (CITYDECK_OPEN311_API_KEYS)", "endpoints": [endpoint]}  # fmt: skip
-        if fmt == "xml":
-            top = ElementTree.Element("discovery")
-            _xml_fill(top, body)
-            xml = '<?xml version="1.0" encoding="utf-8"?>\n' + ElementTree.tostring(top, encoding="unicode")
-            return Response(xml, content_type=FORMATS[fmt])
-        return Response(json.dumps(body, ensure_ascii=False), content_type=FORMATS[fmt])
+        return one(fmt, "discovery", body)
 
     @bp.route("/services.<fmt>")
     @reads
@@ -397,8 +427,7 @@ def blueprint(deck, settings, limiter, reads) -> Blueprint:
         fmt = _known_format(fmt)
         if code not in COMPLAINT_CATEGORIES:
             raise Refused(404, f"no service {code[:40]!r}")
-        # No service asks for attributes: its definition says so, with an empty list.
-        return answer(fmt, "service_definitions", "service_definition", [{"service_code": code, "attributes": []}])
+        return one(fmt, "service_definition", {"service_code": code, "attributes": attributes()})
 
     @bp.route("/requests/<request_id>.<fmt>")
     @reads
@@ -425,14 +454,13 @@ def blueprint(deck, settings, limiter, reads) -> Blueprint:
             raise Refused(403, "api_key is missing or not valid")
         filed = report(form, settings.max_text_length, deck.geo.named_points)
         now_ms = _now_ms()
-        channel = "app" if form.get("device_id") else "web"
         event = encode(
             "complaint",
             src=DOOR,
             seq=0,
             ts=now_ms,
             complaint_id="",  # numbered when filed
-            channel=channel,
+            channel=filed["channel"],
             text=filed["description"] or load_taxonomy().category(filed["service_code"]).label,
             category=filed["service_code"],
             address=filed["address"],

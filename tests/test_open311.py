@@ -114,9 +114,8 @@ def test_services_are_the_city_taxonomy_with_its_groups_and_keywords(web, fmt):
         assert row["group"] == ROUTING["departments"][ROUTING["categories"][code]["departments"][0]]
         keywords = row["keywords"] if fmt == "xml" else row["keywords"].split(", ")
         assert keywords == [*spec.get("en", ()), *spec.get("zh", ())][:12]
-        assert str(row["metadata"]).lower() == "false" and row["type"] == "realtime"
-    definition = parsed(web.get(f"/open311/v2/services/noise.{fmt}"), fmt)
-    assert definition[0]["service_code"] == "noise" and definition[0]["attributes"] in ([], "")
+        assert str(row["metadata"]).lower() == "true" and row["type"] == "realtime"
+    assert "CHANNEL" in web.get(f"/open311/v2/services/noise.{fmt}").get_data(as_text=True)
     discovery = web.get(f"/open311/v2/discovery.{fmt}")
     assert discovery.status_code == 200 and b"GeoReport_v2" in discovery.get_data()
 
@@ -263,7 +262,8 @@ POST_REFUSALS = [
     ({"lat": None, "long": None, "address_id": "A-77"}, 400, "an address_id was given"),
     ({"lat": None, "long": None}, 400, "no location"),
     ({"media_url": "javascript:alert(1)"}, 400, "media_url"),
-    ({"attribute[WHISPER]": "yes"}, 400, "no attributes"),
+    ({"attribute[WHISPER]": "yes"}, 400, "no attribute 'attribute[WHISPER]'"),
+    ({"attribute[CHANNEL]": "carrier pigeon"}, 400, "attribute[CHANNEL]"),
     ({"description": "x" * 2001}, 400, "longer than"),
     ({"description": "bell\x07"}, 400, "control"),
 ]
@@ -457,3 +457,27 @@ def test_a_name_two_places_share_is_not_placed(web, demo_city):
     shared = places[places["name"].duplicated(keep=False)]["name"].iloc[0]
     answer = post(web, service_code="noise", address_string=shared)
     assert answer.status_code == 400 and "names no place" in error_of(answer, "json")[1]
+
+
+@pytest.mark.parametrize("fmt", ["json", "xml"])
+def test_a_service_definition_asks_how_the_report_came_in_and_a_post_answers_it(client, api_settings, web, fmt):
+    answer = web.get(f"/open311/v2/services/water.{fmt}")
+    assert answer.status_code == 200
+    if fmt == "json":
+        definition = answer.get_json()
+        (attribute,) = definition["attributes"]
+        keys = [v["key"] for v in attribute["values"]]
+    else:
+        root = ElementTree.fromstring(answer.get_data())
+        definition = {"service_code": root.find("service_code").text}
+        attribute = {c.tag: c.text for c in root.find("attributes/attribute")}
+        keys = [v.find("key").text for v in root.find("attributes/attribute/values")]
+    assert definition["service_code"] == "water"
+    assert attribute["code"] == "CHANNEL" and attribute["datatype"] == "singlevaluelist"
+    assert str(attribute["required"]).lower() == "false"
+    assert keys == ["hotline", "app", "web", "wechat"]
+    spoken = post(web, fmt, service_code="water", lat=str(LAT), long=str(LON), **{"attribute[CHANNEL]": "hotline"})
+    by_app = post(web, fmt, service_code="water", lat=str(LAT), long=str(LON), device_id="d-1")
+    by_web = post(web, fmt, service_code="water", lat=str(LAT), long=str(LON))
+    assert (spoken.status_code, by_app.status_code, by_web.status_code) == (201, 201, 201)
+    assert [e["channel"] for e in stream_entries(client, api_settings)] == ["hotline", "app", "web"]

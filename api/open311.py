@@ -208,20 +208,28 @@ def _when(ms: int | float | None, tz: ZoneInfo) -> str:
     return datetime.fromtimestamp(ms / 1000, tz).isoformat(timespec="seconds")
 
 
-def shown_request(row: Mapping[str, Any], tz: ZoneInfo) -> dict[str, Any]:
-    """A complaint as an Open311 service request: no words, no contact; where it is and who holds it."""
+def shown_request(row: Mapping[str, Any], tz: ZoneInfo, parents: Mapping[str, tuple[str, str]]) -> dict[str, Any]:
+    """A complaint as an Open311 service request: no words, no contact; where it is and who holds it.
+
+    ``parents``: community id -> (neighbourhood id, district id), to name the office of the level holding it.
+    """
     routing = load_routing()
     label = load_taxonomy().category(row["category"]).label
     if row["department"]:
         agency = routing.departments.get(row["department"], row["department"])
     else:
-        area = row.get("district_id") if row["level"] == "district" else row.get("community_id")
-        agency = f"{row['level']} office" + (f" ({area})" if area and area != "outside" else "")
+        community = row.get("community_id", "")
+        if community in parents:  # not outside the city
+            neighbourhood, district = parents[community]
+            area = {"community": community, "neighbourhood": neighbourhood, "district": district}[row["level"]]
+            agency = f"{row['level']} office ({area})"
+        else:
+            agency = f"{row['level']} office"
     is_open = row["status"] == "open"
-    notes = (
-        f"P{row['priority']} {label}; {'with' if is_open else row['status'] + ' by'} {agency}"
-        f" since {_when(row['entered_ms'], tz)}"
-    )
+    if is_open:
+        notes = f"P{row['priority']} {label}; with {agency} since {_when(row['entered_ms'], tz)}"
+    else:
+        notes = f"P{row['priority']} {label}; {row['status']} with {agency} on {_when(row['updated_ms'], tz)}"
     if row["escalations"]:
         notes += f"; escalated {row['escalations']} time{'s' if row['escalations'] != 1 else ''}"
     return {
@@ -436,7 +444,7 @@ def blueprint(deck, settings, limiter, reads) -> Blueprint:
         rows = complaint_records(deck.reader, _now_ms(), [request_id])
         if not rows:
             raise Refused(404, f"no service request {request_id[:40]!r} (a new one shows once triaged, in seconds)")
-        return answer(fmt, "service_requests", "request", [shown_request(rows[0], tz)])
+        return answer(fmt, "service_requests", "request", [shown_request(rows[0], tz, deck.geo.community_parents)])
 
     @bp.route("/requests.<fmt>", methods=["GET", "POST"])
     @limiter.limit(settings.open311_limit, key_func=limit_key, methods=["POST"], scope="open311-post")
@@ -446,7 +454,9 @@ def blueprint(deck, settings, limiter, reads) -> Blueprint:
         if request.method == "GET":
             rows = complaint_records(deck.reader, _now_ms())
             chosen = selected(rows, request.args, _now_ms(), settings.open311_page_size)
-            return answer(fmt, "service_requests", "request", [shown_request(r, tz) for r in chosen])
+            return answer(
+                fmt, "service_requests", "request", [shown_request(r, tz, deck.geo.community_parents) for r in chosen]
+            )
         form = request.form  # read before the key: a body over the cap is a 413 whatever the key
         label = key_label(keys_by_label, given_key())
         if label is None:

@@ -185,7 +185,7 @@ def test_an_idempotency_key_makes_a_changed_retry_the_same_request_and_each_clie
     assert [e["seq"] for e in stream_entries(client, api_settings)] == ["1", "2"]  # numbered with no gap
 
 
-def test_requests_are_filtered_by_dates_status_and_service_and_paged(client, api_settings, web, worker):
+def test_requests_are_filtered_by_dates_status_and_service_and_paged(client, api_settings, web, worker, demo_city):
     now = int(time.time() * 1000)
     texts = {"noise": "loud music from a party", "road": "pothole on the road surface", "sanitation": "garbage"}
     filed = []  # (id, category, opened ms), oldest first
@@ -207,6 +207,19 @@ def test_requests_are_filtered_by_dates_status_and_service_and_paged(client, api
         client.xadd(Keys(api_settings.key_prefix).stream("complaints"), e)
     worker.drain()
     assert {c for _, c, _ in filed} == {triage_text(t).category for t in texts.values()} == set(texts)
+    # Where k-03 (noise) was held when closed: deadlines passed level by level from the competent one.
+    (where,) = demo_city.communities[demo_city.communities.contains(shapely.Point(LON, LAT))].itertuples()
+    noise, opened_03 = triage_text(texts["noise"]), next(ts for cid, _, ts in filed if cid == "k-03")
+    levels = ROUTING["levels"][ROUTING["levels"].index(ROUTING["categories"]["noise"]["competent"]) :]
+    entered, climbed = opened_03, 0
+    while (
+        levels[climbed] != "department"
+        and entered + ROUTING["deadlines_h"][levels[climbed]][str(noise.priority)] * HOUR_MS <= now - HOUR_MS
+    ):
+        entered += ROUTING["deadlines_h"][levels[climbed]][str(noise.priority)] * HOUR_MS
+        climbed += 1
+    area = {"community": where.community_id, "neighbourhood": where.neighbourhood_id, "district": where.district_id}
+    held_by = f"{levels[climbed]} office ({area[levels[climbed]]})"
 
     def ids(fmt: str, **query) -> list[str]:
         answer = web.get(f"/open311/v2/requests.{fmt}", query_string=query)
@@ -230,6 +243,13 @@ def test_requests_are_filtered_by_dates_status_and_service_and_paged(client, api
         assert ids(fmt) == expected()
         assert ids(fmt, start_date=iso(start), end_date=iso(end)) == expected(start, end)
         assert ids(fmt, status="closed") == expected(status={"closed"}) == sorted(closed_ids, reverse=True)
+        closed = parsed(web.get(f"/open311/v2/requests/k-03.{fmt}"), fmt)[0]
+        on = datetime.fromtimestamp((now - HOUR_MS) // 1000, UTC).astimezone(local(now, api_settings).tzinfo)
+        assert closed["status"] == "closed" and closed["expected_datetime"] == ""
+        assert closed["status_notes"] == f"P{noise.priority} noise; closed with {held_by} on {on.isoformat()}" + (
+            f"; escalated {climbed} time{'s' if climbed != 1 else ''}" if climbed else ""
+        )
+        assert closed["agency_responsible"] == held_by and closed["updated_datetime"] == on.isoformat()
         assert ids(fmt, status="open", service_code="noise,road") == expected(status={"open"}, codes={"noise", "road"})
         assert ids(fmt, service_request_id="k-05,k-07,nope") == ["k-07", "k-05"]
         pages = [ids(fmt, page=str(p), page_size="5") for p in (1, 2, 3)]

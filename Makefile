@@ -6,10 +6,11 @@ STAMP := $(VENV)/.installed
 
 .PHONY: test test-fast demo simulate aggregate lint format bench clean
 
-$(STAMP): requirements.txt requirements-dev.txt
+$(STAMP): requirements.txt requirements-dev.txt requirements-models.txt
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -r requirements-dev.txt
+	$(PY) -m pip install --quiet --no-deps -r requirements-models.txt
 	touch $(STAMP)
 
 test: $(STAMP)  ## everything: unit, real-Redis integration and browser tests

@@ -9,6 +9,7 @@ from collections.abc import Callable
 from dash import Dash
 from flask import Response, abort, request
 
+import api
 from accounts import web
 from accounts.store import Accounts
 from callbacks import access, guard, register
@@ -44,7 +45,8 @@ def create_app(settings: Settings | None = None, clock: Callable[[], float] = ti
     app.server.extensions["citydeck"] = deck
     # The door comes first: nothing reads a request before it knows who asks and what they may see.
     keys = Keys(settings.key_prefix)
-    web.init_app(app, settings, client, Accounts.of(settings, client), access.needs, keys)
+    door = web.init_app(app, settings, client, Accounts.of(settings, client), access.needs, keys, api.PREFIXES)
+    api.init_app(app.server, deck, settings, door.limiter)
     _serve_geojson(app.server, deck)
     register(app, deck)
     guard.init_app(app, settings.max_request_bytes)

@@ -30,6 +30,7 @@ ENVIRONMENTS = ("demo", "production")
 UNSET_SECRETS = {
     "secret_key": "(not set: the demo's key, kept in CITYDECK_STATE_DIR, signs the sessions)",
     "audit_key": "(not set: derived from the session key)",
+    "open311_api_keys": "(not set: the Open311 API takes no reports)",
 }
 
 
@@ -358,6 +359,46 @@ class Settings:
         "30 per 15 minutes",
         "rate",
         "Failed sign-ins allowed per client address before sign-in is refused from it.",
+    )
+    open311_api_keys: str = _setting(
+        "CITYDECK_OPEN311_API_KEYS",
+        "",
+        "secret",
+        "Keys of the clients that may post Open311 service requests, as 'label=key' pairs separated by commas (the"
+        " label names the client in logs and rate limits; a key is 16+ characters); empty: POST requests is refused.",
+    )
+    open311_limit: str = _setting(
+        "CITYDECK_OPEN311_LIMIT",
+        "30 per minute",
+        "rate",
+        "Service requests one Open311 API key may post (flask-limiter notation); posts with no valid key share one"
+        " such allowance per client address.",
+    )
+    api_read_limit: str = _setting(
+        "CITYDECK_API_READ_LIMIT",
+        "120 per minute",
+        "rate",
+        "Reads of the public Open311 and NGSI-LD APIs allowed per client address (flask-limiter notation): each"
+        " reads every complaint or sensor it answers about.",
+    )
+    open311_max_body_bytes: int = _setting(
+        "CITYDECK_OPEN311_MAX_BODY_BYTES",
+        16_384,
+        "bytes",
+        "Largest Open311 POST body read; a larger one is refused with 413 in the Open311 error format.",
+    )
+    open311_retry_window_s: int = _setting(
+        "CITYDECK_OPEN311_RETRY_WINDOW_S",
+        86_400,
+        "s",
+        "How long an Open311 post is remembered, so that the same post again (a client's retry, or the same"
+        " Idempotency-Key header) answers the same service_request_id and files nothing new.",
+    )
+    open311_page_size: int = _setting(
+        "CITYDECK_OPEN311_PAGE_SIZE",
+        200,
+        "requests",
+        "Service requests per page of Open311 GET requests: the default and the largest page_size a client may ask.",
     )
     precise_grant_min: float = _setting(
         "CITYDECK_PRECISE_GRANT_MIN",

@@ -157,8 +157,13 @@ def _limits_storage(settings, client) -> tuple[str, dict]:
     return "redis://", {"connection_pool": client.connection_pool}
 
 
-def init_app(app, settings, client, accounts: Accounts, needs: Callable[[dict], str], keys) -> Access:
-    """Put the door in front of a Dash app's server."""
+def init_app(
+    app, settings, client, accounts: Accounts, needs: Callable[[dict], str], keys, api_prefixes: tuple[str, ...] = ()
+) -> Access:
+    """Put the door in front of a Dash app's server.
+
+    ``api_prefixes``: paths of machine APIs that keep their own access rule (keys, not roles).
+    """
     refuse_auth_off_beyond_loopback(settings, None)
     server: Flask = app.server
     door = Access(settings, accounts, needs)
@@ -207,7 +212,7 @@ def init_app(app, settings, client, accounts: Accounts, needs: Callable[[dict], 
     )
     _sso(server, door)
     _routes(server, door)
-    _gate(app, server, door)
+    _gate(app, server, door, api_prefixes)
     _headers(app, server, settings)
     return door
 
@@ -406,7 +411,7 @@ def _wall_token_signin(door: Access):
     return redirect(WALL + (f"?{rest}" if rest else ""), 302)
 
 
-def _gate(app, server: Flask, door: Access) -> None:
+def _gate(app, server: Flask, door: Access, api_prefixes: tuple[str, ...]) -> None:
     update = app.config.routes_pathname_prefix + "_dash-update-component"
 
     @server.before_request
@@ -420,6 +425,8 @@ def _gate(app, server: Flask, door: Access) -> None:
         rule = request.url_rule.rule if request.url_rule is not None else ""
         if path in OPEN_PATHS or (path.startswith(OPEN_PREFIXES) and rule.startswith(OPEN_PREFIXES)):
             return None
+        if api_prefixes and path.startswith(api_prefixes) and rule.startswith(api_prefixes):
+            return None  # an API's own rule applies: public reads with no personal data, keyed posts
         if path.rstrip("/") == WALL and "token" in request.args:
             return _wall_token_signin(door)
         role = current_role()

@@ -105,6 +105,11 @@ class Keys:
         """A keeper's state: a hash of entity -> state, or a sorted set, named within its source."""
         return f"{self._tag(source)}:state:{name}"
 
+    def intake(self, source: str, name: str) -> str:
+        """A front door's own records for a source (an API's request counter and remembered posts), in the
+        source's slot so that a post, its record and its event are written in one script."""
+        return f"{self._tag(source)}:intake:{name}"
+
     def workers(self) -> str:
         """Hash of aggregator worker name -> heartbeat, for the health view (hash-tagged with the prefix:
         on a Redis Cluster its slot is chosen by the city it belongs to, as a source's keys are by theirs)."""

@@ -44,6 +44,7 @@ class Category:
     label: str
     priority: int
     pattern: re.Pattern
+    keywords: tuple[str, ...] = ()  # the words it is recognised by, English then Chinese
 
 
 @dataclass(frozen=True)
@@ -115,7 +116,13 @@ def load_taxonomy(path: Path | str = TAXONOMY_PATH) -> Taxonomy:
             f"unknown {sorted(names - set(COMPLAINT_CATEGORIES))}"
         )
     categories = tuple(
-        Category(name, spec["label"], int(spec["priority"]), _pattern(spec.get("en", ()), spec.get("zh", ())))
+        Category(
+            name,
+            spec["label"],
+            int(spec["priority"]),
+            _pattern(spec.get("en", ()), spec.get("zh", ())),
+            (*spec.get("en", ()), *spec.get("zh", ())),
+        )
         for name, spec in raw["categories"].items()
     )
     danger = tuple(
@@ -426,7 +433,7 @@ class Router:
         """One dict per complaint: where it is, since when, its deadline and its history (the table's
         rows, for a caller that wants plain rows rather than a frame).
 
-        Keys: ``complaint_id``, ``category``, ``priority``, ``status``, ``level``, ``department``,
+        Keys: ``complaint_id``, ``opened_ms``, ``category``, ``priority``, ``status``, ``level``, ``department``,
         ``holder`` (department name or level), ``entered_ms``, ``deadline_ms``, ``overdue`` (open and past
         its deadline), ``overdue_s``, ``waited_s`` (since opened), ``escalations``, ``bounces``,
         ``bounced`` and ``path`` (levels held, e.g. ``community → neighbourhood``).
@@ -438,6 +445,7 @@ class Router:
             rows.append(
                 {
                     "complaint_id": r.complaint_id,
+                    "opened_ms": r.opened_ms,
                     "category": r.category,
                     "priority": r.priority,
                     "status": r.status,

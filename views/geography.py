@@ -18,6 +18,11 @@ from geo.city import LEVELS, City
 GEOJSON_URL = "/geo/{level}.json"
 
 
+def name_key(name: str) -> str:
+    """A name as looked up: case and runs of spaces do not count."""
+    return " ".join(name.split()).casefold()
+
+
 class CityGeography:
     """Lookups over one city, computed on first use and kept for the life of the process."""
 
@@ -34,6 +39,23 @@ class CityGeography:
             frame = self.city.level(level)
             out.update(zip(frame[f"{level}_id"], frame["name"]))
         return out
+
+    @cached_property
+    def named_points(self) -> dict[str, tuple[float, float]]:
+        """A place's or community's name (as ``name_key`` spells it) -> a point of it: the place itself, or a point
+        inside the community. A name two of them share is left out: it does not say which one."""
+        frame = self.city.communities
+        inside = shapely.point_on_surface(frame.geometry.to_numpy())
+        named = [*zip(frame["name"], shapely.get_x(inside), shapely.get_y(inside))]
+        named += zip(self.city.places["name"], self.city.places["lon"], self.city.places["lat"])
+        points: dict[str, tuple[float, float]] = {}
+        shared: set[str] = set()
+        for name, lon, lat in named:
+            key = name_key(str(name))
+            if key in points:
+                shared.add(key)
+            points[key] = (round(float(lon), 6), round(float(lat), 6))
+        return {k: v for k, v in points.items() if k not in shared}
 
     @cached_property
     def districts(self) -> list[tuple[str, str]]:

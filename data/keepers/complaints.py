@@ -281,6 +281,8 @@ class ComplaintKeeper:
                 "community_id": communities[j],
                 "district_id": districts[j],
             }
+            # What an Open311 client gave besides its words and point, shown back by its API.
+            about.update({k: c[k][j] for k in ("address", "media_url") if c[k][j]})
             raw = parked_of[complaint_id]
             if raw is not None:
                 changes.delete(names.waiting, complaint_id, versions[complaint_id][2])

@@ -4,6 +4,7 @@ hotspots the workers publish."""
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from data.keepers.complaints import CLOSED, DUE, HOTSPOTS_FRESH_MS, OPEN, QUEUE, decode_route, hotspots_key
@@ -17,7 +18,8 @@ if TYPE_CHECKING:
 def complaint_table(
     reader: CityReader, now_ms: int, *, closed: bool = False, limit: int | None = None, start: int = 0
 ) -> list[dict]:
-    """One row per complaint (open ones, or closed ones): triage, place, route and how long it waited.
+    """One row per complaint (open ones, or closed ones): triage, place, route, how long it waited and when
+    it last changed (``updated_ms``).
 
     With ``limit``, only the most urgent open complaints (priority, then the oldest), from the
     ``start``-th on: a refresh then reads a bounded number of routes however many complaints are open.
@@ -28,15 +30,39 @@ def complaint_table(
         values = [v for v in (client.hmget(keys.state("complaints", OPEN), ids) if ids else []) if v is not None]
     else:
         values = list(client.hgetall(keys.state("complaints", CLOSED if closed else OPEN)).values())
-    router = Router(load_rules(reader.settings.rules).routing)
+    return _rows(values, now_ms, reader.settings.rules)
+
+
+def complaint_records(reader: CityReader, now_ms: int, ids: Sequence[str] | None = None) -> list[dict]:
+    """Complaints open and closed alike, as ``complaint_table`` rows; only those of ``ids`` when given, in no
+    set order."""
+    client, keys = reader.client, reader.keys
+    if ids is None:
+        values = [*client.hvals(keys.state("complaints", OPEN)), *client.hvals(keys.state("complaints", CLOSED))]
+    else:
+        wanted = list(dict.fromkeys(ids))
+        if not wanted:
+            return []
+        pipe = client.pipeline(transaction=False)
+        pipe.hmget(keys.state("complaints", OPEN), wanted)
+        pipe.hmget(keys.state("complaints", CLOSED), wanted)
+        opened, closed = pipe.execute()
+        values = [c if o is None else o for o, c in zip(opened, closed) if (o, c) != (None, None)]
+    return _rows(values, now_ms, reader.settings.rules)
+
+
+def _rows(values: Sequence[bytes], now_ms: int, rules: str) -> list[dict]:
+    """Stored routes as table rows: the router's view of each, what triage said, and ``updated_ms``, the
+    newest step of its route or of the updates it was rebuilt from."""
+    router = Router(load_rules(rules).routing)
     about = {}
     for value in values:
         route, record = decode_route(value)
-        record.pop("updates", None)  # what the route was rebuilt from; the route shows it
+        steps = [s.entered_ms for s in route.stays] + [s.left_ms for s in route.stays if s.left_ms is not None]
+        # What the route was rebuilt from: the route shows it, but its newest step is the last change.
+        steps += [u["ts"] for u in record.pop("updates", None) or ()]
         router.routes[route.complaint_id] = route
-        about[route.complaint_id] = record
-    if not router.routes:
-        return []
+        about[route.complaint_id] = {**record, "updated_ms": max(steps)}
     rows = router.rows(now_ms)
     for row in rows:
         row.update(about[row["complaint_id"]])

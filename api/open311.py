@@ -31,7 +31,7 @@ from data.intake import file_once
 from data.keys import Keys
 from data.read.complaints import complaint_records
 from data.schema import CHANNELS_COMPLAINTS, COMPLAINT_CATEGORIES, encode
-from engines.complaints import load_routing, load_taxonomy
+from engines.complaints import RuleSet, load_rules
 from settings import SettingsError
 from views.geography import name_key
 from views.privacy import masked_text
@@ -156,9 +156,9 @@ def _format_of(path: str) -> str:
 # ---------------------------------------------------------------------------- services
 
 
-def services() -> list[dict[str, Any]]:
+def services(rules: RuleSet) -> list[dict[str, Any]]:
     """One service per category of the city's complaint taxonomy: its group is the department that owns it."""
-    taxonomy, routing = load_taxonomy(), load_routing()
+    taxonomy, routing = rules.taxonomy, rules.routing
     out = []
     for name in COMPLAINT_CATEGORIES:
         category = taxonomy.category(name)
@@ -208,13 +208,15 @@ def _when(ms: int | float | None, tz: ZoneInfo) -> str:
     return datetime.fromtimestamp(ms / 1000, tz).isoformat(timespec="seconds")
 
 
-def shown_request(row: Mapping[str, Any], tz: ZoneInfo, parents: Mapping[str, tuple[str, str]]) -> dict[str, Any]:
+def shown_request(
+    row: Mapping[str, Any], tz: ZoneInfo, parents: Mapping[str, tuple[str, str]], rules: RuleSet
+) -> dict[str, Any]:
     """A complaint as an Open311 service request: no words, no contact; where it is and who holds it.
 
     ``parents``: community id -> (neighbourhood id, district id), to name the office of the level holding it.
     """
-    routing = load_routing()
-    label = load_taxonomy().category(row["category"]).label
+    routing = rules.routing
+    label = rules.taxonomy.category(row["category"]).label
     if row["department"]:
         agency = routing.departments.get(row["department"], row["department"])
     else:
@@ -398,6 +400,7 @@ def blueprint(deck, settings, limiter, reads) -> Blueprint:
     keys_by_label = api_keys(settings.open311_api_keys)
     tz = ZoneInfo(settings.city_timezone)
     stream_keys = Keys(settings.key_prefix)
+    rules = load_rules(settings.rules)  # the city's own complaint rules, as the workers triage and route with
 
     def given_key() -> str:
         return str(request.form.get("api_key") or request.headers.get("X-API-Key") or "")
@@ -427,7 +430,7 @@ def blueprint(deck, settings, limiter, reads) -> Blueprint:
     @bp.route("/services.<fmt>")
     @reads
     def service_list(fmt: str):
-        return answer(_known_format(fmt), "services", "service", services())
+        return answer(_known_format(fmt), "services", "service", services(rules))
 
     @bp.route("/services/<code>.<fmt>")
     @reads
@@ -444,7 +447,7 @@ def blueprint(deck, settings, limiter, reads) -> Blueprint:
         rows = complaint_records(deck.reader, _now_ms(), [request_id])
         if not rows:
             raise Refused(404, f"no service request {request_id[:40]!r} (a new one shows once triaged, in seconds)")
-        return answer(fmt, "service_requests", "request", [shown_request(rows[0], tz, deck.geo.community_parents)])
+        return answer(fmt, "service_requests", "request", [shown_request(rows[0], tz, deck.geo.community_parents, rules)])
 
     @bp.route("/requests.<fmt>", methods=["GET", "POST"])
     @limiter.limit(settings.open311_limit, key_func=limit_key, methods=["POST"], scope="open311-post")
@@ -455,7 +458,7 @@ def blueprint(deck, settings, limiter, reads) -> Blueprint:
             rows = complaint_records(deck.reader, _now_ms())
             chosen = selected(rows, request.args, _now_ms(), settings.open311_page_size)
             return answer(
-                fmt, "service_requests", "request", [shown_request(r, tz, deck.geo.community_parents) for r in chosen]
+                fmt, "service_requests", "request", [shown_request(r, tz, deck.geo.community_parents, rules) for r in chosen]
             )
         form = request.form  # read before the key: a body over the cap is a 413 whatever the key
         label = key_label(keys_by_label, given_key())
@@ -471,7 +474,7 @@ def blueprint(deck, settings, limiter, reads) -> Blueprint:
             ts=now_ms,
             complaint_id="",  # numbered when filed
             channel=filed["channel"],
-            text=filed["description"] or load_taxonomy().category(filed["service_code"]).label,
+            text=filed["description"] or rules.taxonomy.category(filed["service_code"]).label,
             category=filed["service_code"],
             address=filed["address"],
             media_url=filed["media_url"],

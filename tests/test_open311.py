@@ -19,13 +19,13 @@ from hypothesis import strategies as st
 from data.aggregator import Aggregator
 from data.keys import Keys
 from data.schema import COMPLAINT_CATEGORIES
-from engines.complaints import RULES_DIR, triage_text
+from engines.complaints import ROUTING_PATH, TAXONOMY_PATH, triage_text
 from tests.events import LAT, LON, raw_event
 
 pytestmark = pytest.mark.redis
 KEY, OTHER_KEY = "k" * 8 + "-phone-app-key", "o" * 8 + "-kiosk-key-0001"
-ROUTING = json.loads((RULES_DIR / "routing.json").read_text(encoding="utf-8"))
-TAXONOMY = json.loads((RULES_DIR / "taxonomy.json").read_text(encoding="utf-8"))
+ROUTING = json.loads(ROUTING_PATH.read_text(encoding="utf-8"))  # the demo city's rules, which the tests run with
+TAXONOMY = json.loads(TAXONOMY_PATH.read_text(encoding="utf-8"))
 HOUR_MS = 3_600_000
 CONTACT = {"email": "li.wei@example.org", "first_name": "Wei", "last_name": "Li", "phone": "13800138000",
            "device_id": "device-7f3a9"}  # fmt: skip

@@ -447,7 +447,9 @@ def blueprint(deck, settings, limiter, reads) -> Blueprint:
         rows = complaint_records(deck.reader, _now_ms(), [request_id])
         if not rows:
             raise Refused(404, f"no service request {request_id[:40]!r} (a new one shows once triaged, in seconds)")
-        return answer(fmt, "service_requests", "request", [shown_request(rows[0], tz, deck.geo.community_parents, rules)])
+        return answer(
+            fmt, "service_requests", "request", [shown_request(rows[0], tz, deck.geo.community_parents, rules)]
+        )
 
     @bp.route("/requests.<fmt>", methods=["GET", "POST"])
     @limiter.limit(settings.open311_limit, key_func=limit_key, methods=["POST"], scope="open311-post")
@@ -458,7 +460,10 @@ def blueprint(deck, settings, limiter, reads) -> Blueprint:
             rows = complaint_records(deck.reader, _now_ms())
             chosen = selected(rows, request.args, _now_ms(), settings.open311_page_size)
             return answer(
-                fmt, "service_requests", "request", [shown_request(r, tz, deck.geo.community_parents, rules) for r in chosen]
+                fmt,
+                "service_requests",
+                "request",
+                [shown_request(r, tz, deck.geo.community_parents, rules) for r in chosen],
             )
         form = request.form  # read before the key: a body over the cap is a 413 whatever the key
         label = key_label(keys_by_label, given_key())

@@ -12,9 +12,10 @@ from callbacks import access, values
 from callbacks.deck import Deck
 from layouts import ids
 from layouts.pages import page_layout
-from layouts.shell import MOMENT_PENDING
+from layouts.shell import MOMENT_PENDING, window_options
 from layouts.wall import wall_layout
 from views.state import (
+    DEFAULT_WINDOW,
     PAGES,
     PLAY_LOOK_BACK_S,
     PLAY_SPEEDS,
@@ -25,6 +26,7 @@ from views.state import (
     parse_state,
     parse_wall,
     state_query,
+    window_seconds,
 )
 
 
@@ -173,6 +175,29 @@ def playback_of(deck: Deck, search) -> dict | None:
 
 
 def register(app, deck: Deck) -> None:
+    # A custom window typed beside the presets becomes the window (the URL then carries it); a bad one says why.
+    @app.callback(
+        Output(ids.WINDOW, "value", allow_duplicate=True),
+        Output(ids.WINDOW_CUSTOM, "className"),
+        Output(ids.WINDOW_CUSTOM, "value"),
+        Output(ids.NOTICE, "children", allow_duplicate=True),
+        Input(ids.WINDOW_CUSTOM, "value"),
+        prevent_initial_call=True,
+    )
+    def type_window(typed):
+        window = (values.text(typed) or "").strip().lower().replace(" ", "")
+        if not window:
+            raise PreventUpdate
+        if window_seconds(window) is None:
+            said = f"{window[:12]!r} is not a window: type hours or days up to a year, like 36h or 7d."
+            return no_update, "window-custom invalid", no_update, said
+        return window, "window-custom", "", ""
+
+    @app.callback(Output(ids.WINDOW, "options"), Input(ids.WINDOW, "value"))
+    def offer_window(window):
+        window = values.text(window) or DEFAULT_WINDOW
+        return window_options(window if window_seconds(window) else DEFAULT_WINDOW)
+
     # The URL sets the page's moment; the time controls show it.
     @app.callback(
         Output(ids.PLAYBACK, "data"),

@@ -123,6 +123,7 @@ PAGE_TICKS = {
     "alarms": ALARMS_TICK,
     "admin": ADMIN_TICK,
 }
+WINDOW_CUSTOM = "window-custom"  # a custom window typed beside the presets ('36h', '7d')
 # The page's moment: playback state (from the URL), the time controls, what the page shows and its current moment.
 PLAYBACK = "playback"
 MOMENT_PICK = "moment-pick"

@@ -229,17 +229,18 @@ def _complaints_numbers(snap: dict) -> list:
         number(
             "hotspots",
             _n(h["hotspots"]),
-            "H3 cells, Gi* p < 0.05, 3+ complaints around" + _hotspots_age(snap["hotspots_as_of"], snap.get("as_of")),
+            "H3 cells, Gi* p < 0.05, 3+ complaints around"
+            + _hotspots_age(snap["hotspots_as_of"], snap.get("hotspots_published", True)),
             "warn" if h["hotspots"] else "",
         ),
     ]
 
 
-def _hotspots_age(as_of: dict | None, moment: str | None = None) -> str:
+def _hotspots_age(as_of: dict | None, published: bool = True) -> str:
     """What a hotspots figure adds when it is not of now: none published yet, or how old they are; for a past
-    moment, that hotspots are published for the live windows only."""
-    if moment:
-        return " · published for live windows only"
+    moment or a custom window, that hotspots are published for the live preset windows only."""
+    if not published:
+        return " · published for the live preset windows only"
     if as_of is None:
         return " · not published yet"
     return f" · computed {_age(as_of['age_s'])}" if as_of["stale"] else ""
@@ -292,7 +293,9 @@ def _overview_numbers(snap: dict) -> dict[str, list]:
             number(
                 "hotspots",
                 _n(k["hotspots"]),
-                _hotspots_age(snap["complaints"]["hotspots_as_of"], snap.get("as_of")).removeprefix(" · "),
+                _hotspots_age(
+                    snap["complaints"]["hotspots_as_of"], snap["complaints"].get("hotspots_published", True)
+                ).removeprefix(" · "),
                 "warn" if k["hotspots"] else "",
             ),
         ],

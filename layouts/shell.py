@@ -9,7 +9,7 @@ from layouts import ids
 from layouts.pages import precise_panel
 from layouts.wall import wall_layout
 from layouts.widgets import KIOSK_CONFIG
-from views.state import DEFAULT_WINDOW, PAGES, PLAY_SPEEDS, WINDOW_LABELS
+from views.state import DEFAULT_WINDOW, PAGES, PLAY_SPEEDS, WINDOW_LABELS, window_label
 
 
 def shell(
@@ -35,11 +35,19 @@ def shell(
         [
             dcc.Dropdown(
                 id=ids.WINDOW,
-                options=[{"label": label, "value": key} for key, label in WINDOW_LABELS.items()],
+                options=window_options(DEFAULT_WINDOW),
                 value=DEFAULT_WINDOW,
                 clearable=False,
                 searchable=False,
                 className="control control-window",
+            ),
+            dcc.Input(
+                id=ids.WINDOW_CUSTOM,
+                type="text",
+                placeholder="or 36h, 7d",
+                debounce=True,
+                maxLength=6,
+                className="window-custom",
             ),
             dcc.Dropdown(
                 id=ids.DISTRICT,
@@ -115,6 +123,14 @@ def shell(
         id=ids.SHELL,
         className="shell",
     )
+
+
+def window_options(current: str) -> list[dict]:
+    """The window control's choices: the presets, and the custom window in force when there is one."""
+    options = [{"label": label, "value": key} for key, label in WINDOW_LABELS.items()]
+    if current not in WINDOW_LABELS:
+        options.append({"label": window_label(current), "value": current})
+    return options
 
 
 # The playback store before the URL has set it: the pages wait for it rather than draw live for a past link.

@@ -152,3 +152,31 @@ def test_an_old_appointment_slot_is_counted_in_its_hours_history_not_dropped(cli
     reader = CityReader(client, settings)
     hour = slot // 1000 // HOUR_S * HOUR_S
     assert sum(reader.counts("services", "appointments.slot_center_action", Window(hour, hour + HOUR_S)).values()) == 1
+
+
+def test_a_custom_window_counts_live_minutes_and_history_alike_and_says_what_history_holds(
+    client, settings, worker, demo_city
+):
+    from views.geography import CityGeography
+    from views.snapshots import complaints_snapshot
+    from views.state import ViewState
+
+    now_s = time.time()
+    ages_h = (0.2, 5, 30, 47, 50, 60, 71, 73, 100)  # both sides of the fine retention (48 h) and of 72 h
+    write(client, settings, "complaints", [
+        raw_event("complaint", seq=i, ts=int((now_s - h * HOUR_S) * 1000), complaint_id=f"k-{i}")
+        for i, h in enumerate(ages_h)
+    ])  # fmt: skip
+    worker.drain()
+    geo = CityGeography(demo_city, 8, 25.0)
+    reader = CityReader(client, settings)
+    snap = complaints_snapshot(reader, geo, ViewState("3d"), now_s)
+    # Whole minutes up to now: the window starts at the start of its first minute 72 h back.
+    window = Window.last(72 * HOUR_S, now_s, settings.bucket_seconds)
+    inside = sum(1 for h in ages_h if window.start <= now_s - h * HOUR_S < window.end)
+    assert snap["headline"]["filed"] == inside == 7
+    assert snap["label"].endswith("last 3 d") and snap["headline"]["hotspots"] is None
+    assert not snap["hotspots_published"]  # published for the live preset windows only
+    longer = complaints_snapshot(reader, geo, ViewState("60d"), now_s)
+    assert longer["headline"]["filed"] == len(ages_h)
+    assert longer["label"].endswith(f"last 60 d · only the last {settings.history_days} d are kept")

@@ -223,3 +223,18 @@ def test_the_hour_so_far_is_a_running_sum_that_grows_and_is_forgotten_when_the_h
             assert read == [1] * len(FACETS)  # the minute that joined, nothing else
     cached.counts_since("foot", FACETS, hour + HOUR_S, base + HOUR_S)
     assert not any(slot == ("since", hour) for _, _, slot in cached._sliding)
+
+
+def test_windows_of_many_lengths_stay_exact_and_only_so_many_are_kept_running(client, settings, feed, base):
+    from data.read.windows import SLIDING_SLOTS_MAX
+
+    clock = Clock(base)
+    cached, exact = both(client, settings, clock)
+    feed.readings([base - 20 * HOUR_S + i * 211 for i in range(360)])
+    # A custom window in a URL can have any length: each is exact, and the process keeps no more than its
+    # ceiling of running sums, however many lengths are asked for.
+    for hours in range(1, SLIDING_SLOTS_MAX + 12):
+        assert_same(cached, exact, hours * HOUR_S, clock.now)
+    kept = {slot for source, slot in cached._locks if source == "foot"}
+    assert len(kept) == SLIDING_SLOTS_MAX
+    assert {n for (_, _, n) in cached._sliding} <= kept

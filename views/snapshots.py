@@ -22,7 +22,7 @@ from data.read.complaints import complaint_counts, complaint_table, published_ho
 from data.read.foot import crowding_alerts, fever_alerts, latest_readings, now_versus_normal, silent_sensors
 from data.read.health import expected_rates
 from data.read.services import Area, decision_modes, service_counts
-from data.read.windows import HOUR_S, by_first, from_history, in_areas, of_areas
+from data.read.windows import HOUR_S, WINDOWS, by_first, from_history, in_areas, of_areas
 from data.schema import ROUTING_LEVELS
 from engines.complaints import URGENT_CATEGORIES
 from engines.foot import CrowdingRule
@@ -38,7 +38,7 @@ from views.privacy import (
     shown_count,
     shown_total,
 )
-from views.state import WINDOW_LABELS, ViewState
+from views.state import WINDOW_LABELS, ViewState, window_label
 
 DAY_S = 86_400
 NO_PICTURE = {"built_ms": None, "sites": [], "clusters": []}  # before any worker built the tracing picture
@@ -122,11 +122,17 @@ def scope_label(geo: CityGeography, state: ViewState) -> str:
     return geo.city.name if hasattr(geo.city, "name") else "whole city"
 
 
-def _base(geo: CityGeography, state: ViewState, now: float, window: Window | None, tz: str) -> dict[str, Any]:
+def _base(geo: CityGeography, state: ViewState, now: float, window: Window | None, settings) -> dict[str, Any]:
     scope = scope_label(geo, state)
-    when = WINDOW_LABELS[state.window]
+    tz = settings.city_timezone
+    when = window_label(state.window)
     if state.at and window is not None:
-        when = f"{_local(window.start, tz)}–{_local(window.end, tz)[-5:]}"
+        start, end = _local(window.start, tz), _local(window.end, tz)
+        when = f"{start}–{end[11:] if end[:10] == start[:10] else end}"
+    kept_s = max(settings.history_days * DAY_S, int(settings.retention_hours * HOUR_S))
+    if state.window_s > kept_s:
+        # A window longer than history: it counts what is kept, and says how much that is.
+        when += f" · only the last {kept_s // DAY_S} d are kept"
     return {
         "at": now,
         "tz": tz,
@@ -252,7 +258,7 @@ def cases_snapshot(reader: CityReader, geo: CityGeography, state: ViewState, now
     clusters = cluster_rows(picture["clusters"], geo, state, minimum, now)
     largest = clusters[0] if clusters else None
     return {
-        **_base(geo, state, now, window, reader.settings.city_timezone),
+        **_base(geo, state, now, window, reader.settings),
         "cases": {
             **rows,
             # A suppressed area is coloured by what it shows for sure (1.5 for a lone '<3'): the colour reveals
@@ -310,7 +316,7 @@ def precise_snapshot(reader: CityReader, geo: CityGeography, state: ViewState, n
         if any(here(v) for v in c["sites"])
     ]
     return {
-        **_base(geo, state, now, None, tz),
+        **_base(geo, state, now, None, reader.settings),
         "visits": [
             {
                 "case": p["case_id"],
@@ -392,7 +398,7 @@ def foot_snapshot(reader: CityReader, geo: CityGeography, state: ViewState, now:
     people_yesterday = sum(_scoped(yesterday, geo, state).values()) if yesterday else None
     crowded = sorted((r for r in rows if r["crowded"]), key=lambda r: -r["crowding"])
     return {
-        **_base(geo, state, now, window, reader.settings.city_timezone),
+        **_base(geo, state, now, window, reader.settings),
         "heat": heat_points(facets["people.h3"], geo, state),
         "sensors": rows,
         "history_days": days,
@@ -505,7 +511,7 @@ def services_snapshot(reader: CityReader, geo: CityGeography, state: ViewState, 
     centers = service_centers(
         counts["center_action"], counts["wait_ms"], counts["waited"], geo, state, state.window_s / 3600
     )
-    base = _base(geo, state, now, window, reader.settings.city_timezone)
+    base = _base(geo, state, now, window, reader.settings)
     return {
         **base,
         "labels": {
@@ -615,7 +621,8 @@ def complaints_snapshot(
     by_cell = facets["complaints.h3"]
     # Hotspots are published for the live windows, and the queue of open complaints is kept as it stands
     # now: a past moment shows neither.
-    hot, hot_as_of = ([], None) if state.at else hotspots_in_view(reader, geo, state, now)
+    published = not state.at and state.window in WINDOWS
+    hot, hot_as_of = hotspots_in_view(reader, geo, state, now) if published else ([], None)
     communities = _scoped(facets["complaints.community"], geo, state)
     categories = _in_scope(facets["complaints.community_triaged"], geo, state)
     if state.at:
@@ -641,7 +648,7 @@ def complaints_snapshot(
             if level in routing:
                 routing[level][action] = routing[level].get(action, 0) + n
     filed = int(sum(communities.values()))
-    base = _base(geo, state, now, window, reader.settings.city_timezone)
+    base = _base(geo, state, now, window, reader.settings)
     return {
         **base,
         "labels": {
@@ -651,6 +658,8 @@ def complaints_snapshot(
         },
         "hotspots": hot,
         "hotspots_as_of": hot_as_of,
+        # Hotspots are published for the live preset windows only: a past moment or a custom window has none.
+        "hotspots_published": published,
         "heat": heat_points(by_cell, geo, state),
         "areas": _area_rows(area_values(communities, geo, state), geo),
         "categories": dict(sorted(categories.items(), key=lambda kv: -kv[1])),
@@ -662,7 +671,7 @@ def complaints_snapshot(
             "urgent": int(sum(categories.get(c, 0) for c in URGENT_CATEGORIES)),
             **counts,
             "escalated": int(sum(routing[lv].get("escalated", 0) for lv in routing)),
-            "hotspots": None if state.at else len(hot),
+            "hotspots": len(hot) if published else None,
         },
     }
 
@@ -708,7 +717,7 @@ def overview_snapshot(
     """
     if views is None:
         views = lambda view: view_snapshot(view, reader, geo, state, now, minimum)  # noqa: E731
-    base = _base(geo, state, now, _window(reader, state, now), reader.settings.city_timezone)
+    base = _base(geo, state, now, _window(reader, state, now), reader.settings)
     return overview_of(base, *(views(view) for view in LIVE_MAPS))
 
 
@@ -722,6 +731,7 @@ def overview_of(base: dict, cases: dict, foot: dict, services: dict, complaints:
         "complaints": {
             "hotspots": complaints["hotspots"],
             "hotspots_as_of": complaints["hotspots_as_of"],
+            "hotspots_published": complaints["hotspots_published"],
             "heat": complaints["heat"],
             "headline": complaints["headline"],
         },

@@ -6,6 +6,7 @@ fallback is reported, so the page can say so.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Container
 from dataclasses import dataclass, replace
 from datetime import datetime
@@ -32,6 +33,25 @@ WALL_PATH = "/wall"
 # The windows (name -> seconds) are data.read.windows.WINDOWS, which the workers publish hotspots for.
 WINDOW_LABELS: dict[str, str] = {"15m": "last 15 min", "1h": "last hour", "24h": "last 24 h"}
 DEFAULT_WINDOW = "1h"
+# A custom window: a number of hours or days ('36h', '7d'), up to a year; a page counts what history holds of it.
+CUSTOM_WINDOW = re.compile(r"([1-9][0-9]{0,3})([hd])")
+LONGEST_WINDOW_S = 366 * DAY_S
+
+
+def window_seconds(window: str | None) -> int | None:
+    """The length of a preset or custom window, or None when it is neither (or longer than a year)."""
+    if window in WINDOWS:
+        return WINDOWS[window]
+    match = CUSTOM_WINDOW.fullmatch(window or "")
+    if match is None:
+        return None
+    seconds = int(match[1]) * (3600 if match[2] == "h" else DAY_S)
+    return seconds if seconds <= LONGEST_WINDOW_S else None
+
+
+def window_label(window: str) -> str:
+    """How a page names its window: a preset's words, or 'last 36 h' / 'last 7 d'."""
+    return WINDOW_LABELS.get(window) or f"last {window[:-1]} {window[-1]}"
 
 
 @dataclass(frozen=True)
@@ -48,7 +68,7 @@ class ViewState:
 
     @property
     def window_s(self) -> int:
-        return WINDOWS[self.window]
+        return window_seconds(self.window) or WINDOWS[DEFAULT_WINDOW]
 
     @property
     def level(self) -> str:
@@ -149,8 +169,11 @@ def parse_state(
     if note:
         notes.append(note)
     window = _first(query, "window") or DEFAULT_WINDOW
-    if window not in WINDOWS:
-        notes.append(f"unknown window {window[:20]!r}: showing the {WINDOW_LABELS[DEFAULT_WINDOW]}")
+    if window_seconds(window) is None:
+        notes.append(
+            f"unknown window {window[:20]!r} (a preset, or hours or days up to a year like 36h or 7d): "
+            f"showing the {WINDOW_LABELS[DEFAULT_WINDOW]}"
+        )
         window = DEFAULT_WINDOW
     district = _first(query, "district") or None
     if district is not None and district not in districts:

@@ -31,6 +31,9 @@ DAY_S = 86_400
 # The windows a dashboard offers (name -> seconds): what a page may ask for, and what the workers publish
 # complaint hotspots for.
 WINDOWS: dict[str, int] = {"15m": 15 * 60, "1h": HOUR_S, "24h": DAY_S}
+# Window lengths kept running per source: the pages' presets and the few other lengths the views ask for. Any
+# other length (a custom range a URL asks for) is summed from its buckets, so no URL grows a process's memory.
+SLIDING_SLOTS_MAX = 24
 BASELINE_KEEP_S = 600  # a baseline (past days only) is kept this long: history imported meanwhile shows soon
 
 # Facets whose buckets are not indexed by the time of the events that write them, so a bucket
@@ -119,7 +122,12 @@ class WindowCounts:
         """Sum several facets of a source over one window: from the window caches when it slides, else
         from its buckets."""
         facets = list(facets)
-        if self.window_cache and self._slides(window) and any(f not in UNSETTLED_FACETS for f in facets):
+        if (
+            self.window_cache
+            and self._slides(window)
+            and any(f not in UNSETTLED_FACETS for f in facets)
+            and self._may_slide(source, window.end - window.start)
+        ):
             return self._sliding_counts(source, facets, window)
         buckets = cover(window, self.settings.bucket_seconds, self._rolled(source, [window]))
         return dict(zip(facets, self._sums(source, [(facet, buckets) for facet in facets])))
@@ -153,6 +161,11 @@ class WindowCounts:
             and length <= retention_s // 2
             and window.end > self.clock() - retention_s // 2
         )
+
+    def _may_slide(self, source: str, slot: object) -> bool:
+        """Whether a window length may be kept running: it is already, or the source has room for another."""
+        with self._locks_lock:
+            return (source, slot) in self._locks or sum(s == source for s, _ in self._locks) < SLIDING_SLOTS_MAX
 
     def _lock(self, source: str, slot: object) -> threading.Lock:
         with self._locks_lock:

@@ -158,3 +158,62 @@ def test_the_command_imports_boston_as_is_into_a_city_loaded_from_a_boundary_fil
     assert f"rows without coordinates: {int(placeholder.sum())}" in out and "points outside the city: 0" in out
     opened = pd.to_datetime(df.loc[~placeholder, "open_dt"]).dt.tz_localize("America/New_York")
     assert sorted(int(e["ts"]) for e in written) == sorted(utc_ms(opened))
+    # Folded at their own time (January 2022): no dead letter, and each hour holds the requests opened in it.
+    reader = fold_all(client, settings, grid_city(tmp_path, "boston", BOSTON_BOX))
+    assert reader.dead_letter_counts()["complaints"] == {}
+    opened_s = opened.map(lambda t: int(t.timestamp()))
+    for hour, n in opened_s.groupby(opened_s // 3600 * 3600).size().items():
+        assert sum(reader.counts("complaints", "complaints.community", Window(hour, hour + 3600)).values()) == n
+
+
+# ---------------------------------------------------------------------------- end to end, at their own time
+
+
+def test_periodic_counts_imported_as_is_fold_into_history_per_station(client, settings, demo_city, city_map):
+    from importers import periods
+    from tests.test_importers import FIXTURES
+
+    path = FIXTURES / "periods_counts.csv"
+    df = text_table(path)
+    spec = mapping.load("periods_example")
+    columns = [c for c in df.columns if c.casefold() in spec.options["periods"]]
+    cells = df.set_index("Station")[columns].stack()
+    counted = cells[~cells.str.strip().isin(["", "0"])].astype(int).drop(["GZ-01", "XX-01"], level=0)
+    summary = run(settings, periods, path, spec, demo_city, mode="as-is")
+    assert summary.written == len(counted)
+    worker = Aggregator(client, settings, city_map, name="periods")
+    worker.ensure_groups()
+    worker.drain()
+    reader = CityReader(client, settings)
+    assert reader.dead_letter_counts()["foot"] == {}
+    # 2022's seasons, read back from the hours they were counted in: every station's people, as the table says.
+    year = Window(
+        int(pd.Timestamp("2022-01-01T00:00Z").timestamp()), int(pd.Timestamp("2023-01-01T00:00Z").timestamp())
+    )
+    by_sensor = reader.counts("foot", "people.sensor", year)
+    assert by_sensor == {s.lower(): int(n) for s, n in counted.groupby(level=0).sum().items()}
+
+
+def test_a_list_of_places_imported_as_is_folds_into_visits_per_venue(client, settings, demo_city, city_map):
+    from importers import places
+    from tests.test_importers import FIXTURES
+
+    summary = run(
+        settings, places, FIXTURES / "exposure_places.csv", mapping.load("exposure_places_example"), demo_city,
+        mode="as-is", lookup=FIXTURES / "exposure_geocodes.csv",
+    )  # fmt: skip
+    written = stream(client, settings, "cases")
+    visits = [e for e in written if e["type"] == "case_visit"]
+    assert summary.written == len(written) and visits
+    worker = Aggregator(client, settings, city_map, name="places")
+    worker.ensure_groups()
+    worker.drain()
+    reader = CityReader(client, settings)
+    assert reader.dead_letter_counts()["cases"] == {}
+    spring = Window(
+        int(pd.Timestamp("2022-02-01T00:00Z").timestamp()), int(pd.Timestamp("2022-04-01T00:00Z").timestamp())
+    )
+    want: dict[str, int] = {}
+    for v in visits:
+        want[v["venue_id"]] = want.get(v["venue_id"], 0) + 1
+    assert reader.counts("cases", "visits.venue", spring) == want

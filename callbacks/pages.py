@@ -58,17 +58,47 @@ def drawn(rendered: Any, layout: str, outputs: int) -> list[str] | None:
     return digests
 
 
+def trace_digests(traces: list[dict]) -> list[dict[str, str]]:
+    """A figure's traces as the digest of each of their keys: what a patch compares to resend changed keys only."""
+    return [{key: digest(value) for key, value in trace.items()} for trace in traces]
+
+
+def drawn_traces(rendered: Any, figure: int) -> list[dict[str, str]] | None:
+    """The key digests of a figure's traces as this browser last drew them, or nothing when unknown."""
+    traces = rendered.get("traces") if isinstance(rendered, dict) else None
+    kept = traces.get(str(figure)) if isinstance(traces, dict) else None
+    if not isinstance(kept, list) or not all(
+        isinstance(t, dict) and all(isinstance(k, str) and isinstance(v, str) for k, v in t.items()) for t in kept
+    ):
+        return None
+    return kept
+
+
+def changed_traces(data: list[dict], before: list[dict[str, str]] | None, now: list[dict[str, str]]) -> Patch:
+    """A patch of a figure's traces: each key whose content changed since the browser drew it, or every trace
+    whole when their number or their keys changed (or what was drawn is unknown)."""
+    patch = Patch()
+    if before is None or len(before) != len(now) or any(b.keys() != n.keys() for b, n in zip(before, now)):
+        patch["data"] = data
+        return patch
+    for i, (then, digests) in enumerate(zip(before, now)):
+        for key, d in digests.items():
+            if then[key] != d:
+                patch["data"][i][key] = data[i][key]
+    return patch
+
+
 def sent(full: list[dict], blocks: list, rendered: Any, type_px: int | None = None) -> tuple:
     """A refresh's answer: its figures, then its blocks (numbers, tables), then the page's store.
 
     While the figures' layouts are not the ones this browser drew (another drilled area, or on a wall
-    another type size), whole figures and every block, and a store with a digest of the layouts and one
-    of each output. Afterwards, nothing for an output whose content is what this browser last drew; for a
-    figure whose traces or title changed (a chart's title names its window), a patch that replaces every
-    trace whole, as the builder made it (new bars, new labels, a new top of the colour scale), and the
-    title, keeping the rest of the layout: the map's view, the operator's zoom; a block anew. So an open
-    page draws exactly what a freshly opened one does, and a tick with nothing new gets no answer at all
-    (HTTP 204).
+    another type size), whole figures and every block, and a store with a digest of the layouts, one of
+    each output and one of each key of each figure's traces. Afterwards, nothing for an output whose content
+    is what this browser last drew; for a figure whose traces or title changed (a chart's title names its
+    window), a patch of the keys of its traces that changed (a sensor's count and ratio, not its place and
+    name; every trace whole when traces came or went), and the title, keeping the rest of the layout: the
+    map's view, the operator's zoom; a block anew. So an open page draws exactly what a freshly opened one
+    does, and a tick with nothing new gets no answer at all (HTTP 204).
 
     The store is patched only at the digests of what this answer sends, so an answer that arrives after
     a later one never marks as drawn a content the browser no longer shows. On a wall, every text of the
@@ -79,9 +109,11 @@ def sent(full: list[dict], blocks: list, rendered: Any, type_px: int | None = No
     layout = digest([{k: v for k, v in fig["layout"].items() if k != "title"} for fig in full])
     contents = [{"data": fig["data"], "title": fig["layout"].get("title")} for fig in full] + list(blocks)
     digests = [digest(c) for c in contents]
+    traces = {str(i): trace_digests(fig["data"]) for i, fig in enumerate(full)}
+    titles = {str(i): digest(fig["layout"].get("title")) for i, fig in enumerate(full)}
     before = drawn(rendered, layout, len(contents))
     if before is None:
-        return (*full, *blocks, {"layout": layout, "digests": digests})
+        return (*full, *blocks, {"layout": layout, "digests": digests, "traces": traces, "titles": titles})
     out: list = []
     store = Patch()
     changed = False
@@ -92,10 +124,12 @@ def sent(full: list[dict], blocks: list, rendered: Any, type_px: int | None = No
         changed = True
         store["digests"][i] = now
         if i < len(full):
-            patch = Patch()
-            patch["data"] = content["data"]
-            if content["title"] is not None:
+            patch = changed_traces(content["data"], drawn_traces(rendered, i), traces[str(i)])
+            drawn_title = rendered.get("titles", {}).get(str(i)) if isinstance(rendered.get("titles"), dict) else None
+            if content["title"] is not None and drawn_title != titles[str(i)]:
                 patch["layout"]["title"] = content["title"]
+            store["traces"][str(i)] = traces[str(i)]
+            store["titles"][str(i)] = titles[str(i)]
             out.append(patch)
         else:
             out.append(content)

@@ -243,10 +243,11 @@ def test_a_tile_style_from_settings_replaces_the_background(geo):
     assert fig["layout"]["map"]["style"] == "carto-darkmatter"
 
 
-def test_a_refresh_replaces_changed_traces_whole_keeps_the_layout_and_sends_nothing_unchanged(geo):
+def test_a_refresh_resends_only_the_changed_keys_of_traces_keeps_the_layout_and_sends_nothing_unchanged(geo):
     from dash import no_update
     from dash.exceptions import PreventUpdate
 
+    from bench.load import patched
     from callbacks.pages import sent
 
     first = figures.bar_chart(["noise"], [2], "r", title="last hour")
@@ -256,18 +257,27 @@ def test_a_refresh_replaces_changed_traces_whole_keeps_the_layout_and_sends_noth
         sent([figures.bar_chart(["noise"], [2], "r", title="last hour")], ["2 filed"], store)
     later = figures.bar_chart(["water", "noise"], [5, 3], "r", title="last hour")
     patch, numbers, store_patch = sent([later], ["2 filed"], store)
-    # Traces whole, and the title (it names the window); nothing else of the layout.
+    # The keys of the trace that changed (its bars), not its colour or type, and no title: it did not change.
     assert patch.to_plotly_json()["operations"] == [
-        {"operation": "Assign", "location": ["data"], "params": {"value": later["data"]}},
-        {"operation": "Assign", "location": ["layout", "title"], "params": {"value": later["layout"]["title"]}},
+        {"operation": "Assign", "location": ["data", 0, "y"], "params": {"value": later["data"][0]["y"]}},
+        {"operation": "Assign", "location": ["data", 0, "x"], "params": {"value": later["data"][0]["x"]}},
     ]
+    assert patched(first, patch.to_plotly_json()) == later  # the page then holds what a fresh page draws
     assert numbers is no_update
-    assert [op["location"] for op in store_patch.to_plotly_json()["operations"]] == [["digests", 0]]
-    # Another window names itself in the title: the title is patched with the traces, the rest of the layout kept.
+    assert [op["location"] for op in store_patch.to_plotly_json()["operations"]] == [
+        ["digests", 0],
+        ["traces", "0"],
+        ["titles", "0"],
+    ]
+    # Another window names itself in the title: the title alone is patched, the rest of the layout kept.
     other = figures.bar_chart(["noise"], [2], "r", title="last 24 h")
     titled = sent([other], ["2 filed"], store)[0].to_plotly_json()["operations"]
-    assert [op["location"] for op in titled] == [["data"], ["layout", "title"]]
-    assert titled[1]["params"]["value"]["text"] == "last 24 h"
+    assert [op["location"] for op in titled] == [["layout", "title"]]
+    assert titled[0]["params"]["value"]["text"] == "last 24 h"
+    # A trace more (or fewer): the traces are sent whole.
+    two = {"data": [*first["data"], *later["data"]], "layout": first["layout"]}
+    grown = sent([two], ["2 filed"], store)[0].to_plotly_json()["operations"]
+    assert grown == [{"operation": "Assign", "location": ["data"], "params": {"value": two["data"]}}]
 
 
 def test_the_geojson_of_each_level_is_simplified_and_keeps_every_area(geo, demo_city):

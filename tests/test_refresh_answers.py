@@ -72,9 +72,8 @@ def is_patch(value) -> bool:
 
 
 def channel_bars(figure) -> dict[str, float]:
-    """The channels chart's bars (label: value), from a whole figure or a patch of its traces."""
-    traces = figure["data"] if not is_patch(figure) else figure["operations"][0]["params"]["value"]
-    (bars,) = traces
+    """The channels chart's bars (label: value), from the figure as the page holds it."""
+    (bars,) = figure["data"]
     return dict(zip(bars["y"], bars["x"]))
 
 
@@ -113,6 +112,7 @@ def test_a_refresh_with_nothing_new_sends_no_figure_and_an_event_sends_the_figur
     assert status == 200 and set(first) >= FIGURES
     assert not any(is_patch(first[f]["figure"]) for f in FIGURES)  # the first draw is whole
     assert channel_bars(first[CHANNELS]["figure"]) == Counter(fed)
+    chart = first[CHANNELS]["figure"]  # as the page holds it, answer after answer
 
     now[0] += refresh_s  # the next tick: a new snapshot, the same events
     status, second = page.refresh()
@@ -124,8 +124,11 @@ def test_a_refresh_with_nothing_new_sends_no_figure_and_an_event_sends_the_figur
     status, third = page.refresh()
     assert status == 200 and CHANNELS in third and ids.SERVICES_NUMBERS in third
     channels = third[CHANNELS]["figure"]
-    assert is_patch(channels)  # traces replaced, layout (and the operator's zoom) kept
-    assert channel_bars(channels) == Counter(fed)
+    assert is_patch(channels)  # the keys of the traces that changed, layout (and the operator's zoom) kept
+    # A new bar changes its labels and values: those keys alone are sent, not the trace's colours or type.
+    assert sorted(tuple(op["location"]) for op in channels["operations"]) == [("data", 0, "x"), ("data", 0, "y")]
+    chart = patched(chart, channels)
+    assert channel_bars(chart) == Counter(fed)
 
     now[0] += refresh_s
     status, fourth = page.refresh()
@@ -141,7 +144,7 @@ def test_a_refresh_with_nothing_new_sends_no_figure_and_an_event_sends_the_figur
     titles = [op for op in fifth[CHANNELS]["figure"]["operations"] if op["location"] == ["layout", "title"]]
     assert len(titles) == 1 and "last 24 h" in json.dumps(titles[0]["params"]["value"])
     assert not [op for op in fifth[CHANNELS]["figure"]["operations"] if op["location"] == ["layout", "map"]]
-    assert channel_bars(fifth[CHANNELS]["figure"]) == Counter(fed)
+    assert channel_bars(patched(chart, fifth[CHANNELS]["figure"])) == Counter(fed)
 
 
 def test_a_store_of_another_shape_gets_whole_figures_not_an_error(settings, city):

@@ -219,13 +219,28 @@ def heat_trace(heat: dict, radius: int = 16, compact: bool = False, what: str = 
 
 
 def points_trace(
-    lon, lat, *, color, size, text=None, hover="%{text}", opacity=0.9, colorscale=None, cmin=None, cmax=None, name=""
+    lon,
+    lat,
+    *,
+    color,
+    size,
+    text=None,
+    hover="%{text}",
+    opacity=0.9,
+    colorscale=None,
+    cmin=None,
+    cmax=None,
+    name="",
+    customdata=None,
 ):
-    """Points of one kind; a named kind is listed in the map's legend."""
+    """Points of one kind; a named kind is listed in the map's legend. What changes tick by tick goes in
+    ``customdata`` (read by ``hover``), what stays (a place's name) in ``text``: a refresh resends the first only."""
     marker: dict[str, Any] = {"size": size, "color": color, "opacity": opacity}
     if colorscale is not None:
         marker |= {"colorscale": colorscale, "cmin": cmin, "cmax": cmax}
+    extra = {} if customdata is None else {"customdata": customdata}
     return {
+        **extra,
         "type": "scattermap",
         "mode": "markers",
         "lon": coordinates(lon),
@@ -372,7 +387,7 @@ def sensors_map(snap: dict, uirevision: str, tile_style: str = "") -> dict:
         if s["ratio"] is None:
             return "not enough history for a normal" if s.get("normal") == "no_history" else "no normal"
         flag = s.get("normal", "normal")
-        return f"{s['ratio']:.2f}× normal for this hour" + ("" if flag == "normal" else f" ({flag})")
+        return f"{s['ratio']:.2f}× normal" + ("" if flag == "normal" else f" ({flag})")
 
     traces = [
         points_trace(
@@ -395,7 +410,10 @@ def sensors_map(snap: dict, uirevision: str, tile_style: str = "") -> dict:
             cmin=0,
             cmax=2,
             size=9,
-            text=[f"{s['name']} ({s['kind']})<br>{s['now']:,} people · {ratio_text(s)}" for s in live],
+            # The sensor's name and kind stay; its count and ratio change every tick, and alone are resent.
+            text=[f"{s['name']} ({s['kind']})" for s in live],
+            customdata=[[s["now"], ratio_text(s)] for s in live],
+            hover="%{text}<br>%{customdata[0]:,} people · %{customdata[1]}",
             name="sensor" if history else "sensor (no normal yet)",
         ),
         points_trace(

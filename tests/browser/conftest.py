@@ -200,7 +200,8 @@ if (!gd || !gd.data) { return {data: [], layout: {}}; }
 return {
   data: gd.data.map(function (t) {
     return {name: t.name || null, x: t.x || null, y: t.y || null, locations: t.locations || null, z: t.z || null,
-            zmax: t.zmax === undefined ? null : t.zmax, text: t.text || null};
+            zmax: t.zmax === undefined ? null : t.zmax, text: t.text || null, customdata: t.customdata || null,
+            hovertemplate: t.hovertemplate || null};
   }),
   layout: {uirevision: gd.layout.uirevision || null}
 };

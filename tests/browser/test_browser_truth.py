@@ -30,6 +30,7 @@ pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
 TIMEOUT_S = 90  # a loaded machine draws software-rendered maps slowly; the deadline only bounds a frozen page
 # The live sensors on the foot page's map: "<name> (<kind>)<br><people> people · <ratio>× normal ...".
+HOVER = "%{text}<br>%{customdata[0]:,} people · %{customdata[1]}<extra></extra>"
 SENSOR_TEXT = re.compile(r"^(?P<name>.*) \([a-z_]+\)<br>(?P<people>[\d,]+) people · (?:(?P<ratio>[\d.]+)× normal)?")
 
 
@@ -81,7 +82,11 @@ def read_foot(driver) -> dict:
     n = numbers_of(driver, ids.FOOT_NUMBERS)
     traces = figure_of(driver, ids.FOOT_SENSORS_MAP)["data"]
     live = {}
-    for text in (traces[1]["text"] or []) if len(traces) > 1 else []:
+    sensors = traces[1] if len(traces) > 1 else {"text": [], "customdata": [], "hovertemplate": HOVER}
+    # What a sensor's hover says: its name (kept from tick to tick), then its count and ratio (resent each tick).
+    assert sensors["hovertemplate"] == HOVER, sensors["hovertemplate"]
+    for name, (people, ratio_text) in zip(sensors["text"] or [], sensors["customdata"] or []):
+        text = f"{name}<br>{people:,} people · {ratio_text}"
         found = SENSOR_TEXT.match(text)
         assert found, f"a sensor's text that says no count: {text!r}"
         ratio = float(found["ratio"]) if found["ratio"] else None

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import dataclasses
+import logging
 
 from geo.city import LEVELS, City, CityError
 from geo.loader import LevelFields
+
+log = logging.getLogger(__name__)
 
 
 def parse_levels(spec: str) -> dict[str, LevelFields]:
@@ -43,4 +46,8 @@ def city_for(settings) -> City:
     finest = next(level for level in reversed(LEVELS) if level in levels)
     if levels[finest].path is None:
         levels[finest] = dataclasses.replace(levels[finest], path=settings.city)
-    return load_boundary_set(crs_source=settings.city_crs, **levels)
+    city = load_boundary_set(crs_source=settings.city_crs, **levels)
+    # Whoever runs it learns, by the areas' own names, where the levels did not nest and what was decided.
+    for repair in city.nesting:
+        log.warning("the city's levels do not nest: %s", repair)
+    return city

@@ -156,14 +156,18 @@ def test_a_straddling_village_goes_to_the_town_holding_most_of_it_and_the_report
     assert city.population("district").tolist() == [100, 500]  # West, East: Birch's residents go with it
 
 
-def test_the_city_setting_loads_a_boundary_set_when_a_level_names_its_own_file(tmp_path):
+def test_the_city_setting_loads_a_boundary_set_when_a_level_names_its_own_file(tmp_path, caplog):
     towns_path, villages_path = grid(tmp_path)
     settings = Settings.from_env(
         {"CITYDECK_CITY": str(villages_path), "CITYDECK_CITY_LEVELS": f"district=TOWN@{towns_path},community=VILLAGE"}
     )
     assert parse_levels(settings.city_levels)["district"].path == str(towns_path)
-    city = city_for(settings)
+    with caplog.at_level("WARNING", logger="geo.configured"):
+        city = city_for(settings)
     assert [r.area_name for r in city.nesting] == ["Birch"]
+    # Whoever runs it is told, by the areas' names, where the levels did not nest and what was decided.
+    (said,) = [r.getMessage() for r in caplog.records if r.name == "geo.configured"]
+    assert "Birch" in said and "East" in said and "West" in said
     assert sorted(city.communities["name"]) == ["Ash", "Birch", "Cedar"]
 
 

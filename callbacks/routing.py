@@ -15,7 +15,6 @@ from layouts.pages import page_layout
 from layouts.shell import MOMENT_PENDING, window_options
 from layouts.wall import wall_layout
 from views.state import (
-    DEFAULT_WINDOW,
     PAGES,
     PLAY_LOOK_BACK_S,
     PLAY_SPEEDS,
@@ -178,6 +177,7 @@ def register(app, deck: Deck) -> None:
     # A custom window typed beside the presets becomes the window (the URL then carries it); a bad one says why.
     @app.callback(
         Output(ids.WINDOW, "value", allow_duplicate=True),
+        Output(ids.WINDOW, "options", allow_duplicate=True),
         Output(ids.WINDOW_CUSTOM, "className"),
         Output(ids.WINDOW_CUSTOM, "value"),
         Output(ids.NOTICE, "children", allow_duplicate=True),
@@ -190,13 +190,9 @@ def register(app, deck: Deck) -> None:
             raise PreventUpdate
         if window_seconds(window) is None:
             said = f"{window[:12]!r} is not a window: type hours or days up to a year, like 36h or 7d."
-            return no_update, "window-custom invalid", no_update, said
-        return window, "window-custom", "", ""
-
-    @app.callback(Output(ids.WINDOW, "options"), Input(ids.WINDOW, "value"))
-    def offer_window(window):
-        window = values.text(window) or DEFAULT_WINDOW
-        return window_options(window if window_seconds(window) else DEFAULT_WINDOW)
+            return no_update, no_update, "window-custom invalid", no_update, said
+        # The options name the window with its value, in one answer: a value a dropdown does not offer is dropped.
+        return window, window_options(window), "window-custom", "", ""
 
     # The URL sets the page's moment; the time controls show it.
     @app.callback(
@@ -262,6 +258,7 @@ def register(app, deck: Deck) -> None:
     @app.callback(
         Output(ids.URL, "search"),
         Output(ids.WINDOW, "value"),
+        Output(ids.WINDOW, "options"),
         Output(ids.DISTRICT, "value"),
         Output(ids.NEIGHBOURHOOD, "data"),
         Output({"type": ids.NAV_LINK, "page": ALL}, "href"),
@@ -291,9 +288,13 @@ def register(app, deck: Deck) -> None:
             return ("/" if page == "overview" else f"/{page}") + query
 
         crumbs = ["City"] + [deck.geo.names.get(a, a) for a in (state.district, state.neighbourhood) if a]
+        window, *area = (want if changed else no_update for want, changed in zip(state_values(state), to_set))
         return (
             no_update if new_search is None else new_search,
-            *(want if changed else no_update for want, changed in zip(state_values(state), to_set)),
+            window,
+            # The window's options come with its value: a custom window is offered before it is chosen.
+            window_options(state.window) if window is not no_update else no_update,
+            *area,
             [href(p) for p in nav],
             [href(p) for p in cards],
             " › ".join(crumbs),

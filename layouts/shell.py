@@ -150,7 +150,7 @@ def moment_controls() -> html.Div:
             ),
             dcc.Dropdown(
                 id=ids.PLAY_SPEED,
-                options=[{"label": "⏸ paused", "value": 0}]
+                options=[{"label": "‖ paused", "value": 0}]
                 + [{"label": f"▶ ×{speed}", "value": speed} for speed in PLAY_SPEEDS],
                 value=0,
                 clearable=False,

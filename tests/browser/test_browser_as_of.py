@@ -151,7 +151,7 @@ def test_playback_moves_every_number_through_the_night_and_pauses_and_resumes_li
     # The address bar follows the moment without a history entry per step: a copied link opens it.
     wait_until(lambda: "at=2019-10-06T0" in driver.current_url and "play=600" in driver.current_url, "the URL moving")
 
-    _choose(driver, ids.PLAY_SPEED, "⏸ paused")
+    _choose(driver, ids.PLAY_SPEED, "‖ paused")
     wait_until(lambda: "play=" not in driver.current_url, "playback paused in the URL")
     at = driver.current_url.split("at=")[1].split("&")[0]
     wait_until(lambda: "(paused)" in _strip(driver), "the strip saying paused")

@@ -27,6 +27,13 @@ PLAUSIBLE = {
     "clickData": None,
     "data": None,
 }
+# ... and for the controls whose value a browser always sends as something (a choice, a typed text).
+PLAUSIBLE_OF = {
+    ("window", "value"): "1h",
+    ("window-custom", "value"): "36h",
+    ("moment-pick", "value"): "2019-10-06T08:00",
+    ("play-speed", "value"): 60,
+}
 WRONG = [
     None,
     0,
@@ -86,8 +93,8 @@ def _wildcard(id_text: str) -> bool:
 def _dependency(declared: dict) -> dict | list:
     id_ = _concrete(declared["id"])
     prop = declared["property"]
-    if id_ == "window" and prop == "value":
-        value = "1h"
+    if isinstance(id_, str) and (id_, prop) in PLAUSIBLE_OF:
+        value = PLAUSIBLE_OF[(id_, prop)]
     elif prop == "id":
         value = id_
     else:

@@ -30,7 +30,7 @@ from werkzeug.exceptions import HTTPException
 from data.intake import file_once
 from data.keys import Keys
 from data.read.complaints import complaint_records
-from data.schema import CHANNELS_COMPLAINTS, COMPLAINT_CATEGORIES, encode
+from data.schema import CHANNELS_COMPLAINTS, COMPLAINT_CATEGORIES, city_bounds, decode_batch, encode
 from engines.complaints import RuleSet, load_rules
 from settings import SettingsError
 from views.geography import name_key
@@ -290,7 +290,8 @@ def selected(rows: list[dict], args: Mapping[str, str], now_ms: int, page_size: 
     statuses = _choices("status", args["status"], ("open", "closed")) if "status" in args else None
     end = _parsed_time("end_date", args["end_date"]) if "end_date" in args else None
     start = _parsed_time("start_date", args["start_date"]) if "start_date" in args else None
-    end = end or (start + timedelta(days=WINDOW_DAYS) if start else datetime.fromtimestamp(now_ms / 1000, UTC))
+    # A start alone searches up to now, as its words say: one more than 90 days back is refused, not emptied.
+    end = end or datetime.fromtimestamp(now_ms / 1000, UTC)
     start = start or end - timedelta(days=WINDOW_DAYS)
     if start > end:
         raise Refused(400, "start_date is after end_date")
@@ -416,6 +417,9 @@ def blueprint(deck, settings, limiter, reads) -> Blueprint:
     @bp.before_request
     def cap_the_body():
         request.max_content_length = settings.open311_max_body_bytes
+        # A body of unsaid length (chunked) would be read before its size is known: its sender says it first.
+        if request.method == "POST" and "chunked" in request.headers.get("Transfer-Encoding", "").lower():
+            raise Refused(411, "send the body with its Content-Length, not chunked")
 
     @bp.route("/discovery.<fmt>")
     @reads
@@ -486,6 +490,9 @@ def blueprint(deck, settings, limiter, reads) -> Blueprint:
             lon=filed["lon"],
             lat=filed["lat"],
         )
+        refused = dead_letter_reason(event, now_ms)
+        if refused:
+            raise Refused(400, f"the request cannot be filed: {refused}")
         digest = post_digest(label, form, request.headers.get("Idempotency-Key"))
         request_id, new = file_once(
             deck.client, stream_keys, "complaints", DOOR, event, post_digest=digest, id_field="complaint_id",
@@ -504,6 +511,20 @@ def blueprint(deck, settings, limiter, reads) -> Blueprint:
 
     def _now_ms() -> int:
         return int(deck.clock() * 1000)
+
+    def dead_letter_reason(event: Mapping[str, str], now_ms: int) -> str | None:
+        """Why the workers would dead-letter this event (a point at (0, 0) or outside the city, ...), judged
+        by the schema's one decoder as they judge it, or None: a request accepted here is one they fold."""
+        numbered = {**event, "complaint_id": "open311-0"}  # its number comes when it is filed
+        _decoded, rejected = decode_batch(
+            "complaints",
+            [{k.encode(): v.encode() for k, v in numbered.items()}],
+            now_ms=now_ms,
+            future_tolerance_ms=settings.future_tolerance_seconds * 1000,
+            max_text_length=settings.max_text_length,
+            bounds=city_bounds(deck.geo.bounds, settings.city_margin_km),
+        )
+        return rejected[0].reason if rejected else None
 
     @bp.errorhandler(RateLimitExceeded)
     def too_many(error: RateLimitExceeded):

@@ -451,7 +451,7 @@ def main(argv=None) -> int:
     print(
         f"RESULT auth={args.auth} browsers={args.browsers} seconds={measured:.1f} workers={args.workers} views={views} "
         f"requests={requests} rps={requests / measured:.1f} p50_ms={p50:.0f} p95_ms={p95:.0f} p99_ms={p99:.0f} "
-        f"errors={errors} late_ticks={tally.late_ticks} ticks={ticks:.1f} "
+        f"errors={errors} late_ticks={tally.late_ticks} ticks={ticks:.3f} "
         f"redis_cmds_per_tick={sum(calls.values()) / ticks:.0f} builds_per_tick={builds / ticks:.2f} "
         f"builds_per_view_tick={builds / ticks / views:.2f} builds={builds} snapshots={snapshots} mean_ms={statistics.fmean(latencies) if latencies else 0:.0f}"
     )

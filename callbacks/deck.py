@@ -22,7 +22,7 @@ from flask_caching import Cache
 from data.alarms import AlarmBook
 from data.keys import Keys
 from data.read import CityReader
-from data.read.windows import from_history
+from data.read.windows import WINDOWS, from_history
 from views.geography import CityGeography
 from views.state import PLAY_SPEEDS, ViewState, at_of, moment_of, parse_at, playing
 
@@ -114,6 +114,10 @@ class Deck:
         """Return this tick's snapshot of a view, building it at most once across browsers and workers; a
         view asked for as of a past moment is built for that moment."""
         tick = self.tick()
+        if state is not None and state.window not in WINDOWS:
+            # A custom window is recounted once a minute per day it spans, not every tick: a week of hourly
+            # buckets read for every browser's every refresh would keep Redis and the server busy for nothing.
+            tick = int(self.clock() // max(self.refresh_s, state.window_s / 1440))
         now = self.clock() if state is None or not state.at else moment_of(state.at, self.settings.city_timezone)
         scope = "-" if state is None else f"{state.window}:{state.district or ''}:{state.neighbourhood or ''}"
         if state is not None and state.at:

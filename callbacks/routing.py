@@ -3,7 +3,7 @@ write the query string back, and clicking an area drills into it."""
 
 from __future__ import annotations
 
-from dash import ALL, ClientsideFunction, Input, Output, State, ctx, dcc, html, no_update
+from dash import ALL, ClientsideFunction, Input, Output, State, ctx, dcc, html, no_update, set_props
 from dash.exceptions import PreventUpdate
 
 from accounts.roles import may
@@ -235,6 +235,10 @@ def register(app, deck: Deck) -> None:
     )
     def show_moment(_n, playback, window, district, neighbourhood, pathname):
         state = view_state(deck, window, district, neighbourhood, playback)
+        if isinstance(playback, dict) and state.at is None:
+            # Playback has caught up with now: the page is live, and so are its controls.
+            for component, props in zip((ids.PLAYBACK, ids.MOMENT_PICK, ids.PLAY_SPEED), controls_of(None)):
+                set_props(component, {"data" if component == ids.PLAYBACK else "value": props})
         history = bool(state.at) and deck.in_history(state.at)
         children, class_name = as_of(state, values.text(pathname), history)
         return children, class_name, {"at": state.at, "play": state.play}

@@ -7,6 +7,7 @@ import tomllib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 MAPPINGS_DIR = Path(__file__).parent / "mappings"
 
@@ -169,6 +170,15 @@ def parse(doc: Mapping, path: Path | None = None) -> Spec:
         if "column" not in time:
             raise MappingError(f"{where_}: [time] needs a column")
         time = TimeSpec(time["column"], time.get("format"), time.get("timezone", "UTC"), time.get("hour"))
+        for name in ("column", "format", "timezone", "hour"):
+            if getattr(time, name) is not None and not isinstance(getattr(time, name), str):
+                raise MappingError(f"{where_}: [time] {name} must be text, not {getattr(time, name)!r}")
+        try:
+            ZoneInfo(time.timezone)
+        except (ValueError, ZoneInfoNotFoundError):
+            raise MappingError(
+                f"{where_}: [time] timezone {time.timezone!r} is not a time zone (an IANA name like 'America/New_York')"
+            ) from None
     w = doc.get("where", {})
     where = WhereSpec(
         lon=w.get("lon"),

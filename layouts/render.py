@@ -63,7 +63,11 @@ def with_provenance(numbers: list, source: str, snap: dict) -> list:
     at = local(snap["at"], snap["tz"])
     for n in numbers:
         label, hint = n.children[1].children, n.children[2].children or ""
-        counts = f"{snap['scope']} · now" if label in NOW_NUMBERS else snap["label"]
+        if label in NOW_NUMBERS:
+            # What holds now is kept only as it stands now: a past moment's page says so rather than "now".
+            counts = f"{snap['scope']} · " + ("kept only as it stands now: not shown" if snap.get("as_of") else "now")
+        else:
+            counts = snap["label"]
         rule = hint.replace(snap["label"], "").replace(snap["scope"], "").strip(" ·")
         n.title = f"{label}: from {SOURCES[source]} · {counts}" + (f" · {rule}" if rule else "") + f" · as of {at}"
     return numbers

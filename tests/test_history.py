@@ -177,6 +177,31 @@ def test_a_custom_window_counts_live_minutes_and_history_alike_and_says_what_his
     assert snap["headline"]["filed"] == inside == 7
     assert snap["label"].endswith("last 3 d") and snap["headline"]["hotspots"] is None
     assert not snap["hotspots_published"]  # published for the live preset windows only
-    longer = complaints_snapshot(reader, geo, ViewState("60d"), now_s)
-    assert longer["headline"]["filed"] == len(ages_h)
-    assert longer["label"].endswith(f"last 60 d · only the last {settings.history_days} d are kept")
+    # A city keeping two days of history says so of a window longer than that.
+    short = type(settings)(**{**settings.__dict__, "history_days": 2})
+    longer = complaints_snapshot(CityReader(client, short), geo, ViewState("4d"), now_s)
+    window = Window.last(96 * HOUR_S, now_s, settings.bucket_seconds)
+    assert longer["headline"]["filed"] == sum(1 for h in ages_h if window.start <= now_s - h * HOUR_S) == 8
+    assert longer["label"].endswith("last 4 d · only the last 2 d are kept")
+
+
+def test_a_past_moment_within_the_minutes_kept_counts_up_to_the_moment_not_the_minute_after(
+    client, settings, worker, demo_city
+):
+    from views.geography import CityGeography
+    from views.snapshots import complaints_snapshot
+    from views.state import ViewState, at_of
+
+    moment = (int(time.time()) // 60 - 180) * 60  # three hours ago, on a minute
+    before, after = moment - 30, moment + 30  # in the hour before the moment, and in the minute after it
+    write(client, settings, "complaints", [
+        raw_event("complaint", seq=i, ts=t * 1000, complaint_id=f"k-{i}") for i, t in enumerate((before, after))
+    ])  # fmt: skip
+    worker.drain()
+    at = at_of(moment, settings.city_timezone)
+    snap = complaints_snapshot(
+        CityReader(client, settings), CityGeography(demo_city, 8, 25.0), ViewState("1h", at=at), moment
+    )
+    assert snap["headline"]["filed"] == 1
+    assert snap["label"].endswith(f"–{at[11:16]}")  # the window ends at the moment it is as of
+    assert snap["headline"]["open"] is None  # the queue is kept as it stands now: not shown for a past moment

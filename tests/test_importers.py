@@ -141,6 +141,24 @@ def test_a_mapping_naming_a_missing_column_stops_at_once_listing_the_files_colum
     assert "names column(s) ['Reason']" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize(
+    ("time_table", "says"),
+    [
+        ('[time]\ncolumn = "open_dt"\ntimezone = "Mars/Olympus"\n', "'Mars/Olympus' is not a time zone"),
+        ('[time]\ncolumn = "open_dt"\nformat = 42\n', "format must be text"),
+    ],
+)
+def test_a_mapping_with_a_bad_time_zone_or_format_stops_with_a_message_not_a_traceback(
+    tmp_path, capsys, time_table, says
+):
+    path = real_data("complaints", "boston311_2022-01_sample.csv")
+    bad = tmp_path / "bad.toml"
+    bad.write_text('base = "boston311"\n' + time_table)
+    assert main(["311", str(path), "--mapping", str(bad), "--dry-run"]) == 2
+    err = capsys.readouterr().err
+    assert says in err and "Traceback" not in err
+
+
 def test_bad_rows_are_reported_with_their_line_numbers_and_the_import_goes_on(tmp_path, demo_city):
     path = tmp_path / "requests.csv"
     path.write_text(

@@ -4,6 +4,7 @@ malformed request refused with its 4xx in the specification's error format."""
 
 from __future__ import annotations
 
+import io
 import json
 import time
 from dataclasses import replace
@@ -266,6 +267,7 @@ GET_REFUSALS = [
     ({"start_date": "2026-12-01T00:00:00"}, 400, "time zone"),
     ({"start_date": "2026-01-01T00:00:00Z", "end_date": "2026-12-01T00:00:00Z"}, 400, "90 days"),
     ({"start_date": "2026-12-02T00:00:00Z", "end_date": "2026-12-01T00:00:00Z"}, 400, "after"),
+    ({"start_date": "2020-01-01T00:00:00Z"}, 400, "90 days"),  # alone: up to now, so more than 90 days
     ({"status": "pending"}, 400, "status"),
     ({"service_code": "pothole"}, 400, "service_code"),
     ({"page": "0"}, 400, "page"),
@@ -286,6 +288,9 @@ POST_REFUSALS = [
     ({"attribute[CHANNEL]": "carrier pigeon"}, 400, "attribute[CHANNEL]"),
     ({"description": "x" * 2001}, 400, "longer than"),
     ({"description": "bell\x07"}, 400, "control"),
+    # A point the workers would throw away is refused at the door, by the schema's own reasons.
+    ({"lat": "0", "long": "0"}, 400, "null_island"),
+    ({"lat": "40.7", "long": "-74.0"}, 400, "outside_city"),
 ]
 
 
@@ -332,6 +337,19 @@ def test_a_body_over_the_cap_is_refused_with_413(client, api_settings, web, fmt)
     answer = post(web, fmt, service_code="noise", lat=str(LAT), long=str(LON), description=huge)
     assert answer.status_code == 413
     assert error_of(answer, fmt)[0] == 413
+    assert stream_entries(client, api_settings) == []
+
+
+@pytest.mark.parametrize("fmt", ["json", "xml"])
+def test_a_chunked_body_of_unsaid_length_is_refused_with_411_and_files_nothing(client, api_settings, web, fmt):
+    body = f"api_key={KEY}&service_code=noise&lat={LAT}&long={LON}&description=" + "x" * 30_000
+    answer = web.post(
+        f"/open311/v2/requests.{fmt}",
+        input_stream=io.BytesIO(body.encode()),
+        headers={"Transfer-Encoding": "chunked", "Content-Type": "application/x-www-form-urlencoded"},
+    )
+    assert answer.status_code == 411
+    assert error_of(answer, fmt)[0] == 411
     assert stream_entries(client, api_settings) == []
 
 

@@ -44,19 +44,24 @@ DAY_S = 86_400
 NO_PICTURE = {"built_ms": None, "sites": [], "clusters": []}  # before any worker built the tracing picture
 
 
-def _last(reader: CityReader, seconds: int, now: float) -> Window:
+def _last(reader: CityReader, seconds: int, now: float, past: bool = False) -> Window:
     """The window a page's "last ..." figures answer for: whole buckets, ending with the one holding now.
 
-    A moment whose minutes are no longer kept (older than the fine retention) is answered from history:
-    whole hours, the last of them ending at or after the moment, and never less than one hour."""
+    A past moment's window ends at the moment (or the end of the bucket it falls in): the minute after it
+    is not "as of" it. A moment whose minutes are no longer kept (older than the fine retention) is answered
+    from history: whole hours, the last of them ending at or after the moment, and never less than one hour."""
     if from_history(now, reader.clock(), reader.settings.retention_hours):
         end = -(-int(now) // HOUR_S) * HOUR_S
         return Window(end - max(seconds, HOUR_S), end)
+    if past:
+        bs = reader.settings.bucket_seconds
+        end = -(-int(now) // bs) * bs
+        return Window(end - seconds, end)
     return Window.last(seconds, now, reader.settings.bucket_seconds)
 
 
 def _window(reader: CityReader, state: ViewState, now: float) -> Window:
-    return _last(reader, state.window_s, now)
+    return _last(reader, state.window_s, now, past=bool(state.at))
 
 
 def _communities(geo: CityGeography, state: ViewState) -> frozenset[str]:
@@ -507,7 +512,7 @@ def services_snapshot(reader: CityReader, geo: CityGeography, state: ViewState, 
         }
         for row in processing.itertuples(index=False)
     }
-    hour = decision_modes(reader, _last(reader, 3600, now), area)
+    hour = decision_modes(reader, _last(reader, 3600, now, past=bool(state.at)), area)
     centers = service_centers(
         counts["center_action"], counts["wait_ms"], counts["waited"], geo, state, state.window_s / 3600
     )

@@ -33,13 +33,15 @@ WALL_PATH = "/wall"
 # The windows (name -> seconds) are data.read.windows.WINDOWS, which the workers publish hotspots for.
 WINDOW_LABELS: dict[str, str] = {"15m": "last 15 min", "1h": "last hour", "24h": "last 24 h"}
 DEFAULT_WINDOW = "1h"
-# A custom window: a number of hours or days ('36h', '7d'), up to a year; a page counts what history holds of it.
+# A custom window: a number of hours or days ('36h', '7d'), up to a week: a longer one reads too many hourly
+# buckets for a page that refreshes; a page counts what history holds of it.
 CUSTOM_WINDOW = re.compile(r"([1-9][0-9]{0,3})([hd])")
-LONGEST_WINDOW_S = 366 * DAY_S
+LONGEST_WINDOW = "7d"
+LONGEST_WINDOW_S = 7 * DAY_S
 
 
 def window_seconds(window: str | None) -> int | None:
-    """The length of a preset or custom window, or None when it is neither (or longer than a year)."""
+    """The length of a preset or custom window, or None when it is neither (or longer than a week)."""
     if window in WINDOWS:
         return WINDOWS[window]
     match = CUSTOM_WINDOW.fullmatch(window or "")
@@ -169,9 +171,14 @@ def parse_state(
     if note:
         notes.append(note)
     window = _first(query, "window") or DEFAULT_WINDOW
+    if CUSTOM_WINDOW.fullmatch(window) and window_seconds(window) is None:
+        notes.append(
+            f"a window reaches back {LONGEST_WINDOW} at most: showing the last {window_label(LONGEST_WINDOW)[5:]}"
+        )
+        window = LONGEST_WINDOW
     if window_seconds(window) is None:
         notes.append(
-            f"unknown window {window[:20]!r} (a preset, or hours or days up to a year like 36h or 7d): "
+            f"unknown window {window[:20]!r} (a preset, or hours or days up to a week like 36h or 7d): "
             f"showing the {WINDOW_LABELS[DEFAULT_WINDOW]}"
         )
         window = DEFAULT_WINDOW

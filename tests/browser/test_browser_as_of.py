@@ -5,7 +5,7 @@ says; what is kept only as it stands now is not shown as if it were then, and 'B
 from __future__ import annotations
 
 import time
-from datetime import datetime
+from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -190,3 +190,17 @@ def test_the_wall_plays_back_an_imported_night_and_says_it_is_not_live(dash_duo,
     # A room must never take a night of 2019 for now: the strip shows on the wall, above the view.
     assert driver.find_element("id", ids.AS_OF).is_displayed() and "playing back at ×600" in _strip(driver)
     assert "views=complaints" in driver.current_url and "play=600" in driver.current_url
+
+
+def test_playback_that_catches_up_with_now_goes_live_controls_and_all(dash_duo, quiet_city, app_of):
+    zone = ZoneInfo(quiet_city.settings.city_timezone)
+    start = (datetime.now(zone) - timedelta(minutes=15)).strftime("%Y-%m-%dT%H:%M")
+    dash_duo.start_server(app_of(quiet_city.settings), navigate=False)
+    driver = dash_duo.driver
+    driver.set_window_size(1920, 1080)
+    # ×600 from a quarter of an hour ago: now is reached within two seconds.
+    driver.get(f"{dash_duo.server.url}/complaints?at={start}&play=600")
+    wait_until(lambda: "at=" not in driver.current_url, "the URL live again")
+    wait_until(lambda: not _strip(driver), "the as-of strip gone")
+    wait_until(lambda: "paused" in driver.find_element("id", ids.PLAY_SPEED).text, "the speed control back at rest")
+    assert not driver.execute_script("return document.getElementById(arguments[0]).value", ids.MOMENT_PICK)

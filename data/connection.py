@@ -19,6 +19,8 @@ import shutil
 import signal
 import subprocess
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import redis
@@ -280,3 +282,16 @@ def connect(settings, bind_host: str | None = None, **kwargs) -> tuple[redis.Red
     embedded = EmbeddedRedis(Path(settings.state_dir) / "redis")
     embedded.start()
     return embedded.client(**kwargs), embedded
+
+
+@contextmanager
+def shared_redis_url(settings) -> Iterator[str]:
+    """The URL a command's producers share: REDIS_URL, or the embedded server, joined or started (and stopped
+    at the end by whoever started it). Raises ``EmbeddedInProduction`` where production has no REDIS_URL."""
+    client, embedded = connect(settings)
+    client.close()
+    try:
+        yield settings.redis_url or embedded.url
+    finally:
+        if embedded is not None and embedded.owner:
+            embedded.stop()

@@ -48,7 +48,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Import a file; print the summary; return the exit code (2 for a file or mapping that cannot be used)."""
-    from data.connection import EmbeddedInProduction, connect
+    from data.connection import EmbeddedInProduction, shared_redis_url
     from geo.configured import city_for
     from settings import Settings
     from simulators.producer import producer_client
@@ -65,14 +65,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.dry_run:
             summary = core.run(kind, args.file, spec, options, settings, city)
         else:
-            try:
-                client, embedded = connect(settings)
-            except EmbeddedInProduction as e:
-                print(f"python -m importers: error: {e}", file=sys.stderr)
-                return 2
-            client.close()
-            url = settings.redis_url or embedded.url
-            try:
+            with shared_redis_url(settings) as url:
                 summary = core.run(
                     kind,
                     args.file,
@@ -83,9 +76,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                     lambda: producer_client(url),
                     progress=not args.quiet and sys.stderr.isatty(),
                 )
-            finally:
-                if embedded is not None and embedded.owner:
-                    embedded.stop()
+    except EmbeddedInProduction as e:
+        print(f"python -m importers: error: {e}", file=sys.stderr)
+        return 2
     except (mapping.MappingError, TableError) as error:
         print(f"python -m importers: error: {error}", file=sys.stderr)
         return 2

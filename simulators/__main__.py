@@ -15,7 +15,7 @@ import sys
 import threading
 from collections.abc import Sequence
 
-from data.connection import EmbeddedInProduction, connect
+from data.connection import EmbeddedInProduction, shared_redis_url
 from data.keys import SOURCES
 from geo.configured import city_for
 from settings import Settings
@@ -100,17 +100,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     signal.signal(signal.SIGINT, request_stop)
     signal.signal(signal.SIGTERM, request_stop)
     try:
-        client, embedded = connect(settings)
+        with shared_redis_url(settings) as url:
+            return run(options, settings, lambda: producer_client(url), city_for(settings), stop)
     except EmbeddedInProduction as e:
         print(f"python -m simulators: error: {e}", file=sys.stderr)
         return 2
-    client.close()
-    url = settings.redis_url or embedded.url
-    try:
-        return run(options, settings, lambda: producer_client(url), city_for(settings), stop)
-    finally:
-        if embedded is not None and embedded.owner:
-            embedded.stop()
 
 
 if __name__ == "__main__":

@@ -10,10 +10,11 @@ from __future__ import annotations
 import argparse
 import math
 import sys
+import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
-from importers import core, hourly, mapping, periods, places, requests311, routes
+from importers import core, hourly, mapping, periods, places, remote, requests311, routes
 from importers.table import TableError
 
 KINDS = {m.KIND: m for m in (requests311, hourly, periods, routes, places)}
@@ -27,7 +28,9 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         epilog="kinds: " + "; ".join(f"{k}: {m.HELP} (default mapping {m.DEFAULT_MAPPING})" for k, m in KINDS.items()),
     )
     parser.add_argument("kind", choices=list(KINDS), metavar="KIND", help=f"one of {', '.join(KINDS)}")
-    parser.add_argument("file", type=Path, metavar="FILE", help="the file to import")
+    parser.add_argument(
+        "file", metavar="FILE", help="the file to import, or an Open311 endpoint's requests.json URL to page through"
+    )
     parser.add_argument(
         "--mapping", help="a mapping file (TOML), or the name of a shipped one (importers/mappings); default per kind"
     )
@@ -59,7 +62,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         mode="replay" if args.replay else "as-is", speed=args.speed, dry_run=args.dry_run, lookup=args.lookup
     )
     settings = Settings.from_env()
+    fetched = tempfile.TemporaryDirectory(prefix="citydeck-import-")
     try:
+        if remote.is_url(args.file):
+            args.file = remote.fetch_pages(args.file, Path(fetched.name))
         spec = mapping.load(args.mapping or kind.DEFAULT_MAPPING)
         city = city_for(settings)
         if args.dry_run:
@@ -82,6 +88,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (mapping.MappingError, TableError) as error:
         print(f"python -m importers: error: {error}", file=sys.stderr)
         return 2
+    finally:
+        fetched.cleanup()
     print("\n".join(summary.lines()))
     return 0
 

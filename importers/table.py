@@ -58,6 +58,8 @@ def read_table(path: str | Path) -> SourceTable:
         return _csv(path, "\t" if suffix == ".tsv" else ",")
     if suffix in JSONL_SUFFIXES:
         return _jsonl(path)
+    if suffix == ".json" and _first_character(path) == "[":
+        return _json_array(path)  # an API's dump (an Open311 requests.json), not GeoJSON
     if suffix in GEO_SUFFIXES:
         return _geo(path)
     if suffix in PARQUET_SUFFIXES:
@@ -107,6 +109,22 @@ def _jsonl(path: Path) -> SourceTable:
             positions.append(n)
     frame = pd.DataFrame.from_records(records) if records else pd.DataFrame()
     return _finish(path, _as_text(frame), np.asarray(positions, dtype=np.int64), "line")
+
+
+def _first_character(path: Path) -> str:
+    with path.open(encoding="utf-8-sig") as f:
+        return f.read(256).lstrip()[:1]
+
+
+def _json_array(path: Path) -> SourceTable:
+    try:
+        records = json.loads(path.read_text(encoding="utf-8-sig"))
+    except json.JSONDecodeError as error:
+        raise TableError(f"{path}: not JSON ({error.msg} at line {error.lineno})") from None
+    if not all(isinstance(r, dict) for r in records):
+        raise TableError(f"{path}: a JSON array of objects was expected (one per row)")
+    frame = pd.DataFrame.from_records(records) if records else pd.DataFrame()
+    return _finish(path, _as_text(frame), np.arange(1, len(frame) + 1), "item")
 
 
 def _geo(path: Path) -> SourceTable:

@@ -217,3 +217,66 @@ def test_a_list_of_places_imported_as_is_folds_into_visits_per_venue(client, set
     for v in visits:
         want[v["venue_id"]] = want.get(v["venue_id"], 0) + 1
     assert reader.counts("cases", "visits.venue", spring) == want
+
+
+# ---------------------------------------------------------------------------- Open311, the other way
+
+
+def test_an_open311_endpoint_is_paged_through_and_its_requests_imported_into_another_deployment(
+    client, settings, city_map, monkeypatch, capsys, tmp_path
+):
+    """citydeck's own Open311 endpoint, served on a loopback port, read by the importer as a client would: every
+    request it lists becomes one complaint of another deployment, and a dump of the same answers the same."""
+    import json
+    import threading
+    import urllib.request
+    from dataclasses import replace
+
+    from werkzeug.serving import make_server
+
+    from app import create_app
+    from importers.__main__ import main
+    from tests.events import LAT, LON
+
+    key = "r" * 16 + "-review"
+    source = replace(settings, open311_api_keys=f"relay={key}", open311_limit="1000 per minute",
+                     api_read_limit="100000 per minute")  # fmt: skip
+    server = make_server("127.0.0.1", 0, create_app(source).server, threaded=True)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    base = f"http://127.0.0.1:{server.server_port}/open311/v2"
+    try:
+        codes = ["noise", "streetlight", "water", "noise", "road"]
+        for i, code in enumerate(codes):
+            form = {"api_key": key, "service_code": code, "lat": str(LAT + i * 1e-3), "long": str(LON),
+                    "description": f"report {i}"}  # fmt: skip
+            body = "&".join(f"{k}={urllib.request.quote(v)}" for k, v in form.items()).encode()
+            with urllib.request.urlopen(urllib.request.Request(f"{base}/requests.json", data=body), timeout=30) as r:
+                assert r.status == 201
+        worker = Aggregator(client, source, city_map, name="open311-source")
+        worker.ensure_groups()
+        worker.drain()  # triaged and routed: the GET now lists them
+        with urllib.request.urlopen(f"{base}/requests.json", timeout=30) as r:
+            listed = json.loads(r.read())
+        assert sorted(x["service_code"] for x in listed) == sorted(codes)
+
+        other = f"{settings.key_prefix}-other"
+        for name, value in {"REDIS_URL": settings.redis_url, "CITYDECK_KEY_PREFIX": other}.items():
+            monkeypatch.setenv(name, value)
+        # Two requests a page: the importer pages until the server answers an empty one.
+        assert main(["311", f"{base}/requests.json?page_size=2", "--mapping", "open311", "--as-is", "--quiet"]) == 0
+        out = capsys.readouterr().out
+        assert f"rows read: {len(codes)}" in out and f"events written: {len(codes)}" in out
+        imported = stream(client, replace(settings, key_prefix=other), "complaints")
+        assert sorted(e["complaint_id"] for e in imported) == sorted(x["service_request_id"] for x in listed)
+        assert sorted(e["category"] for e in imported) == sorted(codes)
+        assert "report" not in json.dumps(imported)  # the GET never lists the words, so none is imported
+
+        # The same answers saved as a dump (a requests.json file) read as the same requests.
+        dump = tmp_path / "requests.json"
+        dump.write_text(json.dumps(sorted(listed, key=lambda x: x["service_request_id"]), sort_keys=True))
+        assert main(["311", str(dump), "--mapping", "open311", "--dry-run", "--quiet"]) == 0
+        assert f"events would write: {len(codes)}" in capsys.readouterr().out
+        assert main(["311", f"{base}/nothing.json", "--mapping", "open311", "--quiet"]) == 2
+        assert "answered 404" in capsys.readouterr().err
+    finally:
+        server.shutdown()

@@ -13,8 +13,9 @@ $(STAMP): requirements.txt requirements-dev.txt requirements-models.txt
 	$(PY) -m pip install --quiet --no-deps -r requirements-models.txt
 	touch $(STAMP)
 
-test: $(STAMP)  ## everything: unit, real-Redis integration and browser tests
-	$(PY) -m pytest
+test: $(STAMP)  ## everything: unit and real-Redis integration tests on two cores, then the browser tests (one port)
+	$(PY) -m pytest -m "not browser" -n 2
+	$(PY) -m pytest -m browser
 
 test-fast: $(STAMP)  ## the tests that need neither Redis nor a browser
 	$(PY) -m pytest -m "not redis and not browser"

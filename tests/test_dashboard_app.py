@@ -78,7 +78,8 @@ def test_a_bad_url_gives_a_page_and_a_notice_never_an_error(deck, path, search):
     content, notice, _shell_class = route(deck, path, search)
     assert isinstance(content, html.Div)
     state, _search, _to_set = follow(deck, True, search, (None, None, None), False)
-    assert state.window in ("15m", "1h", "24h") and state.district is None and state.neighbourhood is None
+    # A window longer than a week is the longest one; anything else unknown is the default.
+    assert state.window in ("15m", "1h", "24h", "7d") and state.district is None and state.neighbourhood is None
     if "999d" in search or path == "/nowhere":
         assert notice.startswith("Showing defaults")
 

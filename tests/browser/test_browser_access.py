@@ -8,6 +8,7 @@ import time
 from dataclasses import replace
 
 import pytest
+from selenium.common.exceptions import ElementClickInterceptedException, StaleElementReferenceException
 
 from accounts.store import Accounts
 from tests.browser.conftest import figure_of, policy_refusals, settled_zoom, wait_for_refreshes, wait_until
@@ -62,10 +63,19 @@ def _sign_in(dash_duo, name: str, then: str) -> None:
 
 
 def _click(driver, css: str) -> None:
-    """Click a control as a person does: scrolled to the middle of the screen, clear of the fixed footer."""
-    element = driver.find_element("css selector", css)
-    driver.execute_script("arguments[0].scrollIntoView({block: 'center'})", element)
-    element.click()
+    """Click a control as a person does: scrolled to the middle of the screen, clear of the fixed footer, and
+    again if a refresh moved the page under the pointer meanwhile (as a person clicks again)."""
+
+    def clicked() -> bool:
+        element = driver.find_element("css selector", css)
+        driver.execute_script("arguments[0].scrollIntoView({block: 'center'})", element)
+        try:
+            element.click()
+        except (ElementClickInterceptedException, StaleElementReferenceException):
+            return False
+        return True
+
+    wait_until(clicked, f"{css} clicked")
 
 
 def _open(dash_duo, path: str, ready_css: str) -> None:

@@ -117,6 +117,7 @@ def sent(full: list[dict], blocks: list, rendered: Any, type_px: int | None = No
     out: list = []
     store = Patch()
     changed = False
+    drawn_titles = rendered["titles"] if isinstance(rendered.get("titles"), dict) else {}  # a store may lack them
     for i, (content, now, then) in enumerate(zip(contents, digests, before)):
         if now == then:
             out.append(no_update)
@@ -125,8 +126,7 @@ def sent(full: list[dict], blocks: list, rendered: Any, type_px: int | None = No
         store["digests"][i] = now
         if i < len(full):
             patch = changed_traces(content["data"], drawn_traces(rendered, i), traces[str(i)])
-            drawn_title = rendered.get("titles", {}).get(str(i)) if isinstance(rendered.get("titles"), dict) else None
-            if content["title"] is not None and drawn_title != titles[str(i)]:
+            if content["title"] is not None and drawn_titles.get(str(i)) != titles[str(i)]:
                 patch["layout"]["title"] = content["title"]
             store["traces"][str(i)] = traces[str(i)]
             store["titles"][str(i)] = titles[str(i)]

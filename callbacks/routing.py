@@ -237,8 +237,9 @@ def register(app, deck: Deck) -> None:
         state = view_state(deck, window, district, neighbourhood, playback)
         if isinstance(playback, dict) and state.at is None:
             # Playback has caught up with now: the page is live, and so are its controls.
-            for component, props in zip((ids.PLAYBACK, ids.MOMENT_PICK, ids.PLAY_SPEED), controls_of(None)):
-                set_props(component, {"data" if component == ids.PLAYBACK else "value": props})
+            set_props(ids.PLAYBACK, {"data": None})
+            set_props(ids.MOMENT_PICK, {"value": None})
+            set_props(ids.PLAY_SPEED, {"value": 0})
         history = bool(state.at) and deck.in_history(state.at)
         children, class_name = as_of(state, values.text(pathname), history)
         return children, class_name, {"at": state.at, "play": state.play}

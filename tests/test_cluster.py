@@ -15,6 +15,8 @@ import signal
 import threading
 import time
 import uuid
+from datetime import datetime, timedelta
+from zoneinfo import ZoneInfo
 
 import pytest
 
@@ -252,6 +254,19 @@ def test_a_worker_goes_on_when_its_source_s_slot_is_resharded_under_it(
 # ---------------------------------------------------------------------------- the simulators
 
 
+def late_morning_before(seconds: float, timezone: str) -> int:
+    """Return the last 11:00 in the city before ``seconds``, in ms: an hour when every source writes.
+
+    At night the offices are shut and a few simulated minutes may bring no application at all, which
+    would leave nothing to resume.
+    """
+    moment = datetime.fromtimestamp(seconds, ZoneInfo(timezone))
+    morning = moment.replace(hour=11, minute=0, second=0, microsecond=0)
+    if morning > moment:
+        morning = (morning - timedelta(days=1)).replace(hour=11)
+    return int(morning.timestamp()) * 1000
+
+
 def test_the_simulators_write_every_source_to_a_cluster_and_a_restart_resumes_there(
     redis_cluster, cluster_client, demo_city, city_map
 ):
@@ -261,7 +276,7 @@ def test_the_simulators_write_every_source_to_a_cluster_and_a_restart_resumes_th
 
     settings = settings_on(redis_cluster.url)
     keys = Keys(settings.key_prefix)
-    start = int(time.time() * 1000) // 1000 * 1000 - 20 * MINUTE_MS
+    start = late_morning_before(time.time() - 20 * 60, RunOptions.timezone)
     options = RunOptions(speed=600, scale=0.05, seed=5, start_ms=start, flush_seconds=0.05)
 
     def simulate_until(ms: int) -> None:

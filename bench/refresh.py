@@ -26,6 +26,7 @@ nothing was fed (goal: no figure bytes), and the median, p95 and maximum of its 
 from __future__ import annotations
 
 import argparse
+import gzip
 import json
 import statistics
 import threading
@@ -51,7 +52,8 @@ from views.geography import CityGeography
 from views.state import ViewState
 
 VIEWS = ("overview", "cases", "foot-traffic", "services", "complaints", "health")
-BYTES_GOAL = 50_000  # a refresh's answer, at most
+BYTES_GOAL = 50_000  # a refresh's answer as sent, at most
+BROWSER_ENCODINGS = {"Accept-Encoding": "gzip, deflate, br, zstd"}  # what Chromium says it accepts
 LIVE_BACKFILL_S = 3600.0  # the demo's hour of history before it goes live
 # The reader's methods that talk to Redis; `counts` goes through `counts_many`, so it is not listed.
 READER_CALLS = (
@@ -293,19 +295,21 @@ class OpenPage:
         self.states: dict[tuple[str, str], object] = dict(CONTROL_VALUES)
         self.n = 0
 
-    def refresh(self) -> tuple[float, int, int, dict]:
-        """One tick: post the page's refresh as a browser would; return ms, bytes, figure bytes, the answer."""
+    def refresh(self) -> tuple[float, int, int, int, dict]:
+        """One tick: post the page's refresh as a browser would (accepting gzip); return ms, the bytes sent
+        (as they go on the wire), the answer's JSON bytes, its figure bytes, and the answer."""
         self.n += 1
         body = json.dumps(self.callback.body(self.n, self.states))
         start = time.perf_counter()
-        response = self.http.post(ROUTE, data=body, content_type="application/json")
+        response = self.http.post(ROUTE, data=body, content_type="application/json", headers=BROWSER_ENCODINGS)
         ms = (time.perf_counter() - start) * 1000
         if response.status_code not in (200, 204):
             raise RuntimeError(f"{self.view}: HTTP {response.status_code} {response.get_data()[:200]!r}")
-        payload = response.get_data()
+        sent = response.get_data()
+        payload = gzip.decompress(sent) if response.headers.get("Content-Encoding") == "gzip" else sent
         answer = json.loads(payload) if response.status_code == 200 else {}
         take_answer(self.states, answer)
-        return ms, len(payload), figure_bytes(answer), answer
+        return ms, len(sent), len(payload), figure_bytes(answer), answer
 
 
 def live_run(url: str, city, geo, ticks: int, quiet_every: int, scale: float, seed: int) -> dict[str, dict]:
@@ -332,7 +336,7 @@ def live_run(url: str, city, geo, ticks: int, quiet_every: int, scale: float, se
         pages[view] = OpenPage(app, view, callbacks[PAGE_TICKS[view]])
     # This tick's snapshots and the locks of their builds (a build's lock outlives it by design).
     snap_keys = f"{settings.key_prefix}:dash:*snap:*"
-    out = {v: {"ms": [], "bytes_tick": [], "bytes_quiet": [], "figure_bytes_quiet": []} for v in VIEWS}
+    out = {v: {"ms": [], "bytes_tick": [], "json_tick": [], "bytes_quiet": [], "figure_bytes_quiet": []} for v in VIEWS}
     for tick in range(ticks + 1):
         now[0] = start + tick * refresh_s
         quiet = tick > 0 and tick % quiet_every == 0
@@ -341,9 +345,9 @@ def live_run(url: str, city, geo, ticks: int, quiet_every: int, scale: float, se
         for view, page in pages.items():
             for key in client.scan_iter(match=snap_keys, count=1000):
                 client.unlink(key)
-            ms, size, fig_size, answer = page.refresh()
+            ms, size, json_size, fig_size, answer = page.refresh()
             if tick == 0:  # the page opening: whole figures, and windows summed once by the process
-                out[view].update(bytes_first=size, parts_first=heaviest_parts(answer))
+                out[view].update(bytes_first=size, json_first=json_size, parts_first=heaviest_parts(answer))
                 continue
             out[view]["ms"].append(ms)
             if quiet:
@@ -351,6 +355,7 @@ def live_run(url: str, city, geo, ticks: int, quiet_every: int, scale: float, se
                 out[view]["figure_bytes_quiet"].append(fig_size)
             else:
                 out[view]["bytes_tick"].append(size)
+                out[view]["json_tick"].append(json_size)
     feed.worker.close()
     for key in client.scan_iter(match=f"*{settings.key_prefix}*", count=5000):
         client.unlink(key)
@@ -414,20 +419,22 @@ def main(argv=None) -> int:
         f"\nLive run: the demo city at scale {args.scale:g}, {run['backfill']:,} events of backfill, then"
         f" {args.ticks} ticks ({run['seconds']:.0f} s simulated, {run['events']:,} events), one tick in"
         f" {args.quiet_every} feeding nothing; each view refreshed by one browser through the callback"
-        " route, first of its tick (its snapshot built by that refresh). Bytes are the answer's JSON."
+        " route, first of its tick (its snapshot built by that refresh). Bytes are as sent (compressed as a browser"
+        " accepts); JSON is the answer's size once unpacked."
     )
     print(
         f"{'view':<14}{'first B':>10}{'tick B p50':>12}{'tick B max':>12}{'quiet B max':>13}{'quiet fig B':>13}"
-        f"{'ms p50':>9}{'ms p95':>9}{'ms max':>9}"
+        f"{'ms p50':>9}{'ms p95':>9}{'ms max':>9}{'JSON first':>12}{'JSON max':>10}"
     )
     for v in VIEWS:
         r = live[v]
         r["p95"], r["max"] = percentile(r["ms"], 0.95), max(r["ms"])
         r["bytes_max"] = max(r["bytes_first"], *r["bytes_tick"])
+        r["json_max"] = max(r["json_first"], *r["json_tick"])
         print(
             f"{v:<14}{r['bytes_first']:>10,}{statistics.median(r['bytes_tick']):>12,.0f}{max(r['bytes_tick']):>12,}"
             f"{max(r['bytes_quiet']):>13,}{max(r['figure_bytes_quiet']):>13,}{statistics.median(r['ms']):>9.1f}"
-            f"{r['p95']:>9.1f}{r['max']:>9.1f}"
+            f"{r['p95']:>9.1f}{r['max']:>9.1f}{r['json_first']:>12,}{r['json_max']:>10,}"
         )
     for v in VIEWS:
         if live[v]["bytes_max"] > BYTES_GOAL:
@@ -445,6 +452,7 @@ def main(argv=None) -> int:
         f" bytes_per_refresh={max(max(live[v]['bytes_tick']) for v in VIEWS)}"
         f" reads_per_tick_50_clients={fifty / alone:.2f} commands_one_build={alone} commands_50_clients={fifty}"
         f" bytes_max_view={heaviest} bytes_max={live[heaviest]['bytes_max']}"
+        f" json_bytes_max={max(live[v]['json_max'] for v in VIEWS)}"
         f" bytes_unchanged={max(max(live[v]['bytes_quiet']) for v in VIEWS)}"
         f" figure_bytes_unchanged={max(max(live[v]['figure_bytes_quiet']) for v in VIEWS)}"
         f" p95_ms_max={max(live[v]['p95'] for v in VIEWS):.1f} p95_view={max(VIEWS, key=lambda v: live[v]['p95'])}"

@@ -3,6 +3,9 @@ one snapshot build per tick however many browsers ask."""
 
 from __future__ import annotations
 
+import gzip
+import json
+import re
 import threading
 import time
 
@@ -11,6 +14,7 @@ from dash import html
 
 from layouts import ids
 from layouts.shell import validation_layout
+from tests.dash_posts import ROUTE, callback_body
 from views.state import ViewState
 
 
@@ -92,6 +96,34 @@ def test_the_geojson_route_is_cacheable_and_answers_304(app):
     etag = first.headers["ETag"]
     assert client.get("/geo/community.json", headers={"If-None-Match": etag}).status_code == 304
     assert client.get("/geo/planet.json").status_code == 404
+
+
+@pytest.mark.redis
+def test_answers_boundaries_and_scripts_go_gzipped_to_a_browser_that_accepts_it_and_unpack_to_the_same(app):
+    client = app.server.test_client()
+    given = {(ids.FOOT_TICK, "n_intervals"): 1, (ids.WINDOW, "value"): "1h"}
+    body = json.dumps(callback_body(app, f"{ids.FOOT_RENDERED}.data", given, f"{ids.FOOT_TICK}.n_intervals"))
+    plain, packed = (
+        client.post(ROUTE, data=body, content_type="application/json", headers={"Accept-Encoding": encoding})
+        for encoding in ("identity", "gzip, deflate, br, zstd")
+    )
+    assert plain.status_code == packed.status_code == 200 and "Content-Encoding" not in plain.headers
+    assert packed.headers["Content-Encoding"] == "gzip" and "Accept-Encoding" in packed.headers["Vary"]
+    answer = json.loads(gzip.decompress(packed.get_data()))
+    assert answer == plain.get_json() and len(packed.get_data()) < len(plain.get_data()) / 3
+
+    boundaries = client.get("/geo/community.json", headers={"Accept-Encoding": "gzip"})
+    assert boundaries.headers["Content-Encoding"] == "gzip"
+    assert json.loads(gzip.decompress(boundaries.get_data())) == client.get("/geo/community.json").get_json()
+    # A browser's cached copy is still confirmed without a body.
+    again = {"Accept-Encoding": "gzip", "If-None-Match": boundaries.headers["ETag"]}
+    assert client.get("/geo/community.json", headers=again).status_code == 304
+
+    page = client.get("/", headers={"Accept-Encoding": "gzip"})
+    scripts = [s for s in re.findall(r'src="([^"]+\.js[^"]*)"', page.get_data(as_text=True)) if s.startswith("/")]
+    assert scripts and "Content-Encoding" not in page.headers  # pages (and the sign-in form's token) go plain
+    script = client.get(scripts[0], headers={"Accept-Encoding": "gzip"})
+    assert script.status_code == 200 and script.headers["Content-Encoding"] == "gzip"
 
 
 @pytest.mark.redis

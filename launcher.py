@@ -1,5 +1,5 @@
 """The demo supervisor behind ``python app.py``: Redis (embedded unless ``REDIS_URL`` is set), aggregator
-workers, the four simulators and the dashboard, in one command; Ctrl-C stops every process it started.
+workers, the alarm watch, the four simulators and the dashboard, in one command; Ctrl-C stops every process it started.
 
 Each child runs in its own process group, so stopping it stops anything it spawned: SIGTERM first,
 SIGKILL after a timeout. The children's process groups are written to the state folder; a start after
@@ -314,6 +314,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         if not args.no_aggregator:
             for i in range(args.workers):
                 supervisor.start(f"aggregator-{i + 1}", ["-m", "data.aggregator"])
+        # The alarms are raised and logged every tick even with no screen open.
+        supervisor.start("alarm watch", ["-m", "callbacks.watch"])
         if not args.no_simulators:
             supervisor.start(
                 "simulators",

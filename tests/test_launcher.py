@@ -119,16 +119,19 @@ def test_a_child_that_dies_stops_the_demo_and_the_log_says_which(demo):
     os.kill(pid, signal.SIGKILL)
     d.wait_for(r"aggregator-1 stopped unexpectedly \(killed by SIGKILL\): stopping the demo", timeout=30)
     assert d.finish() == 1
-    assert "stopping 1 process(es) because aggregator-1 stopped (killed by SIGKILL)" in d.output
+    assert "stopping 2 process(es) because aggregator-1 stopped (killed by SIGKILL)" in d.output
 
 
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
 def test_a_clean_stop_says_what_stopped_it_and_exits_0(demo, sig):
     d = demo("--port", str(free_port()), "--no-simulators")
     d.wait_for("citydeck is running")
+    d.wait_for(r"citydeck.watch INFO building the status and folding the alarms every")
     d.process.send_signal(sig)
     assert d.finish() == 0, d.output
-    assert f"stopping 1 process(es) on {sig.name}" in d.output
+    # The aggregator and the alarm watch; each ends on its own when asked, and says so.
+    assert f"stopping 2 process(es) on {sig.name}" in d.output
+    assert re.search(r"citydeck.watch INFO stopped after \d+ ticks \(0 unreadable\)", d.output), d.output
     assert "error" not in d.output.lower() and "Traceback" not in d.output
 
 

@@ -1,0 +1,91 @@
+"""The alarm watch: every tick, the status snapshot that every screen shows is built once, in this process,
+whether or not a screen is open, and the alarms in it are folded into their shared state and log.
+
+Without it the alarms were folded only when some browser asked for the status: with every screen closed
+overnight, a crowd or a case cluster came and went without an alarm or a line in the log. The snapshot goes
+to the dashboards' shared cache, so the dashboards of the same tick read it instead of building their own:
+the conditions are computed once a tick for everyone. If this process stops, the dashboards build the
+status themselves again, as before, at the first screen that asks.
+
+    python -m callbacks.watch        (REDIS_URL and the CITYDECK_* settings, as every process)
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import signal
+import threading
+from collections.abc import Callable
+
+from flask import Flask
+
+from callbacks.deck import DataUnavailable, Deck
+from callbacks.status import status_of
+
+log = logging.getLogger("citydeck.watch")
+# A tick's status is built this long after the tick begins: the aggregator's commit of the tick is in.
+AFTER_TICK_S = 0.2
+
+
+class AlarmWatch:
+    """Builds each tick's status snapshot (and so folds its alarms) through a deck of its own."""
+
+    def __init__(self, deck: Deck):
+        self.deck = deck
+        self.server = Flask("citydeck-watch")
+        deck.init_app(self.server)
+        self.built = 0  # ticks whose status this watch saw built or read
+        self.failed = 0  # ticks Redis could not be read
+
+    def step(self) -> dict | None:
+        """This tick's status (built here unless a dashboard built it first); None when Redis is down."""
+        with self.server.app_context():
+            try:
+                status = status_of(self.deck)
+            except DataUnavailable as e:
+                self.failed += 1
+                log.warning("the status could not be built this tick: %s", e)
+                return None
+        self.built += 1
+        return status
+
+    def run(self, stop: threading.Event, sleep: Callable[[float], bool] | None = None) -> None:
+        """Step once a tick, just after it begins, until ``stop`` is set."""
+        wait = sleep or stop.wait
+        refresh_s = self.deck.refresh_s
+        while not stop.is_set():
+            self.step()
+            now = self.deck.clock()
+            wait(max(0.0, (now // refresh_s + 1) * refresh_s + AFTER_TICK_S - now))
+
+
+def main(argv=None) -> int:
+    from data.connection import EmbeddedInProduction, connect
+    from geo.configured import city_for
+    from settings import Settings
+
+    parser = argparse.ArgumentParser(prog="python -m callbacks.watch", description=__doc__.split("\n\n")[0])
+    parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    settings = Settings.from_env()
+    try:
+        client, embedded = connect(settings)
+    except EmbeddedInProduction as e:
+        parser.error(str(e))
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
+    watch = AlarmWatch(Deck(settings, client, lambda: city_for(settings)))
+    log.info("building the status and folding the alarms every %.1f s", watch.deck.refresh_s)
+    try:
+        watch.run(stop)
+    finally:
+        if embedded is not None:
+            embedded.stop()
+    log.info("stopped after %d ticks (%d unreadable)", watch.built, watch.failed)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -169,7 +169,9 @@ class Settings:
         "CITYDECK_CITY_TIMEZONE",
         "Asia/Shanghai",
         "IANA time zone",
-        "The city's local time: the hours that 'now versus normal' compares and the time in exported file names.",
+        "The city's local time: every clock shown, the hours that 'now versus normal' compares, working days and"
+        " the time in exported file names. A city loaded from files whose place keeps another clock is warned of"
+        " at start, with the zone to set.",
     )
     consumer_group: str = _setting(
         "CITYDECK_CONSUMER_GROUP", "aggregators", "text", "Consumer group the aggregator workers share."

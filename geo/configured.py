@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+from datetime import datetime, timedelta
+from zoneinfo import ZoneInfo
 
 from geo.city import LEVELS, City, CityError
 from geo.loader import LevelFields
@@ -40,7 +42,7 @@ def city_for(settings) -> City:
     if all(fields.path is None for fields in levels.values()):
         from geo.loader import load_city
 
-        return load_city(settings.city, crs_source=settings.city_crs, **levels)
+        return _zone_checked(load_city(settings.city, crs_source=settings.city_crs, **levels), settings.city_timezone)
     from geo.boundary_set import load_boundary_set
 
     finest = next(level for level in reversed(LEVELS) if level in levels)
@@ -50,4 +52,32 @@ def city_for(settings) -> City:
     # Whoever runs it learns, by the areas' own names, where the levels did not nest and what was decided.
     for repair in city.nesting:
         log.warning("the city's levels do not nest: %s", repair)
+    return _zone_checked(city, settings.city_timezone)
+
+
+def _zone_checked(city: City, configured: str) -> City:
+    if (local := zone_unlike(city, configured)) is not None:
+        log.warning(
+            "the city lies in the time zone %s, whose clock is not that of CITYDECK_CITY_TIMEZONE=%s: every "
+            "clock, hour of day and working day shown will be off; set CITYDECK_CITY_TIMEZONE=%s",
+            local,
+            configured,
+            local,
+        )
     return city
+
+
+def zone_unlike(city: City, configured: str) -> str | None:
+    """The time zone at the city's centre if its clock differs from ``configured``'s at some time of the
+    year (a zone of another name but the same clock, Asia/Chongqing for Asia/Shanghai, is alike); None when
+    alike, or at sea where no zone is known."""
+    from timezonefinder import TimezoneFinder
+
+    west, south, east, north = city.bounds
+    local = TimezoneFinder().timezone_at(lng=(west + east) / 2, lat=(south + north) / 2)
+    if local is None or local == configured:
+        return None
+    year = datetime.now(ZoneInfo("UTC")).replace(month=1, day=1, hour=12, minute=0, second=0, microsecond=0)
+    days = [year + timedelta(days=d) for d in range(0, 366, 7)]  # weekly: daylight saving starts and ends
+    mine, theirs = ZoneInfo(local), ZoneInfo(configured)
+    return None if all(d.astimezone(mine).utcoffset() == d.astimezone(theirs).utcoffset() for d in days) else local

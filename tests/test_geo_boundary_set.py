@@ -206,3 +206,31 @@ def test_a_set_of_districts_alone_or_of_districts_and_neighbourhoods_makes_the_m
         "Ash": "West", "Birch": "East", "Cedar": "East",
     }  # fmt: skip
     assert [(r.level, r.area_name) for r in city.nesting] == [("neighbourhood", "Birch")]
+
+
+@pytest.mark.parametrize(
+    ("zone", "told"), [(None, True), ("America/New_York", False), ("US/Eastern", False), ("America/Chicago", True)]
+)
+def test_a_city_whose_place_keeps_another_clock_than_the_time_zone_setting_is_told_which_to_set(
+    tmp_path, caplog, zone, told
+):
+    # Two Manhattan blocks: their clock is New York's, not the default Shanghai's (nor Chicago's, an hour off).
+    blocks = gpd.GeoDataFrame(
+        {"BORO": ["Manhattan", "Manhattan"], "BLOCK": ["A", "B"]},
+        geometry=[shapely.box(-74.00, 40.70, -73.99, 40.71), shapely.box(-73.99, 40.70, -73.98, 40.71)],
+        crs="EPSG:4326",
+    )
+    path = tmp_path / "blocks.geojson"
+    blocks.to_file(path, engine="pyogrio")
+    env = {"CITYDECK_CITY": str(path), "CITYDECK_CITY_LEVELS": "district=BORO,community=BLOCK"}
+    settings = Settings.from_env(env | ({"CITYDECK_CITY_TIMEZONE": zone} if zone else {}))
+    with caplog.at_level("WARNING", logger="geo.configured"):
+        city = city_for(settings)
+    assert len(city.communities) == 2
+    said = [r.getMessage() for r in caplog.records if r.name == "geo.configured"]
+    if told:
+        (message,) = said
+        assert f"CITYDECK_CITY_TIMEZONE={settings.city_timezone}:" in message
+        assert message.endswith("set CITYDECK_CITY_TIMEZONE=America/New_York")
+    else:
+        assert said == []

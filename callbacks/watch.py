@@ -61,28 +61,18 @@ class AlarmWatch:
 
 
 def main(argv=None) -> int:
-    from data.connection import EmbeddedInProduction, connect
+    from data.connection import process_redis
     from geo.configured import city_for
-    from settings import Settings
 
     parser = argparse.ArgumentParser(prog="python -m callbacks.watch", description=__doc__.split("\n\n")[0])
     parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
-    settings = Settings.from_env()
-    try:
-        client, embedded = connect(settings)
-    except EmbeddedInProduction as e:
-        parser.error(str(e))
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
-    watch = AlarmWatch(Deck(settings, client, lambda: city_for(settings)))
-    log.info("building the status and folding the alarms every %.1f s", watch.deck.refresh_s)
-    try:
+    with process_redis(parser) as (settings, client):
+        watch = AlarmWatch(Deck(settings, client, lambda: city_for(settings)))
+        log.info("building the status and folding the alarms every %.1f s", watch.deck.refresh_s)
         watch.run(stop)
-    finally:
-        if embedded is not None:
-            embedded.stop()
     log.info("stopped after %d ticks (%d unreadable)", watch.built, watch.failed)
     return 0
 

@@ -1091,31 +1091,21 @@ def _split(decoded: Decoded, mask: np.ndarray) -> tuple[Decoded, Decoded]:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run one aggregator worker until SIGINT or SIGTERM."""
-    from data.connection import EmbeddedInProduction, connect
+    from data.connection import process_redis
     from geo.configured import city_for
-    from settings import Settings
 
     parser = argparse.ArgumentParser(prog="python -m data.aggregator", description=__doc__.split("\n\n")[0])
     parser.add_argument("--sources", nargs="*", choices=SOURCES, default=list(SOURCES), help="streams to consume")
     parser.add_argument("--name", help="consumer name (default: host-pid-random)")
     parser.add_argument("--max-idle", type=float, default=None, help="exit after this many idle seconds")
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
-    settings = Settings.from_env()
-    try:
-        client, embedded = connect(settings)
-    except EmbeddedInProduction as e:
-        parser.error(str(e))
-    city = CityMap.of(city_for(settings), settings.h3_resolution)
-    worker = Aggregator(client, settings, city, name=args.name, sources=args.sources)
-    signal.signal(signal.SIGINT, worker.stop)
-    signal.signal(signal.SIGTERM, worker.stop)
-    log.info("worker %s consuming %s", worker.name, ", ".join(args.sources))
-    try:
+    with process_redis(parser) as (settings, client):
+        city = CityMap.of(city_for(settings), settings.h3_resolution)
+        worker = Aggregator(client, settings, city, name=args.name, sources=args.sources)
+        signal.signal(signal.SIGINT, worker.stop)
+        signal.signal(signal.SIGTERM, worker.stop)
+        log.info("worker %s consuming %s", worker.name, ", ".join(args.sources))
         worker.run(max_idle_s=args.max_idle)
-    finally:
-        if embedded is not None:
-            embedded.stop()
     return 0
 
 

@@ -295,3 +295,23 @@ def shared_redis_url(settings) -> Iterator[str]:
     finally:
         if embedded is not None and embedded.owner:
             embedded.stop()
+
+
+@contextmanager
+def process_redis(parser) -> Iterator[tuple[object, redis.Redis | RedisCluster]]:
+    """A long-running process's start and end: its log lines, its settings from the environment and its
+    Redis (embedded when none is set, stopped at the end by whoever started it); a production setting with
+    no REDIS_URL ends it at once through ``parser`` (exit code 2)."""
+    from settings import Settings
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    settings = Settings.from_env()
+    try:
+        client, embedded = connect(settings)
+    except EmbeddedInProduction as e:
+        parser.error(str(e))
+    try:
+        yield settings, client
+    finally:
+        if embedded is not None:
+            embedded.stop()

@@ -48,6 +48,7 @@ def test_an_unknown_environment_is_refused():
     [
         (["-m", "data.aggregator"], {"CITYDECK_ENV": "production"}, "python -m data.aggregator: error: REDIS_URL"),
         (["-m", "simulators"], {"CITYDECK_ENV": "production"}, "python -m simulators: error: REDIS_URL"),
+        (["-m", "callbacks.watch"], {"CITYDECK_ENV": "production"}, "python -m callbacks.watch: error: REDIS_URL"),
         (
             ["app.py", "--host", "0.0.0.0", "--port", "{port}"],
             {},
@@ -55,7 +56,7 @@ def test_an_unknown_environment_is_refused():
         ),
         (["-c", "import app; app.create_app()"], {"CITYDECK_ENV": "production"}, "EmbeddedInProduction: REDIS_URL"),
     ],
-    ids=["aggregator", "simulators", "launcher-on-all-addresses", "gunicorn-app"],
+    ids=["aggregator", "simulators", "alarm-watch", "launcher-on-all-addresses", "gunicorn-app"],
 )
 def test_each_process_refuses_at_start_up_with_a_clear_message(tmp_path, command, env, says):
     with socket.socket() as probe:

@@ -13,29 +13,42 @@
         return now;
       },
       // The moment a page shows, kept in the address bar as playback moves it on, so a link copied at any
-      // time opens that moment; replaced, not pushed, so Back still leads to the page before.
-      moment: function (shown) {
+      // time opens that moment; replaced, not pushed, so Back still leads to the page before. The links to
+      // the other pages follow it too: a page opened during playback goes on from the moment shown.
+      moment: function (shown, navHrefs, cardHrefs) {
+        var no = window.dash_clientside.no_update;
         if (!shown || typeof shown !== "object") {
-          return window.dash_clientside.no_update;
+          return [no, no, no];
         }
-        var query = new URLSearchParams(window.location.search);
-        if (shown.at) {
-          query.set("at", shown.at);
-          if (shown.play) {
-            query.set("play", String(shown.play));
+        var withMoment = function (search) {
+          var query = new URLSearchParams(search);
+          if (shown.at) {
+            query.set("at", shown.at);
+            if (shown.play) {
+              query.set("play", String(shown.play));
+            } else {
+              query.delete("play");
+            }
           } else {
+            query.delete("at");
             query.delete("play");
           }
-        } else {
-          query.delete("at");
-          query.delete("play");
-        }
-        var search = query.toString().replace(/%3A/g, ":");
-        var wanted = window.location.pathname + (search ? "?" + search : "") + window.location.hash;
+          var text = query.toString().replace(/%3A/g, ":");
+          return text ? "?" + text : "";
+        };
+        var wanted = window.location.pathname + withMoment(window.location.search) + window.location.hash;
         if (wanted !== window.location.pathname + window.location.search + window.location.hash) {
           window.history.replaceState(window.history.state, "", wanted);
         }
-        return shown.at ? "The address bar holds this moment: a link copied now opens it." : "";
+        var links = function (hrefs) {
+          var moved = (hrefs || []).map(function (href) {
+            var cut = href.indexOf("?");
+            return cut < 0 ? href + withMoment("") : href.slice(0, cut) + withMoment(href.slice(cut));
+          });
+          return moved.join(" ") === (hrefs || []).join(" ") ? no : moved;
+        };
+        var title = shown.at ? "The address bar holds this moment: a link copied now opens it." : "";
+        return [title, links(navHrefs), links(cardHrefs)];
       },
     },
   });

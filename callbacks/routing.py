@@ -245,7 +245,14 @@ def register(app, deck: Deck) -> None:
         return children, class_name, {"at": state.at, "play": state.play}
 
     app.clientside_callback(
-        ClientsideFunction("citydeck", "moment"), Output(ids.AS_OF, "title"), Input(ids.MOMENT_NOW, "data")
+        ClientsideFunction("citydeck", "moment"),
+        Output(ids.AS_OF, "title"),
+        Output({"type": ids.NAV_LINK, "page": ALL}, "href", allow_duplicate=True),
+        Output({"type": ids.CARD_LINK, "page": ALL}, "href", allow_duplicate=True),
+        Input(ids.MOMENT_NOW, "data"),
+        State({"type": ids.NAV_LINK, "page": ALL}, "href"),
+        State({"type": ids.CARD_LINK, "page": ALL}, "href"),
+        prevent_initial_call=True,
     )
 
     @app.callback(

@@ -128,6 +128,12 @@ def _live_city_with_a_night_of_history(city) -> None:
     city.drain()
 
 
+def _link(driver, page: str) -> str:
+    """Where the navigation's link to a page leads."""
+    link = driver.find_element("css selector", f'a[id*=\'"page":"{page}"\'][id*=\'"type":"{ids.NAV_LINK}"\']')
+    return link.get_attribute("href")
+
+
 def _plays_through_the_night(driver) -> None:
     """Wait for each hour's count in turn as playback passes the end of its hour."""
     for hour, count in list(NIGHT.items())[1:]:
@@ -150,6 +156,11 @@ def test_playback_moves_every_number_through_the_night_and_pauses_and_resumes_li
     assert "playing back at ×600" in _strip(driver) and "playing" in _strip(driver, "className").split()
     # The address bar follows the moment without a history entry per step: a copied link opens it.
     wait_until(lambda: "at=2019-10-06T0" in driver.current_url and "play=600" in driver.current_url, "the URL moving")
+    # The links to the other pages go on from the moment shown, not from where playback began.
+    wait_until(
+        lambda: "at=2019-10-06T0" in _link(driver, "services") and "T01:30" not in _link(driver, "services"),
+        "the services link following the moment",
+    )
 
     _choose(driver, ids.PLAY_SPEED, "‖ paused")
     wait_until(lambda: "play=" not in driver.current_url, "playback paused in the URL")
@@ -169,6 +180,7 @@ def test_playback_moves_every_number_through_the_night_and_pauses_and_resumes_li
     wait_until(lambda: refreshes(driver, ids.COMPLAINTS_TICK) >= ticks + 3, "three more refreshes")
     assert numbers_of(driver, ids.COMPLAINTS_NUMBERS) == frozen  # paused: the moment stands still
     assert _strip(driver) == strip and at in driver.current_url
+    wait_until(lambda: _link(driver, "services").endswith(f"/services?at={at}"), "the link to the pause")
 
     driver.find_element("id", ids.GO_LIVE).click()
     wait_until(lambda: "at=" not in driver.current_url, "back to live in the URL")
@@ -178,6 +190,7 @@ def test_playback_moves_every_number_through_the_night_and_pauses_and_resumes_li
         timeout=60,
     )
     assert numbers_of(driver, ids.COMPLAINTS_NUMBERS)["open"] == 1
+    assert _link(driver, "services").endswith("/services")
 
 
 def test_the_wall_plays_back_an_imported_night_and_says_it_is_not_live(dash_duo, quiet_city, app_of):

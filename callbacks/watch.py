@@ -36,16 +36,21 @@ class AlarmWatch:
         self.server = Flask("citydeck-watch")
         deck.init_app(self.server)
         self.built = 0  # ticks whose status this watch saw built or read
-        self.failed = 0  # ticks Redis could not be read
+        self.failed = 0  # ticks whose status could not be built (Redis down, or a fault, logged)
 
     def step(self) -> dict | None:
-        """This tick's status (built here unless a dashboard built it first); None when Redis is down."""
+        """This tick's status (built here unless a dashboard built it first); None when it could not be built."""
         with self.server.app_context():
             try:
                 status = status_of(self.deck)
             except DataUnavailable as e:
                 self.failed += 1
                 log.warning("the status could not be built this tick: %s", e)
+                return None
+            except Exception:
+                # One tick's fault is logged whole and costs that tick: the next ticks still watch.
+                self.failed += 1
+                log.exception("the status could not be built this tick")
                 return None
         self.built += 1
         return status
@@ -73,7 +78,7 @@ def main(argv=None) -> int:
         watch = AlarmWatch(Deck(settings, client, lambda: city_for(settings)))
         log.info("building the status and folding the alarms every %.1f s", watch.deck.refresh_s)
         watch.run(stop)
-    log.info("stopped after %d ticks (%d unreadable)", watch.built, watch.failed)
+    log.info("stopped after %d ticks (%d failed)", watch.built, watch.failed)
     return 0
 
 

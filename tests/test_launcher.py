@@ -131,7 +131,7 @@ def test_a_clean_stop_says_what_stopped_it_and_exits_0(demo, sig):
     assert d.finish() == 0, d.output
     # The aggregator and the alarm watch; each ends on its own when asked, and says so.
     assert f"stopping 2 process(es) on {sig.name}" in d.output
-    assert re.search(r"citydeck.watch INFO stopped after \d+ ticks \(0 unreadable\)", d.output), d.output
+    assert re.search(r"citydeck.watch INFO stopped after \d+ ticks \(0 failed\)", d.output), d.output
     assert "error" not in d.output.lower() and "Traceback" not in d.output
 
 

@@ -66,6 +66,27 @@ def test_with_no_screen_open_the_watch_raises_and_logs_the_alarm_and_every_dashb
     assert builds == [1] and shown["alarms"] == watched["alarms"]
 
 
+def test_a_fault_in_one_tick_is_logged_and_costs_that_tick_alone(client, settings, demo_city, monkeypatch, caplog):
+    build = status.status_snapshot
+    calls = []
+
+    def faulty_once(*a, **k):
+        calls.append(1)
+        if len(calls) == 1:
+            raise KeyError("a field the build did not expect")
+        return build(*a, **k)
+
+    monkeypatch.setattr(status, "status_snapshot", faulty_once)
+    now = [time.time()]
+    watch = AlarmWatch(Deck(settings, client, lambda: demo_city, clock=lambda: now[0]))
+    with caplog.at_level("ERROR", logger="citydeck.watch"):
+        assert watch.step() is None
+    (record,) = caplog.records
+    assert record.exc_info and "a field the build did not expect" in caplog.text
+    now[0] += settings.refresh_ms / 1000  # the next tick
+    assert watch.step() is not None and (watch.built, watch.failed) == (1, 1)
+
+
 def test_a_redis_the_watch_cannot_reach_costs_it_the_tick_not_its_life(settings, demo_city):
     # Nothing listens on port 1 of the loopback: every read fails at once.
     dead = client_from_url("redis://127.0.0.1:1/0", socket_connect_timeout=0.5, socket_timeout=0.5)

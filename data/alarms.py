@@ -69,11 +69,11 @@ class AlarmBook:
                     self._log(pipe, now_ms, "raised", alarm)
             for name in ("since", "seen", "shown", "acks"):
                 pipe.hgetall(self._k(name))
-            pipe.time()
             answers = pipe.execute()
-            since, seen, shown, acks = ({_text(k): _text(v) for k, v in h.items()} for h in answers[-5:-1])
-            server_s, server_us = answers[-1]
-        # The log is kept by Redis's own clock, whatever clock this process runs on.
+            since, seen, shown, acks = ({_text(k): _text(v) for k, v in h.items()} for h in answers[-4:])
+        # The log is kept by Redis's own clock, whatever clock this process runs on. TIME is asked apart: a
+        # cluster's pipeline refuses it (it names no key), and sends it alone to one node.
+        server_s, server_us = self.client.time()
         self.client.xtrim(
             self._k("log"), minid=max(server_s * 1000 + server_us // 1000 - self.log_ms, 0), approximate=True
         )

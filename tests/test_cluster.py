@@ -393,3 +393,23 @@ def test_sign_in_its_rate_limit_sessions_and_the_audit_chain_work_on_a_cluster(r
     assert browser.get("/").status_code == 302
     assert [e.action for e in accounts.audit.entries()] == ["account.add", "signin", "signout"]
     assert accounts.audit.verify().ok
+
+
+# ---------------------------------------------------------------------------- the alarms
+
+
+def test_an_alarm_is_raised_acknowledged_logged_and_cleared_on_a_cluster(redis_cluster, cluster_client):
+    from data.alarms import AlarmBook
+
+    settings = settings_on(redis_cluster.url)
+    book = AlarmBook(cluster_client, Keys(settings.key_prefix), clear_after_s=60, log_days=14)
+    now_ms = int(time.time() * 1000)
+    crowd = {"key": "crowding:P1", "kind": "crowding", "severity": 2, "what": "Crowding", "where": "Futian"}
+    (raised,) = book.track([crowd], now_ms)
+    assert (raised["state"], raised["since_ms"]) == ("raised", now_ms)
+    assert book.acknowledge("crowding:P1", "ops", "operator", "on it", now_ms + 1_000)[2]
+    (acked,) = book.track([crowd], now_ms + 2_000)
+    assert acked["state"] == "acknowledged" and acked["ack"]["by"] == "ops"
+    assert book.track([], now_ms + 3_000)[0]["lapsed"]  # held a while before it clears: no flapping
+    assert book.track([], now_ms + 63_000) == []
+    assert [e["event"] for e in reversed(book.log())] == ["raised", "acknowledged", "cleared"]

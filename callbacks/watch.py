@@ -13,15 +13,18 @@ status themselves again, as before, at the first screen that asks.
 from __future__ import annotations
 
 import argparse
+import json
 import logging
+import os
 import signal
 import threading
 from collections.abc import Callable
 
 from flask import Flask
 
-from callbacks.deck import DataUnavailable, Deck
+from callbacks.deck import REDIS_ERRORS, DataUnavailable, Deck
 from callbacks.status import status_of
+from data.keys import Keys
 
 log = logging.getLogger("citydeck.watch")
 # A tick's status is built this long after the tick begins: the aggregator's commit of the tick is in.
@@ -53,7 +56,22 @@ class AlarmWatch:
                 log.exception("the status could not be built this tick")
                 return None
         self.built += 1
+        self.beat()
         return status
+
+    def beat(self) -> None:
+        """Say the watch is alive, for the health view: kept for the workers' timeout, so a watch that died
+        is soon seen gone."""
+        deck = self.deck
+        beat = {"pid": os.getpid(), "at_ms": int(deck.clock() * 1000), "ticks": self.built, "failed": self.failed}
+        try:
+            deck.client.set(
+                Keys(deck.settings.key_prefix).alarms("watch"),
+                json.dumps(beat),
+                px=int(deck.settings.worker_timeout_s * 1000),
+            )
+        except REDIS_ERRORS as e:
+            log.warning("the heartbeat could not be written: %s", e)
 
     def run(self, stop: threading.Event, sleep: Callable[[float], bool] | None = None) -> None:
         """Step once a tick, just after it begins, until ``stop`` is set."""

@@ -116,8 +116,9 @@ class Keys:
         return f"{{{self.prefix}}}:workers"
 
     def alarms(self, name: str) -> str:
-        """The alarms' state (hashes ``since``, ``seen``, ``acks``, ``shown``) and their log (stream ``log``),
-        in one slot so a raise, a clear and their log entry are written together."""
+        """The alarms' state (hashes ``since``, ``seen``, ``acks``, ``shown``), their log (stream ``log``) and the
+        alarm watch's heartbeat (``watch``), in one slot so a raise, a clear and their log entry are written
+        together."""
         return f"{{{self.prefix}:alarms}}:{name}"
 
     def embedded_owner(self) -> str:

@@ -368,6 +368,7 @@ def health(snap: dict, raw_fields: bool = False) -> list:
                     table(["worker", "pid", "heartbeat", "entries"], workers)
                     if workers
                     else empty("no worker has reported"),
+                    watch_line(snap["watch"]),
                 ),
             ],
             className="pair",
@@ -427,6 +428,21 @@ def _trimmed(lost: dict) -> list[str]:
     if not lost["gaps"]:
         return ["none", ""]
     return [count, f"{lost['first_id']} to {lost['last_id']}"]
+
+
+def watch_line(watch: dict | None) -> html.Div:
+    """Whether the alarm watch runs: without it the alarms are folded only while some screen is open."""
+    if watch is None:
+        return html.Div(
+            "Alarm watch: not running. Alarms are raised and logged only while a screen is open"
+            " (start python -m callbacks.watch).",
+            className="empty warn",
+        )
+    failed = f", {watch['failed']:,} failed" if watch["failed"] else ""
+    return html.Div(
+        f"Alarm watch: pid {watch['pid']}, last tick {_age(watch['age_s'])}, {watch['ticks']:,} ticks{failed}.",
+        className="note",
+    )
 
 
 def _age(seconds) -> str:

@@ -3,6 +3,7 @@ every dashboard of its tick, and lives through a Redis it cannot reach."""
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 
@@ -103,3 +104,25 @@ def test_a_redis_the_watch_cannot_reach_costs_it_the_tick_not_its_life(settings,
     watch.run(stop, sleep=wait)
     assert (watch.built, watch.failed) == (0, 3)
     assert all(0 <= s <= 0.2 + 0.2 for s in waits)  # to the next tick, just after it begins
+
+
+def test_the_health_page_says_whether_the_watch_runs_and_forgets_one_that_died(client, settings, demo_city):
+    from data.read import CityReader
+    from layouts import render
+    from views.snapshots import health_snapshot
+
+    short = type(settings)(**{**settings.__dict__, "worker_timeout_s": 1.0})
+    reader = CityReader(client, short)
+    page = str(render.health(health_snapshot(reader, time.time())))
+    assert "Alarm watch: not running. Alarms are raised and logged only while a screen is open" in page
+
+    watch = AlarmWatch(Deck(short, client, lambda: demo_city))
+    watch.step()
+    health = health_snapshot(reader, time.time())
+    assert health["watch"]["pid"] == os.getpid() and (health["watch"]["ticks"], health["watch"]["failed"]) == (1, 0)
+    assert f"Alarm watch: pid {os.getpid()}, last tick" in str(render.health(health))
+    # A watch that stops beating is gone from the page once the workers' timeout has passed.
+    deadline = time.monotonic() + 30
+    while reader.watch() is not None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert "Alarm watch: not running" in str(render.health(health_snapshot(reader, time.time())))

@@ -150,6 +150,11 @@ class HealthReads:
         """Heartbeats of the aggregator workers."""
         return {k.decode(): json.loads(v) for k, v in self.client.hgetall(self.keys.workers()).items()}
 
+    def watch(self) -> dict | None:
+        """The alarm watch's last heartbeat ({pid, at_ms, ticks, failed}), or None when none is kept."""
+        raw = self.client.get(self.keys.alarms("watch"))
+        return json.loads(raw) if raw else None
+
     def audit_state(self) -> dict:
         """The audit log's length and its last verification (``verified``: None if never verified)."""
         pipe = self.client.pipeline(transaction=False)

@@ -21,6 +21,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import copy
+import gzip
 import http.cookiejar
 import json
 import os
@@ -134,13 +135,15 @@ class Tally:
 
 
 async def post(host: str, port: int, body: dict, cookie: str) -> tuple[int, bytes]:
-    """POST a callback body over a fresh connection (gunicorn's sync workers close each one)."""
+    """POST a callback body over a fresh connection (gunicorn's sync workers close each one), accepting
+    gzip as a browser does, so the server packs its answers as it would for one; the answer unpacked."""
     data = json.dumps(body).encode()
     reader, writer = await asyncio.open_connection(host, port)
     try:
         writer.write(
             f"POST {ROUTE} HTTP/1.1\r\nHost: {host}:{port}\r\nContent-Type: application/json\r\n"
-            f"Cookie: {cookie}\r\nContent-Length: {len(data)}\r\nConnection: close\r\n\r\n".encode()
+            f"Accept-Encoding: gzip\r\nCookie: {cookie}\r\nContent-Length: {len(data)}\r\n"
+            "Connection: close\r\n\r\n".encode()
             + data
         )
         await writer.drain()
@@ -149,6 +152,8 @@ async def post(host: str, port: int, body: dict, cookie: str) -> tuple[int, byte
         writer.close()
     head, _, payload = raw.partition(b"\r\n\r\n")
     status = int(head.split(b" ", 2)[1]) if head.startswith(b"HTTP/") else 0
+    if b"\r\ncontent-encoding: gzip" in head.lower():
+        payload = gzip.decompress(payload)
     return status, payload
 
 

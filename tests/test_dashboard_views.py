@@ -157,6 +157,16 @@ def test_zero_is_shown_one_and_two_are_suppressed_and_three_is_shown():
     assert shown_count(4, minimum=5).text == "<5" and shown_count(4, minimum=5).spoken == "fewer than 5"
 
 
+def test_a_dead_letters_producer_id_is_shown_whole_unless_it_is_no_id():
+    from views.privacy import masked_fields
+
+    for src in ("sim-foot-20261204T211422Z-d1f203fe", "imp-311-8f2e4031977215aa", "open311"):
+        assert masked_fields({"src": src})["src"] == src
+    # A number where the producer's id belongs is masked like any text.
+    for src in ("13800138000", "+86 138 0013 8000", "call 13800138000"):
+        assert "13800138000" not in masked_fields({"src": src})["src"].replace(" ", "")
+
+
 def test_a_total_never_reveals_a_suppressed_area():
     total = shown_total({"a": 1, "b": 5, "c": 7})
     assert total.value is None and total.at_least == 13

@@ -33,16 +33,30 @@ def parse_levels(spec: str) -> dict[str, LevelFields]:
 
 def city_for(settings) -> City:
     """Return the city named by ``settings.city``: 'demo' (seeded), a GeoJSON/GeoPackage path, or a boundary
-    set when some level of ``settings.city_levels`` names a file of its own."""
+    set when some level of ``settings.city_levels`` names a file of its own. A city from files whose place
+    keeps another clock than ``CITYDECK_CITY_TIMEZONE`` is warned of, with the zone to set."""
     if settings.city == "demo":
         from geo.demo import demo_city
 
         return demo_city(settings.city_seed)
+    city = _loaded(settings)
+    if (local := zone_unlike(city, settings.city_timezone)) is not None:
+        log.warning(
+            "the city lies in the time zone %s, whose clock is not that of CITYDECK_CITY_TIMEZONE=%s: every "
+            "clock, hour of day and working day shown will be off; set CITYDECK_CITY_TIMEZONE=%s",
+            local,
+            settings.city_timezone,
+            local,
+        )
+    return city
+
+
+def _loaded(settings) -> City:
     levels = parse_levels(settings.city_levels)
     if all(fields.path is None for fields in levels.values()):
         from geo.loader import load_city
 
-        return _zone_checked(load_city(settings.city, crs_source=settings.city_crs, **levels), settings.city_timezone)
+        return load_city(settings.city, crs_source=settings.city_crs, **levels)
     from geo.boundary_set import load_boundary_set
 
     finest = next(level for level in reversed(LEVELS) if level in levels)
@@ -52,18 +66,6 @@ def city_for(settings) -> City:
     # Whoever runs it learns, by the areas' own names, where the levels did not nest and what was decided.
     for repair in city.nesting:
         log.warning("the city's levels do not nest: %s", repair)
-    return _zone_checked(city, settings.city_timezone)
-
-
-def _zone_checked(city: City, configured: str) -> City:
-    if (local := zone_unlike(city, configured)) is not None:
-        log.warning(
-            "the city lies in the time zone %s, whose clock is not that of CITYDECK_CITY_TIMEZONE=%s: every "
-            "clock, hour of day and working day shown will be off; set CITYDECK_CITY_TIMEZONE=%s",
-            local,
-            configured,
-            local,
-        )
     return city
 
 

@@ -825,14 +825,10 @@ def health_snapshot(reader: CityReader, now: float, dead_letters: int = 5) -> di
         # A worker killed without a word stops reporting: past the timeout it is taken for dead.
         if (age_s := now - w.get("at_ms", 0) / 1000) <= settings.worker_timeout_s
     ]
-    beat = reader.watch()
     # The alarm watch's heartbeat outlives it by the workers' timeout at most: one kept is one alive.
-    watch = (
-        None
-        if beat is None
-        else {"pid": beat.get("pid"), "age_s": round(max(0.0, now - beat.get("at_ms", 0) / 1000), 1)}
-        | {k: int(beat.get(k, 0)) for k in ("ticks", "failed")}
-    )
+    watch = reader.watch()
+    if watch is not None:
+        watch["age_s"] = round(max(0.0, now - watch.pop("at_ms", 0) / 1000), 1)
     return {
         "at": now,
         "tz": settings.city_timezone,

@@ -17,6 +17,7 @@ from views.state import PAGES
 # By output component id; a pattern-matching id by its type. Anything else needs 'aggregates'.
 NEEDED_BY_OUTPUT: dict[str, str] = {
     ids.HEALTH_BODY: "pages",
+    ids.PRECISE_SAID: "precise_health",
     ids.PRECISE_STATUS: "precise_health",
     ids.PRECISE_MAP: "precise_health",
     ids.PRECISE_BODY: "precise_health",

@@ -61,6 +61,7 @@ CASES_CLUSTERS = "cases-clusters"
 PRECISE_REASON = "precise-reason"
 PRECISE_OPEN = "precise-open"
 PRECISE_CLOSE = "precise-close"
+PRECISE_SAID = "precise-said"  # what a click on the precise view's buttons answered
 PRECISE_STATUS = "precise-status"
 PRECISE_MAP = "precise-map"
 PRECISE_BODY = "precise-body"

@@ -204,6 +204,7 @@ def precise_panel(grant_min: float) -> html.Section:
             ],
             className="precise-ask",
         ),
+        html.Div(id=ids.PRECISE_SAID, className="precise-said"),
         html.Div(id=ids.PRECISE_STATUS, className="precise-status"),
         live_map(ids.PRECISE_MAP, "420px"),
         html.Div(id=ids.PRECISE_BODY),

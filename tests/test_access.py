@@ -22,7 +22,7 @@ from data.aggregator import Aggregator
 from data.keys import Keys
 from settings import PROJECT_ROOT
 from tests.events import raw_event
-from tests.test_dashboard_requests import ROUTE, battery, well_formed
+from tests.test_dashboard_requests import ROUTE, battery, well_formed, written_by
 
 pytestmark = pytest.mark.redis
 HOUR_MS = 3_600_000
@@ -408,10 +408,19 @@ def _every_answer(app, browser) -> list[tuple[str, int, str]]:
                 if isinstance(item, dict) and item.get("property") == "pathname":
                     item["value"] = path
             out.append((f"{key[:40]} at {path}", *post(browser, copy.deepcopy(body))))
-        if "precise-status" in key:
+        if any(d["id"] == "precise-open" for d in callback["inputs"]):
             out.append((key, *post(browser, _open_precise(body))))
     out += [(what, *post(browser, body)) for what, body in battery(app.callback_map)[:400] if isinstance(body, dict)]
     return out
+
+
+def _triggered_by(app, input_id: str, output_id: str) -> tuple[str, dict]:
+    """The callback an input of this id triggers that writes to this output."""
+    return next(
+        (k, c)
+        for k, c in app.callback_map.items()
+        if any(d["id"] == input_id for d in c["inputs"]) and output_id in written_by(k)
+    )
 
 
 def _open_precise(body: dict, reason: str = "tracing the dumpling-house cluster, ticket 4411") -> dict:
@@ -439,12 +448,15 @@ def test_no_answer_to_a_viewer_or_a_wall_carries_a_person_token_a_case_point_or_
 
 def test_the_health_officer_sees_the_precise_view_only_when_asked_with_a_reason_and_it_is_audited(app, fed):
     officer = signed_in(app, "health-1")
-    key, callback = next((k, c) for k, c in app.callback_map.items() if "precise-status" in k)
+    key, callback = _triggered_by(app, "cases-tick", "precise-status")
+    act = well_formed(*_triggered_by(app, "precise-open", "precise-status"))
     status, closed = post(officer, well_formed(key, callback))
     assert status == 200 and "Closed" in closed and not _leaks(closed, fed)
-    status, short = post(officer, _open_precise(well_formed(key, callback), reason="x"))
-    assert "Say why" in short and not _leaks(short, fed)
-    status, opened = post(officer, _open_precise(well_formed(key, callback)))
+    status, short = post(officer, _open_precise(act, reason="x"))
+    assert "Say why" in short and "Closed" not in short and not _leaks(short, fed)
+    # The ask is the click's own answer: no refresh touches the line it is in.
+    assert "precise-said" not in written_by(key)
+    status, opened = post(officer, _open_precise(act))
     assert status == 200 and "Open until" in opened
     # The precise answer does carry what the others must not: the check above can see it.
     assert {"case-tok-aa11", "case-tok-bb22"} <= set(_leaks(opened, fed))
@@ -458,7 +470,7 @@ def test_the_health_officer_sees_the_precise_view_only_when_asked_with_a_reason_
     assert actions.count(("health-1", "precise.view", reason)) == 1  # once per grant and scope, not per refresh
     assert audit.verify().ok
     # A viewer posting the very same request is refused.
-    assert post(signed_in(app, "viewer-1"), _open_precise(well_formed(key, callback)))[0] == 403
+    assert post(signed_in(app, "viewer-1"), _open_precise(act))[0] == 403
     # The grant is this session's: another session of the same officer must give its own reason, and
     # signing out ends it.
     elsewhere = post(signed_in(app, "health-1"), well_formed(key, callback))[1]

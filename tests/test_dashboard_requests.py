@@ -212,6 +212,26 @@ def _operator_may(body) -> bool:
     return may(OFF_ROLE, needs(body))
 
 
+def written_by(key: str) -> set[str]:
+    """The component ids a callback writes to (a pattern's by its type)."""
+    spec = split_callback_id(key)
+    ids_ = [o["id"] for o in (spec if isinstance(spec, list) else [spec])]
+    return {json.loads(i).get("type", i) if i.startswith("{") else i for i in ids_}
+
+
+def test_no_click_shares_a_callback_with_a_refresh(app):
+    """The renderer drops a running request when the same callback is asked again. A button that a tick's
+    callback also listens to loses its click whenever the answer takes longer than a refresh: a busy server
+    swallows the officer's 'open' or the admin's 'verify'. Clicks get callbacks of their own."""
+    shared = [
+        key
+        for key, callback in app.callback_map.items()
+        if {"n_intervals", "n_clicks"} <= {d["property"] for d in callback["inputs"]}
+    ]
+    assert not shared
+    assert any("n_clicks" in {d["property"] for d in c["inputs"]} for c in app.callback_map.values())
+
+
 def served(app) -> list[tuple[str, dict]]:
     """The callbacks the server runs (not those computed in the browser)."""
     return [(key, callback) for key, callback in app.callback_map.items() if callback.get("callback") is not None]

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 from selenium import webdriver
+from selenium.common.exceptions import TimeoutException
 
 from bench.wall import CHROME_FLAGS as HEADLESS_CHROME
 from data.connection import EmbeddedRedis, client_from_url
@@ -348,6 +349,21 @@ def click_map_at(driver, component_id, lon: float, lat: float) -> None:
     actions.w3c_actions.pointer_action.pause(0.3)
     actions.w3c_actions.pointer_action.click()
     actions.perform()
+
+
+def allow_downloads(driver, folder: Path) -> None:
+    """Let the browser save what a page downloads into ``folder``, without asking where. Set for the browser,
+    not the page: a page's setting is lost with a navigation, and one still under way (a busy machine) cuts
+    the command off, so it is asked again until it holds."""
+
+    def allowed() -> bool:
+        try:
+            driver.execute_cdp_cmd("Browser.setDownloadBehavior", {"behavior": "allow", "downloadPath": str(folder)})
+        except TimeoutException:
+            return False
+        return True
+
+    wait_until(allowed, f"downloads allowed into {folder}", timeout=120)
 
 
 def wait_until(condition, what: str, timeout: float = 30):

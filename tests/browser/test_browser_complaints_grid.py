@@ -15,7 +15,7 @@ from zoneinfo import ZoneInfo
 import pytest
 from selenium.webdriver.common.keys import Keys
 
-from tests.browser.conftest import ARTIFACTS, wait_until
+from tests.browser.conftest import ARTIFACTS, allow_downloads, wait_until
 
 pytestmark = pytest.mark.browser
 
@@ -155,9 +155,8 @@ def test_the_grid_filters_any_text_sorts_numbers_and_exports_what_it_shows(dash_
     dash_duo.start_server(app_of(city.settings), navigate=False)
     driver = dash_duo.driver
     driver.get(f"{dash_duo.server.url}/complaints")
-    # Set on the page loaded: before any page, Chrome may keep its default of asking where to save.
-    driver.execute_cdp_cmd("Page.setDownloadBehavior", {"behavior": "allow", "downloadPath": str(downloads)})
     wait_until(lambda: len(_rows(driver)) == len(fed), "every open complaint in the grid", timeout=60)
+    allow_downloads(driver, downloads)
     ARTIFACTS.mkdir(exist_ok=True)
     driver.execute_script("arguments[0].scrollIntoView({block: 'start'})", driver.find_element("id", GRID))
     driver.save_screenshot(str(ARTIFACTS / "complaints-grid.png"))

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from selenium.webdriver.common.action_chains import ActionChains
 
-from tests.browser.conftest import wait_until
+from tests.browser.conftest import allow_downloads, wait_until
 
 pytestmark = pytest.mark.browser
 
@@ -40,8 +40,8 @@ def test_a_map_and_a_chart_save_as_png_with_no_network(dash_duo, city, tmp_path,
     dash_duo.start_server(create_app(settings), navigate=False)
     driver = dash_duo.driver
     driver.get(dash_duo.server.url + path)
-    driver.execute_cdp_cmd("Page.setDownloadBehavior", {"behavior": "allow", "downloadPath": str(tmp_path)})
     wait_until(lambda: driver.execute_script(DRAWN, graph, drawn), f"{graph} drawn", timeout=60)
+    allow_downloads(driver, tmp_path)
     element = driver.find_element("css selector", graph)
     ActionChains(driver).move_to_element(element).perform()
     buttons = driver.execute_script(BUTTONS)

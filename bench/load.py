@@ -43,8 +43,10 @@ from pathlib import Path
 
 from dash._utils import split_callback_id
 
+from accounts.roles import may
 from accounts.store import Accounts, new_password
 from bench import redis_for
+from callbacks.access import needs
 from data.connection import client_from_url
 from layouts import ids
 from settings import PROJECT_ROOT, Settings
@@ -108,14 +110,18 @@ class Callback:
         }
 
 
-def page_callbacks(dependencies: list[dict]) -> dict[str, Callback]:
-    """The callback each interval drives (the status and each page's refresh), by the interval's id."""
-    out: dict[str, Callback] = {}
+def page_callbacks(dependencies: list[dict], role: str = "viewer") -> dict[str, list[Callback]]:
+    """The callbacks each interval drives on the server for a manager, by the interval's id: the status bar's
+    and the moment's on the status tick, each page's refresh on its own. A refresh only a higher role is
+    answered (the precise case view, on the cases page's tick) is left out, as the page leaves it out."""
+    out: dict[str, list[Callback]] = {}
     for dependency in dependencies:
         inputs = dependency["inputs"]
-        # Driven by an interval: the interval first, then at most the wall's screen size.
-        if inputs and inputs[0]["property"] == "n_intervals" and all(i["property"] == "data" for i in inputs[1:]):
-            out[inputs[0]["id"]] = Callback(dependency["output"], inputs, dependency["state"])
+        # Driven by an interval: the interval first, then at most the wall's screen size and the moment.
+        driven = inputs and inputs[0]["property"] == "n_intervals" and all(i["property"] == "data" for i in inputs[1:])
+        served = not dependency.get("clientside_function")
+        if driven and served and may(role, needs({"output": dependency["output"]})):
+            out.setdefault(inputs[0]["id"], []).append(Callback(dependency["output"], inputs, dependency["state"]))
     return out
 
 
@@ -198,10 +204,11 @@ async def ask(host, port, callback: Callback, n: int, states: dict, due: float, 
         tally.error(f"http_{status}")
 
 
-async def browser(host, port, page: str, callbacks: dict[str, Callback], refresh_s, start, stop, tally) -> None:
-    """One open page: on each tick, the status and the page's refresh, together; the next tick after both."""
+async def browser(host, port, page: str, callbacks: dict[str, list[Callback]], refresh_s, start, stop, tally) -> None:
+    """One open page: on each tick, the status, the moment and the page's refresh, together; the next tick after
+    all of them."""
     states: dict[tuple[str, str], object] = dict(CONTROL_VALUES)
-    asking = [callbacks[ids.STATUS_TICK], callbacks[PAGE_TICKS[page]]]
+    asking = [*callbacks[ids.STATUS_TICK], *callbacks[PAGE_TICKS[page]]]
     due, n = start, 0
     while due < stop:
         await asyncio.sleep(max(0.0, due - time.monotonic()))

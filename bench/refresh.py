@@ -333,7 +333,8 @@ def live_run(url: str, city, geo, ticks: int, quiet_every: int, scale: float, se
         app.server.extensions["citydeck"].__dict__["geo"] = geo
         http = app.server.test_client()
         callbacks = page_callbacks(json.loads(http.get("/_dash-dependencies").get_data()))
-        pages[view] = OpenPage(app, view, callbacks[PAGE_TICKS[view]])
+        (refresh,) = callbacks[PAGE_TICKS[view]]  # one page, one refresh: anything else is a question to answer
+        pages[view] = OpenPage(app, view, refresh)
     # This tick's snapshots and the locks of their builds (a build's lock outlives it by design).
     snap_keys = f"{settings.key_prefix}:dash:*snap:*"
     out = {v: {"ms": [], "bytes_tick": [], "json_tick": [], "bytes_quiet": [], "figure_bytes_quiet": []} for v in VIEWS}

@@ -78,3 +78,33 @@ def test_the_load_benchmark_serves_browsers_under_gunicorn_and_counts_what_they_
     assert float(result["builds_per_tick"]) == pytest.approx(builds / ticks, abs=0.01)
     assert float(result["builds_per_view_tick"]) == pytest.approx(builds / ticks / 3, abs=0.01)
     assert int(result["redis_cmds_per_tick"]) > 0
+
+
+def test_the_benchmarks_post_what_a_managers_page_posts_on_each_tick(settings):
+    """The status tick drives the status bar and the moment, each page's tick its refresh; the precise case
+    view refreshes on the cases tick too, but only for a health officer, so a manager's page does not ask."""
+    import json
+
+    from app import create_app
+    from bench.load import PAGE_TICKS, page_callbacks
+    from layouts import ids
+
+    dependencies = json.loads(create_app(settings).server.test_client().get("/_dash-dependencies").get_data())
+    manager = page_callbacks(dependencies)
+    status = manager[ids.STATUS_TICK]
+    assert len(status) == 2 and {ids.FRESHNESS, ids.MOMENT_NOW} <= {o["id"] for c in status for o in _outputs(c)}
+    for page, tick in PAGE_TICKS.items():
+        assert len(manager[tick]) == 1, page
+        assert ids.PRECISE_STATUS not in manager[tick][0].output, page
+    officer = page_callbacks(dependencies, role="health")
+    assert [ids.PRECISE_STATUS in c.output for c in officer[ids.CASES_TICK]].count(True) == 1
+    # Computed in the browser, never posted: the wall's clock-side callback is not among them.
+    assert all(c.output in {d["output"] for d in dependencies if not d.get("clientside_function")}
+               for cs in officer.values() for c in cs)  # fmt: skip
+
+
+def _outputs(callback) -> list[dict]:
+    from dash._utils import split_callback_id
+
+    spec = split_callback_id(callback.output)
+    return spec if isinstance(spec, list) else [spec]

@@ -364,8 +364,13 @@ class Accounts:
             self.audit.append(account.name, account.role, "precise.end", reason=grant.reason, since_ms=grant.since_ms)
 
     def saw_precise(self, account: Account, session: str, grant: Grant, view: str, scope: str, window: str) -> None:
-        """Audit a look at precise health data: once per grant, view, area and window (not every refresh)."""
-        if self.client.hsetnx(self.keys.grant(session), f"seen:{view}:{scope}:{window}", 1):
+        """Audit a look at precise health data: once per grant, view, area and window (not every refresh).
+        The mark ends with the grant: set on a grant that expired meanwhile, it goes at once."""
+        key = self.keys.grant(session)
+        pipe = self.client.pipeline(transaction=True)
+        pipe.hsetnx(key, f"seen:{view}:{scope}:{window}", 1)
+        pipe.pexpireat(key, grant.until_ms)
+        if pipe.execute()[0]:
             self.audit.append(
                 account.name, account.role, "precise.view", view=view, scope=scope, window=window,
                 reason=grant.reason, since_ms=grant.since_ms,

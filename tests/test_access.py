@@ -484,6 +484,20 @@ def test_the_health_officer_sees_the_precise_view_only_when_asked_with_a_reason_
     ]
 
 
+def test_a_look_marked_as_its_grant_expires_leaves_nothing_behind(client, accounts):
+    accounts.add("health-x", "health", PASSWORD, by="test")
+    officer = accounts.get("health-x")
+    grant = accounts.grant_precise(officer, "sid-x", "tracing cluster K2, ticket 4411", 600, "Futian")
+    key = accounts.keys.grant("sid-x")
+    accounts.saw_precise(officer, "sid-x", grant, "cases", "Futian", "1h")
+    assert 0 < client.pttl(key) <= 600_000  # the mark lives as long as the grant, no longer
+    # The grant expires between the check and the mark: the mark goes with it, not kept for good.
+    client.delete(key)
+    ended = replace(grant, until_ms=grant.since_ms)
+    accounts.saw_precise(officer, "sid-x", ended, "cases", "Luohu", "1h")
+    assert accounts.precise_grant(officer, "sid-x") is None and client.exists(key) == 0
+
+
 def test_complaint_words_go_to_operators_masked_and_to_no_one_below(app, fed):
     key, callback = next((k, c) for k, c in app.callback_map.items() if "complaints-table.rowData" in k)
     texts = {}

@@ -10,6 +10,9 @@ import io
 import threading
 
 import pytest
+import redis
+from redis.backoff import NoBackoff
+from redis.retry import Retry
 
 from data.alarms import AlarmBook
 from data.keys import Keys
@@ -156,3 +159,76 @@ def test_an_operator_acknowledges_from_the_alarms_page_and_the_log_exports_as_cs
 
 def deck_audit(app):
     return app.server.extensions["citydeck.access"].accounts.audit
+
+
+class _Dies:
+    """A connection of a process that dies at its n-th command: the command is lost (``before``) or it
+    reaches Redis and the process dies before the answer (``after``). Nothing is sent after that."""
+
+    budget = 0
+    mode = "before"
+
+    def send_packed_command(self, command, check_health=True):
+        _Dies.budget -= 1
+        if _Dies.budget >= 0:
+            return super().send_packed_command(command, check_health)
+        if _Dies.budget == -1 and _Dies.mode == "after":
+            super().send_packed_command(command, check_health)
+        raise redis.ConnectionError("the process died here")
+
+
+def _dying(url: str, budget: int, mode: str) -> redis.Redis:
+    """A client to the test's Redis (a socket or TCP) whose process dies at its ``budget``-th command."""
+    _Dies.budget, _Dies.mode = budget, mode
+    base = redis.UnixDomainSocketConnection if url.startswith("unix") else redis.Connection
+    return redis.Redis.from_url(url, connection_class=type("Dying", (_Dies, base), {}), retry=Retry(NoBackoff(), 0))
+
+
+def _lives_of_an_alarm(hold_ms: int):
+    """An alarm's whole life and another's, as steps a process takes (each a function of the book)."""
+    t = 1_000_000
+    a, b = condition("crowding:A"), condition("cases:B", kind="cases")
+    return [
+        lambda bk: bk.track([a, b], t),
+        lambda bk: bk.acknowledge("crowding:A", "op-1", "operator", "team 3 on the way", t + 1),
+        lambda bk: bk.track([b], t + 10_000),  # A lapses, within the hold
+        lambda bk: bk.track([], t + 10_000 + hold_ms),  # both held long enough: cleared
+        lambda bk: bk.track([a], t + 100 * hold_ms),  # A again: a new alarm, not acknowledged
+    ]
+
+
+@pytest.mark.parametrize("mode", ["before", "after"])
+def test_a_process_killed_at_any_command_leaves_every_change_made_and_logged_once_or_not_at_all(settings, mode):
+    """Die at the 1st, 2nd, ... command of an alarm's life, then go on from that step with a process that
+    lives (the next tick, the operator's second click): the log says each raise, acknowledgement and clear
+    exactly once, and a cleared alarm leaves nothing (no acknowledgement) to its next raise."""
+    kills = 0
+    for budget in range(400):
+        keys = Keys(f"{settings.key_prefix}-{mode}-{budget}")
+        dying = _dying(settings.redis_url, budget, mode)
+        steps = _lives_of_an_alarm(HOLD_S * 1000)
+        done = 0
+        try:
+            for step in steps:
+                step(AlarmBook(dying, keys, HOLD_S, 14))
+                done += 1
+        except redis.ConnectionError:
+            kills += 1
+        finally:
+            dying.close()
+        living = redis.Redis.from_url(settings.redis_url)
+        book = AlarmBook(living, keys, HOLD_S, 14)
+        for step in steps[done:]:
+            last = step(book)
+        if done == len(steps):
+            last = book.track([condition("crowding:A")], 1_000_000 + 100 * HOLD_S * 1000)
+        told = [(e["key"], e["event"]) for e in reversed(book.log())]
+        assert [e for k, e in told if k == "crowding:A"] == ["raised", "acknowledged", "cleared", "raised"], budget
+        assert [e for k, e in told if k == "cases:B"] == ["raised", "cleared"], budget
+        assert [(x["key"], x["state"], x["ack"]) for x in last] == [("crowding:A", "raised", None)], budget
+        living.close()
+        if done == len(steps):
+            break  # the life was lived with no death: every command has been a place to die
+    else:
+        pytest.fail("the steps never ran through")
+    assert kills > 10  # there were that many places to die, each tried

@@ -119,6 +119,15 @@ class Grant:
     until_ms: int
 
 
+# Mark a look on the grant it was made under, if that grant still stands (the same one: its start), so a
+# refresh that read the grant just before it was closed cannot mark, nor audit, a look after its end.
+# Returns 1 when marked here, 0 when marked before, -1 when the grant is gone.
+MARK_LOOK_SCRIPT = """
+if redis.call('HGET', KEYS[1], 'since_ms') ~= ARGV[2] then return -1 end
+return redis.call('HSETNX', KEYS[1], ARGV[1], 1)
+"""
+
+
 class Accounts:
     """Accounts, wall tokens and precise-view grants of one city, with every change audited."""
 
@@ -341,6 +350,10 @@ class Accounts:
         now = self._now_ms()
         until = now + int(seconds * 1000)
         key = self.keys.grant(session)
+        standing = self.precise_grant(account, session)
+        if standing is not None:  # asked again while open: the grant it replaces ends here, and says so
+            self.audit.append(account.name, account.role, "precise.end", reason=standing.reason,
+                              since_ms=standing.since_ms, replaced=True)  # fmt: skip
         pipe = self.client.pipeline(transaction=True)
         pipe.delete(key)
         pipe.hset(key, mapping={"name": account.name, "reason": reason, "since_ms": now, "until_ms": until})
@@ -363,15 +376,18 @@ class Accounts:
         if grant is not None and self.client.delete(self.keys.grant(session)):
             self.audit.append(account.name, account.role, "precise.end", reason=grant.reason, since_ms=grant.since_ms)
 
-    def saw_precise(self, account: Account, session: str, grant: Grant, view: str, scope: str, window: str) -> None:
+    def saw_precise(self, account: Account, session: str, grant: Grant, view: str, scope: str, window: str) -> bool:
         """Audit a look at precise health data: once per grant, view, area and window (not every refresh).
-        The mark ends with the grant: set on a grant that expired meanwhile, it goes at once."""
-        key = self.keys.grant(session)
-        pipe = self.client.pipeline(transaction=True)
-        pipe.hsetnx(key, f"seen:{view}:{scope}:{window}", 1)
-        pipe.pexpireat(key, grant.until_ms)
-        if pipe.execute()[0]:
+        False, and nothing marked or audited, when the grant ended since it was read (closed, signed out or
+        expired): the look must not be shown then."""
+        marked = self.client.register_script(MARK_LOOK_SCRIPT)(
+            keys=[self.keys.grant(session)], args=[f"seen:{view}:{scope}:{window}", grant.since_ms]
+        )
+        if marked == -1:
+            return False
+        if marked == 1:
             self.audit.append(
                 account.name, account.role, "precise.view", view=view, scope=scope, window=window,
                 reason=grant.reason, since_ms=grant.since_ms,
             )  # fmt: skip
+        return True

@@ -43,11 +43,11 @@ def register(app, deck: Deck) -> None:
         """The status, map and body of the session's grant as it stands, for the scope and window chosen."""
         accounts, session = access().accounts, current_session()
         grant = accounts.precise_grant(account, session)
-        if grant is None:
+        snap = None if grant is None else snapshots.precise_snapshot(deck.reader, deck.geo, state, deck.clock())
+        # Shown only if the grant still stands as the look is audited: a close meanwhile wins.
+        if snap is None or not accounts.saw_precise(account, session, grant, "cases", snap["scope"], state.window):
             closed = render.precise_status(None, snapshots.scope_label(deck.geo, state), deck.settings.city_timezone)
             return closed, EMPTY_MAP, []
-        snap = snapshots.precise_snapshot(deck.reader, deck.geo, state, deck.clock())
-        accounts.saw_precise(account, session, grant, "cases", snap["scope"], state.window)
         return (
             render.precise_status({"reason": grant.reason, "until_ms": grant.until_ms}, snap["scope"],
                                   deck.settings.city_timezone),

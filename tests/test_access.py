@@ -484,18 +484,36 @@ def test_the_health_officer_sees_the_precise_view_only_when_asked_with_a_reason_
     ]
 
 
-def test_a_look_marked_as_its_grant_expires_leaves_nothing_behind(client, accounts):
+def test_a_look_after_its_grant_ended_is_neither_shown_nor_audited_nor_marked(client, accounts):
     accounts.add("health-x", "health", PASSWORD, by="test")
     officer = accounts.get("health-x")
     grant = accounts.grant_precise(officer, "sid-x", "tracing cluster K2, ticket 4411", 600, "Futian")
     key = accounts.keys.grant("sid-x")
-    accounts.saw_precise(officer, "sid-x", grant, "cases", "Futian", "1h")
+    assert accounts.saw_precise(officer, "sid-x", grant, "cases", "Futian", "1h") is True
     assert 0 < client.pttl(key) <= 600_000  # the mark lives as long as the grant, no longer
-    # The grant expires between the check and the mark: the mark goes with it, not kept for good.
-    client.delete(key)
-    ended = replace(grant, until_ms=grant.since_ms)
-    accounts.saw_precise(officer, "sid-x", ended, "cases", "Luohu", "1h")
-    assert accounts.precise_grant(officer, "sid-x") is None and client.exists(key) == 0
+    # A refresh read the grant; the officer closes it before the refresh marks its look.
+    accounts.end_precise(officer, "sid-x")
+    assert accounts.saw_precise(officer, "sid-x", grant, "cases", "Luohu", "1h") is False
+    # Or it expires; or a new grant replaced it: the look read under the old one is not the new one's.
+    assert accounts.saw_precise(officer, "sid-x", grant, "cases", "Luohu", "1h") is False
+    again = accounts.grant_precise(officer, "sid-x", "tracing cluster K3, ticket 4412", 600, "Luohu")
+    assert accounts.saw_precise(officer, "sid-x", grant, "cases", "Luohu", "24h") is False
+    assert accounts.saw_precise(officer, "sid-x", again, "cases", "Luohu", "24h") is True
+    accounts.end_precise(officer, "sid-x")
+    assert client.exists(key) == 0
+    told = [(e.action, json.loads(e.detail).get("scope")) for e in accounts.audit.entries() if e.who == "health-x"]
+    assert told == [
+        ("precise.grant", "Futian"), ("precise.view", "Futian"), ("precise.end", None),
+        ("precise.grant", "Luohu"), ("precise.view", "Luohu"), ("precise.end", None),
+    ]  # fmt: skip
+    # Opened again while open, with a new reason: the grant it replaces is said to end.
+    accounts.grant_precise(officer, "sid-x", "tracing cluster K4, ticket 4413", 600, "Futian")
+    accounts.grant_precise(officer, "sid-x", "tracing cluster K4 and K5, ticket 4414", 600, "Futian")
+    told = [(e.action, json.loads(e.detail).get("reason")) for e in accounts.audit.entries() if e.who == "health-x"]
+    assert told[-3:] == [
+        ("precise.grant", "tracing cluster K4, ticket 4413"), ("precise.end", "tracing cluster K4, ticket 4413"),
+        ("precise.grant", "tracing cluster K4 and K5, ticket 4414"),
+    ]  # fmt: skip
 
 
 def test_complaint_words_go_to_operators_masked_and_to_no_one_below(app, fed):

@@ -320,8 +320,11 @@ def precise_snapshot(reader: CityReader, geo: CityGeography, state: ViewState, n
         for c in picture["clusters"]
         if any(here(v) for v in c["sites"])
     ]
+    base = _base(geo, state, now, None, reader.settings)
     return {
-        **_base(geo, state, now, None, reader.settings),
+        **base,
+        # What the view answers for: the exposure sites of the tracing horizon, whatever window is chosen.
+        "label": f"{base['scope']} · exposure sites of the last {picture['horizon_days']:g} days",
         "visits": [
             {
                 "case": p["case_id"],

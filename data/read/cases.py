@@ -61,4 +61,5 @@ def precise_picture(reader: CityReader, now_ms: int) -> dict:
         "sites": exposure_sites(reader.client, reader.keys, now_ms, params),
         "clusters": clusters(reader.client, reader.keys, now_ms, params),
         "paths": precise_visits(reader.client, reader.keys, None, params),
+        "horizon_days": params.site_horizon_days,
     }

@@ -137,6 +137,8 @@ def test_each_role_sees_what_it_may_and_nothing_more(dash_duo, secured_city, app
     wait_until(lambda: "Open until" in _text(driver, "#precise-status"), "the precise view open")
     wait_until(lambda: not _text(driver, "#precise-said") and not reason.get_attribute("value"), "the ask answered")
     wait_until(lambda: "case-tok-zz99" in _text(driver, "#precise-body"), "the case token in the precise view")
+    # It says what it answers for: the tracing horizon's exposure sites, not the window of the page.
+    assert "exposure sites of the last 14 days" in _text(driver, "#precise-body").lower()
     assert [t.get("name") for t in figure_of(driver, "precise-map")["data"]] == ["case-tok-zz99"]
     _click(driver, "#precise-close")
     wait_until(lambda: "Closed" in _text(driver, "#precise-status"), "the precise view closed again")

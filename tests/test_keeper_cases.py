@@ -92,6 +92,26 @@ def test_a_checkin_inside_the_window_of_a_case_visit_is_a_contact_and_one_just_o
     assert sum(new.values()) == 2 and "p-overlap" not in json.dumps(new)
 
 
+def test_each_checkin_is_kept_under_its_own_day_whatever_order_a_batch_brings_them_in(client, settings, worker, feed):
+    # One batch, out of order across midnight: its first and last check-ins on one day, one between on the day
+    # before. Kept by day, each must be in its own day's set and no other.
+    midnight = (int(time.time() * 1000) // DAY_MS) * DAY_MS
+    at = {
+        "p-after-1": midnight + 5 * MINUTE_MS,
+        "p-before": midnight - 2 * MINUTE_MS,
+        "p-after-2": midnight + MINUTE_MS,
+    }
+    for person, ts in at.items():
+        feed.checkin(person, ts, stay_s=600)
+    worker.drain()
+    keys = Keys(settings.key_prefix)
+    kept = {}
+    for day in (midnight - DAY_MS, midnight):
+        members = client.zrange(keys.state("cases", f"cases:checkins:{day // 1000}"), 0, -1)
+        kept[day] = sorted(m.decode().split("\x1f")[3] for m in members)
+    assert kept == {midnight - DAY_MS: ["p-before"], midnight: ["p-after-1", "p-after-2"]}
+
+
 def test_contacts_are_found_whether_the_checkin_comes_before_or_after_the_visit_and_confirmation(
     client, settings, worker, feed
 ):

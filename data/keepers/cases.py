@@ -321,9 +321,11 @@ class CaseKeeper:
             f"{v}{SEP}{t:013d}{SEP}{s}{SEP}{p}" for v, t, s, p in zip(venue, ts.tolist(), stay_s.tolist(), person)
         ]
         days = ts // DAY_MS
-        for day in np.unique(days).tolist():
+        unique = np.unique(days).tolist()
+        for day in unique:
             key = keys.state(SOURCE, f"cases:checkins:{day * DAY_S}")
-            chosen = members if days[0] == days[-1] == day else [members[i] for i in np.flatnonzero(days == day)]
+            # A batch is in arrival order, not time order: only a batch of one day goes whole into its day.
+            chosen = members if len(unique) == 1 else [members[i] for i in np.flatnonzero(days == day)]
             changes.zadd.setdefault(key, []).extend((0, m) for m in chosen)
             changes.expire_at[key] = max((day + 1) * DAY_S, now_ms // 1000) + self.checkin_retention_s
         rows_of: dict[str, list[int]] = {}

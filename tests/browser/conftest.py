@@ -13,7 +13,11 @@ from pathlib import Path
 
 import pytest
 from selenium import webdriver
-from selenium.common.exceptions import TimeoutException
+from selenium.common.exceptions import (
+    ElementClickInterceptedException,
+    StaleElementReferenceException,
+    TimeoutException,
+)
 
 from bench.wall import CHROME_FLAGS as HEADLESS_CHROME
 from data.connection import EmbeddedRedis, client_from_url
@@ -349,6 +353,22 @@ def click_map_at(driver, component_id, lon: float, lat: float) -> None:
     actions.w3c_actions.pointer_action.pause(0.3)
     actions.w3c_actions.pointer_action.click()
     actions.perform()
+
+
+def click(driver, css: str) -> None:
+    """Click a control as a person does: scrolled to the middle of the screen, clear of the fixed footer, and
+    again if a refresh moved the page under the pointer meanwhile (as a person clicks again)."""
+
+    def clicked() -> bool:
+        element = driver.find_element("css selector", css)
+        driver.execute_script("arguments[0].scrollIntoView({block: 'center'})", element)
+        try:
+            element.click()
+        except (ElementClickInterceptedException, StaleElementReferenceException):
+            return False
+        return True
+
+    wait_until(clicked, f"{css} clicked")
 
 
 def allow_downloads(driver, folder: Path) -> None:

@@ -8,10 +8,9 @@ import time
 from dataclasses import replace
 
 import pytest
-from selenium.common.exceptions import ElementClickInterceptedException, StaleElementReferenceException
 
 from accounts.store import Accounts
-from tests.browser.conftest import figure_of, policy_refusals, settled_zoom, wait_for_refreshes, wait_until
+from tests.browser.conftest import click, figure_of, policy_refusals, settled_zoom, wait_for_refreshes, wait_until
 
 pytestmark = pytest.mark.browser
 PASSWORD = "correct horse battery"
@@ -60,22 +59,6 @@ def _sign_in(dash_duo, name: str, then: str) -> None:
     driver.find_element("css selector", "input[name=password]").send_keys(PASSWORD)
     driver.find_element("css selector", "button[type=submit]").click()
     wait_until(lambda: driver.current_url.endswith(then) and _text(driver, ".who-name").startswith(name), f"{name} in")
-
-
-def _click(driver, css: str) -> None:
-    """Click a control as a person does: scrolled to the middle of the screen, clear of the fixed footer, and
-    again if a refresh moved the page under the pointer meanwhile (as a person clicks again)."""
-
-    def clicked() -> bool:
-        element = driver.find_element("css selector", css)
-        driver.execute_script("arguments[0].scrollIntoView({block: 'center'})", element)
-        try:
-            element.click()
-        except (ElementClickInterceptedException, StaleElementReferenceException):
-            return False
-        return True
-
-    wait_until(clicked, f"{css} clicked")
 
 
 def _open(dash_duo, path: str, ready_css: str) -> None:
@@ -128,19 +111,19 @@ def test_each_role_sees_what_it_may_and_nothing_more(dash_duo, secured_city, app
     reason = driver.find_element("css selector", "#precise-reason")
     driver.execute_script("arguments[0].scrollIntoView({block: 'center'})", reason)
     reason.send_keys("short")
-    _click(driver, "#precise-open")
+    click(driver, "#precise-open")
     wait_until(lambda: "Say why" in _text(driver, "#precise-said"), "the ask for a reason", timeout=60)
     wait_for_refreshes(driver, "cases-tick", 3)  # refreshes answered since: the ask is still there
     assert "Say why" in _text(driver, "#precise-said") and "Closed" in _text(driver, "#precise-status")
     reason.send_keys(": tracing the gate-3 cluster, ticket 4411")
-    _click(driver, "#precise-open")
+    click(driver, "#precise-open")
     wait_until(lambda: "Open until" in _text(driver, "#precise-status"), "the precise view open")
     wait_until(lambda: not _text(driver, "#precise-said") and not reason.get_attribute("value"), "the ask answered")
     wait_until(lambda: "case-tok-zz99" in _text(driver, "#precise-body"), "the case token in the precise view")
     # It says what it answers for: the tracing horizon's exposure sites, not the window of the page.
     assert "exposure sites of the last 14 days" in _text(driver, "#precise-body").lower()
     assert [t.get("name") for t in figure_of(driver, "precise-map")["data"]] == ["case-tok-zz99"]
-    _click(driver, "#precise-close")
+    click(driver, "#precise-close")
     wait_until(lambda: "Closed" in _text(driver, "#precise-status"), "the precise view closed again")
 
     _sign_in(dash_duo, "admin-1", "/health")
@@ -150,7 +133,7 @@ def test_each_role_sees_what_it_may_and_nothing_more(dash_duo, secured_city, app
     wait_until(lambda: "viewer-1" in _text(driver, "#admin-body"), "the accounts on the admin page")
     assert "health-1" in _text(driver, "#admin-body") and "precise.grant" in _text(driver, "#admin-body")
     assert "never verified" in _text(driver, "#admin-body")
-    _click(driver, "#admin-verify")
+    click(driver, "#admin-verify")
     wait_until(lambda: "last verified" in _text(driver, "#admin-body"), "the audit chain verified")
     assert "never verified" not in _text(driver, "#admin-body")
     assert not policy_refusals(dash_duo)

@@ -12,7 +12,7 @@ import pytest
 from selenium.common.exceptions import StaleElementReferenceException
 
 from layouts import ids
-from tests.browser.conftest import area_values, figure_of, numbers_of, refreshes, wait_until
+from tests.browser.conftest import area_values, click, figure_of, numbers_of, refreshes, wait_until
 
 pytestmark = pytest.mark.browser
 
@@ -76,7 +76,7 @@ def test_a_page_as_of_a_past_moment_shows_that_moments_windows_from_history(dash
         # The moment stays in the URL, so the link can be shared.
         assert f"at={AT}" in driver.current_url
 
-    driver.find_element("id", ids.BACK_TO_LIVE).click()
+    click(driver, f"#{ids.BACK_TO_LIVE}")
     wait_until(lambda: "at=" not in driver.current_url, "the URL back to live")
     wait_until(
         lambda: numbers_of(driver, ids.COMPLAINTS_NUMBERS).get("complaints filed") == 1,
@@ -182,7 +182,7 @@ def test_playback_moves_every_number_through_the_night_and_pauses_and_resumes_li
     assert _strip(driver) == strip and at in driver.current_url
     wait_until(lambda: _link(driver, "services").endswith(f"/services?at={at}"), "the link to the pause")
 
-    driver.find_element("id", ids.GO_LIVE).click()
+    click(driver, f"#{ids.GO_LIVE}")
     wait_until(lambda: "at=" not in driver.current_url, "back to live in the URL")
     wait_until(
         lambda: numbers_of(driver, ids.COMPLAINTS_NUMBERS).get("complaints filed") == 1,

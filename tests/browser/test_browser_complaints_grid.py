@@ -15,7 +15,7 @@ from zoneinfo import ZoneInfo
 import pytest
 from selenium.webdriver.common.keys import Keys
 
-from tests.browser.conftest import ARTIFACTS, allow_downloads, wait_until
+from tests.browser.conftest import ARTIFACTS, allow_downloads, click, wait_until
 
 pytestmark = pytest.mark.browser
 
@@ -107,9 +107,7 @@ def _export(driver, folder: Path) -> tuple[Path, list[dict], list[list[dict]]]:
     before = {p.name: p.stat().st_mtime_ns for p in folder.iterdir()}
     shown = [_cells(_rows(driver))]
     headers = {header: column for column, header in driver.execute_script(HEADERS, GRID)}
-    button = driver.find_element("id", "complaints-export")
-    driver.execute_script("arguments[0].scrollIntoView({block: 'center'})", button)
-    button.click()
+    click(driver, "#complaints-export")
     # Chrome writes to a '.crdownload' file and gives it its name once it is whole.
     (file,) = wait_until(
         lambda: [p for p in folder.iterdir() if p.suffix == ".csv" and before.get(p.name) != p.stat().st_mtime_ns],

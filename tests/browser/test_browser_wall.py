@@ -9,7 +9,7 @@ import math
 import pytest
 
 from data.keys import Keys
-from tests.browser.conftest import ARTIFACTS, crowded_reading, wait_until
+from tests.browser.conftest import ARTIFACTS, click, crowded_reading, wait_until
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -254,7 +254,7 @@ def test_an_alarm_takes_over_the_wall_with_its_map_until_an_operator_acknowledge
     )
     driver.execute_script("window.dash_clientside.set_props('alarms-pick', {value: arguments[0]});", key)
     driver.find_element("id", "alarms-note").send_keys("team 3 on the way")
-    driver.find_element("id", "alarms-ack").click()
+    click(driver, "#alarms-ack")
     wait_until(lambda: "Acknowledged" in driver.find_element("id", "alarms-said").text, "the acknowledgement")
     wait_until(lambda: "team 3 on the way" in driver.find_element("id", "alarms-log").text, "the log entry")
 

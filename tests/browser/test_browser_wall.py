@@ -115,10 +115,18 @@ def open_wall(duo, view: str, width: int, height: int) -> dict:
     wait_until(
         lambda: driver.execute_script(SIZED, f":{px}px") >= MAPS[view], f"the {view} wall set for its screen", 60
     )
-    # A list cut by its panel's edge is counted at its foot within a moment of being drawn.
+    # A list cut by its panel's edge is counted at its foot within a moment of being drawn, and each map is
+    # fitted to its panel's size (a refresh drawn meanwhile is fitted again): both are then checked whole.
     last = wait_until(
-        lambda: (m := driver.execute_script(MEASURE)) and all(t["said"] or not t["cut"] for t in m["lists"]) and m,
-        f"the {view} wall's lists counted",
+        lambda: (
+            (m := driver.execute_script(MEASURE))
+            and all(t["said"] or not t["cut"] for t in m["lists"])
+            and all(
+                mp["box"] and abs(mp["zoom"] - fitting_zoom(mp["box"], mp["w"], mp["h"])) < 0.25 for mp in m["maps"]
+            )
+            and m
+        ),
+        f"the {view} wall's lists counted and its maps fitted",
     )
     driver.save_screenshot(str(ARTIFACTS / f"wall-{view}-{width}x{height}.png"))
     return last
